@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `faultline bench`: argument parsing, scenario dispatch, and what every
+ * scenario shares: interleaved best-of-N runs with checked checksums, the
+ * table and ratio lines, dropping caches and making engines.
+ */
+#include "bench.h"
+#include "../tools/cli_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct scenario {
+	const char *name;
+	int (*run)(const struct bench_opts *o);
+	const char *what;
+};
+
+static const struct scenario scenarios[] = {
+	{"anon", bench_anon,
+	 "first touch (a write) of every page of an anonymous mapping\n"
+	 "                (default 512M); baseline: kernel"},
+	{"minor", bench_minor,
+	 "in-order read, one word per page, of pages already in the page\n"
+	 "                cache, through a second mapping (default 512M);\n"
+	 "                baseline: kernel (mmap of a cached file)"},
+	{"seqscan", bench_seqscan,
+	 "cold sequential read of a file, one word per 64 bytes (default\n"
+	 "                1G; caches dropped before every run); baselines:\n"
+	 "                kernel (mmap), odirect (O_DIRECT pread, 1 MiB)"},
+};
+
+#define NR_SCENARIOS (int)(sizeof(scenarios) / sizeof(scenarios[0]))
+
+void bench_usage(FILE *f)
+{
+	int i;
+
+	fprintf(f, "usage: faultline bench SCENARIO [--size SIZE] [--dir DIR] "
+		   "[--runs N]\n\n"
+		   "Run a benchmark scenario of BENCHMARKS.md: faultline and "
+		   "its baselines\n"
+		   "on the same data in the same run, a table row per "
+		   "configuration, then\n"
+		   "\"ratio: SCENARIO/BASELINE=VALUE\" lines (faultline's "
+		   "throughput divided\n"
+		   "by the baseline's: higher is better).\n\nscenarios:\n");
+	for (i = 0; i < NR_SCENARIOS; i++)
+		fprintf(f, "  %-13s %s\n", scenarios[i].name,
+			scenarios[i].what);
+	fprintf(f, "  %-13s %s\n", "all", "every scenario above, in turn");
+	fprintf(f, "\n  --size SIZE   data size, K/M/G suffixes (default: "
+		   "per scenario)\n"
+		   "  --dir DIR     where to make temporary data files; a "
+		   "real disk, not\n"
+		   "                tmpfs (default /var/tmp)\n"
+		   "  --runs N      runs per configuration, best reported "
+		   "(1-100, default 3)\n");
+}
+
+static uint64_t phys_memory(void)
+{
+	return (uint64_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE);
+}
+
+static int bench_parse(struct bench_opts *o, int argc, char **argv,
+		       const char **scenario)
+{
+	const char *v, *why;
+	int i, r;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			bench_usage(stdout);
+			exit(0);
+		}
+		if ((r = opt_value(argc, argv, &i, "--size", &v)) != 0) {
+			if (r < 0)
+				return -1;
+			why = parse_size(v, &o->size);
+			if (why == NULL && (o->size == 0 || o->size % o->page))
+				why = "not a non-zero multiple of the page "
+				      "size";
+			/* Scenarios keep up to two copies in memory. */
+			if (why == NULL && o->size > phys_memory() / 3)
+				why = "too large for this machine's memory";
+			if (why != NULL) {
+				cli_error("bench: bad --size '%s': %s", v, why);
+				return -1;
+			}
+		} else if ((r = opt_value(argc, argv, &i, "--dir", &v)) != 0) {
+			if (r < 0)
+				return -1;
+			o->dir = v;
+		} else if ((r = opt_value(argc, argv, &i, "--runs", &v)) != 0) {
+			if (r < 0)
+				return -1;
+			if ((why = parse_uint(v, 1, 100, &o->runs)) != NULL) {
+				cli_error("bench: bad --runs '%s': %s (1-100)",
+					  v, why);
+				return -1;
+			}
+		} else if (argv[i][0] == '-' || *scenario != NULL) {
+			cli_error("bench: unexpected argument '%s' (see "
+				  "faultline bench --help)",
+				  argv[i]);
+			return -1;
+		} else {
+			*scenario = argv[i];
+		}
+	}
+	return 0;
+}
+
+static int run_scenario(const struct bench_opts *o, const struct scenario *s)
+{
+	/* A hang must not leave data behind; scenarios take well under a
+	 * minute at their defaults, so this only fires on a stuck engine. */
+	alarm(300 + (unsigned)(o->size >> 22));
+	return s->run(o);
+}
+
+int bench_main(int argc, char **argv)
+{
+	struct bench_opts o = {.dir = "/var/tmp", .runs = 3};
+	const char *name = NULL;
+	int i, ret = 0, found = 0;
+
+	o.page = (size_t)sysconf(_SC_PAGESIZE);
+	if (bench_parse(&o, argc, argv, &name) < 0)
+		return 2;
+	if (name == NULL) {
+		cli_error("bench: which scenario? (anon, minor, seqscan or "
+			  "all; see faultline bench --help)");
+		return 2;
+	}
+	cleanup_on_fatal_signals("bench", 0);
+	for (i = 0; i < NR_SCENARIOS; i++) {
+		if (strcmp(name, "all") && strcmp(name, scenarios[i].name))
+			continue;
+		found = 1;
+		if (run_scenario(&o, &scenarios[i]) < 0)
+			ret = 1;
+		fflush(stdout);
+	}
+	alarm(0);
+	if (!found) {
+		cli_error("bench: unknown scenario '%s' (anon, minor, seqscan "
+			  "or all)",
+			  name);
+		return 2;
+	}
+	return ret;
+}
+
+/* ------------------------------------------------------------------------
+ * Running and reporting
+ * ------------------------------------------------------------------------ */
+
+int bench_run_all(const struct bench_opts *o, struct bench_config *cfg, int n,
+		  uint64_t expected, int cold)
+{
+	unsigned r;
+	int i;
+
+	for (i = 0; i < n; i++)
+		cfg[i].best = -1;
+	for (r = 0; r < o->runs; r++) {
+		for (i = 0; i < n; i++) {
+			struct bench_run out = {0, 0};
+
+			if (cfg[i].skipped)
+				continue;
+			if (cold)
+				drop_caches();
+			if (cfg[i].run(cfg[i].arg, &out) < 0)
+				return -1;
+			if (out.checksum != expected) {
+				cli_error("bench: %s run %u: WRONG DATA "
+					  "(checksum %016llx, expected "
+					  "%016llx)",
+					  cfg[i].name, r + 1,
+					  (unsigned long long)out.checksum,
+					  (unsigned long long)expected);
+				return -1;
+			}
+			if (cfg[i].best < 0 || out.seconds < cfg[i].best)
+				cfg[i].best = out.seconds;
+		}
+	}
+	return 0;
+}
+
+void bench_title(const struct bench_opts *o, const char *scenario,
+		 const char *what)
+{
+	printf("\nbench %s: %s\n", scenario, what);
+	printf("  best of %u run%s per configuration, runs interleaved; "
+	       "data checksums verified\n",
+	       o->runs, o->runs == 1 ? "" : "s");
+}
+
+void bench_table(const struct bench_config *cfg, int n, uint64_t pages,
+		 uint64_t bytes)
+{
+	int i;
+
+	printf("  %-12s %10s %10s %10s %10s\n", "config", "pages", "seconds",
+	       "MiB/s", "us/page");
+	for (i = 0; i < n; i++) {
+		double s = cfg[i].best;
+
+		if (cfg[i].skipped || s < 0)
+			continue;
+		printf("  %-12s %10llu %10.4f %10.1f %10.3f\n", cfg[i].name,
+		       (unsigned long long)pages, s,
+		       s > 0 ? (double)bytes / (1 << 20) / s : 0.0,
+		       pages ? s * 1e6 / (double)pages : 0.0);
+	}
+}
+
+void bench_ratio(const char *scenario, const struct bench_config *fl,
+		 const struct bench_config *base)
+{
+	if (base->skipped || fl->skipped || fl->best <= 0 || base->best < 0)
+		return;
+	printf("ratio: %s/%s=%.3f\n", scenario, base->name,
+	       base->best / fl->best);
+}
+
+void bench_figure(const char *name, double value)
+{
+	printf("figure: %s=%.3f\n", name, value);
+}
+
+int drop_caches(void)
+{
+	static int refused;
+	int fd;
+
+	if (refused)
+		return -1;
+	sync();
+	fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	if (fd >= 0 && write(fd, "3\n", 2) == 2) {
+		close(fd);
+		return 0;
+	}
+	printf("  cannot drop caches (%s): cold runs run warm\n",
+	       strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	refused = 1;
+	return -1;
+}
+
+fl_engine *bench_engine_create(void)
+{
+	struct fl_config config;
+	fl_engine *engine;
+
+	fl_config_init(&config);
+	engine = fl_engine_create(&config);
+	if (engine == NULL)
+		cli_error("bench: fl_engine_create failed: %s",
+			  strerror(errno));
+	return engine;
+}
+
+void bench_engine_summary(fl_engine *engine, const char *label)
+{
+	struct fl_stats s;
+
+	if (fl_engine_stats(engine, &s) < 0)
+		return;
+	printf("  # faultline %s: fault_messages=%llu minor=%llu major=%llu "
+	       "zero_fills=%llu pages_read=%llu pages_mapped=%llu\n",
+	       label, (unsigned long long)s.fault_messages,
+	       (unsigned long long)s.minor_faults,
+	       (unsigned long long)s.major_faults,
+	       (unsigned long long)s.zero_fills,
+	       (unsigned long long)s.pages_read,
+	       (unsigned long long)s.pages_mapped);
+}
+
+uint64_t sum_stride64(const void *p, size_t len)
+{
+	const volatile uint64_t *w = p;
+	uint64_t sum = 0;
+	size_t i;
+
+	for (i = 0; i < len / 8; i += 8)
+		sum += w[i];
+	return sum;
+}
+
+uint64_t pattern_sum_stride64(uint64_t seed, uint64_t len)
+{
+	uint64_t sum = 0, i;
+
+	for (i = 0; i < len / 8; i += 8)
+		sum += pattern_word(seed, i);
+	return sum;
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `faultline bench`: the scenarios of BENCHMARKS.md, each run beside its
+ * baselines in the same process on the same data, printed as a table and
+ * "ratio:" lines (faultline's throughput divided by the baseline's).
+ */
+#ifndef FAULTLINE_BENCH_H
+#define FAULTLINE_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <faultline.h>
+
+/* Options shared by every scenario. */
+struct bench_opts {
+	uint64_t size;	 /* bytes; 0: the scenario's default */
+	const char *dir; /* parent of the temporary data directory */
+	unsigned runs;	 /* runs per configuration; the best is reported */
+	size_t page;	 /* the system page size */
+};
+
+/* One timed run of one configuration. */
+struct bench_run {
+	double seconds;
+	uint64_t checksum; /* compared with the scenario's expected value */
+};
+
+/*
+ * A configuration of a scenario: faultline or a baseline.  run does the
+ * timed work once and fills *out; it returns 0, or -1 after printing why.
+ */
+struct bench_config {
+	const char *name;
+	int (*run)(void *arg, struct bench_run *out);
+	void *arg;
+	int skipped; /* set (with a printed reason) to leave it out */
+	double best; /* fastest run, seconds */
+};
+
+/* Run `faultline bench` with its own arguments (argv[0] is "bench").
+ * Returns the exit status: 0, 1 on a failure, 2 on bad usage. */
+int bench_main(int argc, char **argv);
+
+/* Print bench's usage to f. */
+void bench_usage(FILE *f);
+
+/* The scenarios.  Each returns 0, or -1 after printing what failed. */
+int bench_anon(const struct bench_opts *o);
+int bench_minor(const struct bench_opts *o);
+int bench_seqscan(const struct bench_opts *o);
+
+/*
+ * Run every configuration that is not skipped o->runs times, interleaved
+ * (one run of each in turn, so drift hits all alike), checking each run's
+ * checksum against expected.  cold: drop the caches before every run.
+ * Returns 0, or -1 after printing which run failed or was wrong.
+ */
+int bench_run_all(const struct bench_opts *o, struct bench_config *cfg, int n,
+		  uint64_t expected, int cold);
+
+/* Print the table: one row per configuration that ran. */
+void bench_table(const struct bench_config *cfg, int n, uint64_t pages,
+		 uint64_t bytes);
+
+/* Print "ratio: SCENARIO/BASELINE=VALUE", the baseline's time divided by
+ * faultline's for the same work (so: throughput ratio, higher is better). */
+void bench_ratio(const char *scenario, const struct bench_config *fl,
+		 const struct bench_config *base);
+
+/* Print "figure: NAME=VALUE". */
+void bench_figure(const char *name, double value);
+
+/* Print the scenario's title line, saying how results are chosen. */
+void bench_title(const struct bench_opts *o, const char *scenario,
+		 const char *what);
+
+/*
+ * Drop the kernel's page cache (sync, then 3 > drop_caches) so the next
+ * run reads from the disk.  Returns 0, or -1 if not permitted: the first
+ * time it prints that cold runs run warm.
+ */
+int drop_caches(void);
+
+/* An engine with the default configuration (and FAULTLINE_* overrides). */
+fl_engine *bench_engine_create(void);
+
+/* Print a one-line summary of the engine's counters ("# faultline: ..."). */
+void bench_engine_summary(fl_engine *engine, const char *label);
+
+/* Sum one 64-bit word per 64 bytes of [p, p+len): one load per cache line,
+ * the same work for every configuration of a scan. */
+uint64_t sum_stride64(const void *p, size_t len);
+
+/* The same sum, over the seeded pattern of a whole data file. */
+uint64_t pattern_sum_stride64(uint64_t seed, uint64_t len);
+
+#endif /* FAULTLINE_BENCH_H */

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bench seqscan: cold sequential read of a whole file, one word per 64
+ * bytes.  faultline (a fresh engine and object every run, so its cache is
+ * cold too) against the kernel's mmap of the same file and against pread
+ * with O_DIRECT in 1 MiB chunks, the most the disk gives.  Caches are
+ * dropped before every run.
+ */
+#define _GNU_SOURCE /* O_DIRECT */
+#include "bench.h"
+#include "../tools/cli_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define SEQSCAN_SEED 0x7365717363616eULL
+#define CHUNK	     (1 << 20)
+
+struct seqscan_ctx {
+	uint64_t size;
+	const char *path;
+	int print_stats; /* print the engine's counters once */
+};
+
+static int seqscan_kernel(void *arg, struct bench_run *out)
+{
+	struct seqscan_ctx *c = arg;
+	double t0 = now_seconds();
+	int fd = open(c->path, O_RDONLY);
+	void *p;
+
+	if (fd < 0) {
+		cli_error("bench seqscan: open %s: %s", c->path,
+			  strerror(errno));
+		return -1;
+	}
+	p = mmap(NULL, c->size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		cli_error("bench seqscan: mmap failed: %s", strerror(errno));
+		return -1;
+	}
+	out->checksum = sum_stride64(p, c->size);
+	out->seconds = now_seconds() - t0;
+	munmap(p, c->size);
+	return 0;
+}
+
+static int seqscan_odirect(void *arg, struct bench_run *out)
+{
+	struct seqscan_ctx *c = arg;
+	void *buf = NULL;
+	double t0 = now_seconds();
+	int fd = open(c->path, O_RDONLY | O_DIRECT);
+	uint64_t off;
+
+	if (fd < 0 || posix_memalign(&buf, 4096, CHUNK) != 0) {
+		cli_error("bench seqscan: O_DIRECT open %s: %s", c->path,
+			  strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	out->checksum = 0;
+	for (off = 0; off < c->size; off += CHUNK) {
+		size_t n = c->size - off < CHUNK ? c->size - off : CHUNK;
+
+		if (pread(fd, buf, n, (off_t)off) != (ssize_t)n) {
+			cli_error("bench seqscan: O_DIRECT read failed: %s",
+				  strerror(errno));
+			break;
+		}
+		out->checksum += sum_stride64(buf, n);
+	}
+	out->seconds = now_seconds() - t0;
+	close(fd);
+	free(buf);
+	return off < c->size ? -1 : 0;
+}
+
+/* Time the object's open, its mapping and the scan; the engine's creation
+ * and teardown are outside, like process start and exit. */
+static int seqscan_faultline_timed(struct seqscan_ctx *c, fl_engine *engine,
+				   struct bench_run *out)
+{
+	double t0 = now_seconds();
+	fl_object *obj = fl_object_open(engine, c->path, O_RDONLY);
+	void *p;
+
+	if (obj == NULL) {
+		cli_error("bench seqscan: fl_object_open: %s", strerror(errno));
+		return -1;
+	}
+	p = fl_mmap(engine, NULL, c->size, PROT_READ, MAP_SHARED, obj, 0);
+	if (p == MAP_FAILED) {
+		cli_error("bench seqscan: fl_mmap failed: %s", strerror(errno));
+		fl_object_close(obj);
+		return -1;
+	}
+	out->checksum = sum_stride64(p, c->size);
+	out->seconds = now_seconds() - t0;
+	if (c->print_stats) {
+		bench_engine_summary(engine, "(first run)");
+		c->print_stats = 0;
+	}
+	if (fl_munmap(engine, p, c->size) < 0 || fl_object_close(obj) < 0) {
+		cli_error("bench seqscan: unmap/close failed: %s",
+			  strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int seqscan_faultline(void *arg, struct bench_run *out)
+{
+	struct seqscan_ctx *c = arg;
+	fl_engine *engine = bench_engine_create();
+	int ret;
+
+	if (engine == NULL)
+		return -1;
+	ret = seqscan_faultline_timed(c, engine, out);
+	if (fl_engine_destroy(engine) < 0) {
+		cli_error("bench seqscan: fl_engine_destroy failed: %s",
+			  strerror(errno));
+		ret = -1;
+	}
+	return ret;
+}
+
+/* O_DIRECT needs a file system that supports it (not tmpfs). */
+static int odirect_works(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECT);
+
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
+int bench_seqscan(const struct bench_opts *o)
+{
+	struct seqscan_ctx c = {.size = o->size ? o->size : 1ULL << 30,
+				.print_stats = 1};
+	struct bench_config cfg[] = {
+		{"kernel", seqscan_kernel, &c, 0, 0},
+		{"odirect", seqscan_odirect, &c, 0, 0},
+		{"faultline", seqscan_faultline, &c, 0, 0},
+	};
+	uint64_t pages = c.size / o->page, expected;
+	struct tmpdata data;
+	char buf[32];
+	int ret = -1;
+
+	bench_title(o, "seqscan",
+		    "cold sequential read of a file, one word per 64 bytes");
+	printf("  size %s, caches dropped before every run\n",
+	       format_size(c.size, buf, sizeof(buf)));
+	if (tmpdata_create(&data, o->dir, "bench", c.size, SEQSCAN_SEED) < 0)
+		return -1;
+	c.path = data.path;
+	if (path_is_tmpfs(data.path))
+		printf("  %s is on tmpfs: nothing is cold, no O_DIRECT\n",
+		       o->dir);
+	if (!odirect_works(data.path)) {
+		printf("  odirect baseline: skipped (O_DIRECT not supported "
+		       "in %s)\n",
+		       o->dir);
+		cfg[1].skipped = 1;
+	}
+	expected = pattern_sum_stride64(SEQSCAN_SEED, c.size);
+	if (bench_run_all(o, cfg, 3, expected, 1) == 0) {
+		bench_table(cfg, 3, pages, c.size);
+		bench_ratio("seqscan", &cfg[2], &cfg[0]);
+		bench_ratio("seqscan", &cfg[2], &cfg[1]);
+		bench_figure("seqscan-faultline-mib-per-s",
+			     (double)c.size / (1 << 20) / cfg[2].best);
+		ret = 0;
+	}
+	tmpdata_remove(&data);
+	return ret;
+}
