@@ -103,6 +103,8 @@ int bench_anon(const struct bench_opts *o)
 		bench_table(cfg, 2, pages, c.size);
 		bench_engine_summary(c.engine, "(all runs)");
 		bench_ratio("anon", &cfg[1], &cfg[0]);
+		bench_figure("anon-kernel-us-per-page",
+			     cfg[0].best * 1e6 / (double)pages);
 		bench_figure("anon-faultline-us-per-page",
 			     cfg[1].best * 1e6 / (double)pages);
 	}

@@ -132,7 +132,7 @@ static int seqscan_faultline(void *arg, struct bench_run *out)
 	return ret;
 }
 
-/* O_DIRECT needs a file system that supports it (not tmpfs). */
+/* O_DIRECT needs a file system that supports it. */
 static int odirect_works(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECT);
@@ -165,7 +165,7 @@ int bench_seqscan(const struct bench_opts *o)
 		return -1;
 	c.path = data.path;
 	if (path_is_tmpfs(data.path))
-		printf("  %s is on tmpfs: nothing is cold, no O_DIRECT\n",
+		printf("  %s is on tmpfs, not a disk: no run is cold\n",
 		       o->dir);
 	if (!odirect_works(data.path)) {
 		printf("  odirect baseline: skipped (O_DIRECT not supported "

@@ -95,7 +95,7 @@ int tmpdata_create(struct tmpdata *td, const char *parent, const char *tag,
 /* Remove the data file and its directory.  Safe to call twice. */
 void tmpdata_remove(struct tmpdata *td);
 
-/* 1 if path is on tmpfs (no O_DIRECT, and not a real disk). */
+/* 1 if path is on tmpfs: memory, not a disk, so nothing there is cold. */
 int path_is_tmpfs(const char *path);
 
 /*

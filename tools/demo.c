@@ -370,8 +370,7 @@ static void *demo_worker(void *arg)
 static int run_workers(struct demo *d)
 {
 	struct worker *ws = calloc(d->threads, sizeof(*ws));
-	unsigned i, started = 0;
-	int ret = 0;
+	unsigned i;
 
 	if (ws == NULL)
 		return -1;
@@ -385,18 +384,19 @@ static int run_workers(struct demo *d)
 		errno = pthread_create(&ws[i].thread, NULL, demo_worker,
 				       &ws[i]);
 		if (errno != 0) {
-			/* The barrier would never open: give up at once. */
+			/* Started workers wait at a barrier that will never
+			 * open: clean up and leave at once. */
 			cli_error("demo: cannot start a thread: %s",
 				  strerror(errno));
+			tmpdata_remove(&d->data);
 			_exit(1);
 		}
-		started++;
 	}
-	for (i = 0; i < started; i++)
+	for (i = 0; i < d->threads; i++)
 		pthread_join(ws[i].thread, NULL);
 	pthread_barrier_destroy(&d->barrier);
 	free(ws);
-	return ret;
+	return 0;
 }
 
 static void *map_or_complain(struct demo *d, const char *name, int flags,
@@ -598,7 +598,10 @@ static int demo_run(struct demo *d)
 	if (demo_map(d) < 0)
 		return -1;
 	printf("\nphases (%u threads, each on its own pages):\n", d->threads);
-	run_workers(d);
+	if (run_workers(d) < 0) {
+		cli_error("demo: out of memory");
+		return -1;
+	}
 	print_phases(d);
 	ok = total_failures(d) == 0;
 	if (fl_msync(d->engine, d->map_a, d->size, MS_SYNC) < 0) {
