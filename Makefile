@@ -1,0 +1,85 @@
+# faultline build.  `make` builds the library and the program, `make test`
+# runs the suite, `make sanitize` runs it under ASan+UBSan.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BUILD      ?= build
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+SANFLAGS   ?=
+WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+              -Wmissing-prototypes -Wno-unused-parameter
+ALLCFLAGS  := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -fPIC \
+              -Iinclude -Isrc
+LDLIBS     := -pthread
+
+LIB_SRC    := $(sort $(wildcard src/*.c))
+TOOL_SRC   := $(sort $(wildcard tools/*.c bench/*.c))
+TEST_SRC   := $(sort $(wildcard tests/test_*.c))
+TEST_LIB   := $(sort $(filter-out tests/test_%.c,$(wildcard tests/*.c)))
+
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ   := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TESTLIB_OBJ:= $(TEST_LIB:%.c=$(BUILD)/%.o)
+TEST_BIN   := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+STATIC     := $(BUILD)/libfaultline.a
+SHARED     := $(BUILD)/libfaultline.so
+PROGRAM    := $(BUILD)/faultline
+
+.PHONY: all test sanitize demo install uninstall clean format format-check
+all: $(STATIC) $(SHARED) $(PROGRAM)
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h bench/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) $(ALLCFLAGS) -shared -Wl,-soname,libfaultline.so.0 -o $@ $^ $(LDLIBS)
+
+$(PROGRAM): $(TOOL_OBJ) $(STATIC)
+	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lm
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(STATIC)
+	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lm
+
+test: $(TEST_BIN) $(PROGRAM)
+	@tests/run.sh $(BUILD)
+
+demo: $(PROGRAM)
+	$(PROGRAM) demo
+
+# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+sanitize:
+	$(MAKE) BUILD=build-san CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	    SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" test
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libfaultline.so.0
+	ln -sf libfaultline.so.0 $(DESTDIR)$(PREFIX)/lib/libfaultline.so
+	install -m 644 include/faultline.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(PROGRAM) $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' faultline.pc.in > \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/faultline.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libfaultline.a \
+	    $(DESTDIR)$(PREFIX)/lib/libfaultline.so* \
+	    $(DESTDIR)$(PREFIX)/include/faultline.h \
+	    $(DESTDIR)$(PREFIX)/bin/faultline \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/faultline.pc
+
+format:
+	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(TEST_LIB) include/*.h src/*.h
+
+format-check:
+	clang-format --dry-run --Werror $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(TEST_LIB) include/*.h src/*.h
+
+clean:
+	rm -rf build build-san

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * faultline: a user-space virtual-memory engine.
+ *
+ * faultline hands out ordinary pointers whose page faults it serves itself,
+ * through Linux userfaultfd, the way the kernel's fault path would: a page
+ * cache shared by every mapping of an object, page locks, copy-on-write for
+ * private mappings, fault-around and batched store reads, writeback of dirty
+ * pages, and SIGBUS for faults that cannot be served.
+ *
+ * Every call that can fail returns -1 (or NULL) and sets errno, like the
+ * system calls it mirrors.  All calls are thread-safe.
+ *
+ * Requirements: Linux >= 6.6 with userfaultfd, and permission to use it
+ * (root, vm.unprivileged_userfaultfd=1, or read/write access to
+ * /dev/userfaultfd).
+ */
+#ifndef FAULTLINE_H
+#define FAULTLINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FAULTLINE_VERSION "0.1.0"
+
+typedef struct fl_engine fl_engine;
+typedef struct fl_object fl_object;
+
+/* ------------------------------------------------------------------------
+ * Engine
+ * ------------------------------------------------------------------------ */
+
+/* Engine configuration.  Zero in a field means "the default". */
+struct fl_config {
+	/* Handler threads serving faults (default: one per online CPU). */
+	unsigned handler_threads;
+	/* Pages mapped around a fault on pages already in the page cache
+	 * (fault-around; default 256).  1 disables fault-around. */
+	unsigned fault_around_pages;
+	/* Pages read from the store in one batch on a major fault
+	 * (default 256, i.e. 1 MiB).  1 reads only the faulting page. */
+	unsigned readahead_pages;
+	/* Pages zero-filled in one go on a write fault to anonymous memory
+	 * (default 16).  1 fills only the faulting page. */
+	unsigned anon_fault_around_pages;
+	/* Print the engine's statistics to stderr when it is destroyed. */
+	int print_stats_at_destroy;
+};
+
+/*
+ * Fill *config with the defaults, then apply the environment overrides:
+ *   FAULTLINE_THREADS=N        handler threads
+ *   FAULTLINE_FAULT_AROUND=N   fault-around pages
+ *   FAULTLINE_READAHEAD=N      store read batch, in pages
+ *   FAULTLINE_ANON_AROUND=N    anonymous zero-fill batch, in pages
+ *   FAULTLINE_STATS=1          print statistics when the engine is destroyed
+ * A malformed value is ignored and the default kept.
+ */
+void fl_config_init(struct fl_config *config);
+
+/*
+ * Create an engine: open a userfaultfd and start the handler threads.
+ * config may be NULL (defaults plus environment, as fl_config_init).
+ * Errors: EPERM (userfaultfd not permitted), ENOSYS (kernel lacks a needed
+ * userfaultfd feature), EINVAL (a field out of range), ENOMEM, EMFILE.
+ */
+fl_engine *fl_engine_create(const struct fl_config *config);
+
+/*
+ * Write back every dirty page, unmap every mapping, release every object
+ * (also those the caller did not close: their handles become invalid),
+ * stop and join the handler threads and free everything.  Returns 0, or -1
+ * with errno EIO if some dirty data could not be written back (everything is
+ * freed anyway).  EINVAL for a NULL engine.
+ */
+int fl_engine_destroy(fl_engine *engine);
+
+/* ------------------------------------------------------------------------
+ * Stores: where an object's data lives
+ * ------------------------------------------------------------------------ */
+
+struct fl_store;
+
+/*
+ * Store operations.  read and write mirror pread(2)/pwrite(2): they return
+ * the number of bytes transferred (read returns fewer at the end of the
+ * store) or -1 with errno set.  They are called from handler threads and
+ * from fl_msync/fl_munmap callers, concurrently, and must be thread-safe.
+ * buf, len and off are always multiples of the page size, except that a
+ * write of the store's last page is cut to the store's size.
+ */
+struct fl_store_ops {
+	ssize_t (*read)(struct fl_store *store, void *buf, size_t len,
+			uint64_t off);
+	ssize_t (*write)(struct fl_store *store, const void *buf, size_t len,
+			 uint64_t off);
+	/* Size of the store in bytes, or -1 with errno. */
+	int64_t (*size)(struct fl_store *store);
+	/* Optional: make completed writes durable (fsync).  0 or -1. */
+	int (*flush)(struct fl_store *store);
+	/* Release the store's resources. */
+	void (*destroy)(struct fl_store *store);
+};
+
+/* A store: embed this as the first member of your own store structure. */
+struct fl_store {
+	const struct fl_store_ops *ops;
+	/* Set by the store: 1 if it cannot write (read-only file). */
+	int read_only;
+};
+
+/*
+ * Open a file as a store.  flags: O_RDONLY or O_RDWR (other bits are
+ * ignored).  Uses O_DIRECT where the file system allows it, so that
+ * faultline's page cache is the only cache of the data; falls back to
+ * buffered I/O elsewhere (tmpfs).  Errors as open(2), and EISDIR.
+ */
+struct fl_store *fl_store_file_open(const char *path, int flags);
+
+/* 1 if the file store bypasses the kernel's page cache (O_DIRECT). */
+int fl_store_file_is_direct(const struct fl_store *store);
+
+/* ------------------------------------------------------------------------
+ * Objects: what mappings map
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Open the file at path as an object of engine.  flags: O_RDONLY or O_RDWR.
+ * The object's size is the file's size when it is opened.  The returned
+ * reference is the caller's; mappings take their own.
+ * Errors: as open(2); EINVAL for bad flags or a NULL argument.
+ */
+fl_object *fl_object_open(fl_engine *engine, const char *path, int flags);
+
+/*
+ * Make an object from a store the caller built.  On success the object owns
+ * the store (its destroy op runs when the object is released); on failure
+ * the store is left to the caller.  flags: O_RDONLY or O_RDWR (EACCES if
+ * the store is read-only and O_RDWR is asked).
+ */
+fl_object *fl_object_create(fl_engine *engine, struct fl_store *store,
+			    int flags);
+
+/*
+ * Drop the caller's reference.  When no reference and no mapping remain,
+ * dirty pages are written back and the object is freed.  Returns 0, or -1
+ * with EIO if the final writeback failed (the data stays lost to the store
+ * but is freed), EINVAL for NULL.
+ */
+int fl_object_close(fl_object *object);
+
+/* Size of the object in bytes. */
+uint64_t fl_object_size(const fl_object *object);
+
+/* ------------------------------------------------------------------------
+ * Mappings: the mmap(2) family
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Map length bytes of object (from byte offset, a multiple of the page size)
+ * or anonymous memory (flags has MAP_ANONYMOUS; object must be NULL).
+ * prot: PROT_NONE or PROT_READ / PROT_WRITE (PROT_EXEC is refused).
+ * flags: exactly one of MAP_SHARED, MAP_PRIVATE, optionally MAP_ANONYMOUS,
+ * MAP_FIXED (replace whatever is mapped at addr, which must be page
+ * aligned) and MAP_FIXED_NOREPLACE.  Without MAP_FIXED, addr is a hint.
+ *
+ * A MAP_SHARED mapping sees and makes the object's page cache: stores are
+ * visible at once through every other shared mapping of the object and are
+ * written back to the store.  A MAP_PRIVATE mapping reads the page cache
+ * without copying it; its first store to a page makes a private copy that
+ * nothing else sees.  A page wholly beyond the end of the object raises
+ * SIGBUS, as with mmap.
+ *
+ * Returns the address, or MAP_FAILED with errno: EINVAL (zero length,
+ * unaligned offset or fixed address, bad flags or prot), EBADF (object
+ * missing for a file mapping), EACCES (MAP_SHARED with PROT_WRITE of a
+ * read-only object), ENOMEM (no address space), EEXIST (MAP_FIXED_NOREPLACE
+ * over an existing mapping).
+ */
+void *fl_mmap(fl_engine *engine, void *addr, size_t length, int prot,
+	      int flags, fl_object *object, off_t offset);
+
+/*
+ * Unmap [addr, addr+length).  Parts of the range that faultline does not
+ * map are left alone; a mapping that straddles an end is split.  When the
+ * last mapping of an object goes, its dirty pages are written back.
+ * Returns 0, or -1 with EINVAL (unaligned addr, zero length) or EIO
+ * (writeback failed; the range is unmapped anyway).
+ */
+int fl_munmap(fl_engine *engine, void *addr, size_t length);
+
+/*
+ * Change the protection of [addr, addr+length), which must be wholly
+ * mapped by faultline (ENOMEM otherwise, as mprotect(2)).  Splits mappings
+ * as needed.  EACCES for PROT_WRITE on a shared mapping of a read-only
+ * object; EINVAL for unaligned addr or bad prot.
+ */
+int fl_mprotect(fl_engine *engine, void *addr, size_t length, int prot);
+
+/*
+ * Give advice about [addr, addr+length), wholly mapped by faultline
+ * (ENOMEM otherwise):
+ *   MADV_NORMAL, MADV_SEQUENTIAL   default fault-around and readahead
+ *   MADV_RANDOM                    map and read only the faulting page
+ *   MADV_WILLNEED                  read the range into the page cache now
+ *   MADV_DONTNEED                  drop this mapping's view of the range:
+ *                                  private copies and anonymous pages are
+ *                                  freed (the next access sees the object,
+ *                                  or zeros); the page cache is kept.
+ * EINVAL for other advice or an unaligned addr.
+ */
+int fl_madvise(fl_engine *engine, void *addr, size_t length, int advice);
+
+/*
+ * Write back the dirty pages of the shared mappings in [addr, addr+length).
+ * flags: MS_SYNC or MS_ASYNC (both write back before returning), optionally
+ * MS_INVALIDATE (accepted, nothing to do: views are always coherent).
+ * Returns 0; -1 with EIO if a store write failed (those pages stay dirty
+ * and a later msync tries again), ENOMEM if the range is not wholly mapped,
+ * EINVAL for unaligned addr or bad flags.
+ */
+int fl_msync(fl_engine *engine, void *addr, size_t length, int flags);
+
+/* ------------------------------------------------------------------------
+ * Statistics
+ * ------------------------------------------------------------------------ */
+
+struct fl_stats {
+	uint64_t minor_faults;   /* served from the page cache */
+	uint64_t major_faults;   /* needed a store read first */
+	uint64_t zero_fills;     /* anonymous pages zero-filled */
+	uint64_t cow_copies;     /* private copies made on write */
+	uint64_t wp_faults;      /* first stores to clean shared pages */
+	uint64_t pages_read;     /* pages read from stores */
+	uint64_t pages_written;  /* pages written back to stores */
+	uint64_t pages_mapped;   /* pages installed by fault-around */
+	uint64_t dirty_pages;    /* dirty pages now (engine: all objects) */
+	uint64_t cached_pages;   /* page-cache pages now (engine only) */
+	uint64_t errors;         /* faults answered with SIGBUS */
+	uint64_t writeback_errors; /* store writes that failed */
+	uint64_t fault_messages; /* userfaultfd messages handled (engine) */
+	uint64_t retries;        /* fault attempts retried after blocking */
+	uint64_t private_pages;  /* private copies and anonymous pages now */
+};
+
+/* Statistics of the whole engine (counters since creation). */
+int fl_engine_stats(fl_engine *engine, struct fl_stats *stats);
+
+/*
+ * Statistics of the mapping that contains addr (EINVAL if none).  Counters
+ * of a mapping that was split are kept by each part.  dirty_pages counts the
+ * dirty cache pages within the mapping's range of a shared mapping.
+ */
+int fl_mapping_stats(fl_engine *engine, const void *addr,
+		     struct fl_stats *stats);
+
+/* Print stats to f, one "name value" per line, each prefixed by prefix. */
+void fl_stats_print(FILE *f, const char *prefix, const struct fl_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FAULTLINE_H */

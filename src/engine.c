@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/* Engine life cycle, configuration and the handler threads. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "fault.h"
+#include "object.h"
+#include "uffd.h"
+
+#define DEFAULT_FAULT_AROUND 256
+#define DEFAULT_READAHEAD    256
+#define DEFAULT_ANON_AROUND  16
+#define MAX_HANDLER_THREADS  1024
+#define MAX_BATCH_PAGES      65536
+#define MAX_ANON_AROUND      512
+#define MSGS_PER_READ        16
+
+/* A positive integer from the environment, or 0 if unset or malformed. */
+static unsigned env_unsigned(const char *name)
+{
+	const char *s = getenv(name);
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v == 0 || v > MAX_BATCH_PAGES || s[0] == '-')
+		return 0;
+	return (unsigned)v;
+}
+
+void fl_config_init(struct fl_config *c)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned v;
+
+	memset(c, 0, sizeof(*c));
+	c->handler_threads = cpus > 0 ? (unsigned)cpus : 1;
+	c->fault_around_pages = DEFAULT_FAULT_AROUND;
+	c->readahead_pages = DEFAULT_READAHEAD;
+	c->anon_fault_around_pages = DEFAULT_ANON_AROUND;
+	if ((v = env_unsigned("FAULTLINE_THREADS")) &&
+	    v <= MAX_HANDLER_THREADS)
+		c->handler_threads = v;
+	if ((v = env_unsigned("FAULTLINE_FAULT_AROUND")))
+		c->fault_around_pages = v;
+	if ((v = env_unsigned("FAULTLINE_READAHEAD")))
+		c->readahead_pages = v;
+	if ((v = env_unsigned("FAULTLINE_ANON_AROUND")) && v <= MAX_ANON_AROUND)
+		c->anon_fault_around_pages = v;
+	c->print_stats_at_destroy = env_unsigned("FAULTLINE_STATS") != 0;
+}
+
+/* Fill in defaults for zero fields and check the rest. */
+static int config_resolve(const struct fl_config *in, struct fl_config *out)
+{
+	struct fl_config defaults;
+
+	fl_config_init(&defaults);
+	if (!in) {
+		*out = defaults;
+		return 0;
+	}
+	*out = *in;
+	if (!out->handler_threads)
+		out->handler_threads = defaults.handler_threads;
+	if (!out->fault_around_pages)
+		out->fault_around_pages = defaults.fault_around_pages;
+	if (!out->readahead_pages)
+		out->readahead_pages = defaults.readahead_pages;
+	if (!out->anon_fault_around_pages)
+		out->anon_fault_around_pages = defaults.anon_fault_around_pages;
+	if (out->handler_threads > MAX_HANDLER_THREADS ||
+	    out->fault_around_pages > MAX_BATCH_PAGES ||
+	    out->readahead_pages > MAX_BATCH_PAGES ||
+	    out->anon_fault_around_pages > MAX_ANON_AROUND) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+static void *handler_main(void *arg)
+{
+	struct fl_engine *e = arg;
+	struct pollfd pfd[2] = {{.fd = e->uffd, .events = POLLIN},
+				{.fd = e->stop_fd, .events = POLLIN}};
+	struct uffd_msg msgs[MSGS_PER_READ];
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		n = read(e->uffd, msgs, sizeof(msgs));
+		if (n < 0)
+			continue; /* EAGAIN: another handler took them */
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
+			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+				fault_handle(e, &msgs[i]);
+	}
+	return NULL;
+}
+
+/* Handler threads take no signals: those are the application's. */
+static int start_handlers(struct fl_engine *e)
+{
+	sigset_t all, old;
+	int rc = 0;
+
+	e->threads = calloc(e->config.handler_threads, sizeof(*e->threads));
+	if (!e->threads)
+		return -1;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (; e->nr_threads < e->config.handler_threads; e->nr_threads++) {
+		rc = pthread_create(&e->threads[e->nr_threads], NULL,
+				    handler_main, e);
+		if (rc)
+			break;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		errno = rc;
+		return -1;
+	}
+	return 0;
+}
+
+static void stop_handlers(struct fl_engine *e)
+{
+	uint64_t one = 1;
+
+	if (e->nr_threads && write(e->stop_fd, &one, sizeof(one)) < 0)
+		abort(); /* an eventfd write of 1 cannot fail */
+	for (unsigned i = 0; i < e->nr_threads; i++)
+		pthread_join(e->threads[i], NULL);
+	e->nr_threads = 0;
+	free(e->threads);
+	e->threads = NULL;
+}
+
+static void engine_free(struct fl_engine *e)
+{
+	int saved = errno;
+
+	stop_handlers(e);
+	if (e->zero_buffer)
+		munmap(e->zero_buffer, MAX_ANON_AROUND * PAGE_SIZE);
+	if (e->stop_fd >= 0)
+		close(e->stop_fd);
+	if (e->uffd >= 0)
+		close(e->uffd);
+	pagetable_destroy(&e->pagetable);
+	pthread_rwlock_destroy(&e->map_lock);
+	pthread_mutex_destroy(&e->objects_lock);
+	free(e);
+	errno = saved;
+}
+
+static void engine_init_locks(struct fl_engine *e)
+{
+	pthread_rwlockattr_t attr;
+
+	/* Faults are readers; map/unmap must not starve behind them. */
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(
+		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&e->map_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&e->objects_lock, NULL);
+	pagetable_init(&e->pagetable);
+}
+
+fl_engine *fl_engine_create(const struct fl_config *config)
+{
+	struct fl_engine *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->uffd = e->stop_fd = -1;
+	engine_init_locks(e);
+	if (config_resolve(config, &e->config))
+		goto fail;
+	e->uffd = uffd_open();
+	if (e->uffd < 0)
+		goto fail;
+	e->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (e->stop_fd < 0)
+		goto fail;
+	/* Never written: reads of it map the kernel's zero page. */
+	e->zero_buffer = mmap(NULL, MAX_ANON_AROUND * PAGE_SIZE, PROT_READ,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (e->zero_buffer == MAP_FAILED) {
+		e->zero_buffer = NULL;
+		goto fail;
+	}
+	if (start_handlers(e))
+		goto fail;
+	return e;
+fail:
+	engine_free(e);
+	return NULL;
+}
+
+int fl_engine_stats(fl_engine *e, struct fl_stats *stats)
+{
+	if (!e || !stats) {
+		errno = EINVAL;
+		return -1;
+	}
+	counters_read(&e->stats, stats);
+	stats->dirty_pages = atomic_load(&e->dirty_pages);
+	stats->cached_pages = atomic_load(&e->cached_pages);
+	pagetable_lock(&e->pagetable);
+	stats->private_pages = e->pagetable.nr_private;
+	pagetable_unlock(&e->pagetable);
+	return 0;
+}
+
+int fl_engine_destroy(fl_engine *e)
+{
+	int rc = 0;
+
+	if (!e) {
+		errno = EINVAL;
+		return -1;
+	}
+	mappings_destroy(e);
+	/* Objects the caller did not close go too: write back, then free. */
+	while (e->objects)
+		if (object_release(e->objects))
+			rc = -1;
+	if (e->config.print_stats_at_destroy) {
+		struct fl_stats stats;
+
+		fl_engine_stats(e, &stats);
+		fl_stats_print(stderr, "faultline: ", &stats);
+	}
+	engine_free(e);
+	if (rc)
+		errno = EIO;
+	return rc;
+}

@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault handler.  A fault looks its mapping up under the map lock (read)
+ * and resolves there when everything it needs is in memory.  Before anything
+ * that blocks (a store read, waiting for a locked page) it takes a reference
+ * on what it needs, drops the map lock, does the work and returns
+ * FAULT_RETRY; the retry looks everything up again from scratch, because
+ * the mapping may have changed meanwhile.  Faults are counted once, when
+ * they complete, as major if their first attempt found the page absent.
+ *
+ * How a fault is resolved (see DESIGN.md for the userfaultfd behaviour):
+ *   anonymous read     map the zero page, write-protected
+ *   anonymous write    UFFDIO_COPY zeroed pages (a window around the fault)
+ *   zero page written  (WP fault) unprotect: the kernel allocates the page
+ *   cache page absent  read a batch from the store into the memfd, retry
+ *   cache page present UFFDIO_CONTINUE it and its cached neighbours,
+ *                      write-protected so the first store is seen
+ *   shared write       lock the page, mark it dirty, map it writable
+ *   private write      claim a private copy, map the cache page read-only
+ *                      without write protection: the kernel copies it
+ *   beyond the object  SIGBUS (UFFDIO_POISON), counted
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "engine.h"
+#include "fault.h"
+#include "object.h"
+#include "uffd.h"
+
+enum fault_result {
+	FAULT_DONE,  /* resolved; the map lock is still held */
+	FAULT_RETRY, /* the map lock was dropped: look up again */
+};
+
+struct fault {
+	struct fl_engine *e;
+	uintptr_t addr; /* page aligned */
+	int write;      /* a store (and the mapping allows stores) */
+	int wp;         /* a store to a write-protected page */
+	int major;      /* the first attempt had to read the store */
+	unsigned attempts;
+	unsigned long pages_read;
+	/* A store read failed for this page: deliver SIGBUS if still here. */
+	const struct fl_object *error_object;
+	uint64_t error_index;
+	struct fl_mapping *m; /* valid while the map lock is held */
+};
+
+/* A window of up to max pages around addr, aligned, within the mapping. */
+static void fault_window(const struct fault *f, unsigned max, uintptr_t *lo,
+			 uintptr_t *hi)
+{
+	uintptr_t span = (uintptr_t)max << PAGE_SHIFT;
+
+	if (f->m->advice == MADV_RANDOM)
+		span = PAGE_SIZE;
+	*lo = f->addr - (f->addr - f->m->start) % span;
+	*hi = *lo + span;
+	if (*hi > f->m->end || *hi < *lo)
+		*hi = f->m->end;
+}
+
+static void fault_count(struct fault *f, size_t field_offset, uint64_t n)
+{
+	_Atomic uint64_t *engine_counter =
+		(_Atomic uint64_t *)((char *)&f->e->stats + field_offset);
+	_Atomic uint64_t *mapping_counter =
+		(_Atomic uint64_t *)((char *)&f->m->stats + field_offset);
+
+	atomic_fetch_add_explicit(engine_counter, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(mapping_counter, n, memory_order_relaxed);
+}
+
+#define COUNT(f, field, n) fault_count(f, offsetof(struct counters, field), n)
+
+static enum fault_result fault_sigbus(struct fault *f)
+{
+	COUNT(f, errors, 1);
+	uffd_poison(f->e->uffd, f->addr, PAGE_SIZE);
+	return FAULT_DONE;
+}
+
+/* ---- anonymous memory --------------------------------------------------- */
+
+#define ANON_WINDOW_MAX 512
+
+/*
+ * Claim the unpopulated pages of [lo, hi) as state, then resolve each run
+ * of claimed pages with fill.  Returns the number of pages filled.
+ */
+static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
+			     enum pte_state state)
+{
+	struct pagetable *pt = &f->e->pagetable;
+	unsigned char claimed[ANON_WINDOW_MAX];
+	size_t n = (hi - lo) >> PAGE_SHIFT;
+	long filled = 0;
+
+	pagetable_lock(pt);
+	for (size_t i = 0; i < n; i++)
+		claimed[i] = pte_get(pt, (lo >> PAGE_SHIFT) + i) == PTE_NONE &&
+			     pte_set(pt, (lo >> PAGE_SHIFT) + i, state) >= 0;
+	pagetable_unlock(pt);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		uintptr_t start = lo + (i << PAGE_SHIFT);
+		long done;
+
+		while (j < n && claimed[j])
+			j++;
+		if (j == i) {
+			i++;
+			continue;
+		}
+		if (state == PTE_PRIVATE) {
+			done = uffd_copy(f->e->uffd, start, f->e->zero_buffer,
+					 (j - i) << PAGE_SHIFT);
+		} else {
+			done = uffd_zeropage(f->e->uffd, start,
+					     (j - i) << PAGE_SHIFT);
+			/* Write-protect the zero page: stores must be seen. */
+			uffd_writeprotect(f->e->uffd, start,
+					  (j - i) << PAGE_SHIFT, 1);
+		}
+		filled += done > 0 ? done : 0;
+		i = j;
+	}
+	return filled;
+}
+
+static enum fault_result fault_anon(struct fault *f)
+{
+	struct pagetable *pt = &f->e->pagetable;
+	uintptr_t lo, hi;
+
+	if (f->wp && !f->write) { /* stale: the mapping is read-only now */
+		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
+	} else if (f->wp) { /* a store to the zero page */
+		int old;
+
+		pagetable_lock(pt);
+		old = pte_set(pt, f->addr >> PAGE_SHIFT, PTE_PRIVATE);
+		pagetable_unlock(pt);
+		if (old == PTE_ZERO)
+			COUNT(f, zero_fills, 1);
+		uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
+	} else {
+		fault_window(f, f->write ? f->e->config.anon_fault_around_pages
+					 : f->e->config.fault_around_pages,
+			     &lo, &hi);
+		if (hi - lo > (uintptr_t)ANON_WINDOW_MAX << PAGE_SHIFT) {
+			lo = f->addr;
+			hi = lo + PAGE_SIZE;
+		}
+		if (f->write)
+			COUNT(f, zero_fills,
+			      anon_fill_window(f, lo, hi, PTE_PRIVATE));
+		else
+			anon_fill_window(f, lo, hi, PTE_ZERO);
+		uffd_wake(f->e->uffd, lo, hi - lo);
+	}
+	COUNT(f, minor_faults, 1);
+	return FAULT_DONE;
+}
+
+/* ---- the page cache ----------------------------------------------------- */
+
+/* Sleep until page is unlocked, without the map lock; then retry. */
+static enum fault_result fault_wait_page(struct fault *f, struct fl_page *page)
+{
+	map_unlock(f->e);
+	page_wait_clear(page, PG_LOCKED);
+	page_put(page);
+	return FAULT_RETRY;
+}
+
+/* The page is absent: read it (and readahead) from the store, then retry. */
+static enum fault_result fault_read(struct fault *f, struct fl_object *o,
+				    uint64_t index)
+{
+	unsigned batch = f->m->advice == MADV_RANDOM
+				 ? 1
+				 : f->e->config.readahead_pages;
+	long n = pagecache_start_read(o, index, batch);
+
+	if (n < 0)
+		return fault_sigbus(f); /* no memory for descriptors */
+	object_get(o);
+	map_unlock(f->e);
+	if (n > 0) {
+		if (pagecache_read(o, index, (unsigned long)n, index) == 0) {
+			f->pages_read += (unsigned long)n;
+		} else {
+			f->error_object = o;
+			f->error_index = index;
+		}
+	}
+	object_put(o);
+	return FAULT_RETRY;
+}
+
+struct around {
+	struct fault *f;
+	int wp;
+};
+
+static void fault_around_run(uint64_t index, unsigned long count, void *arg)
+{
+	struct around *a = arg;
+	long n = uffd_continue(a->f->e->uffd, mapping_addr(a->f->m, index),
+			       count << PAGE_SHIFT, a->wp);
+
+	if (n > 0)
+		COUNT(a->f, pages_mapped, (uint64_t)n);
+}
+
+/*
+ * Map the cached, up-to-date pages of the window around the fault
+ * (fault-around), write-protected unless the object has no store to write
+ * back to, then wake everyone waiting in the window.
+ */
+static void fault_around(struct fault *f, struct fl_object *o)
+{
+	struct around a = {f, o->store != NULL};
+	uintptr_t lo, hi;
+	uint64_t last;
+
+	fault_window(f, f->e->config.fault_around_pages, &lo, &hi);
+	last = mapping_index(f->m, hi - 1);
+	if (last >= o->nr_pages)
+		last = o->nr_pages - 1;
+	pagecache_for_each_run(o, mapping_index(f->m, lo), last,
+			       fault_around_run, &a);
+	uffd_wake(f->e->uffd, lo, hi - lo);
+}
+
+/* The page_mkwrite point: a store to a shared page marks it dirty. */
+static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
+				       struct fl_page *page, int mapped)
+{
+	if (!page_trylock(page))
+		return fault_wait_page(f, page);
+	if (o->store)
+		pagecache_mark_dirty(o, page);
+	COUNT(f, wp_faults, 1);
+	if (mapped) /* write-protected in this view: lift it (wakes) */
+		uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
+	else
+		uffd_continue(f->e->uffd, f->addr, PAGE_SIZE, 0);
+	page_unlock(page);
+	page_put(page);
+	return FAULT_DONE;
+}
+
+/*
+ * A store to a private view: claim a private copy (counted once per page),
+ * then let the store through to a read-only mapping of the cache page, so
+ * that the kernel copies it.  The copy is charged before any page lock.
+ */
+static void fault_cow(struct fault *f, int mapped)
+{
+	struct pagetable *pt = &f->e->pagetable;
+	int old;
+
+	pagetable_lock(pt);
+	old = pte_set(pt, f->addr >> PAGE_SHIFT, PTE_PRIVATE);
+	pagetable_unlock(pt);
+	if (old == PTE_NONE)
+		COUNT(f, cow_copies, 1);
+	if (mapped)
+		uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
+	else
+		uffd_continue(f->e->uffd, f->addr, PAGE_SIZE, 0);
+}
+
+static void fault_done_count(struct fault *f)
+{
+	if (f->major)
+		COUNT(f, major_faults, 1);
+	else
+		COUNT(f, minor_faults, 1);
+	/* The engine counted the pages when they were read. */
+	count_add(&f->m->stats, pages_read, f->pages_read);
+}
+
+static enum fault_result fault_file(struct fault *f)
+{
+	struct fl_object *o = f->m->object;
+	uint64_t index = mapping_index(f->m, f->addr);
+	struct fl_page *page;
+
+	if (index >= o->nr_pages ||
+	    (f->error_object == o && f->error_index == index))
+		return fault_sigbus(f);
+	page = pagecache_get(o, index);
+	if (!page || !page_test(page, PG_UPTODATE)) {
+		if (f->attempts == 0)
+			f->major = 1;
+		if (page)
+			return fault_wait_page(f, page);
+		return fault_read(f, o, index);
+	}
+	if (f->write && f->m->kind == MAP_KIND_SHARED) {
+		if (fault_mkwrite(f, o, page, f->wp) == FAULT_RETRY)
+			return FAULT_RETRY;
+		page = NULL;
+	} else if (f->write) {
+		fault_cow(f, f->wp);
+	}
+	if (page)
+		page_put(page);
+	if (f->wp) {
+		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
+	} else {
+		fault_around(f, o);
+	}
+	fault_done_count(f);
+	return FAULT_DONE;
+}
+
+/* One attempt, with the map lock held for reading. */
+static enum fault_result fault_once(struct fault *f)
+{
+	f->m = mapping_find(&f->e->mappings, f->addr);
+	if (!f->m) {
+		/* Unmapped meanwhile: the re-fault finds nothing (SIGSEGV). */
+		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
+		return FAULT_DONE;
+	}
+	if (!(f->m->prot & PROT_WRITE))
+		f->write = 0; /* a stale message: mprotect came in between */
+	if (f->m->kind == MAP_KIND_ANON)
+		return fault_anon(f);
+	return fault_file(f);
+}
+
+void fault_handle(struct fl_engine *e, const struct uffd_msg *msg)
+{
+	__u64 flags = msg->arg.pagefault.flags;
+	struct fault f = {
+		.e = e,
+		.addr = (uintptr_t)msg->arg.pagefault.address & PAGE_MASK,
+		.write = (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0,
+		.wp = (flags & UFFD_PAGEFAULT_FLAG_WP) != 0,
+	};
+
+	count_add(&e->stats, fault_messages, 1);
+	map_read_lock(e);
+	while (fault_once(&f) == FAULT_RETRY) {
+		f.attempts++;
+		count_add(&e->stats, retries, 1);
+		map_read_lock(e);
+	}
+	map_unlock(e);
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Mappings: faultline's vm_area_struct.  The engine keeps them in a set
+ * sorted by address, guarded by the map lock.
+ */
+#ifndef FL_MAP_H
+#define FL_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stats.h"
+
+struct fl_engine;
+struct fl_object;
+
+enum map_kind {
+	MAP_KIND_ANON,    /* private anonymous memory */
+	MAP_KIND_SHARED,  /* shared view of an object's page cache */
+	MAP_KIND_PRIVATE, /* private view: cache pages, copies on write */
+};
+
+struct fl_mapping {
+	uintptr_t start, end; /* [start, end), page aligned */
+	int prot;
+	int advice; /* MADV_NORMAL, MADV_RANDOM or MADV_SEQUENTIAL */
+	enum map_kind kind;
+	struct fl_object *object; /* NULL for MAP_KIND_ANON */
+	uint64_t pgoff;           /* object page shown at start */
+	struct counters stats;
+	/* The object's list of mappings (object lock and map lock). */
+	struct fl_mapping *obj_prev, *obj_next;
+};
+
+/* Object page index shown at addr, which the mapping must contain. */
+static inline uint64_t mapping_index(const struct fl_mapping *m,
+				     uintptr_t addr)
+{
+	return m->pgoff + ((addr - m->start) >> 12);
+}
+
+/* Address showing object page index, which the mapping must show. */
+static inline uintptr_t mapping_addr(const struct fl_mapping *m,
+				     uint64_t index)
+{
+	return m->start + ((index - m->pgoff) << 12);
+}
+
+struct mapping_set {
+	struct fl_mapping **v; /* sorted by start, non-overlapping */
+	size_t nr, cap;
+};
+
+/* The mapping containing addr, or NULL.  Under the map lock. */
+struct fl_mapping *mapping_find(const struct mapping_set *set, uintptr_t addr);
+
+/* Unmap everything (engine teardown); objects are left to the caller. */
+void mappings_destroy(struct fl_engine *engine);
+
+#endif /* FL_MAP_H */

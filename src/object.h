@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Objects and their page caches.  An object's pages live in a memfd that
+ * faultline owns: the engine fills and reads them through its own view of
+ * the memfd, and every user mapping is another view of the same memfd,
+ * registered with userfaultfd, so a page filled once is seen by all.
+ */
+#ifndef FL_OBJECT_H
+#define FL_OBJECT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "page.h"
+#include "radix.h"
+
+struct fl_engine;
+struct fl_mapping;
+struct fl_store;
+
+struct fl_object {
+	struct fl_engine *engine;
+	struct fl_store *store; /* NULL: anonymous shared memory (zeros) */
+	int writable;
+	uint64_t size;     /* bytes */
+	uint64_t nr_pages; /* pages holding data: size rounded up */
+
+	int memfd;
+	uint64_t memfd_size; /* may exceed nr_pages: faults beyond SIGBUS */
+	char *view;          /* the engine's view of [0, nr_pages) */
+
+	_Atomic long refs;   /* caller's handle + mappings + in-flight uses */
+	int user_ref;        /* the caller still holds the handle */
+
+	pthread_rwlock_t lock; /* pages (write: insert/remove), memfd_size */
+	struct radix pages;   /* index -> struct fl_page */
+	_Atomic uint64_t nr_dirty;
+	/* Every mapping of the object: changed under the map write lock. */
+	struct fl_mapping *mappings;
+	unsigned nr_mappings;
+
+	struct fl_object *engine_next, *engine_prev;
+};
+
+/* Life cycle (object.c). */
+struct fl_object *object_new(struct fl_engine *engine, struct fl_store *store,
+			     uint64_t size, int writable);
+static inline void object_get(struct fl_object *o)
+{
+	atomic_fetch_add(&o->refs, 1);
+}
+/* Drop a reference; the last one writes back and frees.  0 or -1/EIO. */
+int object_put(struct fl_object *o);
+/* Free the object whatever its references (engine teardown). */
+int object_release(struct fl_object *o);
+/* Make the memfd at least end bytes long, so faults there reach us. */
+int object_reserve(struct fl_object *o, uint64_t end);
+void object_link_mapping(struct fl_object *o, struct fl_mapping *m);
+/* Returns the number of mappings left. */
+unsigned object_unlink_mapping(struct fl_object *o, struct fl_mapping *m);
+
+static inline char *object_page_data(struct fl_object *o, uint64_t index)
+{
+	return o->view + (index << 12);
+}
+
+/* Page cache (pagecache.c). */
+
+/* Look a page up and take a reference, or NULL. */
+struct fl_page *pagecache_get(struct fl_object *o, uint64_t index);
+
+/*
+ * Start reading up to max pages from index: insert locked, not up-to-date
+ * pages for the run of absent indices from index (stopping at the first
+ * present page or the end of the object).  Returns the run's length (0 if
+ * index is present), or -1 with ENOMEM.  The caller then calls
+ * pagecache_read without holding the map lock.
+ */
+long pagecache_start_read(struct fl_object *o, uint64_t index,
+			  unsigned long max);
+
+/*
+ * Fill the locked pages [index, index+count) from the store, mark them up
+ * to date and unlock them.  If the store fails, the pages are removed
+ * (so that a later fault tries again) and -1 is returned with errno,
+ * unless the page must_have (within the run) could be read on its own.
+ */
+int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
+		   uint64_t must_have);
+
+/*
+ * Call fn for each run of up-to-date, unlocked pages within [first, last]:
+ * the pages fault-around may map.  Runs are maximal.  Under no page lock.
+ */
+void pagecache_for_each_run(struct fl_object *o, uint64_t first,
+			    uint64_t last,
+			    void (*fn)(uint64_t index, unsigned long count,
+				       void *arg),
+			    void *arg);
+
+/* Mark a locked page dirty (the page_mkwrite point); counts it. */
+void pagecache_mark_dirty(struct fl_object *o, struct fl_page *page);
+
+/* Dirty pages in [first, last]. */
+uint64_t pagecache_count_dirty(struct fl_object *o, uint64_t first,
+			       uint64_t last);
+
+/* Write-protect [first, last] in every shared view.  Map lock held. */
+void object_mkclean(struct fl_object *o, uint64_t first, uint64_t last);
+
+/*
+ * Write the dirty pages in [first, last] back to the store.  Takes the map
+ * lock for reading (to write-protect the views), so the caller must not
+ * hold it.  Returns 0, or -1 with EIO; pages that failed stay dirty.
+ */
+int object_writeback(struct fl_object *o, uint64_t first, uint64_t last);
+
+/* Drop every page (object teardown). */
+void pagecache_destroy(struct fl_object *o);
+
+#endif /* FL_OBJECT_H */

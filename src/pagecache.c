@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Objects' page caches: lookup, filling from the store, dirty tracking and
+ * writeback.  A page's data lives in the object's memfd at the page's
+ * offset; its descriptor (struct fl_page) lives in the object's radix tree.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "engine.h"
+#include "object.h"
+#include "uffd.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Longest run written back in one store write. */
+#define WRITEBACK_BATCH 256
+
+struct fl_page *pagecache_get(struct fl_object *o, uint64_t index)
+{
+	struct fl_page *page;
+
+	pthread_rwlock_rdlock(&o->lock);
+	page = radix_lookup(&o->pages, index);
+	if (page)
+		page_get(page);
+	pthread_rwlock_unlock(&o->lock);
+	return page;
+}
+
+long pagecache_start_read(struct fl_object *o, uint64_t index,
+			  unsigned long max)
+{
+	long n = 0;
+
+	pthread_rwlock_wrlock(&o->lock);
+	while ((unsigned long)n < max && index + n < o->nr_pages &&
+	       !radix_lookup(&o->pages, index + n)) {
+		struct fl_page *page = page_alloc();
+
+		if (!page || radix_insert(&o->pages, index + n, page)) {
+			if (page)
+				page_put(page);
+			if (n == 0) {
+				pthread_rwlock_unlock(&o->lock);
+				errno = ENOMEM;
+				return -1;
+			}
+			break; /* read the run we have */
+		}
+		atomic_store(&page->flags, PG_LOCKED);
+		n++;
+	}
+	pthread_rwlock_unlock(&o->lock);
+	atomic_fetch_add(&o->engine->cached_pages, n);
+	return n;
+}
+
+/* Read [index, index+count) from the store into the memfd. */
+static int store_read_pages(struct fl_object *o, uint64_t index,
+			    unsigned long count)
+{
+	uint64_t off = index << PAGE_SHIFT, len = count << PAGE_SHIFT;
+	uint64_t valid = o->size - off < len ? o->size - off : len, done = 0;
+	char *buf = object_page_data(o, index);
+
+	if (!o->store) /* anonymous shared memory: the memfd's zeros */
+		return madvise(buf, len, MADV_POPULATE_WRITE);
+	while (done < valid) {
+		ssize_t r = o->store->ops->read(o->store, buf + done,
+						len - done, off + done);
+
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break; /* the store shrank: the rest reads as zeros */
+		done += (uint64_t)r;
+	}
+	if (done < len) /* beyond the end of the object: zeros, as mmap */
+		memset(buf + done, 0, len - done);
+	return 0;
+}
+
+/* Take failed pages out of the cache so a later fault reads again. */
+static void pagecache_drop_unread(struct fl_object *o, uint64_t index,
+				  unsigned long count)
+{
+	if (count == 0)
+		return;
+	pthread_rwlock_wrlock(&o->lock);
+	for (unsigned long i = 0; i < count; i++) {
+		struct fl_page *page = radix_delete(&o->pages, index + i);
+
+		page_unlock(page);
+		page_put(page);
+	}
+	pthread_rwlock_unlock(&o->lock);
+	atomic_fetch_sub(&o->engine->cached_pages, count);
+	/* A failed read may have left partial data in the memfd. */
+	fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		  (off_t)(index << PAGE_SHIFT), (off_t)(count << PAGE_SHIFT));
+}
+
+static void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
+				    unsigned long count)
+{
+	pthread_rwlock_rdlock(&o->lock);
+	for (unsigned long i = 0; i < count; i++) {
+		struct fl_page *page = radix_lookup(&o->pages, index + i);
+
+		page_test_and_set(page, PG_UPTODATE);
+		page_unlock(page);
+	}
+	pthread_rwlock_unlock(&o->lock);
+	if (o->store)
+		count_add(&o->engine->stats, pages_read, count);
+	else
+		count_add(&o->engine->stats, zero_fills, count);
+}
+
+int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
+		   uint64_t must_have)
+{
+	int saved;
+
+	if (store_read_pages(o, index, count) == 0) {
+		pagecache_mark_uptodate(o, index, count);
+		return 0;
+	}
+	saved = errno;
+	/* The batch failed: the faulting page may still be readable alone. */
+	if (count > 1 && store_read_pages(o, must_have, 1) == 0) {
+		pagecache_drop_unread(o, index, must_have - index);
+		pagecache_drop_unread(o, must_have + 1,
+				      index + count - must_have - 1);
+		pagecache_mark_uptodate(o, must_have, 1);
+		return 0;
+	}
+	pagecache_drop_unread(o, index, count);
+	errno = saved ? saved : EIO;
+	return -1;
+}
+
+void pagecache_for_each_run(struct fl_object *o, uint64_t first,
+			    uint64_t last,
+			    void (*fn)(uint64_t, unsigned long, void *),
+			    void *arg)
+{
+	uint64_t index = first, run_start = 0;
+	unsigned long run_len = 0;
+	struct fl_page *page;
+
+	/* The read lock keeps each page in the cache while fn maps it. */
+	pthread_rwlock_rdlock(&o->lock);
+	while ((page = radix_next(&o->pages, &index, last))) {
+		uint32_t flags = atomic_load(&page->flags);
+		int mappable = (flags & PG_UPTODATE) && !(flags & PG_LOCKED);
+
+		if (run_len && (!mappable || index != run_start + run_len)) {
+			fn(run_start, run_len, arg);
+			run_len = 0;
+		}
+		if (mappable && run_len++ == 0)
+			run_start = index;
+		if (index++ == last)
+			break;
+	}
+	if (run_len)
+		fn(run_start, run_len, arg);
+	pthread_rwlock_unlock(&o->lock);
+}
+
+void pagecache_mark_dirty(struct fl_object *o, struct fl_page *page)
+{
+	if (!page_test_and_set(page, PG_DIRTY)) {
+		atomic_fetch_add(&o->nr_dirty, 1);
+		atomic_fetch_add(&o->engine->dirty_pages, 1);
+	}
+}
+
+static void pagecache_clear_dirty(struct fl_object *o, struct fl_page *page)
+{
+	if (page_test_and_clear(page, PG_DIRTY)) {
+		atomic_fetch_sub(&o->nr_dirty, 1);
+		atomic_fetch_sub(&o->engine->dirty_pages, 1);
+	}
+}
+
+uint64_t pagecache_count_dirty(struct fl_object *o, uint64_t first,
+			       uint64_t last)
+{
+	uint64_t index = first, dirty = 0;
+	struct fl_page *page;
+
+	pthread_rwlock_rdlock(&o->lock);
+	while ((page = radix_next(&o->pages, &index, last))) {
+		dirty += page_test(page, PG_DIRTY);
+		if (index++ == last)
+			break;
+	}
+	pthread_rwlock_unlock(&o->lock);
+	return dirty;
+}
+
+void object_mkclean(struct fl_object *o, uint64_t first, uint64_t last)
+{
+	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next) {
+		uint64_t m_last = m->pgoff + ((m->end - m->start) >> PAGE_SHIFT);
+		uint64_t lo = first > m->pgoff ? first : m->pgoff;
+		uint64_t hi = last < m_last - 1 ? last : m_last - 1;
+
+		if (m->kind != MAP_KIND_SHARED || lo > hi)
+			continue;
+		/* The next store through this view faults: page_mkwrite. */
+		uffd_writeprotect(o->engine->uffd, mapping_addr(m, lo),
+				  (hi - lo + 1) << PAGE_SHIFT, 1);
+	}
+}
+
+/*
+ * Collect up to WRITEBACK_BATCH dirty pages with consecutive indices from
+ * *index on, with a reference each.  Returns how many.
+ */
+static unsigned wb_gather(struct fl_object *o, uint64_t *index, uint64_t last,
+			  struct fl_page **pages)
+{
+	unsigned n = 0;
+	uint64_t i = *index;
+	struct fl_page *page;
+
+	pthread_rwlock_rdlock(&o->lock);
+	while (n < WRITEBACK_BATCH && (page = radix_next(&o->pages, &i, last))) {
+		if (page_test(page, PG_DIRTY)) {
+			if (n && i != *index + n)
+				break;
+			if (n == 0)
+				*index = i;
+			page_get(page);
+			pages[n++] = page;
+		} else if (n) {
+			break;
+		}
+		if (i++ == last)
+			break;
+	}
+	pthread_rwlock_unlock(&o->lock);
+	return n;
+}
+
+/*
+ * Lock as many of pages[0..n) as can be locked at once, clear their dirty
+ * bits and write-protect them in every view, all under the map lock, so
+ * that a store racing with writeback faults and re-dirties the page.
+ * Returns how many pages (a prefix) are now under writeback; 0 means the
+ * first page was busy and the caller should wait for it.
+ */
+static unsigned wb_start(struct fl_object *o, struct fl_page **pages,
+			 unsigned n, uint64_t index)
+{
+	unsigned locked = 0;
+
+	map_read_lock(o->engine);
+	while (locked < n && page_trylock(pages[locked])) {
+		if (page_test(pages[locked], PG_WRITEBACK)) {
+			page_unlock(pages[locked]);
+			break;
+		}
+		locked++;
+	}
+	for (unsigned i = 0; i < locked; i++) {
+		pagecache_clear_dirty(o, pages[i]);
+		page_test_and_set(pages[i], PG_WRITEBACK);
+	}
+	if (locked)
+		object_mkclean(o, index, index + locked - 1);
+	map_unlock(o->engine);
+	for (unsigned i = 0; i < locked; i++)
+		page_unlock(pages[i]);
+	return locked;
+}
+
+/* Write pages [index, index+n) to the store; the object's size cuts it. */
+static int wb_write(struct fl_object *o, uint64_t index, unsigned n)
+{
+	uint64_t off = index << PAGE_SHIFT, len = (uint64_t)n << PAGE_SHIFT;
+	const char *buf = object_page_data(o, index);
+	uint64_t done = 0;
+
+	if (off + len > o->size)
+		len = o->size - off;
+	while (done < len) {
+		ssize_t w = o->store->ops->write(o->store, buf + done,
+						 len - done, off + done);
+
+		if (w <= 0)
+			return -1;
+		done += (uint64_t)w;
+	}
+	return 0;
+}
+
+static void wb_end(struct fl_object *o, struct fl_page **pages, unsigned n,
+		   int failed)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (failed)
+			pagecache_mark_dirty(o, pages[i]);
+		page_clear_and_wake(pages[i], PG_WRITEBACK);
+	}
+	if (failed)
+		count_add(&o->engine->stats, writeback_errors, 1);
+	else
+		count_add(&o->engine->stats, pages_written, n);
+}
+
+int object_writeback(struct fl_object *o, uint64_t first, uint64_t last)
+{
+	struct fl_page *pages[WRITEBACK_BATCH];
+	uint64_t index = first;
+	int failed = 0, wrote = 0;
+	unsigned n;
+
+	if (!o->store || !o->writable)
+		return 0;
+	while (index <= last && (n = wb_gather(o, &index, last, pages))) {
+		unsigned started = wb_start(o, pages, n, index);
+
+		if (started == 0) {
+			/* Busy: wait without the map lock, then look again. */
+			page_wait_clear(pages[0], PG_LOCKED | PG_WRITEBACK);
+		} else {
+			int bad = wb_write(o, index, started) < 0;
+
+			wb_end(o, pages, started, bad);
+			failed |= bad;
+			wrote = 1;
+			index += started;
+		}
+		for (unsigned i = 0; i < n; i++)
+			page_put(pages[i]);
+	}
+	if (wrote && o->store->ops->flush && o->store->ops->flush(o->store))
+		failed = 1;
+	if (failed) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+static void page_free_cb(void *item, uint64_t index, void *arg)
+{
+	struct fl_object *o = arg;
+	struct fl_page *page = item;
+
+	pagecache_clear_dirty(o, page);
+	atomic_fetch_sub(&o->engine->cached_pages, 1);
+	page_put(page);
+}
+
+void pagecache_destroy(struct fl_object *o)
+{
+	pthread_rwlock_wrlock(&o->lock);
+	radix_clear(&o->pages, page_free_cb, o);
+	pthread_rwlock_unlock(&o->lock);
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine's own page table: what each virtual page of a private or
+ * anonymous mapping holds, beyond what the object's page cache says.  Keyed
+ * by virtual page number, so splitting a mapping costs nothing; entries are
+ * made only when a page is in hand (an empty range costs nothing).
+ */
+#ifndef FL_PAGETABLE_H
+#define FL_PAGETABLE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "radix.h"
+
+enum pte_state {
+	PTE_NONE = 0,    /* nothing: the object's page, or unpopulated */
+	PTE_ZERO = 1,    /* anonymous: the shared zero page, write-protected */
+	PTE_PRIVATE = 2, /* a private page: anonymous or a copy-on-write copy */
+};
+
+struct pagetable {
+	pthread_mutex_t lock;
+	struct radix entries;
+	uint64_t nr_private; /* PTE_PRIVATE entries */
+};
+
+void pagetable_init(struct pagetable *pt);
+void pagetable_destroy(struct pagetable *pt);
+
+static inline void pagetable_lock(struct pagetable *pt)
+{
+	pthread_mutex_lock(&pt->lock);
+}
+
+static inline void pagetable_unlock(struct pagetable *pt)
+{
+	pthread_mutex_unlock(&pt->lock);
+}
+
+/* Under the lock. */
+enum pte_state pte_get(struct pagetable *pt, uint64_t vpn);
+/* Under the lock.  Returns the previous state, or -1 with ENOMEM. */
+int pte_set(struct pagetable *pt, uint64_t vpn, enum pte_state state);
+
+/*
+ * Forget [first, last] (takes the lock).  Returns how many entries were
+ * PTE_PRIVATE (pages that were resident and are freed with the range).
+ */
+uint64_t pagetable_clear(struct pagetable *pt, uint64_t first, uint64_t last);
+/* Count PTE_PRIVATE entries in [first, last] (takes the lock). */
+uint64_t pagetable_count_private(struct pagetable *pt, uint64_t first,
+				 uint64_t last);
+
+#endif /* FL_PAGETABLE_H */

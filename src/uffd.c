@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/* userfaultfd: opening, registration and the resolving ioctls. */
+#include "uffd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+#define PAGE 4096UL
+
+/* Features the fault path relies on; the engine refuses to start without. */
+#define UFFD_NEEDED_FEATURES                                                  \
+	(UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM |              \
+	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_PAGEFAULT_FLAG_WP |   \
+	 UFFD_FEATURE_POISON)
+
+static int uffd_open_fd(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int dev, saved;
+
+	if (fd >= 0 || (errno != EPERM && errno != EACCES))
+		return fd;
+	/* Unprivileged: the device node may still be open to us. */
+	saved = errno;
+	dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0) {
+		errno = saved;
+		return -1;
+	}
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	close(dev);
+	return fd;
+}
+
+int uffd_open(void)
+{
+	struct uffdio_api api = {.api = UFFD_API};
+	int fd = uffd_open_fd();
+
+	if (fd < 0)
+		return -1;
+	/* Ask which features exist, then enable the ones we need. */
+	if (ioctl(fd, UFFDIO_API, &api) < 0)
+		goto fail;
+	if ((api.features & UFFD_NEEDED_FEATURES) != UFFD_NEEDED_FEATURES) {
+		close(fd);
+		errno = ENOSYS;
+		return -1;
+	}
+	close(fd);
+	/* UFFDIO_API may be called once per descriptor: open a fresh one. */
+	fd = uffd_open_fd();
+	if (fd < 0)
+		return -1;
+	api = (struct uffdio_api){.api = UFFD_API,
+				  .features = UFFD_NEEDED_FEATURES |
+					      UFFD_FEATURE_THREAD_ID};
+	if (ioctl(fd, UFFDIO_API, &api) < 0)
+		goto fail;
+	return fd;
+fail:
+	{
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+	}
+	return -1;
+}
+
+int uffd_register(int uffd, uintptr_t start, size_t len, enum uffd_modes m)
+{
+	struct uffdio_register reg = {
+		.range = {.start = start, .len = len},
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+	};
+
+	if (m == UFFD_MODES_CACHE)
+		reg.mode |= UFFDIO_REGISTER_MODE_MINOR;
+	return ioctl(uffd, UFFDIO_REGISTER, &reg);
+}
+
+int uffd_unregister(int uffd, uintptr_t start, size_t len)
+{
+	struct uffdio_range range = {.start = start, .len = len};
+
+	return ioctl(uffd, UFFDIO_UNREGISTER, &range);
+}
+
+/*
+ * Drive one resolving ioctl over a range.  op fills the request for
+ * [start, start+len) and runs it, returning the ioctl's result and storing
+ * the kernel's progress (bytes, or a negated errno) in *done.
+ */
+typedef int (*uffd_range_op)(int uffd, uintptr_t start, size_t len,
+			     const void *arg, int64_t *done);
+
+static long uffd_resolve_range(int uffd, uintptr_t start, size_t len,
+			       const void *arg, size_t arg_step,
+			       uffd_range_op op)
+{
+	uintptr_t end = start + len;
+	unsigned again = 0;
+	long pages = 0;
+
+	while (start < end) {
+		int64_t done = 0;
+		int rc = op(uffd, start, end - start, arg, &done);
+
+		if (rc == 0) {
+			pages += (long)((end - start) / PAGE);
+			break;
+		}
+		if (done > 0) { /* partial progress: go on from there */
+			pages += (long)(done / PAGE);
+			start += (uintptr_t)done;
+			arg = (const char *)arg + (arg_step ? done : 0);
+			continue;
+		}
+		if (errno == EEXIST || done == -EEXIST) {
+			/* Populated already (a racing fault): skip the page. */
+			start += PAGE;
+			arg = (const char *)arg + (arg_step ? PAGE : 0);
+			continue;
+		}
+		if (errno == EAGAIN && ++again < 1000)
+			continue; /* an mm change is in flight: try again */
+		return pages ? pages : -1;
+	}
+	return pages;
+}
+
+static int continue_op(int uffd, uintptr_t start, size_t len, const void *arg,
+		       int64_t *done)
+{
+	struct uffdio_continue c = {
+		.range = {.start = start, .len = len},
+		.mode = UFFDIO_CONTINUE_MODE_DONTWAKE |
+			(*(const int *)arg ? UFFDIO_CONTINUE_MODE_WP : 0),
+	};
+	int rc = ioctl(uffd, UFFDIO_CONTINUE, &c);
+
+	*done = c.mapped;
+	return rc;
+}
+
+long uffd_continue(int uffd, uintptr_t start, size_t len, int wp)
+{
+	return uffd_resolve_range(uffd, start, len, &wp, 0, continue_op);
+}
+
+static int copy_op(int uffd, uintptr_t start, size_t len, const void *arg,
+		   int64_t *done)
+{
+	struct uffdio_copy c = {
+		.dst = start,
+		.src = (uintptr_t)arg,
+		.len = len,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE,
+	};
+	int rc = ioctl(uffd, UFFDIO_COPY, &c);
+
+	*done = c.copy;
+	return rc;
+}
+
+long uffd_copy(int uffd, uintptr_t start, const void *src, size_t len)
+{
+	return uffd_resolve_range(uffd, start, len, src, 1, copy_op);
+}
+
+static int zeropage_op(int uffd, uintptr_t start, size_t len, const void *arg,
+		       int64_t *done)
+{
+	struct uffdio_zeropage z = {
+		.range = {.start = start, .len = len},
+		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+	};
+	int rc = ioctl(uffd, UFFDIO_ZEROPAGE, &z);
+
+	*done = z.zeropage;
+	return rc;
+}
+
+long uffd_zeropage(int uffd, uintptr_t start, size_t len)
+{
+	return uffd_resolve_range(uffd, start, len, NULL, 0, zeropage_op);
+}
+
+int uffd_writeprotect(int uffd, uintptr_t start, size_t len, int wp)
+{
+	struct uffdio_writeprotect w = {
+		.range = {.start = start, .len = len},
+		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w);
+}
+
+int uffd_wake(int uffd, uintptr_t start, size_t len)
+{
+	struct uffdio_range range = {.start = start, .len = len};
+
+	return ioctl(uffd, UFFDIO_WAKE, &range);
+}
+
+int uffd_poison(int uffd, uintptr_t start, size_t len)
+{
+	struct uffdio_poison p = {.range = {.start = start, .len = len}};
+	int rc = ioctl(uffd, UFFDIO_POISON, &p);
+
+	/* Populated meanwhile: the faulting thread finds a page; wake it. */
+	if (rc < 0 && errno == EEXIST)
+		return uffd_wake(uffd, start, len);
+	return rc;
+}

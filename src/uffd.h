@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Everything that talks to userfaultfd.  The ioctl wrappers resolve whole
+ * ranges: they step over pages that another thread populated first (EEXIST)
+ * and continue after partial progress (EAGAIN), so a caller asks once.
+ */
+#ifndef FL_UFFD_H
+#define FL_UFFD_H
+
+#include <linux/userfaultfd.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Newer than Debian 12's kernel headers. */
+#ifndef UFFDIO_CONTINUE_MODE_WP
+#define UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)
+#endif
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+#ifndef UFFDIO_POISON
+#define _UFFDIO_POISON 0x08
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+
+/* What a registration asks to be told about. */
+enum uffd_modes {
+	UFFD_MODES_ANON = 1,  /* MISSING | WP on private anonymous memory */
+	UFFD_MODES_CACHE = 2, /* MISSING | MINOR | WP on a view of a memfd */
+};
+
+/* Open a userfaultfd (system call, else /dev/userfaultfd) with our API. */
+int uffd_open(void);
+int uffd_register(int uffd, uintptr_t start, size_t len, enum uffd_modes m);
+int uffd_unregister(int uffd, uintptr_t start, size_t len);
+
+/*
+ * Map the memfd pages behind [start, start+len) of a view; wp maps them
+ * write-protected.  Populated pages are skipped.  Returns the number of
+ * pages mapped, or -1 with errno (ENOENT: the range is no longer
+ * registered; EFAULT: a page is not in the memfd).
+ */
+long uffd_continue(int uffd, uintptr_t start, size_t len, int wp);
+/* Copy len bytes from src into unpopulated pages (skips populated ones). */
+long uffd_copy(int uffd, uintptr_t start, const void *src, size_t len);
+/* Map the zero page at unpopulated pages of [start, start+len). */
+long uffd_zeropage(int uffd, uintptr_t start, size_t len);
+/* Write-protect (wp=1, does not wake) or unprotect (wp=0, wakes). */
+int uffd_writeprotect(int uffd, uintptr_t start, size_t len, int wp);
+/* Wake the threads faulting in [start, start+len). */
+int uffd_wake(int uffd, uintptr_t start, size_t len);
+/* Make the next access to [start, start+len) raise SIGBUS; wakes. */
+int uffd_poison(int uffd, uintptr_t start, size_t len);
+
+#endif /* FL_UFFD_H */
