@@ -1,0 +1,46 @@
+#!/bin/sh
+# Run every test binary of a build directory, each under a time limit, and
+# print one final line "N passed, N failed" (test cases).  Exit non-zero if
+# any case failed or any binary crashed, hung or did not finish.
+# Usage: tests/run.sh [BUILD_DIR]   (FL_BINARY_TIMEOUT=seconds, default 180)
+BUILD=${1:-build}
+LIMIT=${FL_BINARY_TIMEOUT:-180}
+pass=0
+fail=0
+bad=""
+log=$(mktemp "${TMPDIR:-/tmp}/faultline-run.XXXXXX") || exit 2
+trap 'rm -f "$log"' EXIT INT TERM
+
+found=0
+for t in "$BUILD"/tests/test_*; do
+	case "$t" in *.o | *.d) continue ;; esac
+	[ -f "$t" ] && [ -x "$t" ] || continue
+	found=1
+	name=$(basename "$t")
+	timeout -k 10 "$LIMIT" "$t" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	p=$(grep -c '^PASS ' "$log")
+	f=$(grep -c '^FAIL ' "$log")
+	if ! grep -q "^SUMMARY $name: " "$log"; then
+		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+			echo "FAIL $name: binary timed out after ${LIMIT}s"
+		else
+			echo "FAIL $name: binary did not finish (exit status $rc)"
+		fi
+		f=$((f + 1))
+	elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		echo "FAIL $name: exit status $rc with no failed case"
+		f=1
+	fi
+	pass=$((pass + p))
+	fail=$((fail + f))
+	[ "$f" -ne 0 ] && bad="$bad $name"
+done
+if [ "$found" -eq 0 ]; then
+	echo "no test binaries in $BUILD/tests"
+	fail=$((fail + 1))
+fi
+[ -n "$bad" ] && echo "failing binaries:$bad"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: MIT
+/* Bad arguments: each call fails with the errno mmap(2) and friends would
+ * give, and leaks nothing (the harness compares fds and threads around
+ * every case; LeakSanitizer checks memory in the sanitizer build). */
+#include "harness.h"
+
+#include <stdlib.h>
+
+#define RW   (PROT_READ | PROT_WRITE)
+#define ANON (MAP_PRIVATE | MAP_ANONYMOUS)
+
+struct env {
+	struct h_file f;
+	fl_engine *e;
+	fl_object *rw, *ro;
+};
+
+static void env_up(struct env *v)
+{
+	h_file_create(&v->f, 8 * PG, 91);
+	v->e = h_engine(1);
+	v->rw = h_open(v->e, &v->f, O_RDWR);
+	v->ro = h_open(v->e, &v->f, O_RDONLY);
+}
+
+static void env_down(struct env *v)
+{
+	CHECK_EQ(fl_object_close(v->rw), 0);
+	CHECK_EQ(fl_object_close(v->ro), 0);
+	CHECK_EQ(fl_engine_destroy(v->e), 0);
+	h_file_remove(&v->f);
+}
+
+#define MMAP_FAILS(call, err) CHECK_ERR((call) == MAP_FAILED, err)
+
+TEST(mmap_zero_length)
+{
+	struct env v;
+
+	env_up(&v);
+	MMAP_FAILS(fl_mmap(v.e, NULL, 0, RW, ANON, NULL, 0), EINVAL);
+	MMAP_FAILS(fl_mmap(v.e, NULL, 0, PROT_READ, MAP_SHARED, v.rw, 0),
+		   EINVAL);
+	env_down(&v);
+}
+
+TEST(mmap_unaligned_offset)
+{
+	struct env v;
+
+	env_up(&v);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, PROT_READ, MAP_SHARED, v.rw, 100),
+		   EINVAL);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, PROT_READ, MAP_PRIVATE, v.rw, PG + 1),
+		   EINVAL);
+	env_down(&v);
+}
+
+TEST(mmap_unaligned_fixed_address)
+{
+	struct env v;
+	unsigned char *p;
+
+	env_up(&v);
+	p = h_map(v.e, 4 * PG, RW, ANON, NULL, 0);
+	MMAP_FAILS(fl_mmap(v.e, p + 10, PG, RW, ANON | MAP_FIXED, NULL, 0),
+		   EINVAL);
+	p[0] = 1; /* the existing mapping is untouched */
+	CHECK_EQ(p[0], 1);
+	CHECK_EQ(fl_munmap(v.e, p, 4 * PG), 0);
+	env_down(&v);
+}
+
+TEST(mmap_shared_and_private)
+{
+	struct env v;
+
+	env_up(&v);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, PROT_READ, MAP_SHARED | MAP_PRIVATE,
+			   v.rw, 0),
+		   EINVAL);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, PROT_READ, 0, v.rw, 0), EINVAL);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, RW, MAP_ANONYMOUS, NULL, 0), EINVAL);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, RW,
+			   MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0),
+		   EINVAL);
+	env_down(&v);
+}
+
+TEST(mmap_bad_prot)
+{
+	struct env v;
+
+	env_up(&v);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, PROT_READ | PROT_EXEC, ANON, NULL, 0),
+		   EINVAL);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, PROT_EXEC, MAP_PRIVATE, v.rw, 0),
+		   EINVAL);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, 0x100, ANON, NULL, 0), EINVAL);
+	env_down(&v);
+}
+
+TEST(mmap_file_without_object)
+{
+	struct env v;
+
+	env_up(&v);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, PROT_READ, MAP_SHARED, NULL, 0),
+		   EBADF);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, RW, MAP_PRIVATE, NULL, 0), EBADF);
+	env_down(&v);
+}
+
+TEST(mmap_anonymous_with_object)
+{
+	struct env v;
+
+	env_up(&v);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, RW, ANON, v.rw, 0), EINVAL);
+	env_down(&v);
+}
+
+TEST(mmap_shared_write_readonly_object)
+{
+	struct env v;
+	void *p;
+
+	env_up(&v);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, RW, MAP_SHARED, v.ro, 0), EACCES);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, PROT_WRITE, MAP_SHARED, v.ro, 0),
+		   EACCES);
+	/* allowed: shared read-only, private writable */
+	p = fl_mmap(v.e, NULL, PG, PROT_READ, MAP_SHARED, v.ro, 0);
+	CHECK(p != MAP_FAILED);
+	if (p != MAP_FAILED)
+		CHECK_EQ(fl_munmap(v.e, p, PG), 0);
+	p = fl_mmap(v.e, NULL, PG, RW, MAP_PRIVATE, v.ro, 0);
+	CHECK(p != MAP_FAILED);
+	if (p != MAP_FAILED)
+		CHECK_EQ(fl_munmap(v.e, p, PG), 0);
+	env_down(&v);
+}
+
+TEST(mprotect_write_shared_readonly_object)
+{
+	struct env v;
+	unsigned char *p, *q;
+
+	env_up(&v);
+	p = h_map(v.e, 4 * PG, PROT_READ, MAP_SHARED, v.ro, 0);
+	CHECK_ERR(fl_mprotect(v.e, p, 4 * PG, RW) == -1, EACCES);
+	CHECK_ERR(fl_mprotect(v.e, p + PG, PG, PROT_WRITE) == -1, EACCES);
+	/* still readable, still read-only */
+	CHECK_EQ(h_mismatch(p, 4 * PG, 91, 0), -1);
+	CHECK_EQ(h_try_write(p + PG, 0, NULL), SIGSEGV);
+	/* PROT_NONE and back to PROT_READ is fine */
+	CHECK_EQ(fl_mprotect(v.e, p, 4 * PG, PROT_NONE), 0);
+	CHECK_EQ(fl_mprotect(v.e, p, 4 * PG, PROT_READ), 0);
+	CHECK_EQ(p[5], h_pattern(91, 5));
+	/* a private mapping of it may become writable */
+	q = h_map(v.e, 4 * PG, PROT_READ, MAP_PRIVATE, v.ro, 0);
+	CHECK_EQ(fl_mprotect(v.e, q, 4 * PG, RW), 0);
+	CHECK_EQ(h_try_write(q + PG, 0, NULL), 0);
+	CHECK_EQ(fl_munmap(v.e, p, 4 * PG), 0);
+	CHECK_EQ(fl_munmap(v.e, q, 4 * PG), 0);
+	env_down(&v);
+}
+
+TEST(object_open_errors)
+{
+	struct env v;
+	char path[300];
+
+	env_up(&v);
+	snprintf(path, sizeof(path), "%s/no-such-file", h_tmpdir());
+	CHECK_ERR(fl_object_open(v.e, path, O_RDONLY) == NULL, ENOENT);
+	CHECK_ERR(fl_object_open(v.e, h_tmpdir(), O_RDONLY) == NULL, EISDIR);
+	CHECK_ERR(fl_object_open(v.e, h_tmpdir(), O_RDWR) == NULL, EISDIR);
+	CHECK_ERR(fl_object_open(v.e, v.f.path, O_WRONLY) == NULL, EINVAL);
+	CHECK_ERR(fl_object_open(v.e, v.f.path, O_ACCMODE) == NULL, EINVAL);
+	CHECK_ERR(fl_object_open(v.e, NULL, O_RDONLY) == NULL, EINVAL);
+	CHECK_ERR(fl_object_open(NULL, v.f.path, O_RDONLY) == NULL, EINVAL);
+	env_down(&v);
+}
+
+TEST(null_engine)
+{
+	struct fl_stats s;
+	char c;
+
+	CHECK_ERR(fl_engine_destroy(NULL) == -1, EINVAL);
+	CHECK_ERR(fl_object_close(NULL) == -1, EINVAL);
+	MMAP_FAILS(fl_mmap(NULL, NULL, PG, RW, ANON, NULL, 0), EINVAL);
+	CHECK_ERR(fl_munmap(NULL, &c, PG) == -1, EINVAL);
+	CHECK_ERR(fl_mprotect(NULL, &c, PG, PROT_READ) == -1, EINVAL);
+	CHECK_ERR(fl_madvise(NULL, &c, PG, MADV_NORMAL) == -1, EINVAL);
+	CHECK_ERR(fl_msync(NULL, &c, PG, MS_SYNC) == -1, EINVAL);
+	CHECK_ERR(fl_engine_stats(NULL, &s) == -1, EINVAL);
+	CHECK_ERR(fl_mapping_stats(NULL, &c, &s) == -1, EINVAL);
+}
+
+TEST(munmap_errors)
+{
+	struct env v;
+	unsigned char *p;
+
+	env_up(&v);
+	p = h_map(v.e, 4 * PG, RW, ANON, NULL, 0);
+	p[PG] = 3;
+	CHECK_ERR(fl_munmap(v.e, p + 1, PG) == -1, EINVAL);
+	CHECK_ERR(fl_munmap(v.e, p, 0) == -1, EINVAL);
+	CHECK_EQ(p[PG], 3); /* still mapped */
+	CHECK_EQ(fl_munmap(v.e, p, 4 * PG), 0);
+	env_down(&v);
+}
+
+/* Ranges not (wholly) mapped by faultline: ENOMEM; unaligned: EINVAL. */
+TEST(range_calls_on_unmapped)
+{
+	struct env v;
+	unsigned char *p, *hole;
+	struct fl_stats s;
+
+	env_up(&v);
+	p = h_map(v.e, 4 * PG, RW, MAP_SHARED, v.rw, 0);
+	hole = h_map(v.e, 4 * PG, RW, ANON, NULL, 0);
+	CHECK_EQ(fl_munmap(v.e, hole, 4 * PG), 0);
+	CHECK_ERR(fl_mprotect(v.e, hole, PG, PROT_READ) == -1, ENOMEM);
+	CHECK_ERR(fl_madvise(v.e, hole, PG, MADV_DONTNEED) == -1, ENOMEM);
+	CHECK_ERR(fl_madvise(v.e, hole, PG, MADV_NORMAL) == -1, ENOMEM);
+	CHECK_ERR(fl_msync(v.e, hole, PG, MS_SYNC) == -1, ENOMEM);
+	CHECK_ERR(fl_mapping_stats(v.e, hole, &s) == -1, EINVAL);
+	CHECK_ERR(fl_mapping_stats(v.e, hole + 3 * PG + 5, &s) == -1, EINVAL);
+	/* partly mapped: the mapping plus a page beyond it */
+	CHECK_ERR(fl_msync(v.e, p, 5 * PG, MS_SYNC) == -1, ENOMEM);
+	CHECK_ERR(fl_mprotect(v.e, p + PG, 4 * PG, PROT_READ) == -1, ENOMEM);
+	CHECK_ERR(fl_madvise(v.e, p + 3 * PG, 2 * PG, MADV_WILLNEED) == -1,
+		  ENOMEM);
+	/* unaligned */
+	CHECK_ERR(fl_mprotect(v.e, p + 1, PG, PROT_READ) == -1, EINVAL);
+	CHECK_ERR(fl_madvise(v.e, p + 1, PG, MADV_NORMAL) == -1, EINVAL);
+	CHECK_ERR(fl_msync(v.e, p + 1, PG, MS_SYNC) == -1, EINVAL);
+	/* the mapping works and is still writable */
+	p[2 * PG] = 0x12;
+	CHECK_EQ(p[2 * PG], 0x12);
+	CHECK_EQ(fl_mapping_stats(v.e, p + 2 * PG + 7, &s), 0);
+	CHECK_EQ(fl_munmap(v.e, p, 4 * PG), 0);
+	env_down(&v);
+}
+
+TEST(bad_advice_and_flags)
+{
+	struct env v;
+	unsigned char *p;
+
+	env_up(&v);
+	p = h_map(v.e, 4 * PG, RW, MAP_SHARED, v.rw, 0);
+	CHECK_ERR(fl_madvise(v.e, p, PG, 9999) == -1, EINVAL);
+	CHECK_ERR(fl_madvise(v.e, p, PG, -1) == -1, EINVAL);
+	CHECK_ERR(fl_msync(v.e, p, PG, 0x1000) == -1, EINVAL);
+	CHECK_ERR(fl_mprotect(v.e, p, PG, PROT_EXEC | PROT_READ) == -1, EINVAL);
+	CHECK_ERR(fl_mprotect(v.e, p, PG, 0x100) == -1, EINVAL);
+	/* the good ones */
+	CHECK_EQ(fl_madvise(v.e, p, 4 * PG, MADV_RANDOM), 0);
+	CHECK_EQ(fl_madvise(v.e, p, 4 * PG, MADV_SEQUENTIAL), 0);
+	CHECK_EQ(fl_madvise(v.e, p, 4 * PG, MADV_WILLNEED), 0);
+	CHECK_EQ(fl_madvise(v.e, p, 4 * PG, MADV_NORMAL), 0);
+	CHECK_EQ(h_mismatch(p, 4 * PG, 91, 0), -1);
+	CHECK_EQ(fl_msync(v.e, p, 4 * PG, MS_SYNC | MS_INVALIDATE), 0);
+	CHECK_EQ(fl_munmap(v.e, p, 4 * PG), 0);
+	env_down(&v);
+}
+
+/* Objects made from stores: EACCES for a read-only store asked O_RDWR; the
+ * store stays the caller's. */
+TEST(object_create_errors)
+{
+	struct env v;
+	struct fl_store *st;
+	fl_object *o;
+	char path[300];
+
+	env_up(&v);
+	st = fl_store_file_open(v.f.path, O_RDONLY);
+	REQUIRE(st != NULL);
+	CHECK(st->read_only);
+	CHECK_ERR(fl_object_create(v.e, st, O_RDWR) == NULL, EACCES);
+	CHECK_ERR(fl_object_create(NULL, st, O_RDONLY) == NULL, EINVAL);
+	CHECK_ERR(fl_object_create(v.e, NULL, O_RDONLY) == NULL, EINVAL);
+	o = fl_object_create(v.e, st, O_RDONLY);
+	CHECK(o != NULL);
+	if (o)
+		CHECK_EQ(fl_object_close(o), 0);
+	else
+		st->ops->destroy(st);
+	snprintf(path, sizeof(path), "%s/no-such-file", h_tmpdir());
+	CHECK_ERR(fl_store_file_open(path, O_RDONLY) == NULL, ENOENT);
+	CHECK_ERR(fl_store_file_open(h_tmpdir(), O_RDONLY) == NULL, EISDIR);
+	env_down(&v);
+}
+
+/* Many failing calls in a row leak nothing: count fds before and after. */
+TEST(failures_leak_nothing)
+{
+	struct env v;
+	int fds0, threads0;
+	char path[300];
+
+	env_up(&v);
+	fds0 = h_count_fds();
+	threads0 = h_count_threads();
+	snprintf(path, sizeof(path), "%s/no-such-file", h_tmpdir());
+	for (int i = 0; i < 200; i++) {
+		errno = 0;
+		CHECK(fl_object_open(v.e, path, O_RDONLY) == NULL);
+		CHECK(fl_object_open(v.e, h_tmpdir(), O_RDONLY) == NULL);
+		CHECK(fl_object_open(v.e, v.f.path, O_WRONLY) == NULL);
+		CHECK(fl_mmap(v.e, NULL, PG, RW, MAP_SHARED, v.ro, 0) ==
+		      MAP_FAILED);
+		CHECK(fl_mmap(v.e, NULL, PG, PROT_READ, MAP_SHARED, v.rw,
+			      100) == MAP_FAILED);
+		CHECK(fl_mmap(v.e, NULL, 0, RW, ANON, NULL, 0) == MAP_FAILED);
+		if (h_failures())
+			break;
+	}
+	CHECK_EQ(h_count_fds(), fds0);
+	CHECK_EQ(h_count_threads(), threads0);
+	env_down(&v);
+}
