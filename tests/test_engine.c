@@ -1,0 +1,424 @@
+// SPDX-License-Identifier: MIT
+/* Engine life cycle: create/destroy loops without leaks, several engines at
+ * once, handler threads from the config and from FAULTLINE_THREADS. */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static unsigned char buf[32 * PG];
+
+/* Threads the engine adds while it lives, for a given config. */
+static int engine_threads(const struct fl_config *cfg)
+{
+	int before = h_count_threads(), during;
+	fl_engine *e = fl_engine_create(cfg);
+
+	REQUIRE(e != NULL);
+	during = h_count_threads();
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	return during - before;
+}
+
+static int threads_with(unsigned n)
+{
+	struct fl_config cfg;
+
+	fl_config_init(&cfg);
+	cfg.handler_threads = n;
+	return engine_threads(&cfg);
+}
+
+static int threads_with_env(const char *value)
+{
+	if (value)
+		setenv("FAULTLINE_THREADS", value, 1);
+	else
+		unsetenv("FAULTLINE_THREADS");
+	return engine_threads(NULL);
+}
+
+TEST(create_destroy_loop)
+{
+	struct h_file f;
+	int fds0, threads0;
+
+	h_file_create(&f, 16 * PG, 101);
+	fds0 = h_count_fds();
+	threads0 = h_count_threads();
+	for (int i = 0; i < 50; i++) {
+		fl_engine *e = h_engine(i % 3 + 1);
+		fl_object *o = h_open(e, &f, O_RDWR);
+		unsigned char *a, *p;
+
+		a = h_map(e, 8 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+		p = h_map(e, 16 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+		a[i % 8 * PG] = (unsigned char)i;
+		CHECK_EQ(a[i % 8 * PG], i);
+		CHECK_EQ(p[(size_t)(i % 16) * PG + 1],
+			 h_pattern(101, (size_t)(i % 16) * PG + 1));
+		/* every other round leaves the object and mappings to
+		 * fl_engine_destroy */
+		if (i % 2) {
+			CHECK_EQ(fl_munmap(e, a, 8 * PG), 0);
+			CHECK_EQ(fl_munmap(e, p, 16 * PG), 0);
+			CHECK_EQ(fl_object_close(o), 0);
+		}
+		CHECK_EQ(fl_engine_destroy(e), 0);
+		if (h_failures())
+			break;
+	}
+	CHECK_EQ(h_count_fds(), fds0);
+	CHECK_EQ(h_count_threads(), threads0);
+	h_file_remove(&f);
+}
+
+/* The engine's own threads and descriptors, while it lives, go away. */
+TEST(resources_while_alive)
+{
+	int fds0 = h_count_fds(), threads0 = h_count_threads();
+	fl_engine *e = h_engine(2);
+
+	CHECK_GE(h_count_threads(), threads0 + 2);
+	CHECK_GE(h_count_fds(), fds0 + 1); /* the userfaultfd at least */
+	CHECK_EQ(fl_engine_destroy(e), 0);
+}
+
+struct two_ctx {
+	fl_engine *e[2];
+	unsigned char *p[2]; /* shared file mappings, 128 pages each */
+	unsigned char *a[2]; /* anonymous, 64 pages each */
+};
+
+static void two_engines_thread(int idx, void *arg)
+{
+	struct two_ctx *c = arg;
+	int k = idx % 2;
+	uint32_t seed = 102 + (uint32_t)k;
+
+	for (int pg = idx / 2; pg < 128; pg += 2) {
+		if (h_mismatch(c->p[k] + (size_t)pg * PG, PG, seed,
+			       (uint64_t)pg * PG) != -1) {
+			h_fail(__FILE__, __LINE__, "engine %d page %d wrong", k,
+			       pg);
+			return;
+		}
+		if (pg < 64)
+			memset(c->a[k] + (size_t)pg * PG, 1 + k, 64);
+	}
+}
+
+TEST(two_engines_at_once)
+{
+	struct h_file f[2];
+	fl_object *o[2];
+	struct two_ctx c;
+	struct fl_stats s[2];
+
+	for (int k = 0; k < 2; k++) {
+		h_file_create(&f[k], 128 * PG, 102 + (uint32_t)k);
+		c.e[k] = h_engine(k + 1);
+		o[k] = h_open(c.e[k], &f[k], O_RDWR);
+		c.p[k] = h_map(c.e[k], 128 * PG, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, o[k], 0);
+		c.a[k] = h_map(c.e[k], 64 * PG, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	}
+	h_run_threads(4, two_engines_thread, &c);
+	for (int k = 0; k < 2; k++) {
+		for (int pg = 0; pg < 64; pg++)
+			CHECK_EQ(c.a[k][(size_t)pg * PG + 63], 1 + k);
+		s[k] = h_estats(c.e[k]);
+		CHECK_GE(s[k].pages_read, 128);
+		CHECK_EQ(s[k].errors, 0);
+	}
+	/* each engine counts only its own work */
+	CHECK_LE(s[0].pages_read, 128);
+	CHECK_LE(s[1].pages_read, 128);
+	CHECK_EQ(fl_mapping_stats(c.e[0], c.p[1], &s[0]), -1);
+	CHECK_EQ(fl_mapping_stats(c.e[1], c.a[0], &s[1]), -1);
+	/* one engine goes, the other keeps serving new faults */
+	c.p[0][5] = 0x42;
+	CHECK_EQ(fl_engine_destroy(c.e[0]), 0);
+	CHECK_EQ(h_pread(f[0].path, &c.a[1][5 * PG], 6, 0), 6);
+	CHECK_EQ(c.a[1][5 * PG + 5], 0x42);
+	CHECK_EQ(fl_munmap(c.e[1], c.p[1], 128 * PG), 0);
+	c.p[1] = h_map(c.e[1], 128 * PG, PROT_READ, MAP_PRIVATE, o[1], 0);
+	CHECK_EQ(h_mismatch(c.p[1], 128 * PG, 103, 0), -1);
+	CHECK_EQ(fl_object_close(o[1]), 0);
+	CHECK_EQ(fl_engine_destroy(c.e[1]), 0);
+	h_file_remove(&f[0]);
+	h_file_remove(&f[1]);
+}
+
+/* config.handler_threads: 1 and 3 both serve faults from many threads,
+ * and 3 starts two more threads than 1. */
+struct hammer_ctx {
+	unsigned char *p;
+};
+
+static void hammer_thread(int idx, void *arg)
+{
+	struct hammer_ctx *c = arg;
+
+	for (int pg = idx; pg < 256; pg += 6)
+		if (h_mismatch(c->p + (size_t)pg * PG, PG, 104,
+			       (uint64_t)pg * PG) != -1) {
+			h_fail(__FILE__, __LINE__, "page %d wrong", pg);
+			return;
+		}
+}
+
+TEST(config_handler_threads)
+{
+	struct h_file f;
+	unsigned counts[2] = {1, 3};
+	int d1, d3;
+
+	h_file_create(&f, 256 * PG, 104);
+	for (int i = 0; i < 2; i++) {
+		struct fl_config cfg;
+		fl_engine *e;
+		fl_object *o;
+		struct hammer_ctx c;
+
+		fl_config_init(&cfg);
+		cfg.handler_threads = counts[i];
+		cfg.fault_around_pages = 1;
+		cfg.readahead_pages = 1;
+		e = fl_engine_create(&cfg);
+		REQUIRE(e != NULL);
+		o = h_open(e, &f, O_RDONLY);
+		c.p = h_map(e, 256 * PG, PROT_READ, MAP_SHARED, o, 0);
+		h_run_threads(6, hammer_thread, &c);
+		CHECK_GE(h_estats(e).major_faults, 256);
+		CHECK_EQ(fl_object_close(o), 0);
+		CHECK_EQ(fl_engine_destroy(e), 0);
+	}
+	d1 = threads_with(1);
+	d3 = threads_with(3);
+	CHECK_GE(d1, 1);
+	CHECK_EQ(d3 - d1, 2);
+	h_file_remove(&f);
+}
+
+TEST(env_threads_override)
+{
+	struct fl_config cfg;
+	int d1, d3, dbad, ddef;
+
+	setenv("FAULTLINE_THREADS", "3", 1);
+	fl_config_init(&cfg);
+	CHECK_EQ(cfg.handler_threads, 3);
+	d1 = threads_with_env("1");
+	d3 = threads_with_env("3");
+	dbad = threads_with_env("abc");
+	ddef = threads_with_env(NULL);
+	CHECK_GE(d1, 1);
+	CHECK_EQ(d3 - d1, 2);
+	CHECK_EQ(dbad, ddef); /* malformed: the default */
+	/* an explicit config field wins over the default, env or not */
+	setenv("FAULTLINE_THREADS", "3", 1);
+	CHECK_EQ(threads_with(1), d1);
+	unsetenv("FAULTLINE_THREADS");
+}
+
+TEST(config_defaults_and_env)
+{
+	struct fl_config cfg;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	unsetenv("FAULTLINE_THREADS");
+	unsetenv("FAULTLINE_FAULT_AROUND");
+	unsetenv("FAULTLINE_READAHEAD");
+	unsetenv("FAULTLINE_ANON_AROUND");
+	unsetenv("FAULTLINE_STATS");
+	fl_config_init(&cfg);
+	CHECK_EQ(cfg.handler_threads, ncpu);
+	CHECK_EQ(cfg.fault_around_pages, 256);
+	CHECK_EQ(cfg.readahead_pages, 256);
+	CHECK_EQ(cfg.anon_fault_around_pages, 16);
+	CHECK_EQ(cfg.print_stats_at_destroy, 0);
+	setenv("FAULTLINE_FAULT_AROUND", "8", 1);
+	setenv("FAULTLINE_READAHEAD", "4", 1);
+	setenv("FAULTLINE_ANON_AROUND", "2", 1);
+	setenv("FAULTLINE_STATS", "1", 1);
+	fl_config_init(&cfg);
+	CHECK_EQ(cfg.fault_around_pages, 8);
+	CHECK_EQ(cfg.readahead_pages, 4);
+	CHECK_EQ(cfg.anon_fault_around_pages, 2);
+	CHECK(cfg.print_stats_at_destroy);
+	setenv("FAULTLINE_READAHEAD", "12x", 1);
+	setenv("FAULTLINE_FAULT_AROUND", "", 1);
+	fl_config_init(&cfg);
+	CHECK_EQ(cfg.readahead_pages, 256);
+	CHECK_EQ(cfg.fault_around_pages, 256);
+	unsetenv("FAULTLINE_FAULT_AROUND");
+	unsetenv("FAULTLINE_READAHEAD");
+	unsetenv("FAULTLINE_ANON_AROUND");
+	unsetenv("FAULTLINE_STATS");
+}
+
+/* FAULTLINE_READAHEAD=1: one page read per major fault. */
+TEST(env_readahead_honoured)
+{
+	struct h_file f;
+	fl_engine *e;
+	fl_object *o;
+	unsigned char *p;
+	struct fl_stats s;
+
+	h_file_create(&f, 64 * PG, 105);
+	setenv("FAULTLINE_READAHEAD", "1", 1);
+	setenv("FAULTLINE_FAULT_AROUND", "1", 1);
+	e = fl_engine_create(NULL);
+	unsetenv("FAULTLINE_READAHEAD");
+	unsetenv("FAULTLINE_FAULT_AROUND");
+	REQUIRE(e != NULL);
+	o = h_open(e, &f, O_RDONLY);
+	p = h_map(e, 64 * PG, PROT_READ, MAP_SHARED, o, 0);
+	for (int i = 0; i < 64; i += 8)
+		CHECK_EQ(p[(size_t)i * PG + 3], h_pattern(105, i * PG + 3));
+	s = h_estats(e);
+	CHECK_EQ(s.pages_read, 8);
+	CHECK_EQ(s.major_faults, 8);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+/* fl_stats_print: one "prefix name value" line per counter. */
+TEST(stats_print_format)
+{
+	struct fl_stats s;
+	uint64_t *v = (uint64_t *)&s;
+	size_t n = sizeof(s) / sizeof(uint64_t);
+	char *text = NULL, *line, *save = NULL;
+	size_t len = 0;
+	unsigned seen = 0, lines = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	REQUIRE(f != NULL);
+	for (size_t i = 0; i < n; i++)
+		v[i] = 1000 + i;
+	fl_stats_print(f, "pfx.", &s);
+	fclose(f);
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char name[64];
+		unsigned long long val;
+
+		lines++;
+		if (strncmp(line, "pfx.", 4) != 0 ||
+		    sscanf(line + 4, "%63s %llu", name, &val) != 2) {
+			h_fail(__FILE__, __LINE__, "bad line '%s'", line);
+			continue;
+		}
+		if (val >= 1000 && val < 1000 + n)
+			seen |= 1u << (val - 1000);
+	}
+	CHECK_EQ(lines, n);
+	CHECK_EQ(seen, (1u << n) - 1);
+	free(text);
+}
+
+/* print_stats_at_destroy writes the statistics to stderr. */
+TEST(print_stats_at_destroy)
+{
+	struct fl_config cfg;
+	fl_engine *e;
+	char path[300], text[8192];
+	int fd, saved;
+	size_t n;
+	unsigned char *a;
+
+	snprintf(path, sizeof(path), "%s/stderr-%d", h_tmpdir(), (int)getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	REQUIRE(fd >= 0);
+	fl_config_init(&cfg);
+	cfg.print_stats_at_destroy = 1;
+	cfg.handler_threads = 1;
+	e = fl_engine_create(&cfg);
+	REQUIRE(e != NULL);
+	a = h_map(e, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		  NULL, 0);
+	a[0] = 1;
+	fflush(stderr);
+	saved = dup(2);
+	REQUIRE(saved >= 0);
+	dup2(fd, 2);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	memset(text, 0, sizeof(text));
+	n = (size_t)pread(fd, text, sizeof(text) - 1, 0);
+	close(fd);
+	unlink(path);
+	CHECK_GT(n, 0);
+	CHECK(strstr(text, "zero_fills") != NULL);
+	CHECK(strstr(text, "fault") != NULL);
+}
+
+/* Everything left to fl_engine_destroy: mappings of every kind, objects
+ * open and closed, dirty pages; LeakSanitizer and the harness check that
+ * nothing stays. */
+TEST(destroy_releases_everything)
+{
+	struct h_file f;
+	fl_engine *e = h_engine(2);
+	fl_object *o1, *o2;
+	unsigned char *p;
+
+	h_file_create(&f, 32 * PG, 106);
+	o1 = h_open(e, &f, O_RDWR);
+	o2 = h_open(e, &f, O_RDONLY);
+	p = h_map(e, 32 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o1, 0);
+	memset(p, 1, 4 * PG);
+	p = h_map(e, 32 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, o1, 0);
+	memset(p + 8 * PG, 2, 4 * PG);
+	p = h_map(e, 32 * PG, PROT_READ, MAP_SHARED, o2, 0);
+	CHECK_EQ(h_mismatch(p + 10 * PG, PG, 106, 10 * PG), -1);
+	p = h_map(e, 32 * PG, PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, NULL, 0);
+	memset(p, 3, 32 * PG);
+	p = h_map(e, 32 * PG, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	memset(p, 4, 32 * PG);
+	CHECK_EQ(fl_object_close(o2), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	/* the shared stores were written back, the private ones not */
+	CHECK_EQ(h_pread(f.path, buf, 12 * PG, 0), 12 * PG);
+	for (size_t i = 0; i < 4 * PG; i++)
+		if (buf[i] != 1) {
+			h_fail(__FILE__, __LINE__, "file byte %zu is %d", i,
+			       buf[i]);
+			break;
+		}
+	CHECK_EQ(h_mismatch(buf + 4 * PG, 8 * PG, 106, 4 * PG), -1);
+	h_file_remove(&f);
+}
+
+/* fault_messages counts what the handler threads read. */
+TEST(fault_messages_counted)
+{
+	struct fl_config cfg;
+	fl_engine *e;
+	unsigned char *a;
+	struct fl_stats s;
+
+	fl_config_init(&cfg);
+	cfg.anon_fault_around_pages = 1;
+	cfg.handler_threads = 1;
+	e = fl_engine_create(&cfg);
+	REQUIRE(e != NULL);
+	a = h_map(e, 32 * PG, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	for (int i = 0; i < 32; i++)
+		a[(size_t)i * PG] = 1;
+	s = h_estats(e);
+	CHECK_GE(s.fault_messages, 32);
+	CHECK_EQ(s.zero_fills, 32);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+}
