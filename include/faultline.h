@@ -41,8 +41,10 @@ typedef struct fl_object fl_object;
 struct fl_config {
 	/* Handler threads serving faults (default: one per online CPU). */
 	unsigned handler_threads;
-	/* Pages mapped around a fault on pages already in the page cache
-	 * (fault-around; default 256).  1 disables fault-around. */
+	/* Most pages mapped by one fault on pages already in the page cache
+	 * (fault-around; default 4096).  The window starts at 16 pages
+	 * around the fault and grows fourfold, forward, while a mapping's
+	 * faults are sequential.  1 disables fault-around. */
 	unsigned fault_around_pages;
 	/* Pages read from the store in one batch on a major fault
 	 * (default 256, i.e. 1 MiB).  1 reads only the faulting page. */
@@ -57,7 +59,7 @@ struct fl_config {
 /*
  * Fill *config with the defaults, then apply the environment overrides:
  *   FAULTLINE_THREADS=N        handler threads
- *   FAULTLINE_FAULT_AROUND=N   fault-around pages
+ *   FAULTLINE_FAULT_AROUND=N   most fault-around pages
  *   FAULTLINE_READAHEAD=N      store read batch, in pages
  *   FAULTLINE_ANON_AROUND=N    anonymous zero-fill batch, in pages
  *   FAULTLINE_STATS=1          print statistics when the engine is destroyed

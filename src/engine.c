@@ -15,7 +15,7 @@
 #include "object.h"
 #include "uffd.h"
 
-#define DEFAULT_FAULT_AROUND 256
+#define DEFAULT_FAULT_AROUND 4096
 #define DEFAULT_READAHEAD    256
 #define DEFAULT_ANON_AROUND  16
 #define MAX_HANDLER_THREADS  1024
@@ -161,6 +161,8 @@ static void engine_free(struct fl_engine *e)
 		munmap(e->zero_buffer, MAX_ANON_AROUND * PAGE_SIZE);
 	if (e->stop_fd >= 0)
 		close(e->stop_fd);
+	if (e->pagemap_fd >= 0)
+		close(e->pagemap_fd);
 	if (e->uffd >= 0)
 		close(e->uffd);
 	pagetable_destroy(&e->pagetable);
@@ -190,7 +192,7 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 
 	if (!e)
 		return NULL;
-	e->uffd = e->stop_fd = -1;
+	e->uffd = e->stop_fd = e->pagemap_fd = -1;
 	engine_init_locks(e);
 	if (config_resolve(config, &e->config))
 		goto fail;
@@ -200,6 +202,7 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 	e->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (e->stop_fd < 0)
 		goto fail;
+	e->pagemap_fd = uffd_open_pagemap(); /* optional: -1 is fine */
 	/* Never written: reads of it map the kernel's zero page. */
 	e->zero_buffer = mmap(NULL, MAX_ANON_AROUND * PAGE_SIZE, PROT_READ,
 			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -48,7 +48,7 @@ struct fault {
 	struct fl_mapping *m; /* valid while the map lock is held */
 };
 
-/* A window of up to max pages around addr, aligned, within the mapping. */
+/* An aligned window of up to max pages around addr, within the mapping. */
 static void fault_window(const struct fault *f, unsigned max, uintptr_t *lo,
 			 uintptr_t *hi)
 {
@@ -115,10 +115,10 @@ static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 			continue;
 		}
 		if (state == PTE_PRIVATE) {
-			done = uffd_copy(f->e->uffd, start, f->e->zero_buffer,
+			done = uffd_copy(f->e->uffd, f->e->pagemap_fd, start, f->e->zero_buffer,
 					 (j - i) << PAGE_SHIFT);
 		} else {
-			done = uffd_zeropage(f->e->uffd, start,
+			done = uffd_zeropage(f->e->uffd, f->e->pagemap_fd, start,
 					     (j - i) << PAGE_SHIFT);
 			/* Write-protect the zero page: stores must be seen. */
 			uffd_writeprotect(f->e->uffd, start,
@@ -201,6 +201,10 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 	return FAULT_RETRY;
 }
 
+#define AROUND_START_PAGES 16
+#define AROUND_FIRST_CHUNK 64 /* mapped before the faulting thread wakes */
+#define AROUND_BACK_CHUNK  512 /* the rest is mapped from its far end */
+
 struct around {
 	struct fault *f;
 	int wp;
@@ -209,31 +213,90 @@ struct around {
 static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 {
 	struct around *a = arg;
-	long n = uffd_continue(a->f->e->uffd, mapping_addr(a->f->m, index),
+	long n = uffd_continue(a->f->e->uffd, a->f->e->pagemap_fd,
+			       mapping_addr(a->f->m, index),
 			       count << PAGE_SHIFT, a->wp);
 
 	if (n > 0)
 		COUNT(a->f, pages_mapped, (uint64_t)n);
 }
 
+/* Map the cached pages of [lo, hi), then wake the threads waiting there. */
+static void fault_around_range(struct fault *f, struct fl_object *o,
+			       uintptr_t lo, uintptr_t hi)
+{
+	struct around a = {f, o->store != NULL};
+	uint64_t last = mapping_index(f->m, hi - 1);
+
+	if (last >= o->nr_pages)
+		last = o->nr_pages - 1;
+	if (lo < hi && mapping_index(f->m, lo) <= last)
+		pagecache_for_each_run(o, mapping_index(f->m, lo), last,
+				       fault_around_run, &a);
+	uffd_wake(f->e->uffd, lo, hi - lo);
+}
+
 /*
- * Map the cached, up-to-date pages of the window around the fault
- * (fault-around), write-protected unless the object has no store to write
- * back to, then wake everyone waiting in the window.
+ * The fault-around window, as readahead sizes its window: small and aligned
+ * around a lone fault; growing fourfold, forward from the fault, while the
+ * mapping's faults move forward through what the last window covered.
+ */
+static unsigned fault_around_pages(struct fault *f, int *sequential)
+{
+	unsigned max = f->e->config.fault_around_pages;
+	uintptr_t last = atomic_load_explicit(&f->m->last_fault,
+					      memory_order_relaxed);
+	unsigned pages = atomic_load_explicit(&f->m->around_pages,
+					      memory_order_relaxed);
+
+	*sequential = f->m->advice == MADV_SEQUENTIAL ||
+		      (pages && f->addr > last &&
+		       f->addr - last <= (uintptr_t)pages << PAGE_SHIFT);
+	if (f->m->advice == MADV_SEQUENTIAL)
+		pages = max;
+	else if (*sequential)
+		pages = pages * 4 < max ? pages * 4 : max;
+	else
+		pages = AROUND_START_PAGES < max ? AROUND_START_PAGES : max;
+	atomic_store_explicit(&f->m->last_fault, f->addr, memory_order_relaxed);
+	atomic_store_explicit(&f->m->around_pages, pages, memory_order_relaxed);
+	return pages;
+}
+
+/*
+ * Map the cached, up-to-date pages of the window around the fault,
+ * write-protected unless the object has no store to write back to.  A long
+ * forward window is mapped in two steps: the faulting thread is woken after
+ * the first chunk, and the rest is mapped backwards from the window's end,
+ * so that the thread's next fault, served by another handler that maps
+ * forwards, meets this one in the middle instead of racing it page by page.
  */
 static void fault_around(struct fault *f, struct fl_object *o)
 {
-	struct around a = {f, o->store != NULL};
-	uintptr_t lo, hi;
-	uint64_t last;
+	int sequential;
+	unsigned pages = fault_around_pages(f, &sequential);
+	uintptr_t lo, hi, split;
 
-	fault_window(f, f->e->config.fault_around_pages, &lo, &hi);
-	last = mapping_index(f->m, hi - 1);
-	if (last >= o->nr_pages)
-		last = o->nr_pages - 1;
-	pagecache_for_each_run(o, mapping_index(f->m, lo), last,
-			       fault_around_run, &a);
-	uffd_wake(f->e->uffd, lo, hi - lo);
+	if (!sequential || f->m->advice == MADV_RANDOM) {
+		fault_window(f, pages, &lo, &hi);
+		fault_around_range(f, o, lo, hi);
+		return;
+	}
+	lo = f->addr;
+	hi = f->m->end - lo > (uintptr_t)pages << PAGE_SHIFT
+		     ? lo + ((uintptr_t)pages << PAGE_SHIFT)
+		     : f->m->end;
+	split = hi - lo > (uintptr_t)AROUND_FIRST_CHUNK << PAGE_SHIFT
+			? lo + ((uintptr_t)AROUND_FIRST_CHUNK << PAGE_SHIFT)
+			: hi;
+	fault_around_range(f, o, lo, split);
+	while (hi > split) {
+		uintptr_t chunk = (uintptr_t)AROUND_BACK_CHUNK << PAGE_SHIFT;
+		uintptr_t start = hi - split > chunk ? hi - chunk : split;
+
+		fault_around_range(f, o, start, hi);
+		hi = start;
+	}
 }
 
 /* The page_mkwrite point: a store to a shared page marks it dirty. */
@@ -248,7 +311,8 @@ static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
 	if (mapped) /* write-protected in this view: lift it (wakes) */
 		uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
 	else
-		uffd_continue(f->e->uffd, f->addr, PAGE_SIZE, 0);
+		uffd_continue(f->e->uffd, f->e->pagemap_fd, f->addr, PAGE_SIZE,
+			      0);
 	page_unlock(page);
 	page_put(page);
 	return FAULT_DONE;
@@ -272,7 +336,8 @@ static void fault_cow(struct fault *f, int mapped)
 	if (mapped)
 		uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
 	else
-		uffd_continue(f->e->uffd, f->addr, PAGE_SIZE, 0);
+		uffd_continue(f->e->uffd, f->e->pagemap_fd, f->addr, PAGE_SIZE,
+			      0);
 }
 
 static void fault_done_count(struct fault *f)

@@ -28,6 +28,9 @@ struct fl_mapping {
 	struct fl_object *object; /* NULL for MAP_KIND_ANON */
 	uint64_t pgoff;           /* object page shown at start */
 	struct counters stats;
+	/* Sequential-fault detection for adaptive fault-around. */
+	_Atomic uintptr_t last_fault;
+	_Atomic unsigned around_pages;
 	/* The object's list of mappings (object lock and map lock). */
 	struct fl_mapping *obj_prev, *obj_next;
 };

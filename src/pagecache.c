@@ -146,29 +146,39 @@ int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 	return -1;
 }
 
+#define GANG 64
+
 void pagecache_for_each_run(struct fl_object *o, uint64_t first,
 			    uint64_t last,
 			    void (*fn)(uint64_t, unsigned long, void *),
 			    void *arg)
 {
-	uint64_t index = first, run_start = 0;
+	uint64_t index = first, run_start = 0, indices[GANG];
 	unsigned long run_len = 0;
-	struct fl_page *page;
+	void *pages[GANG];
+	unsigned n;
 
 	/* The read lock keeps each page in the cache while fn maps it. */
 	pthread_rwlock_rdlock(&o->lock);
-	while ((page = radix_next(&o->pages, &index, last))) {
-		uint32_t flags = atomic_load(&page->flags);
-		int mappable = (flags & PG_UPTODATE) && !(flags & PG_LOCKED);
+	while ((n = radix_gang(&o->pages, &index, last, pages, indices,
+			       GANG))) {
+		for (unsigned i = 0; i < n; i++) {
+			uint32_t flags = atomic_load_explicit(
+				&((struct fl_page *)pages[i])->flags,
+				memory_order_acquire);
+			int mappable = (flags & PG_UPTODATE) &&
+				       !(flags & PG_LOCKED);
 
-		if (run_len && (!mappable || index != run_start + run_len)) {
-			fn(run_start, run_len, arg);
-			run_len = 0;
+			if (run_len && (!mappable ||
+					indices[i] != run_start + run_len)) {
+				fn(run_start, run_len, arg);
+				run_len = 0;
+			}
+			if (mappable && run_len++ == 0)
+				run_start = indices[i];
 		}
-		if (mappable && run_len++ == 0)
-			run_start = index;
-		if (index++ == last)
-			break;
+		if (index == 0 || index > last)
+			break; /* wrapped, or done */
 	}
 	if (run_len)
 		fn(run_start, run_len, arg);

@@ -182,6 +182,38 @@ void *radix_next(const struct radix *tree, uint64_t *index, uint64_t last)
 	return radix_next_at(tree->root, tree->height - 1, 0, index, last);
 }
 
+unsigned radix_gang(const struct radix *tree, uint64_t *index, uint64_t last,
+		    void **items, uint64_t *indices, unsigned max)
+{
+	unsigned n = 0;
+
+	while (n < max) {
+		uint64_t i = *index;
+		struct radix_node *leaf = tree->root;
+		void *item = radix_next(tree, &i, last);
+
+		if (!item)
+			break;
+		/* Walk down to i's leaf, then take the rest of it in a row. */
+		for (unsigned level = tree->height - 1; level > 0; level--)
+			leaf = leaf->slot[slot_of(i, level)];
+		for (unsigned s = slot_of(i, 0); s < RADIX_SLOTS && n < max;
+		     s++, i++) {
+			if (i > last || (s && i == 0))
+				goto out;
+			if (leaf->slot[s]) {
+				items[n] = leaf->slot[s];
+				indices[n++] = i;
+			}
+			*index = i + 1;
+		}
+		if (i == 0 || i > last)
+			break;
+	}
+out:
+	return n;
+}
+
 static void radix_free_node(struct radix_node *node, unsigned level,
 			    uint64_t base,
 			    void (*fn)(void *, uint64_t, void *), void *arg)

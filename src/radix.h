@@ -32,6 +32,13 @@ void *radix_delete(struct radix *tree, uint64_t index);
  * in *index and return it, or return NULL if there is none.
  */
 void *radix_next(const struct radix *tree, uint64_t *index, uint64_t last);
+/*
+ * Gang lookup: store up to max entries with indices in [*index, last], in
+ * index order, into items[] (and their indices into indices[]).  Returns
+ * how many; *index is left just past the last one returned.
+ */
+unsigned radix_gang(const struct radix *tree, uint64_t *index, uint64_t last,
+		    void **items, uint64_t *indices, unsigned max);
 /* Remove every entry, calling fn on each (fn may be NULL). */
 void radix_clear(struct radix *tree, void (*fn)(void *item, uint64_t index,
 						void *arg),

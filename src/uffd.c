@@ -94,6 +94,41 @@ int uffd_unregister(int uffd, uintptr_t start, size_t len)
 	return ioctl(uffd, UFFDIO_UNREGISTER, &range);
 }
 
+int uffd_open_pagemap(void)
+{
+	return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+}
+
+#define PM_PRESENT (UINT64_C(1) << 63)
+#define PM_SWAP    (UINT64_C(1) << 62)
+#define PM_BATCH   512
+
+/* The first page at or after start, before end, that nothing maps. */
+static uintptr_t skip_populated(int pagemap, uintptr_t start, uintptr_t end)
+{
+	uint64_t entry[PM_BATCH];
+
+	if (pagemap < 0)
+		return start;
+	while (start < end) {
+		size_t n = (end - start) / PAGE;
+		ssize_t got;
+
+		if (n > PM_BATCH)
+			n = PM_BATCH;
+		got = pread(pagemap, entry, n * sizeof(entry[0]),
+			    (off_t)(start / PAGE * sizeof(entry[0])));
+		if (got <= 0)
+			return start;
+		for (size_t i = 0; i < (size_t)got / sizeof(entry[0]); i++) {
+			if (!(entry[i] & (PM_PRESENT | PM_SWAP)))
+				return start;
+			start += PAGE;
+		}
+	}
+	return end;
+}
+
 /*
  * Drive one resolving ioctl over a range.  op fills the request for
  * [start, start+len) and runs it, returning the ioctl's result and storing
@@ -102,8 +137,8 @@ int uffd_unregister(int uffd, uintptr_t start, size_t len)
 typedef int (*uffd_range_op)(int uffd, uintptr_t start, size_t len,
 			     const void *arg, int64_t *done);
 
-static long uffd_resolve_range(int uffd, uintptr_t start, size_t len,
-			       const void *arg, size_t arg_step,
+static long uffd_resolve_range(int uffd, int pagemap, uintptr_t start,
+			       size_t len, const void *arg, size_t arg_step,
 			       uffd_range_op op)
 {
 	uintptr_t end = start + len;
@@ -125,9 +160,11 @@ static long uffd_resolve_range(int uffd, uintptr_t start, size_t len,
 			continue;
 		}
 		if (errno == EEXIST || done == -EEXIST) {
-			/* Populated already (a racing fault): skip the page. */
-			start += PAGE;
-			arg = (const char *)arg + (arg_step ? PAGE : 0);
+			/* Populated already (a racing fault): skip them. */
+			uintptr_t next = skip_populated(pagemap, start + PAGE, end);
+
+			arg = (const char *)arg + (arg_step ? next - start : 0);
+			start = next;
 			continue;
 		}
 		if (errno == EAGAIN && ++again < 1000)
@@ -151,9 +188,10 @@ static int continue_op(int uffd, uintptr_t start, size_t len, const void *arg,
 	return rc;
 }
 
-long uffd_continue(int uffd, uintptr_t start, size_t len, int wp)
+long uffd_continue(int uffd, int pagemap, uintptr_t start, size_t len, int wp)
 {
-	return uffd_resolve_range(uffd, start, len, &wp, 0, continue_op);
+	return uffd_resolve_range(uffd, pagemap, start, len, &wp, 0,
+				  continue_op);
 }
 
 static int copy_op(int uffd, uintptr_t start, size_t len, const void *arg,
@@ -171,9 +209,10 @@ static int copy_op(int uffd, uintptr_t start, size_t len, const void *arg,
 	return rc;
 }
 
-long uffd_copy(int uffd, uintptr_t start, const void *src, size_t len)
+long uffd_copy(int uffd, int pagemap, uintptr_t start, const void *src,
+	       size_t len)
 {
-	return uffd_resolve_range(uffd, start, len, src, 1, copy_op);
+	return uffd_resolve_range(uffd, pagemap, start, len, src, 1, copy_op);
 }
 
 static int zeropage_op(int uffd, uintptr_t start, size_t len, const void *arg,
@@ -189,9 +228,10 @@ static int zeropage_op(int uffd, uintptr_t start, size_t len, const void *arg,
 	return rc;
 }
 
-long uffd_zeropage(int uffd, uintptr_t start, size_t len)
+long uffd_zeropage(int uffd, int pagemap, uintptr_t start, size_t len)
 {
-	return uffd_resolve_range(uffd, start, len, NULL, 0, zeropage_op);
+	return uffd_resolve_range(uffd, pagemap, start, len, NULL, 0,
+				  zeropage_op);
 }
 
 int uffd_writeprotect(int uffd, uintptr_t start, size_t len, int wp)

@@ -34,6 +34,13 @@ enum uffd_modes {
 	UFFD_MODES_CACHE = 2, /* MISSING | MINOR | WP on a view of a memfd */
 };
 
+/*
+ * Open /proc/self/pagemap, which the range operations below use to step
+ * over pages that are already mapped in one read instead of one ioctl each.
+ * Returns -1 if it cannot be read; the operations then skip page by page.
+ */
+int uffd_open_pagemap(void);
+
 /* Open a userfaultfd (system call, else /dev/userfaultfd) with our API. */
 int uffd_open(void);
 int uffd_register(int uffd, uintptr_t start, size_t len, enum uffd_modes m);
@@ -45,11 +52,12 @@ int uffd_unregister(int uffd, uintptr_t start, size_t len);
  * pages mapped, or -1 with errno (ENOENT: the range is no longer
  * registered; EFAULT: a page is not in the memfd).
  */
-long uffd_continue(int uffd, uintptr_t start, size_t len, int wp);
+long uffd_continue(int uffd, int pagemap, uintptr_t start, size_t len, int wp);
 /* Copy len bytes from src into unpopulated pages (skips populated ones). */
-long uffd_copy(int uffd, uintptr_t start, const void *src, size_t len);
+long uffd_copy(int uffd, int pagemap, uintptr_t start, const void *src,
+	       size_t len);
 /* Map the zero page at unpopulated pages of [start, start+len). */
-long uffd_zeropage(int uffd, uintptr_t start, size_t len);
+long uffd_zeropage(int uffd, int pagemap, uintptr_t start, size_t len);
 /* Write-protect (wp=1, does not wake) or unprotect (wp=0, wakes). */
 int uffd_writeprotect(int uffd, uintptr_t start, size_t len, int wp);
 /* Wake the threads faulting in [start, start+len). */
