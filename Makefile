@@ -29,22 +29,29 @@ PROGRAM    := $(BUILD)/faultline
 .PHONY: all test sanitize demo install uninstall clean format format-check
 all: $(STATIC) $(SHARED) $(PROGRAM)
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h bench/*.h) Makefile
+# Quiet by default; `make V=1` shows the commands.
+Q          := $(if $(V),,@)
+
+# Test objects are intermediate; keep them so nothing rebuilds twice.
+.SECONDARY:
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h bench/*.h tools/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALLCFLAGS) -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(SHARED): $(LIB_OBJ)
-	$(CC) $(ALLCFLAGS) -shared -Wl,-soname,libfaultline.so.0 -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALLCFLAGS) -shared -Wl,-soname,libfaultline.so.0 -o $@ $^ $(LDLIBS)
 
 $(PROGRAM): $(TOOL_OBJ) $(STATIC)
-	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lm
+	$(Q)$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lm
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(STATIC)
-	$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lm
+	$(Q)$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lm
 
 test: $(TEST_BIN) $(PROGRAM)
 	@tests/run.sh $(BUILD)

@@ -135,6 +135,7 @@ static enum fault_result fault_anon(struct fault *f)
 	struct pagetable *pt = &f->e->pagetable;
 	uintptr_t lo, hi;
 
+	COUNT(f, minor_faults, 1);
 	if (f->wp && !f->write) { /* stale: the mapping is read-only now */
 		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
 	} else if (f->wp) { /* a store to the zero page */
@@ -161,7 +162,6 @@ static enum fault_result fault_anon(struct fault *f)
 			anon_fill_window(f, lo, hi, PTE_ZERO);
 		uffd_wake(f->e->uffd, lo, hi - lo);
 	}
-	COUNT(f, minor_faults, 1);
 	return FAULT_DONE;
 }
 
@@ -299,15 +299,33 @@ static void fault_around(struct fault *f, struct fl_object *o)
 	}
 }
 
+/*
+ * Count a fault that is about to complete: before the faulting thread is
+ * woken, so that what it reads of the statistics afterwards includes it.
+ */
+static void fault_done_count(struct fault *f)
+{
+	if (f->major)
+		COUNT(f, major_faults, 1);
+	else
+		COUNT(f, minor_faults, 1);
+	/* The engine counted the pages when they were read. */
+	if (f->m->object->store)
+		count_add(&f->m->stats, pages_read, f->pages_read);
+	else
+		count_add(&f->m->stats, zero_fills, f->pages_read);
+}
+
 /* The page_mkwrite point: a store to a shared page marks it dirty. */
 static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
 				       struct fl_page *page, int mapped)
 {
 	if (!page_trylock(page))
 		return fault_wait_page(f, page);
-	if (o->store)
-		pagecache_mark_dirty(o, page);
-	COUNT(f, wp_faults, 1);
+	fault_done_count(f);
+	/* Only a clean page's first store counts, however many race. */
+	if (o->store && pagecache_mark_dirty(o, page))
+		COUNT(f, wp_faults, 1);
 	if (mapped) /* write-protected in this view: lift it (wakes) */
 		uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
 	else
@@ -340,15 +358,6 @@ static void fault_cow(struct fault *f, int mapped)
 			      0);
 }
 
-static void fault_done_count(struct fault *f)
-{
-	if (f->major)
-		COUNT(f, major_faults, 1);
-	else
-		COUNT(f, minor_faults, 1);
-	/* The engine counted the pages when they were read. */
-	count_add(&f->m->stats, pages_read, f->pages_read);
-}
 
 static enum fault_result fault_file(struct fault *f)
 {
@@ -361,8 +370,8 @@ static enum fault_result fault_file(struct fault *f)
 		return fault_sigbus(f);
 	page = pagecache_get(o, index);
 	if (!page || !page_test(page, PG_UPTODATE)) {
-		if (f->attempts == 0)
-			f->major = 1;
+		if (f->attempts == 0 && o->store)
+			f->major = 1; /* anonymous shared memory: zero fill */
 		if (page)
 			return fault_wait_page(f, page);
 		return fault_read(f, o, index);
@@ -370,18 +379,16 @@ static enum fault_result fault_file(struct fault *f)
 	if (f->write && f->m->kind == MAP_KIND_SHARED) {
 		if (fault_mkwrite(f, o, page, f->wp) == FAULT_RETRY)
 			return FAULT_RETRY;
-		page = NULL;
-	} else if (f->write) {
-		fault_cow(f, f->wp);
-	}
-	if (page)
-		page_put(page);
-	if (f->wp) {
-		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
 	} else {
-		fault_around(f, o);
+		fault_done_count(f);
+		if (f->write)
+			fault_cow(f, f->wp);
+		page_put(page);
 	}
-	fault_done_count(f);
+	if (f->wp) /* resolved by lifting the protection; wake it */
+		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
+	else
+		fault_around(f, o);
 	return FAULT_DONE;
 }
 
@@ -389,8 +396,12 @@ static enum fault_result fault_file(struct fault *f)
 static enum fault_result fault_once(struct fault *f)
 {
 	f->m = mapping_find(&f->e->mappings, f->addr);
-	if (!f->m) {
-		/* Unmapped meanwhile: the re-fault finds nothing (SIGSEGV). */
+	if (!f->m || (f->wp && !uffd_page_is_wp(f->e->pagemap_fd, f->addr))) {
+		/*
+		 * Unmapped meanwhile (the re-fault finds nothing: SIGSEGV),
+		 * or a stale write-protect fault: another thread's store to
+		 * the same page was served first and woke this one too.
+		 */
 		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
 		return FAULT_DONE;
 	}

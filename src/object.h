@@ -99,8 +99,8 @@ void pagecache_for_each_run(struct fl_object *o, uint64_t first,
 				       void *arg),
 			    void *arg);
 
-/* Mark a locked page dirty (the page_mkwrite point); counts it. */
-void pagecache_mark_dirty(struct fl_object *o, struct fl_page *page);
+/* Mark a locked page dirty (the page_mkwrite point).  1 if it was clean. */
+int pagecache_mark_dirty(struct fl_object *o, struct fl_page *page);
 
 /* Dirty pages in [first, last]. */
 uint64_t pagecache_count_dirty(struct fl_object *o, uint64_t first,

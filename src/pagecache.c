@@ -185,12 +185,13 @@ void pagecache_for_each_run(struct fl_object *o, uint64_t first,
 	pthread_rwlock_unlock(&o->lock);
 }
 
-void pagecache_mark_dirty(struct fl_object *o, struct fl_page *page)
+int pagecache_mark_dirty(struct fl_object *o, struct fl_page *page)
 {
-	if (!page_test_and_set(page, PG_DIRTY)) {
-		atomic_fetch_add(&o->nr_dirty, 1);
-		atomic_fetch_add(&o->engine->dirty_pages, 1);
-	}
+	if (page_test_and_set(page, PG_DIRTY))
+		return 0;
+	atomic_fetch_add(&o->nr_dirty, 1);
+	atomic_fetch_add(&o->engine->dirty_pages, 1);
+	return 1;
 }
 
 static void pagecache_clear_dirty(struct fl_object *o, struct fl_page *page)
@@ -314,18 +315,37 @@ static int wb_write(struct fl_object *o, uint64_t index, unsigned n)
 	return 0;
 }
 
+/* Credit the pages written in [first, last] to the shared views of them. */
+static void wb_count_mappings(struct fl_object *o, uint64_t first,
+			      uint64_t last)
+{
+	map_read_lock(o->engine);
+	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next) {
+		uint64_t m_last = m->pgoff + ((m->end - m->start) >> PAGE_SHIFT);
+		uint64_t lo = first > m->pgoff ? first : m->pgoff;
+		uint64_t hi = last < m_last - 1 ? last : m_last - 1;
+
+		if (m->kind == MAP_KIND_SHARED && lo <= hi)
+			count_add(&m->stats, pages_written, hi - lo + 1);
+	}
+	map_unlock(o->engine);
+}
+
 static void wb_end(struct fl_object *o, struct fl_page **pages, unsigned n,
-		   int failed)
+		   uint64_t index, int failed)
 {
 	for (unsigned i = 0; i < n; i++) {
 		if (failed)
 			pagecache_mark_dirty(o, pages[i]);
 		page_clear_and_wake(pages[i], PG_WRITEBACK);
 	}
-	if (failed)
+	if (failed) {
 		count_add(&o->engine->stats, writeback_errors, 1);
-	else
-		count_add(&o->engine->stats, pages_written, n);
+		return;
+	}
+	count_add(&o->engine->stats, pages_written, n);
+	if (o->mappings)
+		wb_count_mappings(o, index, index + n - 1);
 }
 
 int object_writeback(struct fl_object *o, uint64_t first, uint64_t last)
@@ -346,7 +366,7 @@ int object_writeback(struct fl_object *o, uint64_t first, uint64_t last)
 		} else {
 			int bad = wb_write(o, index, started) < 0;
 
-			wb_end(o, pages, started, bad);
+			wb_end(o, pages, started, index, bad);
 			failed |= bad;
 			wrote = 1;
 			index += started;

@@ -63,6 +63,7 @@ void fl_stats_print(FILE *f, const char *prefix, const struct fl_stats *s)
 		{"writeback_errors", s->writeback_errors},
 		{"fault_messages", s->fault_messages},
 		{"retries", s->retries},
+		{"private_pages", s->private_pages},
 	};
 
 	if (!f || !s)

@@ -101,6 +101,7 @@ int uffd_open_pagemap(void)
 
 #define PM_PRESENT (UINT64_C(1) << 63)
 #define PM_SWAP    (UINT64_C(1) << 62)
+#define PM_UFFD_WP (UINT64_C(1) << 57)
 #define PM_BATCH   512
 
 /* The first page at or after start, before end, that nothing maps. */
@@ -121,12 +122,31 @@ static uintptr_t skip_populated(int pagemap, uintptr_t start, uintptr_t end)
 		if (got <= 0)
 			return start;
 		for (size_t i = 0; i < (size_t)got / sizeof(entry[0]); i++) {
-			if (!(entry[i] & (PM_PRESENT | PM_SWAP)))
+			/*
+			 * A uffd-wp marker (left where a write-protected page
+			 * was zapped) reads as a swap entry, but the ioctls
+			 * fill it like an empty entry: it is not populated.
+			 */
+			uint64_t e = entry[i];
+			int populated = (e & PM_PRESENT) ||
+					((e & PM_SWAP) && !(e & PM_UFFD_WP));
+
+			if (!populated)
 				return start;
 			start += PAGE;
 		}
 	}
 	return end;
+}
+
+int uffd_page_is_wp(int pagemap, uintptr_t addr)
+{
+	uint64_t e;
+
+	if (pagemap < 0 || pread(pagemap, &e, sizeof(e),
+				 (off_t)(addr / PAGE * sizeof(e))) != sizeof(e))
+		return -1;
+	return (e & PM_PRESENT) && (e & PM_UFFD_WP);
 }
 
 /*

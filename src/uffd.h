@@ -41,6 +41,12 @@ enum uffd_modes {
  */
 int uffd_open_pagemap(void);
 
+/*
+ * Whether the page at addr is mapped write-protected by userfaultfd: 1 yes,
+ * 0 no (a write-protect fault for it is stale), -1 unknown.
+ */
+int uffd_page_is_wp(int pagemap, uintptr_t addr);
+
 /* Open a userfaultfd (system call, else /dev/userfaultfd) with our API. */
 int uffd_open(void);
 int uffd_register(int uffd, uintptr_t start, size_t len, enum uffd_modes m);
