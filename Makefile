@@ -26,7 +26,7 @@ STATIC     := $(BUILD)/libfaultline.a
 SHARED     := $(BUILD)/libfaultline.so
 PROGRAM    := $(BUILD)/faultline
 
-.PHONY: all test sanitize demo install uninstall clean format format-check
+.PHONY: all test sanitize check demo install uninstall clean format format-check
 all: $(STATIC) $(SHARED) $(PROGRAM)
 
 # Quiet by default; `make V=1` shows the commands.
@@ -63,6 +63,10 @@ demo: $(PROGRAM)
 sanitize:
 	$(MAKE) BUILD=build-san CFLAGS="-O1 -g -fno-omit-frame-pointer" \
 	    SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" test
+
+# What CI runs: the suite, then the suite under the sanitizers.
+check: test
+	$(MAKE) sanitize
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
