@@ -241,6 +241,17 @@ int h_count_threads(void)
 	return count_dir("/proc/self/task");
 }
 
+int h_settle_threads(int want)
+{
+	int n = h_count_threads();
+
+	for (int i = 0; i < 200 && n > want; i++) {
+		usleep(10000);
+		n = h_count_threads();
+	}
+	return n;
+}
+
 /* ---- threads ---------------------------------------------------------- */
 
 struct thread_arg {

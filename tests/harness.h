@@ -144,6 +144,9 @@ uint64_t h_file_size(const char *path);
 
 int h_count_fds(void);
 int h_count_threads(void);
+/* Wait (up to 2 s) for the thread count to drop to at most want: a joined
+ * thread can linger in /proc/self/task for a moment.  Returns the count. */
+int h_settle_threads(int want);
 
 /* ---- threads ---------------------------------------------------------- */
 

@@ -11,7 +11,7 @@ static unsigned char buf[32 * PG];
 /* Threads the engine adds while it lives, for a given config. */
 static int engine_threads(const struct fl_config *cfg)
 {
-	int before = h_count_threads(), during;
+	int before = h_settle_threads(1), during;
 	fl_engine *e = fl_engine_create(cfg);
 
 	REQUIRE(e != NULL);
@@ -70,7 +70,7 @@ TEST(create_destroy_loop)
 			break;
 	}
 	CHECK_EQ(h_count_fds(), fds0);
-	CHECK_EQ(h_count_threads(), threads0);
+	CHECK_EQ(h_settle_threads(threads0), threads0);
 	h_file_remove(&f);
 }
 
@@ -236,7 +236,7 @@ TEST(config_defaults_and_env)
 	unsetenv("FAULTLINE_STATS");
 	fl_config_init(&cfg);
 	CHECK_EQ(cfg.handler_threads, ncpu);
-	CHECK_EQ(cfg.fault_around_pages, 256);
+	CHECK_EQ(cfg.fault_around_pages, 4096);
 	CHECK_EQ(cfg.readahead_pages, 256);
 	CHECK_EQ(cfg.anon_fault_around_pages, 16);
 	CHECK_EQ(cfg.print_stats_at_destroy, 0);
@@ -253,7 +253,7 @@ TEST(config_defaults_and_env)
 	setenv("FAULTLINE_FAULT_AROUND", "", 1);
 	fl_config_init(&cfg);
 	CHECK_EQ(cfg.readahead_pages, 256);
-	CHECK_EQ(cfg.fault_around_pages, 256);
+	CHECK_EQ(cfg.fault_around_pages, 4096);
 	unsetenv("FAULTLINE_FAULT_AROUND");
 	unsetenv("FAULTLINE_READAHEAD");
 	unsetenv("FAULTLINE_ANON_AROUND");

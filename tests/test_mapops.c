@@ -279,3 +279,45 @@ TEST(many_splits)
 	CHECK_EQ(fl_munmap(e, p, 64 * PG), 0);
 	CHECK_EQ(fl_engine_destroy(e), 0);
 }
+
+/*
+ * MADV_DONTNEED drops a file mapping's view; every page must fault back in
+ * whatever the access pattern (reads of every 3rd, 5th, 7th page after a
+ * first strided pass exercise fault-around over partly populated ranges).
+ */
+static void dontneed_refault(int flags)
+{
+	static const int strides[] = {1, 2, 3, 5, 7, 17};
+	struct h_file f;
+	fl_engine *e = h_engine(2);
+	fl_object *o;
+	unsigned char *p;
+
+	h_file_create(&f, 256 * PG, 84);
+	o = h_open(e, &f, O_RDONLY);
+	p = h_map(e, 256 * PG, PROT_READ, flags, o, 0);
+	for (size_t i = 0; i < sizeof(strides) / sizeof(strides[0]); i++) {
+		for (int round = 0; round < 2; round++) {
+			for (int pg = 0; pg < 256; pg += strides[i])
+				CHECK_EQ(p[(size_t)pg * PG + 100],
+					 h_pattern(84, (size_t)pg * PG + 100));
+			CHECK_EQ(fl_madvise(e, p, 256 * PG, MADV_DONTNEED), 0);
+		}
+		if (h_failures())
+			break;
+	}
+	CHECK_EQ(h_mismatch(p, 256 * PG, 84, 0), -1);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+TEST(dontneed_refault_shared)
+{
+	dontneed_refault(MAP_SHARED);
+}
+
+TEST(dontneed_refault_private)
+{
+	dontneed_refault(MAP_PRIVATE);
+}
