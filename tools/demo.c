@@ -444,8 +444,9 @@ static int demo_map(struct demo *d)
 	return 0;
 }
 
-/* Read the file with pread(2): it must hold exactly the shared stores. */
-static int verify_file(struct demo *d, const char *when)
+/* Read the file with pread(2): it must hold exactly the shared stores.
+ * Returns the number of wrong pages (1 if the file cannot be read). */
+static uint64_t verify_file(struct demo *d, const char *when)
 {
 	const size_t chunk = 1 << 20;
 	uint64_t *buf = malloc(chunk);
@@ -458,7 +459,7 @@ static int verify_file(struct demo *d, const char *when)
 		free(buf);
 		if (fd >= 0)
 			close(fd);
-		return -1;
+		return 1;
 	}
 	for (off = 0; off < d->size; off += chunk) {
 		size_t n = d->size - off < chunk ? d->size - off : chunk;
@@ -491,51 +492,69 @@ static int verify_file(struct demo *d, const char *when)
 	}
 	close(fd);
 	free(buf);
-	printf("  %-56s %s", when, bad ? "FAILED" : "ok");
-	if (bad)
-		printf(" (%llu pages wrong)", (unsigned long long)bad);
-	printf("\n");
-	return bad ? -1 : 0;
+	return bad;
 }
 
-static void print_mapping_row(struct demo *d, const char *name, void *addr)
+static void print_mapping_row(FILE *f, struct demo *d, const char *name,
+			      void *addr)
 {
 	struct fl_stats s;
 
 	if (fl_mapping_stats(d->engine, addr, &s) < 0) {
-		printf("  %-10s (no statistics: %s)\n", name, strerror(errno));
+		fprintf(f, "  %-10s (no statistics: %s)\n", name,
+			strerror(errno));
 		return;
 	}
-	printf("  %-10s %8llu %8llu %8llu %8llu %8llu %8llu %8llu %8llu %8llu "
-	       "%6llu\n",
-	       name, (unsigned long long)s.minor_faults,
-	       (unsigned long long)s.major_faults,
-	       (unsigned long long)s.zero_fills,
-	       (unsigned long long)s.cow_copies,
-	       (unsigned long long)s.wp_faults,
-	       (unsigned long long)s.pages_read,
-	       (unsigned long long)s.pages_written,
-	       (unsigned long long)s.pages_mapped,
-	       (unsigned long long)s.dirty_pages, (unsigned long long)s.errors);
+	fprintf(f,
+		"  %-10s %8llu %8llu %8llu %8llu %8llu %8llu %8llu %8llu %8llu "
+		"%6llu\n",
+		name, (unsigned long long)s.minor_faults,
+		(unsigned long long)s.major_faults,
+		(unsigned long long)s.zero_fills,
+		(unsigned long long)s.cow_copies,
+		(unsigned long long)s.wp_faults,
+		(unsigned long long)s.pages_read,
+		(unsigned long long)s.pages_written,
+		(unsigned long long)s.pages_mapped,
+		(unsigned long long)s.dirty_pages,
+		(unsigned long long)s.errors);
 }
 
-static void print_stats(struct demo *d)
+static void print_stats(FILE *f, struct demo *d)
 {
 	struct fl_stats s;
 
-	printf("\nper-mapping statistics:\n");
-	printf("  %-10s %8s %8s %8s %8s %8s %8s %8s %8s %8s %6s\n", "mapping",
-	       "minor", "major", "zerofill", "cow", "wp", "read", "written",
-	       "mapped", "dirty", "errors");
-	print_mapping_row(d, "shared-A", d->map_a);
-	print_mapping_row(d, "shared-B", d->map_b);
-	print_mapping_row(d, "private-P", d->map_p);
-	print_mapping_row(d, "anonymous", d->map_an);
-	printf("\nengine statistics:\n");
+	fprintf(f, "\nper-mapping statistics:\n");
+	fprintf(f, "  %-10s %8s %8s %8s %8s %8s %8s %8s %8s %8s %6s\n",
+		"mapping", "minor", "major", "zerofill", "cow", "wp", "read",
+		"written", "mapped", "dirty", "errors");
+	print_mapping_row(f, d, "shared-A", d->map_a);
+	print_mapping_row(f, d, "shared-B", d->map_b);
+	print_mapping_row(f, d, "private-P", d->map_p);
+	print_mapping_row(f, d, "anonymous", d->map_an);
+	fprintf(f, "\nengine statistics:\n");
 	if (fl_engine_stats(d->engine, &s) == 0)
-		fl_stats_print(stdout, "  ", &s);
+		fl_stats_print(f, "  ", &s);
 	else
-		printf("  (unavailable: %s)\n", strerror(errno));
+		fprintf(f, "  (unavailable: %s)\n", strerror(errno));
+}
+
+/*
+ * The statistics as they are before teardown, kept as text so they can be
+ * printed after the last check: a FILE in memory, read back by the caller
+ * (NULL if out of memory).
+ */
+static char *stats_snapshot(struct demo *d)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (f == NULL)
+		return NULL;
+	print_stats(f, d);
+	fclose(f);
+	return text;
 }
 
 static unsigned long total_failures(struct demo *d)
@@ -548,18 +567,23 @@ static unsigned long total_failures(struct demo *d)
 	return n;
 }
 
+/* One line of the demo's report: what, ok or FAILED, how long it took. */
+static void step_line(const char *what, uint64_t bad, double seconds)
+{
+	printf("  %-56s %s", what, bad ? "FAILED" : "ok");
+	if (bad)
+		printf(" (%llu pages wrong)", (unsigned long long)bad);
+	printf("  %.3f s\n", seconds);
+}
+
 static void print_phases(struct demo *d)
 {
 	double t = d->start;
 	int i;
 
 	for (i = 0; i < NR_PHASES; i++) {
-		unsigned long n = atomic_load(&d->failures[i]);
-
-		printf("  %-56s %s", phase_names[i], n ? "FAILED" : "ok");
-		if (n)
-			printf(" (%lu pages wrong)", n);
-		printf("  %.3f s\n", d->phase_end[i] - t);
+		step_line(phase_names[i], atomic_load(&d->failures[i]),
+			  d->phase_end[i] - t);
 		t = d->phase_end[i];
 	}
 }
@@ -591,30 +615,53 @@ static int demo_teardown(struct demo *d)
 	return ret;
 }
 
+/* After the threads: msync, check the file, tear down, check it again. */
+static int demo_finish(struct demo *d)
+{
+	double t = now_seconds();
+	uint64_t bad;
+	char *stats;
+	int ok = 1;
+
+	if (fl_msync(d->engine, d->map_a, d->size, MS_SYNC) < 0) {
+		cli_error("demo: fl_msync failed: %s", strerror(errno));
+		ok = 0;
+	}
+	step_line("fl_msync of shared map A", !ok, now_seconds() - t);
+	t = now_seconds();
+	bad = verify_file(d, "after fl_msync");
+	step_line("pread of the file: exactly the shared stores", bad,
+		  now_seconds() - t);
+	stats = stats_snapshot(d);
+	t = now_seconds();
+	if (demo_teardown(d) < 0)
+		ok = 0;
+	step_line("unmap all, close the object, destroy the engine", !ok,
+		  now_seconds() - t);
+	t = now_seconds();
+	bad += verify_file(d, "after destroy");
+	step_line("pread of the file after destroy: unchanged", bad,
+		  now_seconds() - t);
+	if (stats)
+		fputs(stats, stdout);
+	free(stats);
+	return ok && bad == 0 ? 0 : -1;
+}
+
 static int demo_run(struct demo *d)
 {
 	int ok;
 
 	if (demo_map(d) < 0)
 		return -1;
-	printf("\nphases (%u threads, each on its own pages):\n", d->threads);
+	printf("\nsteps (%u threads, each on its own pages):\n", d->threads);
 	if (run_workers(d) < 0) {
 		cli_error("demo: out of memory");
 		return -1;
 	}
 	print_phases(d);
 	ok = total_failures(d) == 0;
-	if (fl_msync(d->engine, d->map_a, d->size, MS_SYNC) < 0) {
-		cli_error("demo: fl_msync failed: %s", strerror(errno));
-		ok = 0;
-	}
-	if (verify_file(d, "file after fl_msync: shared stores only") < 0)
-		ok = 0;
-	print_stats(d);
-	printf("\n");
-	if (demo_teardown(d) < 0)
-		ok = 0;
-	if (verify_file(d, "file after engine destroy: unchanged") < 0)
+	if (demo_finish(d) < 0)
 		ok = 0;
 	return ok ? 0 : -1;
 }
