@@ -12,25 +12,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 struct scenario {
 	const char *name;
 	int (*run)(const struct bench_opts *o);
+	unsigned runs; /* default runs: short runs need more to be steady */
 	const char *what;
 };
 
 static const struct scenario scenarios[] = {
-	{"anon", bench_anon,
+	{"anon", bench_anon, 5,
 	 "first touch (a write) of every page of an anonymous mapping\n"
-	 "                (default 512M); baseline: kernel"},
-	{"minor", bench_minor,
+	 "                (default 512M, 5 runs); baseline: kernel"},
+	{"minor", bench_minor, 10,
 	 "in-order read, one word per page, of pages already in the page\n"
-	 "                cache, through a second mapping (default 512M);\n"
+	 "                cache, through a second mapping (default 512M, 10 "
+	 "runs);\n"
 	 "                baseline: kernel (mmap of a cached file)"},
-	{"seqscan", bench_seqscan,
+	{"seqscan", bench_seqscan, 3,
 	 "cold sequential read of a file, one word per 64 bytes (default\n"
-	 "                1G; caches dropped before every run); baselines:\n"
+	 "                1G, 3 runs; caches dropped before every run); "
+	 "baselines:\n"
 	 "                kernel (mmap), odirect (O_DIRECT pread, 1 MiB)"},
 };
 
@@ -59,7 +63,7 @@ void bench_usage(FILE *f)
 		   "real disk, not\n"
 		   "                tmpfs (default /var/tmp)\n"
 		   "  --runs N      runs per configuration, best reported "
-		   "(1-100, default 3)\n");
+		   "(1-100; default:\n                per scenario)\n");
 }
 
 static uint64_t phys_memory(void)
@@ -116,17 +120,21 @@ static int bench_parse(struct bench_opts *o, int argc, char **argv,
 	return 0;
 }
 
-static int run_scenario(const struct bench_opts *o, const struct scenario *s)
+static int run_scenario(const struct bench_opts *opts, const struct scenario *s)
 {
+	struct bench_opts o = *opts;
+
+	if (o.runs == 0)
+		o.runs = s->runs;
 	/* A hang must not leave data behind; scenarios take well under a
 	 * minute at their defaults, so this only fires on a stuck engine. */
-	alarm(300 + (unsigned)(o->size >> 22));
-	return s->run(o);
+	alarm(300 + (unsigned)(o.size >> 22));
+	return s->run(&o);
 }
 
 int bench_main(int argc, char **argv)
 {
-	struct bench_opts o = {.dir = "/var/tmp", .runs = 3};
+	struct bench_opts o = {.dir = "/var/tmp", .runs = 0};
 	const char *name = NULL;
 	int i, ret = 0, found = 0;
 
@@ -285,6 +293,23 @@ void bench_engine_summary(fl_engine *engine, const char *label)
 	       (unsigned long long)s.zero_fills,
 	       (unsigned long long)s.pages_read,
 	       (unsigned long long)s.pages_mapped);
+}
+
+uint64_t process_faults(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return 0;
+	return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+}
+
+void bench_kernel_summary(uint64_t faults, uint64_t pages)
+{
+	printf("  # kernel (last run): %llu page faults, %.1f pages per "
+	       "fault\n",
+	       (unsigned long long)faults,
+	       faults ? (double)pages / (double)faults : 0.0);
 }
 
 uint64_t sum_stride64(const void *p, size_t len)

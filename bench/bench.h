@@ -89,6 +89,13 @@ fl_engine *bench_engine_create(void);
 /* Print a one-line summary of the engine's counters ("# faultline: ..."). */
 void bench_engine_summary(fl_engine *engine, const char *label);
 
+/* Page faults the kernel has counted for this process (minor + major):
+ * the kernel baselines' own fault counts, to set beside faultline's. */
+uint64_t process_faults(void);
+
+/* Print "  # kernel (last run): N page faults, P pages per fault". */
+void bench_kernel_summary(uint64_t faults, uint64_t pages);
+
 /* Sum one 64-bit word per 64 bytes of [p, p+len): one load per cache line,
  * the same work for every configuration of a scan. */
 uint64_t sum_stride64(const void *p, size_t len);

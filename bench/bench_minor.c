@@ -26,6 +26,7 @@ struct minor_ctx {
 	fl_engine *engine;
 	fl_object *object;
 	void *first; /* faultline's first mapping, which filled the cache */
+	uint64_t kernel_faults; /* page faults of the last kernel run */
 };
 
 /* The word each page is read at: it moves around so a page that is there
@@ -56,6 +57,7 @@ static uint64_t expected_sum(uint64_t size, size_t page)
 static int minor_kernel(void *arg, struct bench_run *out)
 {
 	struct minor_ctx *c = arg;
+	uint64_t faults = process_faults();
 	double t0 = now_seconds();
 	char *p = mmap(NULL, c->size, PROT_READ, MAP_SHARED, c->fd, 0);
 
@@ -65,6 +67,7 @@ static int minor_kernel(void *arg, struct bench_run *out)
 	}
 	out->checksum = read_pages(p, c->size, c->page);
 	out->seconds = now_seconds() - t0;
+	c->kernel_faults = process_faults() - faults;
 	munmap(p, c->size);
 	return 0;
 }
@@ -169,6 +172,7 @@ int bench_minor(const struct bench_opts *o)
 	if (minor_setup(&c, expected) == 0 &&
 	    bench_run_all(o, cfg, 2, expected, 0) == 0) {
 		bench_table(cfg, 2, pages, c.size);
+		bench_kernel_summary(c.kernel_faults, pages);
 		bench_engine_summary(c.engine, "(all runs)");
 		bench_ratio("minor", &cfg[1], &cfg[0]);
 		bench_figure("minor-kernel-us-per-page",

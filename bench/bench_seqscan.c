@@ -23,12 +23,14 @@
 struct seqscan_ctx {
 	uint64_t size;
 	const char *path;
-	int print_stats; /* print the engine's counters once */
+	int print_stats;	/* print the engine's counters once */
+	uint64_t kernel_faults; /* page faults of the last kernel run */
 };
 
 static int seqscan_kernel(void *arg, struct bench_run *out)
 {
 	struct seqscan_ctx *c = arg;
+	uint64_t faults = process_faults();
 	double t0 = now_seconds();
 	int fd = open(c->path, O_RDONLY);
 	void *p;
@@ -46,6 +48,7 @@ static int seqscan_kernel(void *arg, struct bench_run *out)
 	}
 	out->checksum = sum_stride64(p, c->size);
 	out->seconds = now_seconds() - t0;
+	c->kernel_faults = process_faults() - faults;
 	munmap(p, c->size);
 	return 0;
 }
@@ -176,6 +179,7 @@ int bench_seqscan(const struct bench_opts *o)
 	expected = pattern_sum_stride64(SEQSCAN_SEED, c.size);
 	if (bench_run_all(o, cfg, 3, expected, 1) == 0) {
 		bench_table(cfg, 3, pages, c.size);
+		bench_kernel_summary(c.kernel_faults, pages);
 		bench_ratio("seqscan", &cfg[2], &cfg[0]);
 		bench_ratio("seqscan", &cfg[2], &cfg[1]);
 		bench_figure("seqscan-faultline-mib-per-s",
