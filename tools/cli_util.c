@@ -116,20 +116,19 @@ int opt_value(int argc, char **argv, int *i, const char *name,
 	const char *arg = argv[*i];
 	size_t n = strlen(name);
 
-	if (strncmp(arg, name, n) != 0)
+	if (strncmp(arg, name, n) != 0 || (arg[n] != '=' && arg[n] != '\0'))
 		return 0;
-	if (arg[n] == '=') {
+	if (arg[n] == '=')
 		*value = arg + n + 1;
-		return 1;
-	}
-	if (arg[n] != '\0')
-		return 0;
-	if (*i + 1 >= argc) {
+	else if (*i + 1 < argc)
+		*value = argv[++*i];
+	else
+		*value = "";
+	/* An empty value is never meant: "--dir=" must not mean "/". */
+	if (**value == '\0') {
 		cli_error("option %s needs a value", name);
 		return -1;
 	}
-	*i += 1;
-	*value = argv[*i];
 	return 1;
 }
 

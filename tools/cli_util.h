@@ -33,7 +33,7 @@ const char *parse_uint(const char *text, unsigned min, unsigned max,
  * Match an option that takes a value, written "--name VALUE" or
  * "--name=VALUE".  Returns 1 and sets *value (advancing *i past a separate
  * value) on a match, 0 if argv[*i] is another option, and -1 after printing
- * a message if the value is missing.
+ * a message if the value is missing or empty.
  */
 int opt_value(int argc, char **argv, int *i, const char *name,
 	      const char **value);

@@ -71,6 +71,11 @@ static void usage(FILE *f)
 		   "failure, 2 bad usage.\n");
 }
 
+static int is_help(const char *arg)
+{
+	return !strcmp(arg, "-h") || !strcmp(arg, "--help");
+}
+
 static const struct command *find_command(const char *name)
 {
 	int i;
@@ -91,7 +96,7 @@ static int help_main(int argc, char **argv)
 {
 	const struct command *c;
 
-	if (argc < 2) {
+	if (argc < 2 || is_help(argv[1])) {
 		usage(stdout);
 		return 0;
 	}
@@ -113,6 +118,10 @@ static void version_usage(FILE *f)
 
 static int version_main(int argc, char **argv)
 {
+	if (argc == 2 && is_help(argv[1])) {
+		version_usage(stdout);
+		return 0;
+	}
 	if (argc > 1) {
 		cli_error("version: unexpected argument '%s'", argv[1]);
 		return 2;
@@ -130,7 +139,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+	if (is_help(argv[1])) {
 		usage(stdout);
 		return 0;
 	}
