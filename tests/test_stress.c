@@ -11,7 +11,7 @@
 #define NPAGES	    32
 #define WRITERS	    4
 #define SLOTS	    128 /* 8-byte words per quarter page */
-#define RUN_SECONDS 1.5
+#define RUN_SECONDS 1.0
 
 static unsigned char filebuf[NPAGES * PG];
 
@@ -55,7 +55,7 @@ static void writer(struct stress *c, int t)
 	unsigned char *m = t % 2 ? c->b : c->a;
 	uint64_t k = 0;
 
-	while (h_now() < c->end && k < 200000) {
+	while (h_now() < c->end && k < 5000000) {
 		k++;
 		__atomic_store_n(&c->progress[t], k, __ATOMIC_RELEASE);
 		for (int pg = (int)(k % 3); pg < NPAGES; pg += 3) {
