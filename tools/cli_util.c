@@ -77,6 +77,8 @@ const char *parse_size(const char *text, uint64_t *bytes)
 			return "too large";
 		value = value * 10 + digit;
 	}
+	if (*p == '.' || *p == ',')
+		return "not a whole number";
 	shift = size_suffix_shift(p);
 	if (shift < 0)
 		return "unknown suffix (use K, M, G or T)";

@@ -98,6 +98,13 @@ struct worker {
  * What every byte must be
  * ------------------------------------------------------------------------ */
 
+/*
+ * Which pages each step writes, by page index mod 8:
+ *   1, 4  a shared stamp through A;
+ *   2, 4  then a private stamp through P (page 4's copy holds A's stamp);
+ *   2     then a shared stamp through B, which P's copy must not see.
+ * Every other page keeps the file's pattern in every view.
+ */
 static int shared_early_page(size_t p)
 {
 	return p % 8 == 1 || p % 8 == 4;
@@ -173,10 +180,11 @@ static void report(struct demo *d, enum phase ph, const char *where,
 	if (d->reported++ < MAX_REPORTS)
 		fprintf(stderr,
 			"demo: MISMATCH in %s at byte offset %#llx (page %llu):"
-			" expected %016llx, got %016llx\n",
+			" expected %016llx, got %016llx (step: %s)\n",
 			where, (unsigned long long)off,
 			(unsigned long long)(off / d->page),
-			(unsigned long long)expected, (unsigned long long)got);
+			(unsigned long long)expected, (unsigned long long)got,
+			phase_names[ph]);
 	pthread_mutex_unlock(&d->report_lock);
 }
 
