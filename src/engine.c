@@ -96,6 +96,7 @@ static void *handler_main(void *arg)
 	struct pollfd pfd[2] = {{.fd = e->uffd, .events = POLLIN},
 				{.fd = e->stop_fd, .events = POLLIN}};
 	struct uffd_msg msgs[MSGS_PER_READ];
+	uint32_t batch;
 
 	for (;;) {
 		ssize_t n;
@@ -107,9 +108,10 @@ static void *handler_main(void *arg)
 		n = read(e->uffd, msgs, sizeof(msgs));
 		if (n < 0)
 			continue; /* EAGAIN: another handler took them */
+		batch = atomic_fetch_add(&e->msg_batches, 1) + 1;
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
 			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-				fault_handle(e, &msgs[i]);
+				fault_handle(e, &msgs[i], batch);
 	}
 	return NULL;
 }

@@ -42,6 +42,10 @@ struct fl_engine {
 	pthread_mutex_t objects_lock; /* guards the list of live objects */
 	struct fl_object *objects;
 
+	/* Batches of fault messages read so far: orders messages against
+	 * writeback's write-protection (see fault_mkwrite). */
+	_Atomic uint32_t msg_batches;
+
 	struct counters stats;
 	_Atomic uint64_t dirty_pages;
 	_Atomic uint64_t cached_pages;

@@ -41,6 +41,7 @@ struct fault {
 	int wp;         /* a store to a write-protected page */
 	int major;      /* the first attempt had to read the store */
 	unsigned attempts;
+	uint32_t batch; /* when the message was read (engine msg_batches) */
 	unsigned long pages_read;
 	/* A store read failed for this page: deliver SIGBUS if still here. */
 	const struct fl_object *error_object;
@@ -316,12 +317,31 @@ static void fault_done_count(struct fault *f)
 		count_add(&f->m->stats, zero_fills, f->pages_read);
 }
 
+/*
+ * Whether a write-protect fault may predate writeback's last protection of
+ * the page: read before it, it may be a store that another thread's fault
+ * already let through (a wake-up is per page), and must not re-dirty the
+ * page.  A thread that really waits just faults again.
+ */
+static int fault_predates_clean(const struct fault *f, struct fl_page *page)
+{
+	uint32_t cleaned = atomic_load(&page->cleaned_batch);
+
+	return (int32_t)(f->batch - cleaned) <= 0;
+}
+
 /* The page_mkwrite point: a store to a shared page marks it dirty. */
 static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
 				       struct fl_page *page, int mapped)
 {
 	if (!page_trylock(page))
 		return fault_wait_page(f, page);
+	if (mapped && fault_predates_clean(f, page)) {
+		page_unlock(page);
+		page_put(page);
+		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
+		return FAULT_DONE;
+	}
 	fault_done_count(f);
 	/* Only a clean page's first store counts, however many race. */
 	if (o->store && pagecache_mark_dirty(o, page))
@@ -412,7 +432,8 @@ static enum fault_result fault_once(struct fault *f)
 	return fault_file(f);
 }
 
-void fault_handle(struct fl_engine *e, const struct uffd_msg *msg)
+void fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
+		  uint32_t batch)
 {
 	__u64 flags = msg->arg.pagefault.flags;
 	struct fault f = {
@@ -420,6 +441,7 @@ void fault_handle(struct fl_engine *e, const struct uffd_msg *msg)
 		.addr = (uintptr_t)msg->arg.pagefault.address & PAGE_MASK,
 		.write = (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0,
 		.wp = (flags & UFFD_PAGEFAULT_FLAG_WP) != 0,
+		.batch = batch,
 	};
 
 	count_add(&e->stats, fault_messages, 1);

@@ -4,10 +4,15 @@
 #define FL_FAULT_H
 
 #include <linux/userfaultfd.h>
+#include <stdint.h>
 
 struct fl_engine;
 
-/* Serve one page-fault message; always answers it with a wake-up. */
-void fault_handle(struct fl_engine *engine, const struct uffd_msg *msg);
+/*
+ * Serve one page-fault message, read in the given batch (see msg_batches);
+ * always answers it with a wake-up.
+ */
+void fault_handle(struct fl_engine *engine, const struct uffd_msg *msg,
+		  uint32_t batch);
 
 #endif /* FL_FAULT_H */

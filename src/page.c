@@ -16,6 +16,7 @@ struct fl_page *page_alloc(void)
 		return NULL;
 	atomic_init(&page->flags, 0);
 	atomic_init(&page->refcount, 1);
+	atomic_init(&page->cleaned_batch, 0);
 	return page;
 }
 

@@ -23,6 +23,8 @@ enum page_flag {
 struct fl_page {
 	_Atomic uint32_t flags;
 	_Atomic uint32_t refcount; /* the cache holds one reference */
+	/* Message batch last read when writeback write-protected the page. */
+	_Atomic uint32_t cleaned_batch;
 };
 
 static inline int page_test(struct fl_page *page, uint32_t flag)

@@ -286,6 +286,8 @@ static unsigned wb_start(struct fl_object *o, struct fl_page **pages,
 	for (unsigned i = 0; i < locked; i++) {
 		pagecache_clear_dirty(o, pages[i]);
 		page_test_and_set(pages[i], PG_WRITEBACK);
+		atomic_store(&pages[i]->cleaned_batch,
+			     atomic_load(&o->engine->msg_batches));
 	}
 	if (locked)
 		object_mkclean(o, index, index + locked - 1);
