@@ -327,13 +327,15 @@ static void fatal_signal(int sig)
 			rmdir(td->dir);
 	}
 	write_str("; data files removed\n");
-	_exit(sig == SIGINT || sig == SIGTERM ? 128 + sig : 1);
+	/* A failure of the program is 1; a signal from outside, 128+sig. */
+	_exit(sig == SIGALRM || sig == SIGBUS || sig == SIGSEGV ? 1
+								: 128 + sig);
 }
 
 void cleanup_on_fatal_signals(const char *what, unsigned seconds)
 {
-	static const int sigs[] = {SIGSEGV, SIGBUS,  SIGINT,
-				   SIGTERM, SIGALRM, SIGHUP};
+	static const int sigs[] = {SIGSEGV, SIGBUS, SIGINT,  SIGTERM,
+				   SIGALRM, SIGHUP, SIGPIPE, SIGQUIT};
 	struct sigaction sa;
 	size_t i;
 

@@ -99,10 +99,11 @@ void tmpdata_remove(struct tmpdata *td);
 int path_is_tmpfs(const char *path);
 
 /*
- * Catch fatal signals (SIGSEGV, SIGBUS, SIGINT, SIGTERM, SIGALRM) so that a
- * crash, an interrupt or a hang still removes the registered data files;
- * arm a watchdog that ends the program (exit status 1) after seconds
- * (0: no watchdog).  what names the program part in the message.
+ * Catch fatal signals (SIGSEGV, SIGBUS, SIGINT, SIGTERM, SIGHUP, SIGPIPE,
+ * SIGQUIT, SIGALRM) so that a crash, an interrupt, a closed pipe or a hang
+ * still removes the registered data files; arm a watchdog that ends the
+ * program (exit status 1) after seconds (0: no watchdog).  what names the
+ * program part in the message.
  */
 void cleanup_on_fatal_signals(const char *what, unsigned seconds);
 
