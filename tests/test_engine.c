@@ -422,3 +422,113 @@ TEST(fault_messages_counted)
 	CHECK_EQ(s.zero_fills, 32);
 	CHECK_EQ(fl_engine_destroy(e), 0);
 }
+
+/* Resource totals go back to their baseline: private pages when mappings
+ * go, cache pages when objects go. */
+TEST(resource_totals_return_to_baseline)
+{
+	struct h_file f;
+	fl_engine *e = h_engine(2);
+	fl_object *o;
+	unsigned char *s, *p, *a;
+	struct fl_stats st;
+
+	h_file_create(&f, 64 * PG, 107);
+	st = h_estats(e);
+	CHECK_EQ(st.cached_pages, 0);
+	CHECK_EQ(st.private_pages, 0);
+	CHECK_EQ(st.dirty_pages, 0);
+	o = h_open(e, &f, O_RDWR);
+	s = h_map(e, 64 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	p = h_map(e, 64 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE, o, 0);
+	a = h_map(e, 32 * PG, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	CHECK_EQ(h_mismatch(s, 64 * PG, 107, 0), -1);
+	for (int i = 0; i < 10; i++)
+		p[(size_t)i * PG] = 1;
+	memset(a, 2, 32 * PG);
+	s[0] = 3;
+	st = h_estats(e);
+	CHECK_GE(st.cached_pages, 64);
+	CHECK_GE(st.private_pages, 10 + 32);
+	CHECK_EQ(st.dirty_pages, 1);
+	CHECK_EQ(h_mstats(e, p).private_pages, 10);
+	CHECK_EQ(h_mstats(e, a).private_pages, 32);
+	CHECK_EQ(fl_madvise(e, p, 5 * PG, MADV_DONTNEED), 0);
+	CHECK_EQ(h_mstats(e, p).private_pages, 5);
+	CHECK_EQ(fl_munmap(e, a, 32 * PG), 0);
+	CHECK_EQ(fl_munmap(e, p, 64 * PG), 0);
+	st = h_estats(e);
+	CHECK_EQ(st.private_pages, 0);
+	CHECK_GE(st.cached_pages, 64); /* the shared mapping still holds it */
+	CHECK_EQ(fl_munmap(e, s, 64 * PG), 0);
+	CHECK_EQ(h_estats(e).dirty_pages, 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	st = h_estats(e);
+	CHECK_EQ(st.cached_pages, 0);
+	CHECK_EQ(st.private_pages, 0);
+	CHECK_EQ(st.dirty_pages, 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+/* MADV_WILLNEED reads the range into the cache now: later faults are minor
+ * and read nothing more. */
+TEST(madvise_willneed)
+{
+	struct h_file f;
+	struct fl_config cfg;
+	fl_engine *e;
+	fl_object *o;
+	unsigned char *p;
+	struct fl_stats s0, s1;
+
+	fl_config_init(&cfg);
+	cfg.handler_threads = 2;
+	cfg.readahead_pages = 1;
+	e = fl_engine_create(&cfg);
+	REQUIRE(e != NULL);
+	h_file_create(&f, 64 * PG, 108);
+	o = h_open(e, &f, O_RDONLY);
+	p = h_map(e, 64 * PG, PROT_READ, MAP_SHARED, o, 0);
+	CHECK_EQ(fl_madvise(e, p + 16 * PG, 32 * PG, MADV_WILLNEED), 0);
+	s0 = h_estats(e);
+	CHECK_GE(s0.pages_read, 32);
+	CHECK_GE(s0.cached_pages, 32);
+	CHECK_EQ(h_mismatch(p + 16 * PG, 32 * PG, 108, 16 * PG), -1);
+	s1 = h_estats(e);
+	CHECK_EQ(s1.pages_read, s0.pages_read);
+	CHECK_EQ(s1.major_faults, s0.major_faults);
+	CHECK_EQ(h_mismatch(p, 64 * PG, 108, 0), -1);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+/* MADV_RANDOM: each fault maps only its own page. */
+TEST(madvise_random)
+{
+	struct h_file f;
+	fl_engine *e = h_engine(2);
+	fl_object *o;
+	unsigned char *p;
+	struct fl_stats s0, s1;
+
+	h_file_create(&f, 64 * PG, 109);
+	o = h_open(e, &f, O_RDONLY);
+	p = h_map(e, 64 * PG, PROT_READ, MAP_SHARED, o, 0);
+	CHECK_EQ(h_mismatch(p, 64 * PG, 109, 0), -1); /* all in the cache */
+	CHECK_EQ(fl_madvise(e, p, 64 * PG, MADV_DONTNEED), 0);
+	CHECK_EQ(fl_madvise(e, p, 64 * PG, MADV_RANDOM), 0);
+	s0 = h_estats(e);
+	for (int i = 0; i < 64; i += 4)
+		CHECK_EQ(p[(size_t)i * PG + 1], h_pattern(109, i * PG + 1));
+	for (int i = 0; i < 64; i += 4)
+		CHECK_EQ(p[(size_t)i * PG + 2], h_pattern(109, i * PG + 2));
+	s1 = h_estats(e);
+	CHECK_EQ(s1.minor_faults - s0.minor_faults, 16);
+	CHECK_EQ(s1.pages_read, s0.pages_read);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
