@@ -412,16 +412,29 @@ static enum fault_result fault_file(struct fault *f)
 	return FAULT_DONE;
 }
 
+/*
+ * A fault message is stale when the page is already mapped as the fault
+ * needs it: another thread's fault on the same page (or fault-around) was
+ * served first, and the wake-up, which is per page, freed this thread too.
+ */
+static int fault_is_stale(const struct fault *f)
+{
+	int flags = uffd_page_flags(f->e->pagemap_fd, f->addr);
+
+	if (flags < 0)
+		return 0; /* unknown: serve it */
+	if (f->wp)
+		return !(flags & UFFD_PAGE_WP);
+	return flags & UFFD_PAGE_PRESENT;
+}
+
 /* One attempt, with the map lock held for reading. */
 static enum fault_result fault_once(struct fault *f)
 {
 	f->m = mapping_find(&f->e->mappings, f->addr);
-	if (!f->m || (f->wp && !uffd_page_is_wp(f->e->pagemap_fd, f->addr))) {
-		/*
-		 * Unmapped meanwhile (the re-fault finds nothing: SIGSEGV),
-		 * or a stale write-protect fault: another thread's store to
-		 * the same page was served first and woke this one too.
-		 */
+	if (!f->m || fault_is_stale(f)) {
+		/* Unmapped meanwhile (the re-fault finds nothing: SIGSEGV),
+		 * or already served: just let the thread go on. */
 		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
 		return FAULT_DONE;
 	}

@@ -139,14 +139,16 @@ static uintptr_t skip_populated(int pagemap, uintptr_t start, uintptr_t end)
 	return end;
 }
 
-int uffd_page_is_wp(int pagemap, uintptr_t addr)
+int uffd_page_flags(int pagemap, uintptr_t addr)
 {
 	uint64_t e;
 
 	if (pagemap < 0 || pread(pagemap, &e, sizeof(e),
 				 (off_t)(addr / PAGE * sizeof(e))) != sizeof(e))
 		return -1;
-	return (e & PM_PRESENT) && (e & PM_UFFD_WP);
+	if (!(e & PM_PRESENT))
+		return 0;
+	return UFFD_PAGE_PRESENT | (e & PM_UFFD_WP ? UFFD_PAGE_WP : 0);
 }
 
 /*

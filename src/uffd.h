@@ -42,10 +42,14 @@ enum uffd_modes {
 int uffd_open_pagemap(void);
 
 /*
- * Whether the page at addr is mapped write-protected by userfaultfd: 1 yes,
- * 0 no (a write-protect fault for it is stale), -1 unknown.
+ * What maps the page at addr now: UFFD_PAGE_PRESENT and UFFD_PAGE_WP
+ * (write-protected by userfaultfd), or -1 if unknown.  Tells a stale fault
+ * message (another thread's fault on the same page was served first and
+ * woke this one too) from a live one.
  */
-int uffd_page_is_wp(int pagemap, uintptr_t addr);
+#define UFFD_PAGE_PRESENT 1
+#define UFFD_PAGE_WP      2
+int uffd_page_flags(int pagemap, uintptr_t addr);
 
 /* Open a userfaultfd (system call, else /dev/userfaultfd) with our API. */
 int uffd_open(void);
