@@ -8,8 +8,16 @@
  * private mappings, fault-around and batched store reads, writeback of dirty
  * pages, and SIGBUS for faults that cannot be served.
  *
- * Every call that can fail returns -1 (or NULL) and sets errno, like the
- * system calls it mirrors.  All calls are thread-safe.
+ * Every call that can fail returns -1 (or NULL, or MAP_FAILED) and sets
+ * errno, like the system calls it mirrors; a NULL engine, object or stats
+ * pointer is EINVAL everywhere.  All calls are thread-safe.
+ *
+ * Faults that cannot be served (a store read error, a page wholly beyond
+ * the end of the object) reach the faulting thread as SIGBUS with si_addr
+ * set, as with mmap; a system call handed such an address fails with
+ * EFAULT.  The page then stays poisoned: later accesses raise SIGBUS
+ * without reaching faultline (so `errors` counts each poisoning once)
+ * until fl_madvise(MADV_DONTNEED) or fl_munmap of the page clears it.
  *
  * Requirements: Linux >= 6.6 with userfaultfd, and permission to use it
  * (root, vm.unprivileged_userfaultfd=1, or read/write access to
@@ -18,6 +26,7 @@
 #ifndef FAULTLINE_H
 #define FAULTLINE_H
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -215,7 +224,8 @@ int fl_mprotect(fl_engine *engine, void *addr, size_t length, int prot);
  *   MADV_DONTNEED                  drop this mapping's view of the range:
  *                                  private copies and anonymous pages are
  *                                  freed (the next access sees the object,
- *                                  or zeros); the page cache is kept.
+ *                                  or zeros); the page cache is kept; a
+ *                                  page poisoned by SIGBUS faults afresh.
  * EINVAL for other advice or an unaligned addr.
  */
 int fl_madvise(fl_engine *engine, void *addr, size_t length, int advice);
@@ -234,16 +244,27 @@ int fl_msync(fl_engine *engine, void *addr, size_t length, int flags);
  * Statistics
  * ------------------------------------------------------------------------ */
 
+/*
+ * Statistics.  Counters count events since the engine (or mapping) was
+ * made; the fields marked "now" are gauges.  A fault is counted once, when
+ * it completes, however often it had to be retried.
+ */
 struct fl_stats {
-	uint64_t minor_faults;   /* served from the page cache */
+	uint64_t minor_faults;   /* served without reading a store: from the
+				    page cache, or anonymous (zero page or
+				    zero-filled pages) */
 	uint64_t major_faults;   /* needed a store read first */
-	uint64_t zero_fills;     /* anonymous pages zero-filled */
-	uint64_t cow_copies;     /* private copies made on write */
-	uint64_t wp_faults;      /* first stores to clean shared pages */
+	uint64_t zero_fills;     /* pages of anonymous memory zero-filled */
+	uint64_t cow_copies;     /* private copies made by a first store */
+	uint64_t wp_faults;      /* first stores to clean shared pages (the
+				    page_mkwrite point: the page turns dirty) */
 	uint64_t pages_read;     /* pages read from stores */
-	uint64_t pages_written;  /* pages written back to stores */
-	uint64_t pages_mapped;   /* pages installed by fault-around */
-	uint64_t dirty_pages;    /* dirty pages now (engine: all objects) */
+	uint64_t pages_written;  /* pages written back to stores; for a
+				    mapping, those within its range (a page
+				    two shared mappings show counts in both) */
+	uint64_t pages_mapped;   /* pages mapped by fault-around */
+	uint64_t dirty_pages;    /* dirty cache pages now (mapping: within
+				    its range, shared mappings only) */
 	uint64_t cached_pages;   /* page-cache pages now (engine only) */
 	uint64_t errors;         /* faults answered with SIGBUS */
 	uint64_t writeback_errors; /* store writes that failed */
