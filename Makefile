@@ -53,7 +53,12 @@ $(PROGRAM): $(TOOL_OBJ) $(STATIC)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(STATIC)
 	$(Q)$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lm
 
-test: $(TEST_BIN) $(PROGRAM)
+EXAMPLE    := $(BUILD)/examples/hello
+
+$(EXAMPLE): $(BUILD)/examples/hello.o $(STATIC)
+	$(Q)$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS)
+
+test: $(TEST_BIN) $(PROGRAM) $(EXAMPLE)
 	@tests/run.sh $(BUILD)
 
 demo: $(PROGRAM)
@@ -86,11 +91,14 @@ uninstall:
 	    $(DESTDIR)$(PREFIX)/bin/faultline \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/faultline.pc
 
+FORMAT_SRC := $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(TEST_LIB) examples/*.c \
+              include/*.h src/*.h $(wildcard tools/*.h bench/*.h tests/*.h)
+
 format:
-	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(TEST_LIB) include/*.h src/*.h
+	clang-format -i $(FORMAT_SRC)
 
 format-check:
-	clang-format --dry-run --Werror $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(TEST_LIB) include/*.h src/*.h
+	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build build-san

@@ -195,8 +195,8 @@ uint64_t fl_object_size(const fl_object *object);
  * read-only object), ENOMEM (no address space), EEXIST (MAP_FIXED_NOREPLACE
  * over an existing mapping).
  */
-void *fl_mmap(fl_engine *engine, void *addr, size_t length, int prot,
-	      int flags, fl_object *object, off_t offset);
+void *fl_mmap(fl_engine *engine, void *addr, size_t length, int prot, int flags,
+	      fl_object *object, off_t offset);
 
 /*
  * Unmap [addr, addr+length).  Parts of the range that faultline does not
@@ -250,27 +250,27 @@ int fl_msync(fl_engine *engine, void *addr, size_t length, int flags);
  * it completes, however often it had to be retried.
  */
 struct fl_stats {
-	uint64_t minor_faults;   /* served without reading a store: from the
-				    page cache, or anonymous (zero page or
-				    zero-filled pages) */
-	uint64_t major_faults;   /* needed a store read first */
-	uint64_t zero_fills;     /* pages of anonymous memory zero-filled */
-	uint64_t cow_copies;     /* private copies made by a first store */
-	uint64_t wp_faults;      /* first stores to clean shared pages (the
-				    page_mkwrite point: the page turns dirty) */
-	uint64_t pages_read;     /* pages read from stores */
-	uint64_t pages_written;  /* pages written back to stores; for a
-				    mapping, those within its range (a page
-				    two shared mappings show counts in both) */
-	uint64_t pages_mapped;   /* pages mapped by fault-around */
-	uint64_t dirty_pages;    /* dirty cache pages now (mapping: within
-				    its range, shared mappings only) */
-	uint64_t cached_pages;   /* page-cache pages now (engine only) */
-	uint64_t errors;         /* faults answered with SIGBUS */
+	uint64_t minor_faults;	   /* served without reading a store: from the
+				      page cache, or anonymous (zero page or
+				      zero-filled pages) */
+	uint64_t major_faults;	   /* needed a store read first */
+	uint64_t zero_fills;	   /* pages of anonymous memory zero-filled */
+	uint64_t cow_copies;	   /* private copies made by a first store */
+	uint64_t wp_faults;	   /* first stores to clean shared pages (the
+				      page_mkwrite point: the page turns dirty) */
+	uint64_t pages_read;	   /* pages read from stores */
+	uint64_t pages_written;	   /* pages written back to stores; for a
+				      mapping, those within its range (a page
+				      two shared mappings show counts in both) */
+	uint64_t pages_mapped;	   /* pages mapped by fault-around */
+	uint64_t dirty_pages;	   /* dirty cache pages now (mapping: within
+				      its range, shared mappings only) */
+	uint64_t cached_pages;	   /* page-cache pages now (engine only) */
+	uint64_t errors;	   /* faults answered with SIGBUS */
 	uint64_t writeback_errors; /* store writes that failed */
-	uint64_t fault_messages; /* userfaultfd messages handled (engine) */
-	uint64_t retries;        /* fault attempts retried after blocking */
-	uint64_t private_pages;  /* private copies and anonymous pages now */
+	uint64_t fault_messages;   /* userfaultfd messages handled (engine) */
+	uint64_t retries;	   /* fault attempts retried after blocking */
+	uint64_t private_pages;	   /* private copies and anonymous pages now */
 };
 
 /* Statistics of the whole engine (counters since creation). */

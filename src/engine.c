@@ -19,9 +19,9 @@
 #define DEFAULT_READAHEAD    256
 #define DEFAULT_ANON_AROUND  16
 #define MAX_HANDLER_THREADS  1024
-#define MAX_BATCH_PAGES      65536
-#define MAX_ANON_AROUND      512
-#define MSGS_PER_READ        16
+#define MAX_BATCH_PAGES	     65536
+#define MAX_ANON_AROUND	     512
+#define MSGS_PER_READ	     16
 
 /* A positive integer from the environment, or 0 if unset or malformed. */
 static unsigned env_unsigned(const char *name)
@@ -49,8 +49,7 @@ void fl_config_init(struct fl_config *c)
 	c->fault_around_pages = DEFAULT_FAULT_AROUND;
 	c->readahead_pages = DEFAULT_READAHEAD;
 	c->anon_fault_around_pages = DEFAULT_ANON_AROUND;
-	if ((v = env_unsigned("FAULTLINE_THREADS")) &&
-	    v <= MAX_HANDLER_THREADS)
+	if ((v = env_unsigned("FAULTLINE_THREADS")) && v <= MAX_HANDLER_THREADS)
 		c->handler_threads = v;
 	if ((v = env_unsigned("FAULTLINE_FAULT_AROUND")))
 		c->fault_around_pages = v;

@@ -26,7 +26,7 @@ static inline uint64_t page_round_up(uint64_t n)
 
 struct fl_engine {
 	int uffd;
-	int stop_fd; /* eventfd: tells handler threads to exit */
+	int stop_fd;	/* eventfd: tells handler threads to exit */
 	int pagemap_fd; /* /proc/self/pagemap, or -1 */
 	struct fl_config config;
 	pthread_t *threads;

@@ -37,9 +37,9 @@ enum fault_result {
 struct fault {
 	struct fl_engine *e;
 	uintptr_t addr; /* page aligned */
-	int write;      /* a store (and the mapping allows stores) */
-	int wp;         /* a store to a write-protected page */
-	int major;      /* the first attempt had to read the store */
+	int write;	/* a store (and the mapping allows stores) */
+	int wp;		/* a store to a write-protected page */
+	int major;	/* the first attempt had to read the store */
 	unsigned attempts;
 	uint32_t batch; /* when the message was read (engine msg_batches) */
 	unsigned long pages_read;
@@ -116,11 +116,12 @@ static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 			continue;
 		}
 		if (state == PTE_PRIVATE) {
-			done = uffd_copy(f->e->uffd, f->e->pagemap_fd, start, f->e->zero_buffer,
+			done = uffd_copy(f->e->uffd, f->e->pagemap_fd, start,
+					 f->e->zero_buffer,
 					 (j - i) << PAGE_SHIFT);
 		} else {
-			done = uffd_zeropage(f->e->uffd, f->e->pagemap_fd, start,
-					     (j - i) << PAGE_SHIFT);
+			done = uffd_zeropage(f->e->uffd, f->e->pagemap_fd,
+					     start, (j - i) << PAGE_SHIFT);
 			/* Write-protect the zero page: stores must be seen. */
 			uffd_writeprotect(f->e->uffd, start,
 					  (j - i) << PAGE_SHIFT, 1);
@@ -149,8 +150,9 @@ static enum fault_result fault_anon(struct fault *f)
 			COUNT(f, zero_fills, 1);
 		uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
 	} else {
-		fault_window(f, f->write ? f->e->config.anon_fault_around_pages
-					 : f->e->config.fault_around_pages,
+		fault_window(f,
+			     f->write ? f->e->config.anon_fault_around_pages
+				      : f->e->config.fault_around_pages,
 			     &lo, &hi);
 		if (hi - lo > (uintptr_t)ANON_WINDOW_MAX << PAGE_SHIFT) {
 			lo = f->addr;
@@ -181,9 +183,8 @@ static enum fault_result fault_wait_page(struct fault *f, struct fl_page *page)
 static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 				    uint64_t index)
 {
-	unsigned batch = f->m->advice == MADV_RANDOM
-				 ? 1
-				 : f->e->config.readahead_pages;
+	unsigned batch =
+		f->m->advice == MADV_RANDOM ? 1 : f->e->config.readahead_pages;
 	long n = pagecache_start_read(o, index, batch);
 
 	if (n < 0)
@@ -203,7 +204,7 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 }
 
 #define AROUND_START_PAGES 16
-#define AROUND_FIRST_CHUNK 64 /* mapped before the faulting thread wakes */
+#define AROUND_FIRST_CHUNK 64  /* mapped before the faulting thread wakes */
 #define AROUND_BACK_CHUNK  512 /* the rest is mapped from its far end */
 
 struct around {
@@ -245,10 +246,10 @@ static void fault_around_range(struct fault *f, struct fl_object *o,
 static unsigned fault_around_pages(struct fault *f, int *sequential)
 {
 	unsigned max = f->e->config.fault_around_pages;
-	uintptr_t last = atomic_load_explicit(&f->m->last_fault,
-					      memory_order_relaxed);
-	unsigned pages = atomic_load_explicit(&f->m->around_pages,
-					      memory_order_relaxed);
+	uintptr_t last =
+		atomic_load_explicit(&f->m->last_fault, memory_order_relaxed);
+	unsigned pages =
+		atomic_load_explicit(&f->m->around_pages, memory_order_relaxed);
 
 	*sequential = f->m->advice == MADV_SEQUENTIAL ||
 		      (pages && f->addr > last &&
@@ -377,7 +378,6 @@ static void fault_cow(struct fault *f, int mapped)
 		uffd_continue(f->e->uffd, f->e->pagemap_fd, f->addr, PAGE_SIZE,
 			      0);
 }
-
 
 static enum fault_result fault_file(struct fault *f)
 {

@@ -18,8 +18,7 @@
 /* ---- the sorted set of mappings ---------------------------------------- */
 
 /* Index of the first mapping that ends after addr. */
-static size_t mapping_first_after(const struct mapping_set *set,
-				  uintptr_t addr)
+static size_t mapping_first_after(const struct mapping_set *set, uintptr_t addr)
 {
 	size_t lo = 0, hi = set->nr;
 
@@ -65,7 +64,8 @@ static int mapping_set_insert(struct mapping_set *set, struct fl_mapping *m)
 
 static void mapping_set_remove(struct mapping_set *set, size_t i)
 {
-	memmove(&set->v[i], &set->v[i + 1], (set->nr - i - 1) * sizeof(*set->v));
+	memmove(&set->v[i], &set->v[i + 1],
+		(set->nr - i - 1) * sizeof(*set->v));
 	set->nr--;
 }
 
@@ -132,8 +132,7 @@ static int put_list_add(struct put_list *list, struct fl_object *o)
 {
 	if (list->nr == list->cap) {
 		size_t cap = list->cap ? list->cap * 2 : 8;
-		struct fl_object **v =
-			realloc(list->objects, cap * sizeof(*v));
+		struct fl_object **v = realloc(list->objects, cap * sizeof(*v));
 
 		if (!v)
 			return -1;
@@ -240,8 +239,8 @@ void mappings_destroy(struct fl_engine *e)
 
 /* ---- mapping ------------------------------------------------------------ */
 
-#define FL_MAP_FLAGS                                                          \
-	(MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |               \
+#define FL_MAP_FLAGS                                                           \
+	(MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |                \
 	 MAP_FIXED_NOREPLACE | MAP_NORESERVE)
 
 static int mmap_check_args(fl_engine *e, uintptr_t addr, size_t length,
@@ -365,7 +364,8 @@ void *fl_mmap(fl_engine *e, void *addr, size_t length, int prot, int flags,
 		err = mapping_install(e, m, start, len, flags);
 		if (!err) {
 			map_unlock(e);
-			if (flags & MAP_FIXED) /* sleepers on what it replaced */
+			if (flags &
+			    MAP_FIXED) /* sleepers on what it replaced */
 				uffd_wake(e->uffd, m->start, len);
 			put_list_finish(&puts);
 			if (anon)
@@ -401,8 +401,8 @@ static int range_check(fl_engine *e, void *addr, size_t length,
 	return 0;
 }
 
-static int mprotect_allowed(struct fl_engine *e, uintptr_t start,
-			    uintptr_t end, int prot)
+static int mprotect_allowed(struct fl_engine *e, uintptr_t start, uintptr_t end,
+			    int prot)
 {
 	if (prot & ~(PROT_READ | PROT_WRITE))
 		return EINVAL;
@@ -443,8 +443,7 @@ int fl_mprotect(fl_engine *e, void *addr, size_t length, int prot)
 }
 
 /* Drop this range's view: private pages go, the page cache stays. */
-static int madvise_dontneed(struct fl_engine *e, uintptr_t start,
-			    uintptr_t end)
+static int madvise_dontneed(struct fl_engine *e, uintptr_t start, uintptr_t end)
 {
 	int rc;
 
@@ -509,11 +508,12 @@ static struct object_range *collect_object_ranges(struct fl_engine *e,
 }
 
 /* Read [first, last] of o into the page cache. */
-static void object_readahead(struct fl_object *o, uint64_t first,
-			     uint64_t last, unsigned batch)
+static void object_readahead(struct fl_object *o, uint64_t first, uint64_t last,
+			     unsigned batch)
 {
 	for (uint64_t i = first; i <= last && i < o->nr_pages;) {
-		unsigned long want = last - i + 1 < batch ? last - i + 1 : batch;
+		unsigned long want =
+			last - i + 1 < batch ? last - i + 1 : batch;
 		long n = pagecache_start_read(o, i, want);
 
 		if (n > 0)
@@ -522,8 +522,7 @@ static void object_readahead(struct fl_object *o, uint64_t first,
 	}
 }
 
-static int madvise_willneed(struct fl_engine *e, uintptr_t start,
-			    uintptr_t end)
+static int madvise_willneed(struct fl_engine *e, uintptr_t start, uintptr_t end)
 {
 	size_t nr;
 	struct object_range *r = collect_object_ranges(e, start, end, 0, &nr);

@@ -15,7 +15,7 @@ struct fl_engine;
 struct fl_object;
 
 enum map_kind {
-	MAP_KIND_ANON,    /* private anonymous memory */
+	MAP_KIND_ANON,	  /* private anonymous memory */
 	MAP_KIND_SHARED,  /* shared view of an object's page cache */
 	MAP_KIND_PRIVATE, /* private view: cache pages, copies on write */
 };
@@ -26,7 +26,7 @@ struct fl_mapping {
 	int advice; /* MADV_NORMAL, MADV_RANDOM or MADV_SEQUENTIAL */
 	enum map_kind kind;
 	struct fl_object *object; /* NULL for MAP_KIND_ANON */
-	uint64_t pgoff;           /* object page shown at start */
+	uint64_t pgoff;		  /* object page shown at start */
 	struct counters stats;
 	/* Sequential-fault detection for adaptive fault-around. */
 	_Atomic uintptr_t last_fault;
@@ -36,15 +36,13 @@ struct fl_mapping {
 };
 
 /* Object page index shown at addr, which the mapping must contain. */
-static inline uint64_t mapping_index(const struct fl_mapping *m,
-				     uintptr_t addr)
+static inline uint64_t mapping_index(const struct fl_mapping *m, uintptr_t addr)
 {
 	return m->pgoff + ((addr - m->start) >> 12);
 }
 
 /* Address showing object page index, which the mapping must show. */
-static inline uintptr_t mapping_addr(const struct fl_mapping *m,
-				     uint64_t index)
+static inline uintptr_t mapping_addr(const struct fl_mapping *m, uint64_t index)
 {
 	return m->start + ((index - m->pgoff) << 12);
 }

@@ -23,18 +23,18 @@ struct fl_object {
 	struct fl_engine *engine;
 	struct fl_store *store; /* NULL: anonymous shared memory (zeros) */
 	int writable;
-	uint64_t size;     /* bytes */
+	uint64_t size;	   /* bytes */
 	uint64_t nr_pages; /* pages holding data: size rounded up */
 
 	int memfd;
 	uint64_t memfd_size; /* may exceed nr_pages: faults beyond SIGBUS */
-	char *view;          /* the engine's view of [0, nr_pages) */
+	char *view;	     /* the engine's view of [0, nr_pages) */
 
-	_Atomic long refs;   /* caller's handle + mappings + in-flight uses */
-	int user_ref;        /* the caller still holds the handle */
+	_Atomic long refs; /* caller's handle + mappings + in-flight uses */
+	int user_ref;	   /* the caller still holds the handle */
 
 	pthread_rwlock_t lock; /* pages (write: insert/remove), memfd_size */
-	struct radix pages;   /* index -> struct fl_page */
+	struct radix pages;    /* index -> struct fl_page */
 	_Atomic uint64_t nr_dirty;
 	/* Every mapping of the object: changed under the map write lock. */
 	struct fl_mapping *mappings;
@@ -93,8 +93,7 @@ int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
  * Call fn for each run of up-to-date, unlocked pages within [first, last]:
  * the pages fault-around may map.  Runs are maximal.  Under no page lock.
  */
-void pagecache_for_each_run(struct fl_object *o, uint64_t first,
-			    uint64_t last,
+void pagecache_for_each_run(struct fl_object *o, uint64_t first, uint64_t last,
 			    void (*fn)(uint64_t index, unsigned long count,
 				       void *arg),
 			    void *arg);

@@ -148,8 +148,7 @@ int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 
 #define GANG 64
 
-void pagecache_for_each_run(struct fl_object *o, uint64_t first,
-			    uint64_t last,
+void pagecache_for_each_run(struct fl_object *o, uint64_t first, uint64_t last,
 			    void (*fn)(uint64_t, unsigned long, void *),
 			    void *arg)
 {
@@ -166,11 +165,11 @@ void pagecache_for_each_run(struct fl_object *o, uint64_t first,
 			uint32_t flags = atomic_load_explicit(
 				&((struct fl_page *)pages[i])->flags,
 				memory_order_acquire);
-			int mappable = (flags & PG_UPTODATE) &&
-				       !(flags & PG_LOCKED);
+			int mappable =
+				(flags & PG_UPTODATE) && !(flags & PG_LOCKED);
 
-			if (run_len && (!mappable ||
-					indices[i] != run_start + run_len)) {
+			if (run_len &&
+			    (!mappable || indices[i] != run_start + run_len)) {
 				fn(run_start, run_len, arg);
 				run_len = 0;
 			}
@@ -221,7 +220,8 @@ uint64_t pagecache_count_dirty(struct fl_object *o, uint64_t first,
 void object_mkclean(struct fl_object *o, uint64_t first, uint64_t last)
 {
 	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next) {
-		uint64_t m_last = m->pgoff + ((m->end - m->start) >> PAGE_SHIFT);
+		uint64_t m_last =
+			m->pgoff + ((m->end - m->start) >> PAGE_SHIFT);
 		uint64_t lo = first > m->pgoff ? first : m->pgoff;
 		uint64_t hi = last < m_last - 1 ? last : m_last - 1;
 
@@ -245,7 +245,8 @@ static unsigned wb_gather(struct fl_object *o, uint64_t *index, uint64_t last,
 	struct fl_page *page;
 
 	pthread_rwlock_rdlock(&o->lock);
-	while (n < WRITEBACK_BATCH && (page = radix_next(&o->pages, &i, last))) {
+	while (n < WRITEBACK_BATCH &&
+	       (page = radix_next(&o->pages, &i, last))) {
 		if (page_test(page, PG_DIRTY)) {
 			if (n && i != *index + n)
 				break;
@@ -323,7 +324,8 @@ static void wb_count_mappings(struct fl_object *o, uint64_t first,
 {
 	map_read_lock(o->engine);
 	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next) {
-		uint64_t m_last = m->pgoff + ((m->end - m->start) >> PAGE_SHIFT);
+		uint64_t m_last =
+			m->pgoff + ((m->end - m->start) >> PAGE_SHIFT);
 		uint64_t lo = first > m->pgoff ? first : m->pgoff;
 		uint64_t hi = last < m_last - 1 ? last : m_last - 1;
 

@@ -28,8 +28,8 @@ int pte_set(struct pagetable *pt, uint64_t vpn, enum pte_state state)
 
 	if (old == state)
 		return old;
-	if (old == PTE_NONE && radix_insert(&pt->entries, vpn,
-					    (void *)(uintptr_t)state))
+	if (old == PTE_NONE &&
+	    radix_insert(&pt->entries, vpn, (void *)(uintptr_t)state))
 		return -1;
 	pt->nr_private += (state == PTE_PRIVATE) - (old == PTE_PRIVATE);
 	if (state == PTE_NONE)

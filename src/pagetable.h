@@ -14,8 +14,8 @@
 #include "radix.h"
 
 enum pte_state {
-	PTE_NONE = 0,    /* nothing: the object's page, or unpopulated */
-	PTE_ZERO = 1,    /* anonymous: the shared zero page, write-protected */
+	PTE_NONE = 0,	 /* nothing: the object's page, or unpopulated */
+	PTE_ZERO = 1,	 /* anonymous: the shared zero page, write-protected */
 	PTE_PRIVATE = 2, /* a private page: anonymous or a copy-on-write copy */
 };
 

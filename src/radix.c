@@ -5,9 +5,9 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#define RADIX_BITS  6
-#define RADIX_SLOTS (1u << RADIX_BITS)
-#define RADIX_MASK  (RADIX_SLOTS - 1)
+#define RADIX_BITS	 6
+#define RADIX_SLOTS	 (1u << RADIX_BITS)
+#define RADIX_MASK	 (RADIX_SLOTS - 1)
 #define RADIX_MAX_HEIGHT 11 /* 11 * 6 bits covers a 64-bit index */
 
 struct radix_node {
@@ -71,7 +71,8 @@ int radix_insert(struct radix *tree, uint64_t index, void *item)
 	node = tree->root;
 	for (unsigned level = tree->height - 1; level > 0; level--) {
 		struct radix_node **child =
-			(struct radix_node **)&node->slot[slot_of(index, level)];
+			(struct radix_node **)&node
+				->slot[slot_of(index, level)];
 
 		if (!*child) {
 			*child = calloc(1, sizeof(**child));
@@ -215,8 +216,8 @@ out:
 }
 
 static void radix_free_node(struct radix_node *node, unsigned level,
-			    uint64_t base,
-			    void (*fn)(void *, uint64_t, void *), void *arg)
+			    uint64_t base, void (*fn)(void *, uint64_t, void *),
+			    void *arg)
 {
 	for (unsigned s = 0; s < RADIX_SLOTS; s++) {
 		uint64_t index = base | ((uint64_t)s << (level * RADIX_BITS));

@@ -15,10 +15,13 @@ struct radix_node;
 struct radix {
 	struct radix_node *root;
 	unsigned height; /* levels below root; 0 = empty tree */
-	uint64_t count;  /* entries stored */
+	uint64_t count;	 /* entries stored */
 };
 
-#define RADIX_INIT {NULL, 0, 0}
+#define RADIX_INIT                                                             \
+	{                                                                      \
+		NULL, 0, 0                                                     \
+	}
 
 void *radix_lookup(const struct radix *tree, uint64_t index);
 /* Store item (non-NULL) at index.  -1 with ENOMEM or EEXIST. */
@@ -40,8 +43,7 @@ void *radix_next(const struct radix *tree, uint64_t *index, uint64_t last);
 unsigned radix_gang(const struct radix *tree, uint64_t *index, uint64_t last,
 		    void **items, uint64_t *indices, unsigned max);
 /* Remove every entry, calling fn on each (fn may be NULL). */
-void radix_clear(struct radix *tree, void (*fn)(void *item, uint64_t index,
-						void *arg),
-		 void *arg);
+void radix_clear(struct radix *tree,
+		 void (*fn)(void *item, uint64_t index, void *arg), void *arg);
 
 #endif /* FL_RADIX_H */

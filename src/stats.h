@@ -23,7 +23,7 @@ struct counters {
 	_Atomic uint64_t retries;
 };
 
-#define count_add(c, field, n)                                                \
+#define count_add(c, field, n)                                                 \
 	atomic_fetch_add_explicit(&(c)->field, (n), memory_order_relaxed)
 
 /* Copy counters into the public structure (gauges are the caller's). */

@@ -19,7 +19,7 @@
 
 struct file_store {
 	struct fl_store base;
-	int fd;          /* O_DIRECT where possible */
+	int fd;		 /* O_DIRECT where possible */
 	int buffered_fd; /* for unaligned tails; -1 if fd is buffered */
 	int direct;
 };

@@ -15,9 +15,9 @@
 #define PAGE 4096UL
 
 /* Features the fault path relies on; the engine refuses to start without. */
-#define UFFD_NEEDED_FEATURES                                                  \
-	(UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM |              \
-	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_PAGEFAULT_FLAG_WP |   \
+#define UFFD_NEEDED_FEATURES                                                   \
+	(UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM |               \
+	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_PAGEFAULT_FLAG_WP |    \
 	 UFFD_FEATURE_POISON)
 
 static int uffd_open_fd(void)
@@ -65,13 +65,12 @@ int uffd_open(void)
 	if (ioctl(fd, UFFDIO_API, &api) < 0)
 		goto fail;
 	return fd;
-fail:
-	{
-		int saved = errno;
+fail : {
+	int saved = errno;
 
-		close(fd);
-		errno = saved;
-	}
+	close(fd);
+	errno = saved;
+}
 	return -1;
 }
 
@@ -100,7 +99,7 @@ int uffd_open_pagemap(void)
 }
 
 #define PM_PRESENT (UINT64_C(1) << 63)
-#define PM_SWAP    (UINT64_C(1) << 62)
+#define PM_SWAP	   (UINT64_C(1) << 62)
 #define PM_UFFD_WP (UINT64_C(1) << 57)
 #define PM_BATCH   512
 
@@ -183,7 +182,8 @@ static long uffd_resolve_range(int uffd, int pagemap, uintptr_t start,
 		}
 		if (errno == EEXIST || done == -EEXIST) {
 			/* Populated already (a racing fault): skip them. */
-			uintptr_t next = skip_populated(pagemap, start + PAGE, end);
+			uintptr_t next =
+				skip_populated(pagemap, start + PAGE, end);
 
 			arg = (const char *)arg + (arg_step ? next - start : 0);
 			start = next;

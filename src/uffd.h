@@ -48,7 +48,7 @@ int uffd_open_pagemap(void);
  * woke this one too) from a live one.
  */
 #define UFFD_PAGE_PRESENT 1
-#define UFFD_PAGE_WP      2
+#define UFFD_PAGE_WP	  2
 int uffd_page_flags(int pagemap, uintptr_t addr);
 
 /* Open a userfaultfd (system call, else /dev/userfaultfd) with our API. */

@@ -37,6 +37,26 @@ for t in "$BUILD"/tests/test_*; do
 	fail=$((fail + f))
 	[ "$f" -ne 0 ] && bad="$bad $name"
 done
+# The README's example, on a file of its own: byte 0 'A' must become '@'.
+if [ -x "$BUILD/examples/hello" ]; then
+	dir=$(mktemp -d /var/tmp/faultline-example.XXXXXX) || exit 2
+	printf 'A%4095s' x >"$dir/data.bin"
+	out=$(timeout 60 "$BUILD/examples/hello" "$dir/data.bin" 2>&1)
+	rc=$?
+	first=$(head -c 1 "$dir/data.bin")
+	echo "$out"
+	if [ "$rc" -eq 0 ] && [ "$first" = "@" ] &&
+		echo "$out" | grep -q '^first byte: 65$' &&
+		echo "$out" | grep -q 'written 1$'; then
+		echo "PASS example.readme_hello"
+		pass=$((pass + 1))
+	else
+		echo "FAIL example.readme_hello (exit $rc, first byte '$first')"
+		fail=$((fail + 1))
+		bad="$bad example"
+	fi
+	rm -rf "$dir"
+fi
 if [ "$found" -eq 0 ]; then
 	echo "no test binaries in $BUILD/tests"
 	fail=$((fail + 1))
