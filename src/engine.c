@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "fault.h"
 #include "object.h"
+#include "readahead.h"
 #include "uffd.h"
 
 #define DEFAULT_FAULT_AROUND 4096
@@ -92,21 +93,29 @@ static int config_resolve(const struct fl_config *in, struct fl_config *out)
 static void *handler_main(void *arg)
 {
 	struct fl_engine *e = arg;
-	struct pollfd pfd[2] = {{.fd = e->uffd, .events = POLLIN},
-				{.fd = e->stop_fd, .events = POLLIN}};
+	struct pollfd pfd[3] = {{.fd = e->uffd, .events = POLLIN},
+				{.fd = e->stop_fd, .events = POLLIN},
+				{.fd = e->work.fd, .events = POLLIN}};
 	struct uffd_msg msgs[MSGS_PER_READ];
 	uint32_t batch;
 
 	for (;;) {
 		ssize_t n;
 
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+		if (poll(pfd, 3, -1) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents)
 			break;
 		n = read(e->uffd, msgs, sizeof(msgs));
-		if (n < 0)
-			continue; /* EAGAIN: another handler took them */
+		if (n < 0) { /* no fault to serve: background work, if any */
+			struct work *w = workqueue_take(&e->work);
+
+			if (w) {
+				w->fn(e, w);
+				free(w);
+			}
+			continue;
+		}
 		batch = atomic_fetch_add(&e->msg_batches, 1) + 1;
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
 			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
@@ -166,6 +175,7 @@ static void engine_free(struct fl_engine *e)
 		close(e->pagemap_fd);
 	if (e->uffd >= 0)
 		close(e->uffd);
+	workqueue_destroy(&e->work, readahead_cancel);
 	pagetable_destroy(&e->pagetable);
 	pthread_rwlock_destroy(&e->map_lock);
 	pthread_mutex_destroy(&e->objects_lock);
@@ -193,8 +203,10 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 
 	if (!e)
 		return NULL;
-	e->uffd = e->stop_fd = e->pagemap_fd = -1;
+	e->uffd = e->stop_fd = e->pagemap_fd = e->work.fd = -1;
 	engine_init_locks(e);
+	if (workqueue_init(&e->work))
+		goto fail;
 	if (config_resolve(config, &e->config))
 		goto fail;
 	e->uffd = uffd_open();
@@ -243,6 +255,9 @@ int fl_engine_destroy(fl_engine *e)
 		return -1;
 	}
 	mappings_destroy(e);
+	/* No handler may run readahead on an object freed below. */
+	stop_handlers(e);
+	workqueue_destroy(&e->work, readahead_cancel);
 	/* Objects the caller did not close go too: write back, then free. */
 	while (e->objects)
 		if (object_release(e->objects))

@@ -14,6 +14,7 @@
 #include "map.h"
 #include "pagetable.h"
 #include "stats.h"
+#include "workqueue.h"
 
 #define PAGE_SIZE  4096UL
 #define PAGE_SHIFT 12
@@ -31,6 +32,7 @@ struct fl_engine {
 	struct fl_config config;
 	pthread_t *threads;
 	unsigned nr_threads;
+	struct workqueue work; /* readahead, for handlers with no fault */
 
 	/* The address space: faults read it, map/unmap/protect write it. */
 	pthread_rwlock_t map_lock;

@@ -27,6 +27,7 @@
 #include "engine.h"
 #include "fault.h"
 #include "object.h"
+#include "readahead.h"
 #include "uffd.h"
 
 enum fault_result {
@@ -183,12 +184,13 @@ static enum fault_result fault_wait_page(struct fault *f, struct fl_page *page)
 static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 				    uint64_t index)
 {
-	unsigned batch =
-		f->m->advice == MADV_RANDOM ? 1 : f->e->config.readahead_pages;
-	long n = pagecache_start_read(o, index, batch);
+	long n = pagecache_start_read(o, index,
+				      readahead_sync_pages(f->e, f->m));
 
 	if (n < 0)
 		return fault_sigbus(f); /* no memory for descriptors */
+	if (n > 0) /* the next window, in the background, if sequential */
+		readahead_update(f->e, f->m, o, index, (unsigned long)n);
 	object_get(o);
 	map_unlock(f->e);
 	if (n > 0) {
@@ -389,6 +391,8 @@ static enum fault_result fault_file(struct fault *f)
 	    (f->error_object == o && f->error_index == index))
 		return fault_sigbus(f);
 	page = pagecache_get(o, index);
+	if (page && f->attempts == 0)
+		readahead_update(f->e, f->m, o, index, 0);
 	if (!page || !page_test(page, PG_UPTODATE)) {
 		if (f->attempts == 0 && o->store)
 			f->major = 1; /* anonymous shared memory: zero fill */

@@ -31,6 +31,10 @@ struct fl_mapping {
 	/* Sequential-fault detection for adaptive fault-around. */
 	_Atomic uintptr_t last_fault;
 	_Atomic unsigned around_pages;
+	/* Readahead (readahead.c): the object page just past the last read
+	 * started, and the page whose fault starts the next one. */
+	_Atomic uint64_t ra_next;
+	_Atomic uint64_t ra_trigger;
 	/* The object's list of mappings (object lock and map lock). */
 	struct fl_mapping *obj_prev, *obj_next;
 };

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Readahead, shaped like the kernel's for mmap: a fault that misses the
+ * cache reads a window of pages at once; when a mapping's faults move
+ * through the file in order, the next window is read in the background by
+ * an idle handler thread, and each fault that reaches the window being read
+ * ahead (the trigger) starts the one after it.  One window is always in
+ * flight ahead of the reader.
+ */
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "engine.h"
+#include "object.h"
+#include "readahead.h"
+
+unsigned readahead_sync_pages(const struct fl_engine *e,
+			      const struct fl_mapping *m)
+{
+	return m->advice == MADV_RANDOM ? 1 : e->config.readahead_pages;
+}
+
+/* Credit pages read to the mapping that asked, if it is still there. */
+static void readahead_count(struct fl_engine *e, struct work *w, long n)
+{
+	struct fl_mapping *m;
+
+	map_read_lock(e);
+	m = mapping_find(&e->mappings, w->addr);
+	if (m && m->object == w->object &&
+	    mapping_index(m, w->addr) == w->index)
+		count_add(&m->stats, pages_read, (uint64_t)n);
+	map_unlock(e);
+}
+
+static void readahead_work(struct fl_engine *e, struct work *w)
+{
+	long n = pagecache_start_read(w->object, w->index, w->count);
+
+	/* A failed read drops its pages: a fault there reads them again. */
+	if (n > 0 && pagecache_read(w->object, w->index, (unsigned long)n,
+				    w->index) == 0)
+		readahead_count(e, w, n);
+	object_put(w->object);
+}
+
+void readahead_cancel(struct work *w)
+{
+	object_put(w->object);
+}
+
+static void readahead_post(struct fl_engine *e, struct fl_mapping *m,
+			   struct fl_object *o, uint64_t index,
+			   unsigned long count)
+{
+	struct work *w;
+
+	if (index >= o->nr_pages || !(w = malloc(sizeof(*w))))
+		return; /* readahead is only ever a hint */
+	object_get(o);
+	*w = (struct work){.fn = readahead_work,
+			   .object = o,
+			   .index = index,
+			   .count = count,
+			   .addr = m->start +
+				   ((index - m->pgoff) << PAGE_SHIFT)};
+	workqueue_post(&e->work, w);
+}
+
+void readahead_update(struct fl_engine *e, struct fl_mapping *m,
+		      struct fl_object *o, uint64_t index, unsigned long count)
+{
+	unsigned window = e->config.readahead_pages;
+	uint64_t next = atomic_load(&m->ra_next);
+	uint64_t trigger = atomic_load(&m->ra_trigger);
+
+	if (m->advice == MADV_RANDOM || window < 2)
+		return;
+	if (count) { /* a miss: [index, index + count) is read now */
+		uint64_t end = index + count;
+
+		if (m->advice != MADV_SEQUENTIAL && index != next &&
+		    index != trigger) {
+			/* Not sequential (yet): remember where this read ends.
+			 */
+			atomic_store(&m->ra_next, end);
+			atomic_store(&m->ra_trigger, UINT64_MAX);
+			return;
+		}
+		/* Handlers may race here: the one that moves ra_next posts. */
+		if (!atomic_compare_exchange_strong(&m->ra_next, &next,
+						    end + window))
+			return;
+		atomic_store(&m->ra_trigger, end);
+		readahead_post(e, m, o, end, window);
+		return;
+	}
+	/* A hit at the trigger: the reader reached the window read ahead. */
+	if (index != trigger ||
+	    !atomic_compare_exchange_strong(&m->ra_trigger, &trigger, next))
+		return;
+	atomic_store(&m->ra_next, next + window);
+	readahead_post(e, m, o, next, window);
+}

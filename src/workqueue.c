@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/* Deferred work for the handler threads; see workqueue.h. */
+#include "workqueue.h"
+
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+int workqueue_init(struct workqueue *wq)
+{
+	pthread_mutex_init(&wq->lock, NULL);
+	wq->head = wq->tail = NULL;
+	wq->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
+	if (wq->fd < 0) {
+		pthread_mutex_destroy(&wq->lock);
+		return -1;
+	}
+	return 0;
+}
+
+void workqueue_destroy(struct workqueue *wq, void (*cancel)(struct work *))
+{
+	if (wq->fd < 0)
+		return; /* never made, or destroyed already */
+	while (wq->head) {
+		struct work *next = wq->head->next;
+
+		cancel(wq->head);
+		free(wq->head);
+		wq->head = next;
+	}
+	close(wq->fd);
+	wq->fd = -1;
+	pthread_mutex_destroy(&wq->lock);
+}
+
+void workqueue_post(struct workqueue *wq, struct work *w)
+{
+	uint64_t one = 1;
+
+	w->next = NULL;
+	pthread_mutex_lock(&wq->lock);
+	if (wq->tail)
+		wq->tail->next = w;
+	else
+		wq->head = w;
+	wq->tail = w;
+	pthread_mutex_unlock(&wq->lock);
+	if (write(wq->fd, &one, sizeof(one)) != sizeof(one))
+		abort(); /* cannot overflow: one count per item */
+}
+
+struct work *workqueue_take(struct workqueue *wq)
+{
+	uint64_t count;
+	struct work *w;
+
+	/* The semaphore read claims exactly one item, or fails. */
+	if (read(wq->fd, &count, sizeof(count)) != sizeof(count))
+		return NULL;
+	pthread_mutex_lock(&wq->lock);
+	w = wq->head;
+	if (w) {
+		wq->head = w->next;
+		if (!wq->head)
+			wq->tail = NULL;
+	}
+	pthread_mutex_unlock(&wq->lock);
+	return w;
+}

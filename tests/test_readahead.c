@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Readahead: a sequential reader finds the next window read in the
+ * background; MADV_RANDOM reads only the faulting page.  Waiting for the
+ * background read is bounded, and only its arrival is checked, never how
+ * long it took.
+ */
+#include "harness.h"
+
+#include <unistd.h>
+
+#define WINDOW 32
+#define NPAGES (8 * WINDOW)
+
+static fl_engine *ra_engine(void)
+{
+	struct fl_config cfg;
+	fl_engine *e;
+
+	fl_config_init(&cfg);
+	cfg.handler_threads = 2;
+	cfg.readahead_pages = WINDOW;
+	cfg.fault_around_pages = 1;
+	e = fl_engine_create(&cfg);
+	REQUIRE(e != NULL);
+	return e;
+}
+
+/* Wait up to 10 s for the engine to have read at least want pages. */
+static uint64_t wait_pages_read(fl_engine *e, uint64_t want)
+{
+	double end = h_now() + 10;
+	uint64_t got;
+
+	while ((got = h_estats(e).pages_read) < want && h_now() < end)
+		usleep(1000);
+	return got;
+}
+
+TEST(first_fault_reads_next_window_in_background)
+{
+	struct h_file f;
+	fl_engine *e = ra_engine();
+	fl_object *o;
+	unsigned char *p;
+
+	h_file_create(&f, NPAGES * PG, 61);
+	o = h_open(e, &f, O_RDONLY);
+	p = h_map(e, NPAGES * PG, PROT_READ, MAP_SHARED, o, 0);
+	CHECK_EQ(h_mismatch(p, 1, 61, 0), -1); /* one fault, at page 0 */
+	/* Its own window, then the next one without any further fault. */
+	CHECK_EQ(wait_pages_read(e, 2 * WINDOW), 2 * WINDOW);
+	CHECK_EQ(h_estats(e).fault_messages, 1);
+	/* The reader reaching that window starts the one after it. */
+	CHECK_EQ(h_mismatch(p + WINDOW * PG, 1, 61, WINDOW * PG), -1);
+	CHECK_EQ(wait_pages_read(e, 3 * WINDOW), 3 * WINDOW);
+	/* Every page is right, and the mapping was credited with them. */
+	CHECK_EQ(h_mismatch(p, NPAGES * PG, 61, 0), -1);
+	CHECK_EQ(h_estats(e).pages_read, NPAGES);
+	CHECK_EQ(h_mstats(e, p).pages_read, NPAGES);
+	CHECK_EQ(fl_munmap(e, p, NPAGES * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+TEST(random_advice_reads_one_page)
+{
+	struct h_file f;
+	fl_engine *e = ra_engine();
+	fl_object *o;
+	unsigned char *p;
+
+	h_file_create(&f, NPAGES * PG, 62);
+	o = h_open(e, &f, O_RDONLY);
+	p = h_map(e, NPAGES * PG, PROT_READ, MAP_SHARED, o, 0);
+	CHECK_EQ(fl_madvise(e, p, NPAGES * PG, MADV_RANDOM), 0);
+	for (int pg = 0; pg < 8; pg++)
+		CHECK_EQ(h_mismatch(p + pg * PG, 1, 62, pg * PG), -1);
+	usleep(20000); /* room for a (wrong) background read to show */
+	CHECK_EQ(h_estats(e).pages_read, 8);
+	CHECK_EQ(h_estats(e).major_faults, 8);
+	CHECK_EQ(fl_munmap(e, p, NPAGES * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+TEST(unmap_and_destroy_with_readahead_queued)
+{
+	struct h_file f;
+
+	h_file_create(&f, NPAGES * PG, 63);
+	for (int round = 0; round < 20; round++) {
+		fl_engine *e = ra_engine();
+		fl_object *o = h_open(e, &f, O_RDONLY);
+		unsigned char *p =
+			h_map(e, NPAGES * PG, PROT_READ, MAP_SHARED, o, 0);
+
+		/* Start readahead, then tear everything down at once. */
+		CHECK_EQ(h_mismatch(p + (round % 4) * WINDOW * PG, 1, 63,
+				    (round % 4) * WINDOW * PG),
+			 -1);
+		CHECK_EQ(fl_munmap(e, p, NPAGES * PG), 0);
+		CHECK_EQ(fl_object_close(o), 0);
+		CHECK_EQ(fl_engine_destroy(e), 0);
+	}
+	h_file_remove(&f);
+}
