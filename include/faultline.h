@@ -55,14 +55,18 @@ struct fl_config {
 	 * around the fault and grows fourfold, forward, while a mapping's
 	 * faults are sequential.  1 disables fault-around. */
 	unsigned fault_around_pages;
-	/* Pages read from the store in one batch on a major fault
-	 * (default 256, i.e. 1 MiB).  1 reads only the faulting page. */
+	/* Pages read from the store in one batch on a major fault, and per
+	 * window read ahead (default 512, i.e. 2 MiB).  While a mapping's
+	 * faults are sequential, two windows are read ahead of the reader
+	 * in the background.  1 reads only the faulting page. */
 	unsigned readahead_pages;
 	/* Pages zero-filled in one go on a write fault to anonymous memory
 	 * (default 16).  1 fills only the faulting page. */
 	unsigned anon_fault_around_pages;
 	/* Print the engine's statistics to stderr when it is destroyed. */
 	int print_stats_at_destroy;
+	/* Threads that read ahead in the background (default 2). */
+	unsigned io_threads;
 };
 
 /*
@@ -71,6 +75,7 @@ struct fl_config {
  *   FAULTLINE_FAULT_AROUND=N   most fault-around pages
  *   FAULTLINE_READAHEAD=N      store read batch, in pages
  *   FAULTLINE_ANON_AROUND=N    anonymous zero-fill batch, in pages
+ *   FAULTLINE_IO_THREADS=N     background readahead threads
  *   FAULTLINE_STATS=1          print statistics when the engine is destroyed
  * A malformed value is ignored and the default kept.
  */

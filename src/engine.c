@@ -17,8 +17,10 @@
 #include "uffd.h"
 
 #define DEFAULT_FAULT_AROUND 4096
-#define DEFAULT_READAHEAD    256
+#define DEFAULT_READAHEAD    512
 #define DEFAULT_ANON_AROUND  16
+#define DEFAULT_IO_THREADS   2
+#define MAX_IO_THREADS	     64
 #define MAX_HANDLER_THREADS  1024
 #define MAX_BATCH_PAGES	     65536
 #define MAX_ANON_AROUND	     512
@@ -58,6 +60,9 @@ void fl_config_init(struct fl_config *c)
 		c->readahead_pages = v;
 	if ((v = env_unsigned("FAULTLINE_ANON_AROUND")) && v <= MAX_ANON_AROUND)
 		c->anon_fault_around_pages = v;
+	c->io_threads = DEFAULT_IO_THREADS;
+	if ((v = env_unsigned("FAULTLINE_IO_THREADS")) && v <= MAX_IO_THREADS)
+		c->io_threads = v;
 	c->print_stats_at_destroy = env_unsigned("FAULTLINE_STATS") != 0;
 }
 
@@ -80,10 +85,13 @@ static int config_resolve(const struct fl_config *in, struct fl_config *out)
 		out->readahead_pages = defaults.readahead_pages;
 	if (!out->anon_fault_around_pages)
 		out->anon_fault_around_pages = defaults.anon_fault_around_pages;
+	if (!out->io_threads)
+		out->io_threads = defaults.io_threads;
 	if (out->handler_threads > MAX_HANDLER_THREADS ||
 	    out->fault_around_pages > MAX_BATCH_PAGES ||
 	    out->readahead_pages > MAX_BATCH_PAGES ||
-	    out->anon_fault_around_pages > MAX_ANON_AROUND) {
+	    out->anon_fault_around_pages > MAX_ANON_AROUND ||
+	    out->io_threads > MAX_IO_THREADS) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -93,29 +101,21 @@ static int config_resolve(const struct fl_config *in, struct fl_config *out)
 static void *handler_main(void *arg)
 {
 	struct fl_engine *e = arg;
-	struct pollfd pfd[3] = {{.fd = e->uffd, .events = POLLIN},
-				{.fd = e->stop_fd, .events = POLLIN},
-				{.fd = e->work.fd, .events = POLLIN}};
+	struct pollfd pfd[2] = {{.fd = e->uffd, .events = POLLIN},
+				{.fd = e->stop_fd, .events = POLLIN}};
 	struct uffd_msg msgs[MSGS_PER_READ];
-	uint32_t batch;
+	uint64_t batch;
 
 	for (;;) {
 		ssize_t n;
 
-		if (poll(pfd, 3, -1) < 0 && errno != EINTR)
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents)
 			break;
 		n = read(e->uffd, msgs, sizeof(msgs));
-		if (n < 0) { /* no fault to serve: background work, if any */
-			struct work *w = workqueue_take(&e->work);
-
-			if (w) {
-				w->fn(e, w);
-				free(w);
-			}
-			continue;
-		}
+		if (n < 0)
+			continue; /* EAGAIN: another handler took them */
 		batch = atomic_fetch_add(&e->msg_batches, 1) + 1;
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
 			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
@@ -124,20 +124,47 @@ static void *handler_main(void *arg)
 	return NULL;
 }
 
-/* Handler threads take no signals: those are the application's. */
+/* I/O threads run background work (readahead): no fault waits on it. */
+static void *io_main(void *arg)
+{
+	struct fl_engine *e = arg;
+	struct pollfd pfd[2] = {{.fd = e->work.fd, .events = POLLIN},
+				{.fd = e->stop_fd, .events = POLLIN}};
+
+	for (;;) {
+		struct work *w;
+
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		w = workqueue_take(&e->work);
+		if (w) {
+			w->fn(e, w);
+			free(w);
+		}
+	}
+	return NULL;
+}
+
+/* The engine's threads take no signals: those are the application's. */
 static int start_handlers(struct fl_engine *e)
 {
+	unsigned total = e->config.handler_threads + e->config.io_threads;
 	sigset_t all, old;
 	int rc = 0;
 
-	e->threads = calloc(e->config.handler_threads, sizeof(*e->threads));
+	e->threads = calloc(total, sizeof(*e->threads));
 	if (!e->threads)
 		return -1;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (; e->nr_threads < e->config.handler_threads; e->nr_threads++) {
+	for (; e->nr_threads < total; e->nr_threads++) {
 		rc = pthread_create(&e->threads[e->nr_threads], NULL,
-				    handler_main, e);
+				    e->nr_threads < e->config.handler_threads
+					    ? handler_main
+					    : io_main,
+				    e);
 		if (rc)
 			break;
 	}

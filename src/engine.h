@@ -46,7 +46,7 @@ struct fl_engine {
 
 	/* Batches of fault messages read so far: orders messages against
 	 * writeback's write-protection (see fault_mkwrite). */
-	_Atomic uint32_t msg_batches;
+	_Atomic uint64_t msg_batches;
 
 	struct counters stats;
 	_Atomic uint64_t dirty_pages;

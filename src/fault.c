@@ -42,7 +42,7 @@ struct fault {
 	int wp;		/* a store to a write-protected page */
 	int major;	/* the first attempt had to read the store */
 	unsigned attempts;
-	uint32_t batch; /* when the message was read (engine msg_batches) */
+	uint64_t batch; /* when the message was read (engine msg_batches) */
 	unsigned long pages_read;
 	/* A store read failed for this page: deliver SIGBUS if still here. */
 	const struct fl_object *error_object;
@@ -89,8 +89,34 @@ static enum fault_result fault_sigbus(struct fault *f)
 #define ANON_WINDOW_MAX 512
 
 /*
- * Claim the unpopulated pages of [lo, hi) as state, then resolve each run
- * of claimed pages with fill.  Returns the number of pages filled.
+ * Map the zero page over a run, write-protected so that stores are seen.
+ * A store by another thread can land between the two ioctls and make a
+ * private page unseen: find such pages and record them.  Returns how many.
+ */
+static long anon_zero_run(struct fault *f, uintptr_t start, size_t pages)
+{
+	struct pagetable *pt = &f->e->pagetable;
+	unsigned char written[ANON_WINDOW_MAX];
+	long n;
+
+	uffd_zeropage(f->e->uffd, f->e->pagemap_fd, start, pages << PAGE_SHIFT);
+	uffd_writeprotect(f->e->uffd, start, pages << PAGE_SHIFT, 1);
+	n = uffd_exclusive_pages(f->e->pagemap_fd, start, pages << PAGE_SHIFT,
+				 written);
+	if (n <= 0)
+		return 0;
+	pagetable_lock(pt);
+	for (size_t i = 0; i < pages; i++)
+		if (written[i])
+			pte_set(pt, (start >> PAGE_SHIFT) + i, PTE_PRIVATE);
+	pagetable_unlock(pt);
+	return n;
+}
+
+/*
+ * Claim the unpopulated pages of [lo, hi) as state, then fill each run of
+ * claimed pages: zeroed private pages, or the zero page.  Returns the
+ * number of private pages made.
  */
 static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 			     enum pte_state state)
@@ -105,30 +131,23 @@ static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 		claimed[i] = pte_get(pt, (lo >> PAGE_SHIFT) + i) == PTE_NONE &&
 			     pte_set(pt, (lo >> PAGE_SHIFT) + i, state) >= 0;
 	pagetable_unlock(pt);
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
+	for (size_t i = 0, j; i < n; i = j) {
 		uintptr_t start = lo + (i << PAGE_SHIFT);
 		long done;
 
-		while (j < n && claimed[j])
-			j++;
+		for (j = i; j < n && claimed[j]; j++)
+			;
 		if (j == i) {
-			i++;
+			j++;
 			continue;
 		}
-		if (state == PTE_PRIVATE) {
+		if (state == PTE_PRIVATE)
 			done = uffd_copy(f->e->uffd, f->e->pagemap_fd, start,
 					 f->e->zero_buffer,
 					 (j - i) << PAGE_SHIFT);
-		} else {
-			done = uffd_zeropage(f->e->uffd, f->e->pagemap_fd,
-					     start, (j - i) << PAGE_SHIFT);
-			/* Write-protect the zero page: stores must be seen. */
-			uffd_writeprotect(f->e->uffd, start,
-					  (j - i) << PAGE_SHIFT, 1);
-		}
+		else
+			done = anon_zero_run(f, start, j - i);
 		filled += done > 0 ? done : 0;
-		i = j;
 	}
 	return filled;
 }
@@ -159,11 +178,9 @@ static enum fault_result fault_anon(struct fault *f)
 			lo = f->addr;
 			hi = lo + PAGE_SIZE;
 		}
-		if (f->write)
-			COUNT(f, zero_fills,
-			      anon_fill_window(f, lo, hi, PTE_PRIVATE));
-		else
-			anon_fill_window(f, lo, hi, PTE_ZERO);
+		COUNT(f, zero_fills,
+		      anon_fill_window(f, lo, hi,
+				       f->write ? PTE_PRIVATE : PTE_ZERO));
 		uffd_wake(f->e->uffd, lo, hi - lo);
 	}
 	return FAULT_DONE;
@@ -328,9 +345,7 @@ static void fault_done_count(struct fault *f)
  */
 static int fault_predates_clean(const struct fault *f, struct fl_page *page)
 {
-	uint32_t cleaned = atomic_load(&page->cleaned_batch);
-
-	return (int32_t)(f->batch - cleaned) <= 0;
+	return f->batch <= atomic_load(&page->cleaned_batch);
 }
 
 /* The page_mkwrite point: a store to a shared page marks it dirty. */
@@ -438,7 +453,10 @@ static enum fault_result fault_once(struct fault *f)
 	f->m = mapping_find(&f->e->mappings, f->addr);
 	if (!f->m || fault_is_stale(f)) {
 		/* Unmapped meanwhile (the re-fault finds nothing: SIGSEGV),
-		 * or already served: just let the thread go on. */
+		 * or already served: just let the thread go on.  A fault that
+		 * did work before it retried (its read, say) still counts. */
+		if (f->m && f->attempts > 0)
+			fault_done_count(f);
 		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
 		return FAULT_DONE;
 	}
@@ -450,7 +468,7 @@ static enum fault_result fault_once(struct fault *f)
 }
 
 void fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
-		  uint32_t batch)
+		  uint64_t batch)
 {
 	__u64 flags = msg->arg.pagefault.flags;
 	struct fault f = {

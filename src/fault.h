@@ -13,6 +13,6 @@ struct fl_engine;
  * always answers it with a wake-up.
  */
 void fault_handle(struct fl_engine *engine, const struct uffd_msg *msg,
-		  uint32_t batch);
+		  uint64_t batch);
 
 #endif /* FL_FAULT_H */

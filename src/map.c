@@ -121,26 +121,21 @@ static int mapping_covers(const struct mapping_set *set, uintptr_t start,
 	return 1;
 }
 
-/* ---- objects whose last mapping went: written back after unlocking ---- */
+/* ---- mappings taken down: finished after the map lock is dropped ------ */
 
+/*
+ * Mappings removed under the map write lock, linked through obj_next (free
+ * once unlinked from their object), so that collecting them can never fail
+ * and no object reference is dropped, nor writeback run, under the lock.
+ */
 struct put_list {
-	struct fl_object **objects;
-	size_t nr, cap;
+	struct fl_mapping *head;
 };
 
-static int put_list_add(struct put_list *list, struct fl_object *o)
+static void put_list_add(struct put_list *list, struct fl_mapping *m)
 {
-	if (list->nr == list->cap) {
-		size_t cap = list->cap ? list->cap * 2 : 8;
-		struct fl_object **v = realloc(list->objects, cap * sizeof(*v));
-
-		if (!v)
-			return -1;
-		list->objects = v;
-		list->cap = cap;
-	}
-	list->objects[list->nr++] = o;
-	return 0;
+	m->obj_next = list->head;
+	list->head = m;
 }
 
 /* Drop the mappings' references; write back objects left unmapped. */
@@ -148,15 +143,19 @@ static int put_list_finish(struct put_list *list)
 {
 	int rc = 0;
 
-	for (size_t i = 0; i < list->nr; i++) {
-		struct fl_object *o = list->objects[i];
+	while (list->head) {
+		struct fl_mapping *m = list->head;
+		struct fl_object *o = m->object;
 
+		list->head = m->obj_next;
+		free(m);
+		if (!o)
+			continue;
 		if (o->nr_mappings == 0 && object_writeback(o, 0, UINT64_MAX))
 			rc = -1;
 		if (object_put(o))
 			rc = -1;
 	}
-	free(list->objects);
 	if (rc)
 		errno = EIO;
 	return rc;
@@ -178,12 +177,9 @@ static void mapping_remove(struct fl_engine *e, size_t i, int real_unmap,
 	pagetable_clear(&e->pagetable, m->start >> PAGE_SHIFT,
 			(m->end >> PAGE_SHIFT) - 1);
 	mapping_set_remove(&e->mappings, i);
-	if (m->object) {
+	if (m->object)
 		object_unlink_mapping(m->object, m);
-		if (put_list_add(puts, m->object))
-			object_put(m->object); /* cannot fail: others hold it */
-	}
-	free(m);
+	put_list_add(puts, m);
 }
 
 /* Unmap faultline's mappings within [start, end).  Map write lock held. */
@@ -207,8 +203,8 @@ int fl_munmap(fl_engine *e, void *addr, size_t length)
 	struct put_list puts = {0};
 	int rc, rc2;
 
-	if (!e || (start & ~PAGE_MASK) || length == 0 || end < start) {
-		errno = EINVAL;
+	if (!e || (start & ~PAGE_MASK) || length == 0 || end <= start) {
+		errno = EINVAL; /* unaligned, empty, or wrapping around */
 		return -1;
 	}
 	map_write_lock(e);
@@ -396,7 +392,8 @@ static int range_check(fl_engine *e, void *addr, size_t length,
 {
 	*start = (uintptr_t)addr;
 	*end = *start + page_round_up(length);
-	if (!e || (*start & ~PAGE_MASK) || *end < *start) {
+	if (!e || (*start & ~PAGE_MASK) || *end < *start ||
+	    (length && *end == *start)) { /* length wraps around */
 		errno = EINVAL;
 		return -1;
 	}

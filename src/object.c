@@ -81,6 +81,7 @@ struct fl_object *object_new(struct fl_engine *e, struct fl_store *store,
 	o->pages = (struct radix)RADIX_INIT;
 	atomic_init(&o->refs, 1);
 	atomic_init(&o->nr_dirty, 0);
+	atomic_init(&o->wb_errors, 0);
 	pthread_rwlock_init(&o->lock, NULL);
 	if (object_open_memfd(o)) {
 		object_free(o);

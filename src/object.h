@@ -36,6 +36,9 @@ struct fl_object {
 	pthread_rwlock_t lock; /* pages (write: insert/remove), memfd_size */
 	struct radix pages;    /* index -> struct fl_page */
 	_Atomic uint64_t nr_dirty;
+	/* Store writes that failed: a writeback reports EIO if any failed
+	 * while it ran, whoever started the write (like errseq_t). */
+	_Atomic uint64_t wb_errors;
 	/* Every mapping of the object: changed under the map write lock. */
 	struct fl_mapping *mappings;
 	unsigned nr_mappings;

@@ -23,8 +23,9 @@ enum page_flag {
 struct fl_page {
 	_Atomic uint32_t flags;
 	_Atomic uint32_t refcount; /* the cache holds one reference */
-	/* Message batch last read when writeback write-protected the page. */
-	_Atomic uint32_t cleaned_batch;
+	/* Message batch last read when writeback write-protected the page
+	 * (64 bits: it must never wrap). */
+	_Atomic uint64_t cleaned_batch;
 };
 
 static inline int page_test(struct fl_page *page, uint32_t flag)

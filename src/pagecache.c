@@ -92,6 +92,13 @@ static void pagecache_drop_unread(struct fl_object *o, uint64_t index,
 {
 	if (count == 0)
 		return;
+	/*
+	 * A failed read may have left partial data in the memfd: punch it
+	 * out while the pages are still locked in the cache, before anyone
+	 * woken below can read them in again (and see their data punched).
+	 */
+	fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		  (off_t)(index << PAGE_SHIFT), (off_t)(count << PAGE_SHIFT));
 	pthread_rwlock_wrlock(&o->lock);
 	for (unsigned long i = 0; i < count; i++) {
 		struct fl_page *page = radix_delete(&o->pages, index + i);
@@ -101,9 +108,6 @@ static void pagecache_drop_unread(struct fl_object *o, uint64_t index,
 	}
 	pthread_rwlock_unlock(&o->lock);
 	atomic_fetch_sub(&o->engine->cached_pages, count);
-	/* A failed read may have left partial data in the memfd. */
-	fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		  (off_t)(index << PAGE_SHIFT), (off_t)(count << PAGE_SHIFT));
 }
 
 static void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
@@ -344,6 +348,7 @@ static void wb_end(struct fl_object *o, struct fl_page **pages, unsigned n,
 		page_clear_and_wake(pages[i], PG_WRITEBACK);
 	}
 	if (failed) {
+		atomic_fetch_add(&o->wb_errors, 1);
 		count_add(&o->engine->stats, writeback_errors, 1);
 		return;
 	}
@@ -352,10 +357,42 @@ static void wb_end(struct fl_object *o, struct fl_page **pages, unsigned n,
 		wb_count_mappings(o, index, index + n - 1);
 }
 
+/*
+ * Wait for the writes of [first, last] that other threads started (pages
+ * under writeback but no longer dirty), as filemap_fdatawait_range does:
+ * a writeback must not return before data it found clean is in the store.
+ */
+static void wb_wait_range(struct fl_object *o, uint64_t first, uint64_t last)
+{
+	uint64_t index = first;
+
+	for (;;) {
+		struct fl_page *page, *busy = NULL;
+
+		pthread_rwlock_rdlock(&o->lock);
+		while ((page = radix_next(&o->pages, &index, last))) {
+			if (page_test(page, PG_WRITEBACK)) {
+				page_get(page);
+				busy = page;
+				break;
+			}
+			if (index++ == last)
+				break;
+		}
+		pthread_rwlock_unlock(&o->lock);
+		if (!busy)
+			return;
+		page_wait_clear(busy, PG_WRITEBACK);
+		page_put(busy);
+		if (index++ == last)
+			return;
+	}
+}
+
 int object_writeback(struct fl_object *o, uint64_t first, uint64_t last)
 {
 	struct fl_page *pages[WRITEBACK_BATCH];
-	uint64_t index = first;
+	uint64_t index = first, errors = atomic_load(&o->wb_errors);
 	int failed = 0, wrote = 0;
 	unsigned n;
 
@@ -378,9 +415,10 @@ int object_writeback(struct fl_object *o, uint64_t first, uint64_t last)
 		for (unsigned i = 0; i < n; i++)
 			page_put(pages[i]);
 	}
+	wb_wait_range(o, first, last);
 	if (wrote && o->store->ops->flush && o->store->ops->flush(o->store))
 		failed = 1;
-	if (failed) {
+	if (failed || atomic_load(&o->wb_errors) != errors) {
 		errno = EIO;
 		return -1;
 	}

@@ -2,10 +2,10 @@
 /*
  * Readahead, shaped like the kernel's for mmap: a fault that misses the
  * cache reads a window of pages at once; when a mapping's faults move
- * through the file in order, the next window is read in the background by
- * an idle handler thread, and each fault that reaches the window being read
- * ahead (the trigger) starts the one after it.  One window is always in
- * flight ahead of the reader.
+ * through the file in order, the next windows are read in the background by
+ * the engine's I/O threads, and each fault that reaches a window read ahead
+ * (the trigger) starts one more, so that READAHEAD_DEPTH windows are always
+ * in flight ahead of the reader.
  */
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -13,6 +13,9 @@
 #include "engine.h"
 #include "object.h"
 #include "readahead.h"
+
+/* Windows kept in flight ahead of a sequential reader. */
+#define READAHEAD_DEPTH 2
 
 unsigned readahead_sync_pages(const struct fl_engine *e,
 			      const struct fl_mapping *m)
@@ -88,16 +91,21 @@ void readahead_update(struct fl_engine *e, struct fl_mapping *m,
 			return;
 		}
 		/* Handlers may race here: the one that moves ra_next posts. */
-		if (!atomic_compare_exchange_strong(&m->ra_next, &next,
-						    end + window))
+		if (!atomic_compare_exchange_strong(
+			    &m->ra_next, &next,
+			    end + (uint64_t)READAHEAD_DEPTH * window))
 			return;
 		atomic_store(&m->ra_trigger, end);
-		readahead_post(e, m, o, end, window);
+		for (int i = 0; i < READAHEAD_DEPTH; i++)
+			readahead_post(e, m, o, end + (uint64_t)i * window,
+				       window);
 		return;
 	}
-	/* A hit at the trigger: the reader reached the window read ahead. */
+	/* A hit at the trigger: the reader reached the first window read
+	 * ahead; keep READAHEAD_DEPTH windows in flight beyond it. */
 	if (index != trigger ||
-	    !atomic_compare_exchange_strong(&m->ra_trigger, &trigger, next))
+	    !atomic_compare_exchange_strong(&m->ra_trigger, &trigger,
+					    index + window))
 		return;
 	atomic_store(&m->ra_next, next + window);
 	readahead_post(e, m, o, next, window);

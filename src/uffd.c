@@ -98,10 +98,11 @@ int uffd_open_pagemap(void)
 	return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 }
 
-#define PM_PRESENT (UINT64_C(1) << 63)
-#define PM_SWAP	   (UINT64_C(1) << 62)
-#define PM_UFFD_WP (UINT64_C(1) << 57)
-#define PM_BATCH   512
+#define PM_PRESENT	  (UINT64_C(1) << 63)
+#define PM_SWAP		  (UINT64_C(1) << 62)
+#define PM_UFFD_WP	  (UINT64_C(1) << 57)
+#define PM_MMAP_EXCLUSIVE (UINT64_C(1) << 56)
+#define PM_BATCH	  512
 
 /* The first page at or after start, before end, that nothing maps. */
 static uintptr_t skip_populated(int pagemap, uintptr_t start, uintptr_t end)
@@ -148,6 +149,26 @@ int uffd_page_flags(int pagemap, uintptr_t addr)
 	if (!(e & PM_PRESENT))
 		return 0;
 	return UFFD_PAGE_PRESENT | (e & PM_UFFD_WP ? UFFD_PAGE_WP : 0);
+}
+
+long uffd_exclusive_pages(int pagemap, uintptr_t start, size_t len,
+			  unsigned char *exclusive)
+{
+	uint64_t entry[PM_BATCH];
+	size_t n = len / PAGE;
+	long found = 0;
+
+	if (pagemap < 0 || n > PM_BATCH ||
+	    pread(pagemap, entry, n * sizeof(entry[0]),
+		  (off_t)(start / PAGE * sizeof(entry[0]))) !=
+		    (ssize_t)(n * sizeof(entry[0])))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		exclusive[i] = (entry[i] & PM_PRESENT) &&
+			       (entry[i] & PM_MMAP_EXCLUSIVE);
+		found += exclusive[i];
+	}
+	return found;
 }
 
 /*
@@ -262,8 +283,12 @@ int uffd_writeprotect(int uffd, uintptr_t start, size_t len, int wp)
 		.range = {.start = start, .len = len},
 		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
+	int rc = ioctl(uffd, UFFDIO_WRITEPROTECT, &w);
 
-	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w);
+	/* Unprotecting wakes the range, unless it failed: wake anyway. */
+	if (rc < 0 && !wp)
+		uffd_wake(uffd, start, len);
+	return rc;
 }
 
 int uffd_wake(int uffd, uintptr_t start, size_t len)
@@ -278,8 +303,9 @@ int uffd_poison(int uffd, uintptr_t start, size_t len)
 	struct uffdio_poison p = {.range = {.start = start, .len = len}};
 	int rc = ioctl(uffd, UFFDIO_POISON, &p);
 
-	/* Populated meanwhile: the faulting thread finds a page; wake it. */
-	if (rc < 0 && errno == EEXIST)
-		return uffd_wake(uffd, start, len);
+	/* Failed (populated meanwhile: EEXIST, or gone): a failed ioctl
+	 * wakes nobody, and the faulting thread must re-fault. */
+	if (rc < 0)
+		uffd_wake(uffd, start, len);
 	return rc;
 }

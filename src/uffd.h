@@ -51,6 +51,14 @@ int uffd_open_pagemap(void);
 #define UFFD_PAGE_WP	  2
 int uffd_page_flags(int pagemap, uintptr_t addr);
 
+/*
+ * Mark in exclusive[i] whether page i of [start, start + len) (at most 512
+ * pages) is a page of this mapping's own: not the shared zero page, not a
+ * cache page.  Returns how many, or -1 if unknown.
+ */
+long uffd_exclusive_pages(int pagemap, uintptr_t start, size_t len,
+			  unsigned char *exclusive);
+
 /* Open a userfaultfd (system call, else /dev/userfaultfd) with our API. */
 int uffd_open(void);
 int uffd_register(int uffd, uintptr_t start, size_t len, enum uffd_modes m);

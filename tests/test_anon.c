@@ -181,3 +181,46 @@ TEST(many_mappings)
 		CHECK_EQ(fl_munmap(e, m[i], (size_t)(i + 1) * PG), 0);
 	CHECK_EQ(fl_engine_destroy(e), 0);
 }
+
+struct zero_race {
+	unsigned char *p;
+	int idx;
+};
+
+static void zero_race_thread(int idx, void *arg)
+{
+	struct zero_race *c = arg;
+
+	if (idx == 0)
+		(void)*(volatile unsigned char *)c->p; /* maps the zero page */
+	else
+		c->p[300 * PG] = 1; /* may land while it is being mapped */
+}
+
+/*
+ * A store by another thread can land on a zero page while a read fault is
+ * still write-protecting it; that page is private all the same, and counts.
+ */
+TEST(store_racing_zero_page_counts)
+{
+	struct fl_config cfg;
+	fl_engine *e;
+
+	fl_config_init(&cfg);
+	cfg.handler_threads = 2;
+	cfg.fault_around_pages = 512;
+	e = fl_engine_create(&cfg);
+	REQUIRE(e != NULL);
+	for (int round = 0; round < 200 && !h_failures(); round++) {
+		struct zero_race c = {0};
+
+		c.p = h_map(e, 512 * PG, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+		h_run_threads(2, zero_race_thread, &c);
+		CHECK_EQ(c.p[300 * PG], 1);
+		CHECK_GE(h_mstats(e, c.p).private_pages, 1);
+		CHECK_EQ(fl_munmap(e, c.p, 512 * PG), 0);
+		CHECK_EQ(h_estats(e).private_pages, 0);
+	}
+	CHECK_EQ(fl_engine_destroy(e), 0);
+}

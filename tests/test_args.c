@@ -327,3 +327,19 @@ TEST(failures_leak_nothing)
 	CHECK_EQ(h_count_threads(), threads0);
 	env_down(&v);
 }
+
+/* A length that wraps around the address space is refused, not a no-op. */
+TEST(length_wraps_around)
+{
+	fl_engine *e = h_engine(1);
+	unsigned char *p = h_map(e, 4 * PG, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+
+	CHECK_ERR(fl_munmap(e, p, SIZE_MAX), EINVAL);
+	CHECK_ERR(fl_madvise(e, p, SIZE_MAX - 100, MADV_NORMAL), EINVAL);
+	CHECK_ERR(fl_mprotect(e, p, SIZE_MAX, PROT_READ), EINVAL);
+	CHECK_ERR(fl_msync(e, p, SIZE_MAX, MS_SYNC), EINVAL);
+	p[0] = 1; /* still mapped */
+	CHECK_EQ(fl_munmap(e, p, 4 * PG), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+}

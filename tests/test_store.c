@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 struct mem_store {
 	struct fl_store base;
@@ -15,6 +16,8 @@ struct mem_store {
 	pthread_cond_t cond;
 	long fail_read_page; /* a read covering this page fails; -1: none */
 	int fail_writes;     /* every write fails with EIO */
+	int block_writes;    /* a write waits until released */
+	int write_blocked;   /* a write is waiting */
 	long block_page;     /* a read covering this page waits; -1: none */
 	int blocked;	     /* a read is waiting on block_page */
 	int released;
@@ -62,6 +65,12 @@ static ssize_t mem_write(struct fl_store *st, const void *buf, size_t len,
 
 	pthread_mutex_lock(&m->lock);
 	m->writes++;
+	if (m->block_writes) {
+		m->write_blocked = 1;
+		pthread_cond_broadcast(&m->cond);
+		while (!m->released)
+			pthread_cond_wait(&m->cond, &m->lock);
+	}
 	/* whole pages, but the store's last page cut to its size */
 	if (off % PG || len == 0 || off + len > m->size ||
 	    (len % PG && off + len != m->size))
@@ -481,4 +490,62 @@ TEST(file_store)
 		CHECK_EQ(b, (unsigned char)~h_pattern(119, 0));
 	}
 	h_file_remove(&f);
+}
+
+struct wb_ctx {
+	fl_engine *e;
+	unsigned char *p;
+	int rc, err;
+};
+
+static void *msync_thread(void *arg)
+{
+	struct wb_ctx *c = arg;
+
+	c->rc = fl_msync(c->e, c->p, 4 * PG, MS_SYNC);
+	c->err = errno;
+	return NULL;
+}
+
+/*
+ * A second msync that finds the page already cleaned by a first one, whose
+ * store write is still in flight, must wait for that write and report its
+ * failure: it must not return 0 before the data is in the store.
+ */
+TEST(msync_waits_for_writeback_in_flight)
+{
+	struct wb_ctx a, b;
+	struct mem_store *m = mem_new(4 * PG, 120, NULL);
+	fl_engine *e = engine_cfg(2, 1, 1);
+	fl_object *o = fl_object_create(e, &m->base, O_RDWR);
+	pthread_t ta, tb;
+	unsigned char *p;
+
+	REQUIRE(o != NULL);
+	p = h_map(e, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	p[0] = 'B';
+	set_int(m, &m->block_writes, 1);
+	a = b = (struct wb_ctx){e, p, 0, 0};
+	REQUIRE(pthread_create(&ta, NULL, msync_thread, &a) == 0);
+	REQUIRE(wait_flag(&m->lock, &m->cond, &m->write_blocked, 10));
+	REQUIRE(pthread_create(&tb, NULL, msync_thread, &b) == 0);
+	usleep(50000); /* let b find the page clean, under writeback */
+	pthread_mutex_lock(&m->lock);
+	m->fail_writes = 1;
+	m->released = 1;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	CHECK_EQ(a.rc, -1);
+	CHECK_EQ(a.err, EIO);
+	CHECK_EQ(b.rc, -1); /* the write it relied on failed */
+	CHECK_EQ(b.err, EIO);
+	CHECK_EQ(h_estats(e).dirty_pages, 1); /* kept, not dropped */
+	set_int(m, &m->fail_writes, 0);
+	CHECK_EQ(fl_msync(e, p, 4 * PG, MS_SYNC), 0);
+	CHECK_EQ(m->data[0], 'B');
+	CHECK_EQ(fl_munmap(e, p, 4 * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
 }
