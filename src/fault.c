@@ -223,8 +223,6 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 }
 
 #define AROUND_START_PAGES 16
-#define AROUND_FIRST_CHUNK 64  /* mapped before the faulting thread wakes */
-#define AROUND_BACK_CHUNK  512 /* the rest is mapped from its far end */
 
 struct around {
 	struct fault *f;
@@ -286,38 +284,26 @@ static unsigned fault_around_pages(struct fault *f, int *sequential)
 
 /*
  * Map the cached, up-to-date pages of the window around the fault,
- * write-protected unless the object has no store to write back to.  A long
- * forward window is mapped in two steps: the faulting thread is woken after
- * the first chunk, and the rest is mapped backwards from the window's end,
- * so that the thread's next fault, served by another handler that maps
- * forwards, meets this one in the middle instead of racing it page by page.
+ * write-protected unless the object has no store to write back to, then
+ * wake.  The whole window is mapped before the faulting thread goes on:
+ * waking it early only brings its next fault to a second handler that maps
+ * the same range at the same time, which measured slower than one.
  */
 static void fault_around(struct fault *f, struct fl_object *o)
 {
 	int sequential;
 	unsigned pages = fault_around_pages(f, &sequential);
-	uintptr_t lo, hi, split;
+	uintptr_t lo, hi;
 
 	if (!sequential || f->m->advice == MADV_RANDOM) {
 		fault_window(f, pages, &lo, &hi);
-		fault_around_range(f, o, lo, hi);
-		return;
+	} else {
+		lo = f->addr;
+		hi = f->m->end - lo > (uintptr_t)pages << PAGE_SHIFT
+			     ? lo + ((uintptr_t)pages << PAGE_SHIFT)
+			     : f->m->end;
 	}
-	lo = f->addr;
-	hi = f->m->end - lo > (uintptr_t)pages << PAGE_SHIFT
-		     ? lo + ((uintptr_t)pages << PAGE_SHIFT)
-		     : f->m->end;
-	split = hi - lo > (uintptr_t)AROUND_FIRST_CHUNK << PAGE_SHIFT
-			? lo + ((uintptr_t)AROUND_FIRST_CHUNK << PAGE_SHIFT)
-			: hi;
-	fault_around_range(f, o, lo, split);
-	while (hi > split) {
-		uintptr_t chunk = (uintptr_t)AROUND_BACK_CHUNK << PAGE_SHIFT;
-		uintptr_t start = hi - split > chunk ? hi - chunk : split;
-
-		fault_around_range(f, o, start, hi);
-		hi = start;
-	}
+	fault_around_range(f, o, lo, hi);
 }
 
 /*
