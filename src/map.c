@@ -400,6 +400,20 @@ static int range_check(fl_engine *e, void *addr, size_t length,
 	return 0;
 }
 
+/* 0 if [start, end) is wholly mapped by faultline, else -1 with ENOMEM. */
+static int range_mapped(struct fl_engine *e, uintptr_t start, uintptr_t end)
+{
+	int covered;
+
+	map_read_lock(e);
+	covered = mapping_covers(&e->mappings, start, end);
+	map_unlock(e);
+	if (covered)
+		return 0;
+	errno = ENOMEM;
+	return -1;
+}
+
 static int mprotect_allowed(struct fl_engine *e, uintptr_t start, uintptr_t end,
 			    int prot)
 {
@@ -540,7 +554,6 @@ static int madvise_willneed(struct fl_engine *e, uintptr_t start, uintptr_t end)
 int fl_madvise(fl_engine *e, void *addr, size_t length, int advice)
 {
 	uintptr_t start, end;
-	int covered;
 
 	if (range_check(e, addr, length, &start, &end))
 		return -1;
@@ -550,13 +563,8 @@ int fl_madvise(fl_engine *e, void *addr, size_t length, int advice)
 		errno = EINVAL;
 		return -1;
 	}
-	map_read_lock(e);
-	covered = mapping_covers(&e->mappings, start, end);
-	map_unlock(e);
-	if (!covered) {
-		errno = ENOMEM;
+	if (range_mapped(e, start, end))
 		return -1;
-	}
 	switch (advice) {
 	case MADV_DONTNEED:
 		return madvise_dontneed(e, start, end);
@@ -572,7 +580,7 @@ int fl_msync(fl_engine *e, void *addr, size_t length, int flags)
 	uintptr_t start, end;
 	struct object_range *r;
 	size_t nr;
-	int covered, rc = 0;
+	int rc = 0;
 
 	if (range_check(e, addr, length, &start, &end))
 		return -1;
@@ -581,13 +589,8 @@ int fl_msync(fl_engine *e, void *addr, size_t length, int flags)
 		errno = EINVAL;
 		return -1;
 	}
-	map_read_lock(e);
-	covered = mapping_covers(&e->mappings, start, end);
-	map_unlock(e);
-	if (!covered) {
-		errno = ENOMEM;
+	if (range_mapped(e, start, end))
 		return -1;
-	}
 	r = collect_object_ranges(e, start, end, 1, &nr);
 	if (!r)
 		return -1;

@@ -8,19 +8,25 @@
 
 #include "faultline.h"
 
+/* The counters, each named as its field of struct fl_stats. */
+#define FL_COUNTERS(X)                                                         \
+	X(minor_faults)                                                        \
+	X(major_faults)                                                        \
+	X(zero_fills)                                                          \
+	X(cow_copies)                                                          \
+	X(wp_faults)                                                           \
+	X(pages_read)                                                          \
+	X(pages_written)                                                       \
+	X(pages_mapped)                                                        \
+	X(errors)                                                              \
+	X(writeback_errors)                                                    \
+	X(fault_messages)                                                      \
+	X(retries)
+
 struct counters {
-	_Atomic uint64_t minor_faults;
-	_Atomic uint64_t major_faults;
-	_Atomic uint64_t zero_fills;
-	_Atomic uint64_t cow_copies;
-	_Atomic uint64_t wp_faults;
-	_Atomic uint64_t pages_read;
-	_Atomic uint64_t pages_written;
-	_Atomic uint64_t pages_mapped;
-	_Atomic uint64_t errors;
-	_Atomic uint64_t writeback_errors;
-	_Atomic uint64_t fault_messages;
-	_Atomic uint64_t retries;
+#define FL_COUNTER_FIELD(name) _Atomic uint64_t name;
+	FL_COUNTERS(FL_COUNTER_FIELD)
+#undef FL_COUNTER_FIELD
 };
 
 #define count_add(c, field, n)                                                 \
