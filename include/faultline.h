@@ -65,8 +65,17 @@ struct fl_config {
 	unsigned anon_fault_around_pages;
 	/* Print the engine's statistics to stderr when it is destroyed. */
 	int print_stats_at_destroy;
-	/* Threads that read ahead in the background (default 2). */
+	/* Threads that run store reads for faults and readahead (default
+	 * 2; more are started, up to 64, while all are busy, so that a
+	 * stalled store never stalls the engine). */
 	unsigned io_threads;
+	/*
+	 * Comparison mode, for the `retry` benchmark only: keep the map lock
+	 * across store reads, as the kernel did before it learned to retry
+	 * (2010).  Map, unmap and protect then wait for every read in flight.
+	 * Never the default.
+	 */
+	int hold_map_lock_for_io;
 };
 
 /*
@@ -142,6 +151,46 @@ struct fl_store *fl_store_file_open(const char *path, int flags);
 
 /* 1 if the file store bypasses the kernel's page cache (O_DIRECT). */
 int fl_store_file_is_direct(const struct fl_store *store);
+
+/*
+ * A slow and faulty store: wraps another store and adds latency and
+ * injected errors, so that a program (or a test) can see how it behaves on
+ * slow or failing storage.  Settings can be changed at any time.
+ */
+struct fl_store_faults {
+	uint64_t read_delay_us;	       /* added to every read */
+	uint64_t read_jitter_us;       /* plus a random 0..jitter */
+	uint64_t write_delay_us;       /* added to every write */
+	uint64_t write_jitter_us;      /* plus a random 0..jitter */
+	uint64_t fail_every_nth_read;  /* reads N, 2N, ... fail (0: none) */
+	uint64_t fail_every_nth_write; /* writes N, 2N, ... fail (0: none) */
+	uint64_t fail_offset;	       /* I/O touching [fail_offset, */
+	uint64_t fail_length;	       /*  +fail_length) fails (0: none) */
+	int fail_errno;		       /* errno of a failure (0: EIO) */
+	unsigned seed;		       /* of the jitter */
+};
+
+/*
+ * Wrap inner (which the wrapper then owns and destroys) with the given
+ * faults (NULL: none yet).  Returns NULL with errno on failure, leaving
+ * inner to the caller.
+ */
+struct fl_store *fl_store_faulty(struct fl_store *inner,
+				 const struct fl_store_faults *faults);
+/* Change the faults of a store made by fl_store_faulty.  EINVAL if not. */
+int fl_store_faulty_set(struct fl_store *store,
+			const struct fl_store_faults *faults);
+/*
+ * Hold reads touching [offset, offset+length) of a faulty store: they wait,
+ * in the store, until fl_store_faulty_release.  Lets a test stall a read
+ * on purpose instead of by a timer.  EINVAL if not a faulty store.
+ */
+int fl_store_faulty_hold(struct fl_store *store, uint64_t offset,
+			 uint64_t length);
+/* Let every held read go on, and hold no more. */
+int fl_store_faulty_release(struct fl_store *store);
+/* Reads now waiting in the hold, or -1 with EINVAL. */
+long fl_store_faulty_held(struct fl_store *store);
 
 /* ------------------------------------------------------------------------
  * Objects: what mappings map
@@ -288,6 +337,23 @@ int fl_engine_stats(fl_engine *engine, struct fl_stats *stats);
  */
 int fl_mapping_stats(fl_engine *engine, const void *addr,
 		     struct fl_stats *stats);
+
+/*
+ * How long the map lock was held by faults, and how long map, unmap and
+ * protect waited for it, since the engine was made or the last reset.
+ * Quantiles come from a histogram with power-of-two buckets (each figure
+ * is the upper end of its bucket, so within a factor of two).
+ */
+struct fl_lock_stats {
+	uint64_t fault_holds; /* fault attempts that held the lock */
+	uint64_t fault_hold_p50_ns, fault_hold_p99_ns, fault_hold_max_ns;
+	uint64_t map_waits; /* map/unmap/protect/advise that wrote it */
+	uint64_t map_wait_p50_ns, map_wait_p99_ns, map_wait_max_ns;
+};
+
+int fl_engine_lock_stats(fl_engine *engine, struct fl_lock_stats *stats);
+/* Start the lock statistics afresh (a benchmark's phase, say). */
+int fl_engine_lock_stats_reset(fl_engine *engine);
 
 /* Print stats to f, one "name value" per line, each prefixed by prefix. */
 void fl_stats_print(FILE *f, const char *prefix, const struct fl_stats *stats);
