@@ -13,7 +13,6 @@
 #include "engine.h"
 #include "fault.h"
 #include "object.h"
-#include "readahead.h"
 #include "uffd.h"
 
 #define DEFAULT_FAULT_AROUND 4096
@@ -124,7 +123,7 @@ static void *handler_main(void *arg)
 	return NULL;
 }
 
-/* I/O threads run background work (readahead): no fault waits on it. */
+/* I/O threads run store reads (for parked faults, and readahead). */
 static void *io_main(void *arg)
 {
 	struct fl_engine *e = arg;
@@ -139,52 +138,79 @@ static void *io_main(void *arg)
 		if (pfd[1].revents)
 			break;
 		w = workqueue_take(&e->work);
-		if (w) {
-			w->fn(e, w);
-			free(w);
-		}
+		if (!w)
+			continue;
+		atomic_fetch_add(&e->io_busy, 1);
+		w->fn(e, w); /* owns w from here */
+		atomic_fetch_sub(&e->io_busy, 1);
 	}
 	return NULL;
 }
 
-/* The engine's threads take no signals: those are the application's. */
-static int start_handlers(struct fl_engine *e)
+/* Start one thread, with every signal blocked: they are the program's. */
+static int engine_spawn(struct fl_engine *e, void *(*fn)(void *))
 {
-	unsigned total = e->config.handler_threads + e->config.io_threads;
 	sigset_t all, old;
-	int rc = 0;
+	int rc;
 
-	e->threads = calloc(total, sizeof(*e->threads));
-	if (!e->threads)
-		return -1;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (; e->nr_threads < total; e->nr_threads++) {
-		rc = pthread_create(&e->threads[e->nr_threads], NULL,
-				    e->nr_threads < e->config.handler_threads
-					    ? handler_main
-					    : io_main,
-				    e);
-		if (rc)
-			break;
-	}
+	rc = pthread_create(&e->threads[e->nr_threads], NULL, fn, e);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		errno = rc;
 		return -1;
 	}
+	e->nr_threads++;
 	return 0;
 }
 
-static void stop_handlers(struct fl_engine *e)
+void engine_post_work(struct fl_engine *e, struct work *w)
+{
+	workqueue_post(&e->work, w);
+	/* A stalled store must not stall the engine: grow while all busy. */
+	if (atomic_load(&e->io_busy) < e->nr_io)
+		return;
+	pthread_mutex_lock(&e->threads_lock);
+	if (!e->stopping && atomic_load(&e->io_busy) >= e->nr_io &&
+	    e->nr_io < MAX_IO_THREADS && engine_spawn(e, io_main) == 0)
+		e->nr_io++;
+	pthread_mutex_unlock(&e->threads_lock);
+}
+
+static int start_threads(struct fl_engine *e)
+{
+	unsigned most = e->config.handler_threads + MAX_IO_THREADS;
+	int rc = 0;
+
+	e->threads = calloc(most, sizeof(*e->threads));
+	if (!e->threads)
+		return -1;
+	pthread_mutex_lock(&e->threads_lock);
+	while (!rc && e->nr_threads < e->config.handler_threads)
+		rc = engine_spawn(e, handler_main);
+	while (!rc && e->nr_io < e->config.io_threads &&
+	       !(rc = engine_spawn(e, io_main)))
+		e->nr_io++;
+	pthread_mutex_unlock(&e->threads_lock);
+	return rc;
+}
+
+static void stop_threads(struct fl_engine *e)
 {
 	uint64_t one = 1;
 
-	if (e->nr_threads && write(e->stop_fd, &one, sizeof(one)) < 0)
+	unsigned n;
+
+	pthread_mutex_lock(&e->threads_lock);
+	e->stopping = 1; /* from here, nr_threads cannot grow */
+	n = e->nr_threads;
+	pthread_mutex_unlock(&e->threads_lock);
+	if (n && write(e->stop_fd, &one, sizeof(one)) < 0)
 		abort(); /* an eventfd write of 1 cannot fail */
-	for (unsigned i = 0; i < e->nr_threads; i++)
+	for (unsigned i = 0; i < n; i++)
 		pthread_join(e->threads[i], NULL);
-	e->nr_threads = 0;
+	e->nr_threads = e->nr_io = 0;
 	free(e->threads);
 	e->threads = NULL;
 }
@@ -193,7 +219,7 @@ static void engine_free(struct fl_engine *e)
 {
 	int saved = errno;
 
-	stop_handlers(e);
+	stop_threads(e);
 	if (e->zero_buffer)
 		munmap(e->zero_buffer, MAX_ANON_AROUND * PAGE_SIZE);
 	if (e->stop_fd >= 0)
@@ -202,10 +228,11 @@ static void engine_free(struct fl_engine *e)
 		close(e->pagemap_fd);
 	if (e->uffd >= 0)
 		close(e->uffd);
-	workqueue_destroy(&e->work, readahead_cancel);
+	workqueue_destroy(&e->work);
 	pagetable_destroy(&e->pagetable);
 	pthread_rwlock_destroy(&e->map_lock);
 	pthread_mutex_destroy(&e->objects_lock);
+	pthread_mutex_destroy(&e->threads_lock);
 	free(e);
 	errno = saved;
 }
@@ -221,6 +248,7 @@ static void engine_init_locks(struct fl_engine *e)
 	pthread_rwlock_init(&e->map_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&e->objects_lock, NULL);
+	pthread_mutex_init(&e->threads_lock, NULL);
 	pagetable_init(&e->pagetable);
 }
 
@@ -250,7 +278,7 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 		e->zero_buffer = NULL;
 		goto fail;
 	}
-	if (start_handlers(e))
+	if (start_threads(e))
 		goto fail;
 	return e;
 fail:
@@ -273,6 +301,36 @@ int fl_engine_stats(fl_engine *e, struct fl_stats *stats)
 	return 0;
 }
 
+int fl_engine_lock_stats(fl_engine *e, struct fl_lock_stats *s)
+{
+	if (!e || !s) {
+		errno = EINVAL;
+		return -1;
+	}
+	*s = (struct fl_lock_stats){
+		.fault_holds = atomic_load(&e->fault_hold.count),
+		.fault_hold_p50_ns = lockstat_quantile(&e->fault_hold, 0.50),
+		.fault_hold_p99_ns = lockstat_quantile(&e->fault_hold, 0.99),
+		.fault_hold_max_ns = atomic_load(&e->fault_hold.max_ns),
+		.map_waits = atomic_load(&e->map_wait.count),
+		.map_wait_p50_ns = lockstat_quantile(&e->map_wait, 0.50),
+		.map_wait_p99_ns = lockstat_quantile(&e->map_wait, 0.99),
+		.map_wait_max_ns = atomic_load(&e->map_wait.max_ns),
+	};
+	return 0;
+}
+
+int fl_engine_lock_stats_reset(fl_engine *e)
+{
+	if (!e) {
+		errno = EINVAL;
+		return -1;
+	}
+	lockstat_reset(&e->fault_hold);
+	lockstat_reset(&e->map_wait);
+	return 0;
+}
+
 int fl_engine_destroy(fl_engine *e)
 {
 	int rc = 0;
@@ -283,8 +341,8 @@ int fl_engine_destroy(fl_engine *e)
 	}
 	mappings_destroy(e);
 	/* No handler may run readahead on an object freed below. */
-	stop_handlers(e);
-	workqueue_destroy(&e->work, readahead_cancel);
+	stop_threads(e);
+	workqueue_destroy(&e->work);
 	/* Objects the caller did not close go too: write back, then free. */
 	while (e->objects)
 		if (object_release(e->objects))

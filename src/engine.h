@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "faultline.h"
+#include "lockstat.h"
 #include "map.h"
 #include "pagetable.h"
 #include "stats.h"
@@ -30,9 +31,15 @@ struct fl_engine {
 	int stop_fd;	/* eventfd: tells handler threads to exit */
 	int pagemap_fd; /* /proc/self/pagemap, or -1 */
 	struct fl_config config;
-	pthread_t *threads;
-	unsigned nr_threads;
-	struct workqueue work; /* readahead, for handlers with no fault */
+	pthread_mutex_t threads_lock; /* threads, nr_threads, nr_io */
+	pthread_t *threads;           /* handlers first, then I/O threads */
+	unsigned nr_threads, nr_io;
+	int stopping;             /* no thread may start any more */
+	_Atomic unsigned io_busy; /* I/O threads running an item */
+	struct workqueue work;    /* store reads and readahead, for I/O */
+
+	struct lockstat fault_hold; /* faults' map-lock hold times */
+	struct lockstat map_wait;   /* map/unmap/protect waits for it */
 
 	/* The address space: faults read it, map/unmap/protect write it. */
 	pthread_rwlock_t map_lock;
@@ -60,10 +67,17 @@ static inline void map_read_lock(struct fl_engine *e)
 	pthread_rwlock_rdlock(&e->map_lock);
 }
 
+/* Map, unmap and protect: how long they wait is recorded. */
 static inline void map_write_lock(struct fl_engine *e)
 {
+	uint64_t t0 = lockstat_now();
+
 	pthread_rwlock_wrlock(&e->map_lock);
+	lockstat_record(&e->map_wait, lockstat_now() - t0);
 }
+
+/* Queue background work for the I/O threads, adding one if all are busy. */
+void engine_post_work(struct fl_engine *e, struct work *work);
 
 static inline void map_unlock(struct fl_engine *e)
 {

@@ -26,29 +26,10 @@
 
 #include "engine.h"
 #include "fault.h"
+#include "fault_priv.h"
 #include "object.h"
 #include "readahead.h"
 #include "uffd.h"
-
-enum fault_result {
-	FAULT_DONE,  /* resolved; the map lock is still held */
-	FAULT_RETRY, /* the map lock was dropped: look up again */
-};
-
-struct fault {
-	struct fl_engine *e;
-	uintptr_t addr; /* page aligned */
-	int write;	/* a store (and the mapping allows stores) */
-	int wp;		/* a store to a write-protected page */
-	int major;	/* the first attempt had to read the store */
-	unsigned attempts;
-	uint64_t batch; /* when the message was read (engine msg_batches) */
-	unsigned long pages_read;
-	/* A store read failed for this page: deliver SIGBUS if still here. */
-	const struct fl_object *error_object;
-	uint64_t error_index;
-	struct fl_mapping *m; /* valid while the map lock is held */
-};
 
 /* An aligned window of up to max pages around addr, within the mapping. */
 static void fault_window(const struct fault *f, unsigned max, uintptr_t *lo,
@@ -77,7 +58,7 @@ static void fault_count(struct fault *f, size_t field_offset, uint64_t n)
 
 #define COUNT(f, field, n) fault_count(f, offsetof(struct counters, field), n)
 
-static enum fault_result fault_sigbus(struct fault *f)
+enum fault_result fault_sigbus(struct fault *f)
 {
 	COUNT(f, errors, 1);
 	uffd_poison(f->e->uffd, f->addr, PAGE_SIZE);
@@ -188,16 +169,7 @@ static enum fault_result fault_anon(struct fault *f)
 
 /* ---- the page cache ----------------------------------------------------- */
 
-/* Sleep until page is unlocked, without the map lock; then retry. */
-static enum fault_result fault_wait_page(struct fault *f, struct fl_page *page)
-{
-	map_unlock(f->e);
-	page_wait_clear(page, PG_LOCKED);
-	page_put(page);
-	return FAULT_RETRY;
-}
-
-/* The page is absent: read it (and readahead) from the store, then retry. */
+/* The page is absent: read it (and what follows) from the store, retry. */
 static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 				    uint64_t index)
 {
@@ -206,20 +178,13 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 
 	if (n < 0)
 		return fault_sigbus(f); /* no memory for descriptors */
-	if (n > 0) /* the next window, in the background, if sequential */
-		readahead_update(f->e, f->m, o, index, (unsigned long)n);
-	object_get(o);
-	map_unlock(f->e);
-	if (n > 0) {
-		if (pagecache_read(o, index, (unsigned long)n, index) == 0) {
-			f->pages_read += (unsigned long)n;
-		} else {
-			f->error_object = o;
-			f->error_index = index;
-		}
+	if (n == 0) { /* another fault inserted it meanwhile */
+		fault_unlock(f);
+		return FAULT_RETRY;
 	}
-	object_put(o);
-	return FAULT_RETRY;
+	/* The windows after it, in the background, if sequential. */
+	readahead_update(f->e, f->m, o, index, (unsigned long)n);
+	return fault_start_read(f, o, index, (unsigned long)n);
 }
 
 #define AROUND_START_PAGES 16
@@ -402,8 +367,10 @@ static enum fault_result fault_file(struct fault *f)
 		return fault_read(f, o, index);
 	}
 	if (f->write && f->m->kind == MAP_KIND_SHARED) {
-		if (fault_mkwrite(f, o, page, f->wp) == FAULT_RETRY)
-			return FAULT_RETRY;
+		enum fault_result r = fault_mkwrite(f, o, page, f->wp);
+
+		if (r != FAULT_DONE)
+			return r; /* waiting: retried, or parked elsewhere */
 	} else {
 		fault_done_count(f);
 		if (f->write)
@@ -434,7 +401,7 @@ static int fault_is_stale(const struct fault *f)
 }
 
 /* One attempt, with the map lock held for reading. */
-static enum fault_result fault_once(struct fault *f)
+enum fault_result fault_once(struct fault *f)
 {
 	f->m = mapping_find(&f->e->mappings, f->addr);
 	if (!f->m || fault_is_stale(f)) {
@@ -466,11 +433,5 @@ void fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
 	};
 
 	count_add(&e->stats, fault_messages, 1);
-	map_read_lock(e);
-	while (fault_once(&f) == FAULT_RETRY) {
-		f.attempts++;
-		count_add(&e->stats, retries, 1);
-		map_read_lock(e);
-	}
-	map_unlock(e);
+	fault_run(&f); /* if it parks, a copy of f goes on elsewhere */
 }

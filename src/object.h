@@ -101,6 +101,10 @@ void pagecache_for_each_run(struct fl_object *o, uint64_t first, uint64_t last,
 				       void *arg),
 			    void *arg);
 
+/* Give up a read started by pagecache_start_read that will never run. */
+void pagecache_abandon_read(struct fl_object *o, uint64_t index,
+			    unsigned long count);
+
 /* Mark a locked page dirty (the page_mkwrite point).  1 if it was clean. */
 int pagecache_mark_dirty(struct fl_object *o, struct fl_page *page);
 

@@ -4,6 +4,7 @@
 
 #include <limits.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -52,13 +53,90 @@ void page_wait_clear(struct fl_page *page, uint32_t flag)
 	}
 }
 
+/* Parked waiters, hashed by page: few, short lists. */
+#define PARK_BUCKETS 256
+
+static struct park_bucket {
+	pthread_mutex_t lock;
+	struct page_waiter *head;
+} park_table[PARK_BUCKETS];
+
+static pthread_once_t park_once = PTHREAD_ONCE_INIT;
+
+static void park_table_init(void)
+{
+	for (int i = 0; i < PARK_BUCKETS; i++)
+		pthread_mutex_init(&park_table[i].lock, NULL);
+}
+
+static struct park_bucket *park_bucket(const struct fl_page *page)
+{
+	uintptr_t h = (uintptr_t)page;
+
+	pthread_once(&park_once, park_table_init);
+	h ^= h >> 17;
+	return &park_table[(h * 0x9E3779B97F4A7C15ull >> 40) % PARK_BUCKETS];
+}
+
+int page_park(struct fl_page *page, uint32_t flag, struct page_waiter *w)
+{
+	struct park_bucket *b = park_bucket(page);
+
+	pthread_mutex_lock(&b->lock);
+	/*
+	 * Announce, then look: a clearer either saw no PG_PARKED and cleared
+	 * the flag first (we see it clear), or sees PG_PARKED and takes
+	 * b->lock after us (and finds us on the list).
+	 */
+	atomic_fetch_or(&page->flags, PG_PARKED);
+	if (!page_test(page, flag)) {
+		pthread_mutex_unlock(&b->lock);
+		return -1;
+	}
+	w->page = page;
+	w->next = b->head;
+	b->head = w;
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+/* Hand on every waiter parked on page (they look again themselves). */
+static void page_wake_parked(struct fl_page *page)
+{
+	struct park_bucket *b = park_bucket(page);
+	struct page_waiter *woken = NULL, **pp;
+
+	pthread_mutex_lock(&b->lock);
+	for (pp = &b->head; *pp;) {
+		struct page_waiter *w = *pp;
+
+		if (w->page == page) {
+			*pp = w->next;
+			w->next = woken;
+			woken = w;
+		} else {
+			pp = &w->next;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+	while (woken) {
+		struct page_waiter *w = woken;
+
+		woken = w->next;
+		w->wake(w);
+	}
+}
+
 void page_clear_and_wake(struct fl_page *page, uint32_t flag)
 {
-	uint32_t old = atomic_fetch_and(&page->flags, ~(flag | PG_WAITERS));
+	uint32_t old = atomic_fetch_and(&page->flags,
+					~(flag | PG_WAITERS | PG_PARKED));
 
-	/* Waiters re-announce themselves if they must sleep again. */
+	/* Waiters re-announce themselves if they must wait again. */
 	if (old & PG_WAITERS)
 		futex_wake_all(&page->flags);
+	if (old & PG_PARKED)
+		page_wake_parked(page);
 }
 
 void page_lock(struct fl_page *page)

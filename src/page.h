@@ -18,6 +18,7 @@ enum page_flag {
 	PG_DIRTY = 1u << 2,
 	PG_WRITEBACK = 1u << 3,
 	PG_WAITERS = 1u << 4, /* someone sleeps on this page's flags */
+	PG_PARKED = 1u << 5,  /* a parked fault waits on this page */
 };
 
 struct fl_page {
@@ -63,6 +64,24 @@ void page_wait_clear(struct fl_page *page, uint32_t flag);
 void page_clear_and_wake(struct fl_page *page, uint32_t flag);
 
 void page_lock(struct fl_page *page);
+
+/*
+ * A parked waiter: a fault that waits for a page without occupying a
+ * thread.  When the flag it waits on may have cleared, wake runs in the
+ * clearing thread's context (under no page lock), and must only hand the
+ * waiter on (queue it), never block.
+ */
+struct page_waiter {
+	struct page_waiter *next;
+	struct fl_page *page;
+	void (*wake)(struct page_waiter *waiter);
+};
+
+/*
+ * Park waiter until flag clears on page.  Returns 0 if parked (wake will
+ * run), or -1 if the flag is already clear (wake will not run).
+ */
+int page_park(struct fl_page *page, uint32_t flag, struct page_waiter *waiter);
 static inline void page_unlock(struct fl_page *page)
 {
 	page_clear_and_wake(page, PG_LOCKED);

@@ -87,8 +87,8 @@ static int store_read_pages(struct fl_object *o, uint64_t index,
 }
 
 /* Take failed pages out of the cache so a later fault reads again. */
-static void pagecache_drop_unread(struct fl_object *o, uint64_t index,
-				  unsigned long count)
+void pagecache_abandon_read(struct fl_object *o, uint64_t index,
+			    unsigned long count)
 {
 	if (count == 0)
 		return;
@@ -139,13 +139,13 @@ int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 	saved = errno;
 	/* The batch failed: the faulting page may still be readable alone. */
 	if (count > 1 && store_read_pages(o, must_have, 1) == 0) {
-		pagecache_drop_unread(o, index, must_have - index);
-		pagecache_drop_unread(o, must_have + 1,
+		pagecache_abandon_read(o, index, must_have - index);
+		pagecache_abandon_read(o, must_have + 1,
 				      index + count - must_have - 1);
 		pagecache_mark_uptodate(o, must_have, 1);
 		return 0;
 	}
-	pagecache_drop_unread(o, index, count);
+	pagecache_abandon_read(o, index, count);
 	errno = saved ? saved : EIO;
 	return -1;
 }

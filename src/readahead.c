@@ -45,11 +45,13 @@ static void readahead_work(struct fl_engine *e, struct work *w)
 				    w->index) == 0)
 		readahead_count(e, w, n);
 	object_put(w->object);
+	free(w);
 }
 
-void readahead_cancel(struct work *w)
+static void readahead_cancel(struct work *w)
 {
 	object_put(w->object);
+	free(w);
 }
 
 static void readahead_post(struct fl_engine *e, struct fl_mapping *m,
@@ -62,12 +64,13 @@ static void readahead_post(struct fl_engine *e, struct fl_mapping *m,
 		return; /* readahead is only ever a hint */
 	object_get(o);
 	*w = (struct work){.fn = readahead_work,
+			   .cancel = readahead_cancel,
 			   .object = o,
 			   .index = index,
 			   .count = count,
 			   .addr = m->start +
 				   ((index - m->pgoff) << PAGE_SHIFT)};
-	workqueue_post(&e->work, w);
+	engine_post_work(e, w);
 }
 
 void readahead_update(struct fl_engine *e, struct fl_mapping *m,

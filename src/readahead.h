@@ -26,7 +26,4 @@ unsigned readahead_sync_pages(const struct fl_engine *e,
 void readahead_update(struct fl_engine *e, struct fl_mapping *m,
 		      struct fl_object *o, uint64_t index, unsigned long count);
 
-/* Drop a queued readahead that will never run (engine teardown). */
-void readahead_cancel(struct work *work);
-
 #endif /* FL_READAHEAD_H */

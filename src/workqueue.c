@@ -18,15 +18,14 @@ int workqueue_init(struct workqueue *wq)
 	return 0;
 }
 
-void workqueue_destroy(struct workqueue *wq, void (*cancel)(struct work *))
+void workqueue_destroy(struct workqueue *wq)
 {
 	if (wq->fd < 0)
 		return; /* never made, or destroyed already */
 	while (wq->head) {
 		struct work *next = wq->head->next;
 
-		cancel(wq->head);
-		free(wq->head);
+		wq->head->cancel(wq->head);
 		wq->head = next;
 	}
 	close(wq->fd);

@@ -13,11 +13,17 @@
 struct fl_engine;
 struct fl_object;
 
+/*
+ * A work item.  fn runs it and then owns it (frees it, or hands it on);
+ * cancel releases it if the engine goes before it runs.
+ */
 struct work {
 	void (*fn)(struct fl_engine *engine, struct work *work);
+	void (*cancel)(struct work *work);
 	struct fl_object *object; /* with a reference, or NULL */
 	uint64_t index, count;
 	uintptr_t addr; /* where the mapping that asked showed index */
+	void *arg;
 	struct work *next;
 };
 
@@ -28,9 +34,9 @@ struct workqueue {
 };
 
 int workqueue_init(struct workqueue *wq);
-/* Drop what was never run; fn_cancel releases each item's resources. */
-void workqueue_destroy(struct workqueue *wq, void (*cancel)(struct work *work));
-/* Queue an item (allocated by the caller with malloc; the queue owns it). */
+/* Release what never ran, with each item's cancel. */
+void workqueue_destroy(struct workqueue *wq);
+/* Queue an item. */
 void workqueue_post(struct workqueue *wq, struct work *work);
 /* Take one item once poll saw wq->fd readable; NULL if another took it. */
 struct work *workqueue_take(struct workqueue *wq);

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * How a fault waits.  Before anything that blocks (a store read, a locked
+ * page) a fault drops the map lock and, instead of sleeping in a handler
+ * thread, parks: it is copied to the heap with references on what it needs,
+ * and handed on.  A store read runs on an I/O thread, which then retries
+ * the fault; a fault waiting for a locked page is parked on the page and
+ * retried when the page is unlocked.  So a stalled store never stalls the
+ * engine, however many faults wait on it.
+ *
+ * Progress: a fault that has retried FAULT_BLOCK_AFTER times waits with the
+ * map lock held, as the kernel's FAULT_FLAG_TRIED faults do, so that every
+ * fault finishes.  The comparison mode (hold_map_lock_for_io) always does.
+ */
+#include <stdlib.h>
+
+#include "engine.h"
+#include "fault_priv.h"
+#include "object.h"
+#include "uffd.h"
+
+#define FAULT_BLOCK_AFTER 4
+
+#define fault_of(ptr, member)                                                  \
+	((struct fault *)((char *)(ptr) - offsetof(struct fault, member)))
+
+void fault_lock(struct fault *f)
+{
+	map_read_lock(f->e);
+	f->locked_at = lockstat_now();
+}
+
+void fault_unlock(struct fault *f)
+{
+	lockstat_record(&f->e->fault_hold, lockstat_now() - f->locked_at);
+	map_unlock(f->e);
+}
+
+static int fault_blocks(const struct fault *f)
+{
+	return f->e->config.hold_map_lock_for_io ||
+	       f->attempts >= FAULT_BLOCK_AFTER;
+}
+
+/* The fault, on the heap (made once, then kept), or NULL without memory. */
+static struct fault *fault_to_heap(struct fault *f)
+{
+	struct fault *h;
+
+	if (f->on_heap)
+		return f;
+	h = malloc(sizeof(*h));
+	if (h) {
+		*h = *f;
+		h->on_heap = 1;
+	}
+	return h;
+}
+
+static void fault_retried(struct fault *f)
+{
+	f->attempts++;
+	count_add(&f->e->stats, retries, 1);
+}
+
+enum fault_result fault_run(struct fault *f)
+{
+	enum fault_result r;
+
+	fault_lock(f);
+	for (;;) {
+		r = fault_once(f);
+		if (r != FAULT_RETRY && r != FAULT_AGAIN)
+			break;
+		fault_retried(f);
+		if (r == FAULT_RETRY)
+			fault_lock(f);
+	}
+	if (r == FAULT_DONE) {
+		fault_unlock(f);
+		if (f->on_heap)
+			free(f);
+	}
+	return r; /* FAULT_PARKED: f belongs to whoever resumes it */
+}
+
+/* The engine went before a parked fault could go on: let its thread go. */
+static void fault_cancel(struct fault *f)
+{
+	uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
+	if (f->parked_page)
+		page_put(f->parked_page);
+	free(f);
+}
+
+static void fault_resume_work(struct fl_engine *e, struct work *w)
+{
+	struct fault *f = fault_of(w, work);
+
+	page_put(f->parked_page);
+	f->parked_page = NULL;
+	fault_retried(f);
+	fault_run(f);
+}
+
+static void fault_resume_cancel(struct work *w)
+{
+	fault_cancel(fault_of(w, work));
+}
+
+/* The page may be unlocked: queue the fault (this runs in the unlocker). */
+static void fault_page_woken(struct page_waiter *waiter)
+{
+	struct fault *f = fault_of(waiter, waiter);
+
+	f->work = (struct work){.fn = fault_resume_work,
+				.cancel = fault_resume_cancel};
+	engine_post_work(f->e, &f->work);
+}
+
+enum fault_result fault_wait_page(struct fault *f, struct fl_page *page)
+{
+	struct fault *h;
+
+	if (fault_blocks(f)) {
+		page_wait_clear(page, PG_LOCKED);
+		page_put(page);
+		return FAULT_AGAIN;
+	}
+	h = fault_to_heap(f);
+	fault_unlock(f);
+	if (h) {
+		h->parked_page = page;
+		h->waiter.wake = fault_page_woken;
+		if (page_park(page, PG_LOCKED, &h->waiter) == 0)
+			return FAULT_PARKED;
+		h->parked_page = NULL;
+		if (h != f)
+			free(h);
+	} else {
+		page_wait_clear(page, PG_LOCKED); /* no memory to park */
+	}
+	page_put(page);
+	return FAULT_RETRY;
+}
+
+static void fault_read_pages(struct fault *f, struct fl_object *o,
+			     uint64_t index, unsigned long count)
+{
+	if (pagecache_read(o, index, count, index) == 0) {
+		f->pages_read += count;
+	} else {
+		f->error_object = o;
+		f->error_index = index;
+	}
+}
+
+static void fault_read_work(struct fl_engine *e, struct work *w)
+{
+	struct fault *f = fault_of(w, work);
+	struct fl_object *o = w->object;
+
+	fault_read_pages(f, o, w->index, w->count);
+	object_put(o);
+	fault_retried(f);
+	fault_run(f);
+}
+
+static void fault_read_cancel(struct work *w)
+{
+	struct fault *f = fault_of(w, work);
+
+	pagecache_abandon_read(w->object, w->index, w->count);
+	object_put(w->object);
+	fault_cancel(f);
+}
+
+enum fault_result fault_start_read(struct fault *f, struct fl_object *o,
+				   uint64_t index, unsigned long count)
+{
+	struct fault *h;
+
+	if (fault_blocks(f)) {
+		fault_read_pages(f, o, index, count);
+		return FAULT_AGAIN;
+	}
+	h = fault_to_heap(f);
+	object_get(o);
+	fault_unlock(f);
+	if (!h) { /* no memory to park: read here, without the lock */
+		fault_read_pages(f, o, index, count);
+		object_put(o);
+		return FAULT_RETRY;
+	}
+	h->work = (struct work){.fn = fault_read_work,
+				.cancel = fault_read_cancel,
+				.object = o,
+				.index = index,
+				.count = count};
+	engine_post_work(h->e, &h->work);
+	return FAULT_PARKED;
+}
