@@ -36,6 +36,14 @@ static const struct scenario scenarios[] = {
 	 "                1G, 3 runs; caches dropped before every run); "
 	 "baselines:\n"
 	 "                kernel (mmap), odirect (O_DIRECT pread, 1 MiB)"},
+	{"retry", bench_retry, 3,
+	 "map/write/unmap loop of a 16-page anonymous mapping (B, 2 s)\n"
+	 "                while A reads random pages through a 10 ms-per-read "
+	 "store\n"
+	 "                (default 64M, 3 runs); configurations: default, "
+	 "locked (map\n"
+	 "                lock held across store reads), idle (A not "
+	 "running)"},
 };
 
 #define NR_SCENARIOS (int)(sizeof(scenarios) / sizeof(scenarios[0]))
@@ -142,8 +150,8 @@ int bench_main(int argc, char **argv)
 	if (bench_parse(&o, argc, argv, &name) < 0)
 		return 2;
 	if (name == NULL) {
-		cli_error("bench: which scenario? (anon, minor, seqscan or "
-			  "all; see faultline bench --help)");
+		cli_error("bench: which scenario? (anon, minor, seqscan, "
+			  "retry or all; see faultline bench --help)");
 		return 2;
 	}
 	cleanup_on_fatal_signals("bench", 0);
@@ -157,8 +165,8 @@ int bench_main(int argc, char **argv)
 	}
 	alarm(0);
 	if (!found) {
-		cli_error("bench: unknown scenario '%s' (anon, minor, seqscan "
-			  "or all)",
+		cli_error("bench: unknown scenario '%s' (anon, minor, seqscan, "
+			  "retry or all)",
 			  name);
 		return 2;
 	}

@@ -49,6 +49,7 @@ void bench_usage(FILE *f);
 /* The scenarios.  Each returns 0, or -1 after printing what failed. */
 int bench_anon(const struct bench_opts *o);
 int bench_minor(const struct bench_opts *o);
+int bench_retry(const struct bench_opts *o);
 int bench_seqscan(const struct bench_opts *o);
 
 /*

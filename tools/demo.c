@@ -528,6 +528,40 @@ static void print_mapping_row(FILE *f, struct demo *d, const char *name,
 		(unsigned long long)s.errors);
 }
 
+/* A quantile is the upper end of its power-of-two bucket, which can lie
+ * above the largest time recorded: the true quantile is at most both. */
+static double lock_us(uint64_t q_ns, uint64_t max_ns)
+{
+	return (q_ns < max_ns ? q_ns : max_ns) / 1000.0;
+}
+
+static void print_lock_row(FILE *f, const char *what, uint64_t count,
+			   uint64_t p50, uint64_t p99, uint64_t max)
+{
+	fprintf(f, "  %-16s %10llu %10.1f %10.1f %10.1f\n", what,
+		(unsigned long long)count, lock_us(p50, max), lock_us(p99, max),
+		max / 1000.0);
+}
+
+/* How long faults held the map lock, and map/unmap waited for it. */
+static void print_lock_stats(FILE *f, struct demo *d)
+{
+	struct fl_lock_stats l;
+
+	fprintf(f, "\nmap-lock statistics (us; quantiles are within a "
+		   "factor of two):\n");
+	if (fl_engine_lock_stats(d->engine, &l) < 0) {
+		fprintf(f, "  (unavailable: %s)\n", strerror(errno));
+		return;
+	}
+	fprintf(f, "  %-16s %10s %10s %10s %10s\n", "", "count", "p50", "p99",
+		"max");
+	print_lock_row(f, "fault hold", l.fault_holds, l.fault_hold_p50_ns,
+		       l.fault_hold_p99_ns, l.fault_hold_max_ns);
+	print_lock_row(f, "map/unmap wait", l.map_waits, l.map_wait_p50_ns,
+		       l.map_wait_p99_ns, l.map_wait_max_ns);
+}
+
 static void print_stats(FILE *f, struct demo *d)
 {
 	struct fl_stats s;
@@ -545,6 +579,7 @@ static void print_stats(FILE *f, struct demo *d)
 		fl_stats_print(f, "  ", &s);
 	else
 		fprintf(f, "  (unavailable: %s)\n", strerror(errno));
+	print_lock_stats(f, d);
 }
 
 /*
