@@ -137,11 +137,12 @@ static void *io_main(void *arg)
 			break;
 		if (pfd[1].revents)
 			break;
-		w = workqueue_take(&e->work);
-		if (!w)
-			continue;
+		/* Busy before taking: busy + queued never dips below the
+		 * work there is, or the pool could fail to grow. */
 		atomic_fetch_add(&e->io_busy, 1);
-		w->fn(e, w); /* owns w from here */
+		w = workqueue_take(&e->work);
+		if (w)
+			w->fn(e, w); /* owns w from here */
 		atomic_fetch_sub(&e->io_busy, 1);
 	}
 	return NULL;
@@ -165,15 +166,22 @@ static int engine_spawn(struct fl_engine *e, void *(*fn)(void *))
 	return 0;
 }
 
+/* More work queued or running than I/O threads to run it. */
+static int io_short(struct fl_engine *e)
+{
+	return atomic_load(&e->io_busy) + atomic_load(&e->work.queued) >
+	       e->nr_io;
+}
+
 void engine_post_work(struct fl_engine *e, struct work *w)
 {
 	workqueue_post(&e->work, w);
-	/* A stalled store must not stall the engine: grow while all busy. */
-	if (atomic_load(&e->io_busy) < e->nr_io)
+	/* A stalled store must not stall the engine: grow while short. */
+	if (!io_short(e))
 		return;
 	pthread_mutex_lock(&e->threads_lock);
-	if (!e->stopping && atomic_load(&e->io_busy) >= e->nr_io &&
-	    e->nr_io < MAX_IO_THREADS && engine_spawn(e, io_main) == 0)
+	if (!e->stopping && io_short(e) && e->nr_io < MAX_IO_THREADS &&
+	    engine_spawn(e, io_main) == 0)
 		e->nr_io++;
 	pthread_mutex_unlock(&e->threads_lock);
 }

@@ -32,11 +32,12 @@ struct fl_engine {
 	int pagemap_fd; /* /proc/self/pagemap, or -1 */
 	struct fl_config config;
 	pthread_mutex_t threads_lock; /* threads, nr_threads, nr_io */
-	pthread_t *threads;           /* handlers first, then I/O threads */
-	unsigned nr_threads, nr_io;
-	int stopping;             /* no thread may start any more */
+	pthread_t *threads;	      /* handlers first, then I/O threads */
+	unsigned nr_threads;
+	_Atomic unsigned nr_io;	  /* read unlocked by io_short */
+	int stopping;		  /* no thread may start any more */
 	_Atomic unsigned io_busy; /* I/O threads running an item */
-	struct workqueue work;    /* store reads and readahead, for I/O */
+	struct workqueue work;	  /* store reads and readahead, for I/O */
 
 	struct lockstat fault_hold; /* faults' map-lock hold times */
 	struct lockstat map_wait;   /* map/unmap/protect waits for it */

@@ -272,20 +272,32 @@ static void fault_around(struct fault *f, struct fl_object *o)
 }
 
 /*
- * Count a fault that is about to complete: before the faulting thread is
- * woken, so that what it reads of the statistics afterwards includes it.
+ * A fault is counted once, on its first attempt, as major if it must wait
+ * for the page to be read: before anything can wake its thread, so that
+ * what the thread reads of the statistics afterwards includes it.
  */
-static void fault_done_count(struct fault *f)
+static void fault_count_first(struct fault *f, int major)
 {
-	if (f->major)
+	if (f->attempts)
+		return;
+	f->major = major;
+	if (major)
 		COUNT(f, major_faults, 1);
 	else
 		COUNT(f, minor_faults, 1);
-	/* The engine counted the pages when they were read. */
+}
+
+/* Credit the mapping with the pages this fault read (the engine counted
+ * them when they were read), if it still shows what they were read from. */
+static void fault_done_count(struct fault *f)
+{
+	if (!f->pages_read || f->m->object != f->read_object)
+		return;
 	if (f->m->object->store)
 		count_add(&f->m->stats, pages_read, f->pages_read);
 	else
 		count_add(&f->m->stats, zero_fills, f->pages_read);
+	f->pages_read = 0;
 }
 
 /*
@@ -359,9 +371,10 @@ static enum fault_result fault_file(struct fault *f)
 	page = pagecache_get(o, index);
 	if (page && f->attempts == 0)
 		readahead_update(f->e, f->m, o, index, 0);
+	/* Anonymous shared memory's pages are zero-filled: minor. */
+	fault_count_first(f,
+			  (!page || !page_test(page, PG_UPTODATE)) && o->store);
 	if (!page || !page_test(page, PG_UPTODATE)) {
-		if (f->attempts == 0 && o->store)
-			f->major = 1; /* anonymous shared memory: zero fill */
 		if (page)
 			return fault_wait_page(f, page);
 		return fault_read(f, o, index);

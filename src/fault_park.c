@@ -22,7 +22,7 @@
 #define FAULT_BLOCK_AFTER 4
 
 #define fault_of(ptr, member)                                                  \
-	((struct fault *)((char *)(ptr) - offsetof(struct fault, member)))
+	((struct fault *)((char *)(ptr)-offsetof(struct fault, member)))
 
 void fault_lock(struct fault *f)
 {
@@ -149,6 +149,7 @@ static void fault_read_pages(struct fault *f, struct fl_object *o,
 {
 	if (pagecache_read(o, index, count, index) == 0) {
 		f->pages_read += count;
+		f->read_object = o;
 	} else {
 		f->error_object = o;
 		f->error_index = index;

@@ -33,17 +33,18 @@ struct fault {
 	unsigned attempts;
 	uint64_t batch; /* when the message was read (engine msg_batches) */
 	unsigned long pages_read;
+	const struct fl_object *read_object; /* what pages_read came from */
 	/* A store read failed for this page: deliver SIGBUS if still here. */
 	const struct fl_object *error_object;
 	uint64_t error_index;
 	struct fl_mapping *m; /* valid while the map lock is held */
 
 	/* Waiting (fault_park.c). */
-	uint64_t locked_at;	      /* when this attempt took the map lock */
-	int on_heap;		      /* parked once: freed when done */
-	struct fl_page *parked_page;  /* waited on, with a reference */
-	struct page_waiter waiter;    /* on parked_page */
-	struct work work;	      /* a store read, or the resumption */
+	uint64_t locked_at;	     /* when this attempt took the map lock */
+	int on_heap;		     /* parked once: freed when done */
+	struct fl_page *parked_page; /* waited on, with a reference */
+	struct page_waiter waiter;   /* on parked_page */
+	struct work work;	     /* a store read, or the resumption */
 };
 
 /* fault.c: one attempt, with the map lock held for reading. */

@@ -2,9 +2,33 @@
 /* Lock-hold histograms; see lockstat.h. */
 #include "lockstat.h"
 
+/*
+ * Values below LOCKSTAT_SUB have a bucket each; above, a value whose top
+ * bit is bit k falls in one of LOCKSTAT_SUB buckets by its next two bits.
+ */
+static unsigned bucket_of(uint64_t ns)
+{
+	unsigned k;
+
+	if (ns < LOCKSTAT_SUB)
+		return (unsigned)ns;
+	k = 63 - (unsigned)__builtin_clzll(ns);
+	return (k - 1) * LOCKSTAT_SUB + (unsigned)((ns >> (k - 2)) & 3);
+}
+
+/* The largest value that falls in bucket b. */
+static uint64_t bucket_top(unsigned b)
+{
+	unsigned k = b / LOCKSTAT_SUB + 1, sub = b % LOCKSTAT_SUB;
+
+	if (b < LOCKSTAT_SUB)
+		return b;
+	return (UINT64_C(1) << k) + ((uint64_t)(sub + 1) << (k - 2)) - 1;
+}
+
 void lockstat_record(struct lockstat *ls, uint64_t ns)
 {
-	unsigned b = ns ? 64 - (unsigned)__builtin_clzll(ns) : 0;
+	unsigned b = bucket_of(ns);
 	uint64_t max = atomic_load_explicit(&ls->max_ns, memory_order_relaxed);
 
 	if (b >= LOCKSTAT_BUCKETS)
@@ -20,6 +44,7 @@ void lockstat_record(struct lockstat *ls, uint64_t ns)
 uint64_t lockstat_quantile(const struct lockstat *ls, double q)
 {
 	uint64_t total = 0, seen = 0, target;
+	uint64_t max = atomic_load_explicit(&ls->max_ns, memory_order_relaxed);
 
 	for (unsigned b = 0; b < LOCKSTAT_BUCKETS; b++)
 		total += atomic_load_explicit(&ls->bucket[b],
@@ -32,10 +57,10 @@ uint64_t lockstat_quantile(const struct lockstat *ls, double q)
 	for (unsigned b = 0; b < LOCKSTAT_BUCKETS; b++) {
 		seen += atomic_load_explicit(&ls->bucket[b],
 					     memory_order_relaxed);
-		if (seen > target) /* bucket b holds [2^(b-1), 2^b) ns */
-			return b ? (UINT64_C(1) << b) - 1 : 0;
+		if (seen > target)
+			return bucket_top(b) < max ? bucket_top(b) : max;
 	}
-	return atomic_load_explicit(&ls->max_ns, memory_order_relaxed);
+	return max;
 }
 
 void lockstat_reset(struct lockstat *ls)

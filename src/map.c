@@ -262,19 +262,26 @@ static int mmap_check_args(fl_engine *e, uintptr_t addr, size_t length,
 	return 0;
 }
 
-/* Create the kernel mapping behind a new faultline mapping. */
+/*
+ * Create the kernel mapping behind a new faultline mapping.  A fixed one
+ * is made inaccessible until it is registered: its address is known, and
+ * a thread touching it before registration would be served by the kernel
+ * itself (mapping a memfd page mid-read, or putting a page in the memfd
+ * behind the page cache's back).
+ */
 static void *mmap_view(struct fl_mapping *m, uintptr_t addr, size_t len,
 		       int flags)
 {
 	int fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
+	int prot = fixed ? PROT_NONE : m->prot;
 
 	if (m->kind == MAP_KIND_ANON)
-		return mmap((void *)addr, len, m->prot,
+		return mmap((void *)addr, len, prot,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed,
 			    -1, 0);
 	if (object_reserve(m->object, (m->pgoff << PAGE_SHIFT) + len))
 		return MAP_FAILED;
-	return mmap((void *)addr, len, m->prot,
+	return mmap((void *)addr, len, prot,
 		    (m->kind == MAP_KIND_SHARED ? MAP_SHARED : MAP_PRIVATE) |
 			    fixed,
 		    m->object->memfd, (off_t)(m->pgoff << PAGE_SHIFT));
@@ -284,6 +291,7 @@ static void *mmap_view(struct fl_mapping *m, uintptr_t addr, size_t len,
 static int mapping_install(struct fl_engine *e, struct fl_mapping *m,
 			   uintptr_t addr, size_t len, int flags)
 {
+	int fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
 	void *p = mmap_view(m, addr, len, flags);
 
 	if (p == MAP_FAILED)
@@ -293,6 +301,7 @@ static int mapping_install(struct fl_engine *e, struct fl_mapping *m,
 	if (uffd_register(e->uffd, m->start, len,
 			  m->kind == MAP_KIND_ANON ? UFFD_MODES_ANON
 						   : UFFD_MODES_CACHE) ||
+	    (fixed && m->prot != PROT_NONE && mprotect(p, len, m->prot)) ||
 	    mapping_set_insert(&e->mappings, m)) {
 		int saved = errno;
 

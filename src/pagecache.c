@@ -113,6 +113,11 @@ void pagecache_abandon_read(struct fl_object *o, uint64_t index,
 static void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
 				    unsigned long count)
 {
+	/* Counted before any waiter can see the pages. */
+	if (o->store)
+		count_add(&o->engine->stats, pages_read, count);
+	else
+		count_add(&o->engine->stats, zero_fills, count);
 	pthread_rwlock_rdlock(&o->lock);
 	for (unsigned long i = 0; i < count; i++) {
 		struct fl_page *page = radix_lookup(&o->pages, index + i);
@@ -121,10 +126,6 @@ static void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
 		page_unlock(page);
 	}
 	pthread_rwlock_unlock(&o->lock);
-	if (o->store)
-		count_add(&o->engine->stats, pages_read, count);
-	else
-		count_add(&o->engine->stats, zero_fills, count);
 }
 
 int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
@@ -141,7 +142,7 @@ int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 	if (count > 1 && store_read_pages(o, must_have, 1) == 0) {
 		pagecache_abandon_read(o, index, must_have - index);
 		pagecache_abandon_read(o, must_have + 1,
-				      index + count - must_have - 1);
+				       index + count - must_have - 1);
 		pagecache_mark_uptodate(o, must_have, 1);
 		return 0;
 	}
@@ -342,19 +343,20 @@ static void wb_count_mappings(struct fl_object *o, uint64_t first,
 static void wb_end(struct fl_object *o, struct fl_page **pages, unsigned n,
 		   uint64_t index, int failed)
 {
+	/* Counted (and any error recorded) before a waiter for it wakes. */
+	if (failed) {
+		atomic_fetch_add(&o->wb_errors, 1);
+		count_add(&o->engine->stats, writeback_errors, 1);
+	} else {
+		count_add(&o->engine->stats, pages_written, n);
+		if (o->mappings)
+			wb_count_mappings(o, index, index + n - 1);
+	}
 	for (unsigned i = 0; i < n; i++) {
 		if (failed)
 			pagecache_mark_dirty(o, pages[i]);
 		page_clear_and_wake(pages[i], PG_WRITEBACK);
 	}
-	if (failed) {
-		atomic_fetch_add(&o->wb_errors, 1);
-		count_add(&o->engine->stats, writeback_errors, 1);
-		return;
-	}
-	count_add(&o->engine->stats, pages_written, n);
-	if (o->mappings)
-		wb_count_mappings(o, index, index + n - 1);
 }
 
 /*

@@ -10,6 +10,7 @@ int workqueue_init(struct workqueue *wq)
 {
 	pthread_mutex_init(&wq->lock, NULL);
 	wq->head = wq->tail = NULL;
+	atomic_init(&wq->queued, 0);
 	wq->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE);
 	if (wq->fd < 0) {
 		pthread_mutex_destroy(&wq->lock);
@@ -44,6 +45,7 @@ void workqueue_post(struct workqueue *wq, struct work *w)
 	else
 		wq->head = w;
 	wq->tail = w;
+	atomic_fetch_add(&wq->queued, 1);
 	pthread_mutex_unlock(&wq->lock);
 	if (write(wq->fd, &one, sizeof(one)) != sizeof(one))
 		abort(); /* cannot overflow: one count per item */
@@ -63,6 +65,7 @@ struct work *workqueue_take(struct workqueue *wq)
 		wq->head = w->next;
 		if (!wq->head)
 			wq->tail = NULL;
+		atomic_fetch_sub(&wq->queued, 1);
 	}
 	pthread_mutex_unlock(&wq->lock);
 	return w;

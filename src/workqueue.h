@@ -8,6 +8,7 @@
 #define FL_WORKQUEUE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct fl_engine;
@@ -30,6 +31,7 @@ struct work {
 struct workqueue {
 	pthread_mutex_t lock;
 	struct work *head, *tail;
+	_Atomic unsigned long queued; /* items waiting to be taken */
 	int fd; /* eventfd in semaphore mode: one count per queued item */
 };
 
