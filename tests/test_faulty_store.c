@@ -668,10 +668,10 @@ TEST(hold_keeps_engine_going_file)
 	hold_keeps_engine_going(1, 2, 1);
 }
 
-/* The only handler thread is not pinned by a held read. */
+/* The only handler thread is not pinned by held reads, even three. */
 TEST(hold_with_one_handler_thread)
 {
-	hold_keeps_engine_going(0, 1, 1);
+	hold_keeps_engine_going(0, 1, 3);
 }
 
 /*
