@@ -295,6 +295,102 @@ int fl_madvise(fl_engine *engine, void *addr, size_t length, int advice);
 int fl_msync(fl_engine *engine, void *addr, size_t length, int flags);
 
 /* ------------------------------------------------------------------------
+ * Memory groups: limits on the memory a set of mappings may use
+ * ------------------------------------------------------------------------ */
+
+typedef struct fl_group fl_group;
+
+/* No limit. */
+#define FL_GROUP_UNLIMITED UINT64_MAX
+
+/* What a fault does when its group is at max and nothing can be reclaimed. */
+enum fl_oom_policy {
+	FL_OOM_FAIL,     /* the fault gets SIGBUS (counted as an OOM event) */
+	FL_OOM_WAIT,     /* the fault waits until memory is freed in the group
+			    or its max is raised (the kernel's "OOM killer
+			    disabled"); it holds no thread while it waits */
+	FL_OOM_CALLBACK, /* ask the group's callback */
+};
+
+/* The callback's answer. */
+enum fl_oom_answer {
+	FL_OOM_RETRY,   /* it freed memory or raised a limit: try again */
+	FL_OOM_GIVE_UP, /* the fault gets SIGBUS */
+};
+
+/*
+ * Called, from one of the engine's threads and with no engine lock held,
+ * when a fault in group (or a group below it) needs bytes more than group's
+ * max allows and nothing more can be reclaimed.  It may call
+ * fl_group_set_max, fl_munmap, fl_madvise and the statistics calls.
+ */
+typedef enum fl_oom_answer (*fl_oom_callback)(fl_group *group,
+					      uint64_t bytes_needed,
+					      void *arg);
+
+/*
+ * The engine's root group: every mapping belongs to it or to a group below
+ * it.  Unlimited until fl_group_set_max says otherwise.
+ */
+fl_group *fl_group_root(fl_engine *engine);
+
+/*
+ * A new group below parent (NULL: the root), unlimited, policy FL_OOM_FAIL.
+ * name is copied (for statistics).  Groups nest to any depth; a page
+ * charged to a group counts against it and every ancestor.
+ */
+fl_group *fl_group_create(fl_engine *engine, fl_group *parent,
+			  const char *name);
+
+/*
+ * Free a group.  EBUSY while it has children, mappings or charged memory;
+ * EINVAL for the root or NULL.  fl_engine_destroy frees every group.
+ */
+int fl_group_destroy(fl_group *group);
+
+/*
+ * Hard limit in bytes: the group's usage never exceeds it.  Lowering it
+ * below the usage reclaims down to it (what cannot be reclaimed stays);
+ * raising it wakes faults waiting for memory.
+ */
+int fl_group_set_max(fl_group *group, uint64_t bytes);
+
+/* Above high bytes, the engine reclaims from the group in the background. */
+int fl_group_set_high(fl_group *group, uint64_t bytes);
+
+/* The OOM policy; callback (with arg) for FL_OOM_CALLBACK only. */
+int fl_group_set_oom(fl_group *group, enum fl_oom_policy policy,
+		     fl_oom_callback callback, void *arg);
+
+struct fl_group_stats {
+	uint64_t usage;           /* bytes charged now, with descendants */
+	uint64_t peak;            /* highest usage */
+	uint64_t max, high;       /* the limits */
+	uint64_t cache_pages;     /* page-cache pages charged now (own) */
+	uint64_t private_pages;   /* private copies and anonymous pages now
+				     (own) */
+	uint64_t minor_faults;    /* faults of the group's own mappings */
+	uint64_t major_faults;
+	uint64_t pages_reclaimed; /* pages evicted to make room */
+	uint64_t pages_written_back; /* dirty pages written to make room */
+	uint64_t oom_events;      /* faults that found nothing to reclaim */
+	uint64_t wait_ns;         /* time faults spent waiting for memory */
+};
+
+int fl_group_stats(fl_group *group, struct fl_group_stats *stats);
+/* The group's name (as given to fl_group_create; "root" for the root). */
+const char *fl_group_name(const fl_group *group);
+
+/*
+ * fl_mmap with the mapping in group (NULL: the root).  Page-cache pages a
+ * fault of the mapping brings in are charged to group; so are its private
+ * copies and anonymous pages.  EINVAL for a group of another engine.
+ */
+void *fl_mmap_group(fl_engine *engine, fl_group *group, void *addr,
+		    size_t length, int prot, int flags, fl_object *object,
+		    off_t offset);
+
+/* ------------------------------------------------------------------------
  * Statistics
  * ------------------------------------------------------------------------ */
 
