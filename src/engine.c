@@ -12,6 +12,7 @@
 
 #include "engine.h"
 #include "fault.h"
+#include "group.h"
 #include "object.h"
 #include "uffd.h"
 
@@ -237,6 +238,8 @@ static void engine_free(struct fl_engine *e)
 	if (e->uffd >= 0)
 		close(e->uffd);
 	workqueue_destroy(&e->work);
+	if (e->root_group)
+		groups_destroy(e);
 	pagetable_destroy(&e->pagetable);
 	pthread_rwlock_destroy(&e->map_lock);
 	pthread_mutex_destroy(&e->objects_lock);
@@ -268,7 +271,7 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 		return NULL;
 	e->uffd = e->stop_fd = e->pagemap_fd = e->work.fd = -1;
 	engine_init_locks(e);
-	if (workqueue_init(&e->work))
+	if (workqueue_init(&e->work) || groups_init(e))
 		goto fail;
 	if (config_resolve(config, &e->config))
 		goto fail;
@@ -348,8 +351,9 @@ int fl_engine_destroy(fl_engine *e)
 		return -1;
 	}
 	mappings_destroy(e);
-	/* No handler may run readahead on an object freed below. */
+	/* No thread may touch an object freed below. */
 	stop_threads(e);
+	groups_wake_waiters(e); /* their faults are cancelled just below */
 	workqueue_destroy(&e->work);
 	/* Objects the caller did not close go too: write back, then free. */
 	while (e->objects)

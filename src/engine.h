@@ -49,6 +49,10 @@ struct fl_engine {
 	/* What each private or anonymous virtual page holds. */
 	struct pagetable pagetable;
 
+	/* Memory groups: the root, and every group (group.c). */
+	pthread_mutex_t groups_lock; /* the list, nr_children, nr_mappings */
+	struct fl_group *root_group, *groups;
+
 	pthread_mutex_t objects_lock; /* guards the list of live objects */
 	struct fl_object *objects;
 

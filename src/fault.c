@@ -21,14 +21,17 @@
  *   beyond the object  SIGBUS (UFFDIO_POISON), counted
  */
 #include <errno.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
 #include "engine.h"
 #include "fault.h"
 #include "fault_priv.h"
+#include "group.h"
 #include "object.h"
 #include "readahead.h"
+#include "reclaim.h"
 #include "uffd.h"
 
 /* An aligned window of up to max pages around addr, within the mapping. */
@@ -60,9 +63,72 @@ static void fault_count(struct fault *f, size_t field_offset, uint64_t n)
 
 enum fault_result fault_sigbus(struct fault *f)
 {
+	f->signalled = 1;
 	COUNT(f, errors, 1);
 	uffd_poison(f->e->uffd, f->addr, PAGE_SIZE);
 	return FAULT_DONE;
+}
+
+/*
+ * A fault is counted once, on its first attempt, as major if it must wait
+ * for the page to be read: before anything can wake its thread, so that
+ * what the thread reads of the statistics afterwards includes it.
+ */
+static void fault_count_first(struct fault *f, int major)
+{
+	if (f->attempts)
+		return;
+	f->major = major;
+	if (major) {
+		COUNT(f, major_faults, 1);
+		atomic_fetch_add(&f->m->group->major_faults, 1);
+	} else {
+		COUNT(f, minor_faults, 1);
+		atomic_fetch_add(&f->m->group->minor_faults, 1);
+	}
+}
+
+/* Credit the mapping with the pages this fault read (the engine counted
+ * them when they were read), if it still shows what they were read from. */
+static void fault_done_count(struct fault *f)
+{
+	if (!f->pages_read || f->m->object != f->read_object)
+		return;
+	if (f->m->object->store)
+		count_add(&f->m->stats, pages_read, f->pages_read);
+	else
+		count_add(&f->m->stats, zero_fills, f->pages_read);
+	f->pages_read = 0;
+}
+
+/* ---- private pages ------------------------------------------------------ */
+
+/*
+ * Make the page at vpn private (a copy-on-write copy, or an anonymous page
+ * from the zero page), charged to the mapping's group before anything is
+ * locked or mapped.  Returns the previous state; -1 with *over set if the
+ * group (or an ancestor) is at its max; -2 without memory for the entry.
+ */
+static int claim_private(struct fault *f, uint64_t vpn, struct fl_group **over)
+{
+	struct pagetable *pt = &f->e->pagetable;
+	struct fl_group *g = f->m->group;
+	int old;
+
+	pagetable_lock(pt);
+	old = pte_get(pt, vpn);
+	if (old != PTE_PRIVATE) {
+		if (group_try_charge(g, 1, over)) {
+			old = -1;
+		} else if (pte_set(pt, vpn, PTE_PRIVATE) < 0) {
+			group_uncharge(g, 1);
+			old = -2;
+		} else {
+			atomic_fetch_add(&g->private_pages, 1);
+		}
+	}
+	pagetable_unlock(pt);
+	return old;
 }
 
 /* ---- anonymous memory --------------------------------------------------- */
@@ -87,31 +153,76 @@ static long anon_zero_run(struct fault *f, uintptr_t start, size_t pages)
 	if (n <= 0)
 		return 0;
 	pagetable_lock(pt);
-	for (size_t i = 0; i < pages; i++)
-		if (written[i])
-			pte_set(pt, (start >> PAGE_SHIFT) + i, PTE_PRIVATE);
+	for (size_t i = 0; i < pages; i++) {
+		if (written[i] && pte_set(pt, (start >> PAGE_SHIFT) + i,
+					  PTE_PRIVATE) == PTE_ZERO) {
+			/* It exists already: charged even past max. */
+			group_force_charge(f->m->group, 1);
+			atomic_fetch_add(&f->m->group->private_pages, 1);
+		}
+	}
 	pagetable_unlock(pt);
 	return n;
 }
 
 /*
- * Claim the unpopulated pages of [lo, hi) as state, then fill each run of
- * claimed pages: zeroed private pages, or the zero page.  Returns the
- * number of private pages made.
+ * Claim the unpopulated pages of [lo, hi) as state, private pages charged
+ * first (the faulting page alone, if the whole window does not fit).
+ * Returns how many were claimed, or -1 with *over set if not even the
+ * faulting page fits.
  */
-static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
-			     enum pte_state state)
+static long anon_claim(struct fault *f, uintptr_t lo, size_t n,
+		       enum pte_state state, unsigned char *claimed,
+		       struct fl_group **over)
 {
 	struct pagetable *pt = &f->e->pagetable;
+	struct fl_group *g = f->m->group;
+	size_t at = (f->addr - lo) >> PAGE_SHIFT;
+	long count = 0;
+
+	pagetable_lock(pt);
+	for (size_t i = 0; i < n; i++) {
+		claimed[i] = pte_get(pt, (lo >> PAGE_SHIFT) + i) == PTE_NONE;
+		count += claimed[i];
+	}
+	if (state == PTE_PRIVATE && count &&
+	    group_try_charge(g, (uint64_t)count, over)) {
+		count = claimed[at];
+		memset(claimed, 0, n);
+		claimed[at] = (unsigned char)count;
+		if (count && group_try_charge(g, 1, over)) {
+			pagetable_unlock(pt);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (claimed[i] &&
+		    pte_set(pt, (lo >> PAGE_SHIFT) + i, state) < 0) {
+			claimed[i] = 0;
+			count--;
+			if (state == PTE_PRIVATE)
+				group_uncharge(g, 1);
+		}
+	}
+	if (state == PTE_PRIVATE)
+		atomic_fetch_add(&g->private_pages, (uint64_t)count);
+	pagetable_unlock(pt);
+	return count;
+}
+
+/*
+ * Fill [lo, hi): zeroed private pages, or the zero page.  Returns the
+ * number of private pages made, or -1 with *over set (see anon_claim).
+ */
+static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
+			     enum pte_state state, struct fl_group **over)
+{
 	unsigned char claimed[ANON_WINDOW_MAX];
 	size_t n = (hi - lo) >> PAGE_SHIFT;
 	long filled = 0;
 
-	pagetable_lock(pt);
-	for (size_t i = 0; i < n; i++)
-		claimed[i] = pte_get(pt, (lo >> PAGE_SHIFT) + i) == PTE_NONE &&
-			     pte_set(pt, (lo >> PAGE_SHIFT) + i, state) >= 0;
-	pagetable_unlock(pt);
+	if (anon_claim(f, lo, n, state, claimed, over) < 0)
+		return -1;
 	for (size_t i = 0, j; i < n; i = j) {
 		uintptr_t start = lo + (i << PAGE_SHIFT);
 		long done;
@@ -133,37 +244,49 @@ static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 	return filled;
 }
 
+/* A store to the zero page: the page becomes private (charged first). */
+static enum fault_result fault_anon_wp(struct fault *f)
+{
+	struct fl_group *over;
+	int old = claim_private(f, f->addr >> PAGE_SHIFT, &over);
+
+	if (old == -1)
+		return fault_wait_memory(f, over, 1);
+	if (old < 0)
+		return fault_sigbus(f);
+	if (old == PTE_ZERO)
+		COUNT(f, zero_fills, 1);
+	uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0); /* wakes */
+	return FAULT_DONE;
+}
+
 static enum fault_result fault_anon(struct fault *f)
 {
-	struct pagetable *pt = &f->e->pagetable;
+	struct fl_group *over;
 	uintptr_t lo, hi;
+	long filled;
 
-	COUNT(f, minor_faults, 1);
+	fault_count_first(f, 0);
 	if (f->wp && !f->write) { /* stale: the mapping is read-only now */
 		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
-	} else if (f->wp) { /* a store to the zero page */
-		int old;
-
-		pagetable_lock(pt);
-		old = pte_set(pt, f->addr >> PAGE_SHIFT, PTE_PRIVATE);
-		pagetable_unlock(pt);
-		if (old == PTE_ZERO)
-			COUNT(f, zero_fills, 1);
-		uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
-	} else {
-		fault_window(f,
-			     f->write ? f->e->config.anon_fault_around_pages
-				      : f->e->config.fault_around_pages,
-			     &lo, &hi);
-		if (hi - lo > (uintptr_t)ANON_WINDOW_MAX << PAGE_SHIFT) {
-			lo = f->addr;
-			hi = lo + PAGE_SIZE;
-		}
-		COUNT(f, zero_fills,
-		      anon_fill_window(f, lo, hi,
-				       f->write ? PTE_PRIVATE : PTE_ZERO));
-		uffd_wake(f->e->uffd, lo, hi - lo);
+		return FAULT_DONE;
 	}
+	if (f->wp)
+		return fault_anon_wp(f);
+	fault_window(f,
+		     f->write ? f->e->config.anon_fault_around_pages
+			      : f->e->config.fault_around_pages,
+		     &lo, &hi);
+	if (hi - lo > (uintptr_t)ANON_WINDOW_MAX << PAGE_SHIFT) {
+		lo = f->addr;
+		hi = lo + PAGE_SIZE;
+	}
+	filled = anon_fill_window(f, lo, hi, f->write ? PTE_PRIVATE : PTE_ZERO,
+				  &over);
+	if (filled < 0)
+		return fault_wait_memory(f, over, 1);
+	COUNT(f, zero_fills, (uint64_t)filled);
+	uffd_wake(f->e->uffd, lo, hi - lo);
 	return FAULT_DONE;
 }
 
@@ -173,9 +296,12 @@ static enum fault_result fault_anon(struct fault *f)
 static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 				    uint64_t index)
 {
-	long n = pagecache_start_read(o, index,
-				      readahead_sync_pages(f->e, f->m));
+	struct fl_group *over;
+	long n = pagecache_start_read(
+		o, index, readahead_sync_pages(f->e, f->m), f->m->group, &over);
 
+	if (n == -2)
+		return fault_wait_memory(f, over, 1); /* the group is full */
 	if (n < 0)
 		return fault_sigbus(f); /* no memory for descriptors */
 	if (n == 0) { /* another fault inserted it meanwhile */
@@ -272,35 +398,6 @@ static void fault_around(struct fault *f, struct fl_object *o)
 }
 
 /*
- * A fault is counted once, on its first attempt, as major if it must wait
- * for the page to be read: before anything can wake its thread, so that
- * what the thread reads of the statistics afterwards includes it.
- */
-static void fault_count_first(struct fault *f, int major)
-{
-	if (f->attempts)
-		return;
-	f->major = major;
-	if (major)
-		COUNT(f, major_faults, 1);
-	else
-		COUNT(f, minor_faults, 1);
-}
-
-/* Credit the mapping with the pages this fault read (the engine counted
- * them when they were read), if it still shows what they were read from. */
-static void fault_done_count(struct fault *f)
-{
-	if (!f->pages_read || f->m->object != f->read_object)
-		return;
-	if (f->m->object->store)
-		count_add(&f->m->stats, pages_read, f->pages_read);
-	else
-		count_add(&f->m->stats, zero_fills, f->pages_read);
-	f->pages_read = 0;
-}
-
-/*
  * Whether a write-protect fault may predate writeback's last protection of
  * the page: read before it, it may be a store that another thread's fault
  * already let through (a wake-up is per page), and must not re-dirty the
@@ -342,14 +439,15 @@ static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
  * then let the store through to a read-only mapping of the cache page, so
  * that the kernel copies it.  The copy is charged before any page lock.
  */
-static void fault_cow(struct fault *f, int mapped)
+static enum fault_result fault_cow(struct fault *f, int mapped)
 {
-	struct pagetable *pt = &f->e->pagetable;
-	int old;
+	struct fl_group *over;
+	int old = claim_private(f, f->addr >> PAGE_SHIFT, &over);
 
-	pagetable_lock(pt);
-	old = pte_set(pt, f->addr >> PAGE_SHIFT, PTE_PRIVATE);
-	pagetable_unlock(pt);
+	if (old == -1)
+		return fault_wait_memory(f, over, 1);
+	if (old < 0)
+		return fault_sigbus(f);
 	if (old == PTE_NONE)
 		COUNT(f, cow_copies, 1);
 	if (mapped)
@@ -357,6 +455,7 @@ static void fault_cow(struct fault *f, int mapped)
 	else
 		uffd_continue(f->e->uffd, f->e->pagemap_fd, f->addr, PAGE_SIZE,
 			      0);
+	return FAULT_DONE;
 }
 
 static enum fault_result fault_file(struct fault *f)
@@ -379,16 +478,21 @@ static enum fault_result fault_file(struct fault *f)
 			return fault_wait_page(f, page);
 		return fault_read(f, o, index);
 	}
+	lru_mark_accessed(page); /* this fault used it */
 	if (f->write && f->m->kind == MAP_KIND_SHARED) {
 		enum fault_result r = fault_mkwrite(f, o, page, f->wp);
 
 		if (r != FAULT_DONE)
 			return r; /* waiting: retried, or parked elsewhere */
 	} else {
-		fault_done_count(f);
-		if (f->write)
-			fault_cow(f, f->wp);
 		page_put(page);
+		if (f->write) {
+			enum fault_result r = fault_cow(f, f->wp);
+
+			if (r != FAULT_DONE || f->signalled)
+				return r; /* waiting for memory, or SIGBUS */
+		}
+		fault_done_count(f);
 	}
 	if (f->wp) /* resolved by lifting the protection; wake it */
 		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
@@ -428,6 +532,8 @@ enum fault_result fault_once(struct fault *f)
 	}
 	if (!(f->m->prot & PROT_WRITE))
 		f->write = 0; /* a stale message: mprotect came in between */
+	if (f->oom_fail)      /* its group's OOM policy said: fail */
+		return fault_sigbus(f);
 	if (f->m->kind == MAP_KIND_ANON)
 		return fault_anon(f);
 	return fault_file(f);

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 
 #include "engine.h"
+#include "group.h"
+#include "reclaim.h"
 #include "fault_priv.h"
 #include "object.h"
 #include "uffd.h"
@@ -198,6 +200,99 @@ enum fault_result fault_start_read(struct fault *f, struct fl_object *o,
 				.object = o,
 				.index = index,
 				.count = count};
+	engine_post_work(h->e, &h->work);
+	return FAULT_PARKED;
+}
+
+/* ---- waiting for memory ------------------------------------------------- */
+
+#define RECLAIM_AT_LEAST 32 /* pages: reclaim in batches, not page by page */
+
+/* Resume a fault that waited for memory; the group is no longer needed. */
+static void fault_memory_resume_work(struct fl_engine *e, struct work *w)
+{
+	struct fault *f = fault_of(w, work);
+
+	if (f->wait_start)
+		atomic_fetch_add(&f->mem_group->wait_ns,
+				 lockstat_now() - f->wait_start);
+	atomic_fetch_sub(&f->mem_group->pins, 1);
+	f->mem_group = NULL;
+	f->wait_start = 0;
+	fault_retried(f);
+	fault_run(f);
+}
+
+static void fault_memory_cancel(struct work *w)
+{
+	struct fault *f = fault_of(w, work);
+
+	atomic_fetch_sub(&f->mem_group->pins, 1);
+	f->mem_group = NULL;
+	fault_cancel(f);
+}
+
+/* Memory may be free now (runs in the uncharging thread): queue it. */
+static void fault_memory_woken(struct page_waiter *waiter)
+{
+	struct fault *f = fault_of(waiter, waiter);
+
+	f->work = (struct work){.fn = fault_memory_resume_work,
+				.cancel = fault_memory_cancel};
+	engine_post_work(f->e, &f->work);
+}
+
+/* Nothing could be reclaimed: the group's policy decides. */
+static void fault_oom(struct fault *f)
+{
+	struct fl_group *g = f->mem_group;
+
+	atomic_fetch_add(&g->oom_events, 1);
+	switch (g->policy) {
+	case FL_OOM_WAIT:
+		f->wait_start = lockstat_now();
+		f->waiter.wake = fault_memory_woken;
+		if (group_wait(g, f->mem_pages, &f->waiter) == 0)
+			return; /* parked until an uncharge or a new max */
+		break;
+	case FL_OOM_CALLBACK:
+		if (g->callback(g, f->mem_pages << PAGE_SHIFT,
+				g->callback_arg) != FL_OOM_RETRY)
+			f->oom_fail = 1;
+		break;
+	default:
+		f->oom_fail = 1;
+	}
+	fault_memory_resume_work(f->e, &f->work);
+}
+
+static void fault_reclaim_work(struct fl_engine *e, struct work *w)
+{
+	struct fault *f = fault_of(w, work);
+	uint64_t want = f->mem_pages > RECLAIM_AT_LEAST ? f->mem_pages
+							: RECLAIM_AT_LEAST;
+
+	if (reclaim_group(f->mem_group, want) > 0)
+		fault_memory_resume_work(e, w);
+	else
+		fault_oom(f);
+}
+
+enum fault_result fault_wait_memory(struct fault *f, struct fl_group *over,
+				    uint64_t pages)
+{
+	struct fault *h = fault_to_heap(f);
+
+	fault_unlock(f);
+	if (!h) { /* no memory to park: reclaim here, then retry */
+		reclaim_group(over, pages);
+		return FAULT_RETRY;
+	}
+	atomic_fetch_add(&over->pins, 1);
+	h->mem_group = over;
+	h->mem_pages = pages;
+	h->work = (struct work){.fn = fault_reclaim_work,
+				.cancel = fault_memory_cancel};
 	engine_post_work(h->e, &h->work);
 	return FAULT_PARKED;
 }

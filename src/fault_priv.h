@@ -45,6 +45,11 @@ struct fault {
 	struct fl_page *parked_page; /* waited on, with a reference */
 	struct page_waiter waiter;   /* on parked_page */
 	struct work work;	     /* a store read, or the resumption */
+	/* Waiting for memory: the group at its max (pinned), how much. */
+	struct fl_group *mem_group;
+	uint64_t mem_pages, wait_start;
+	int oom_fail;  /* nothing to reclaim and the policy said fail */
+	int signalled; /* answered with SIGBUS */
 };
 
 /* fault.c: one attempt, with the map lock held for reading. */
@@ -59,6 +64,14 @@ void fault_unlock(struct fault *f);
 enum fault_result fault_run(struct fault *f);
 /* Wait for page (referenced) to be unlocked; the reference is consumed. */
 enum fault_result fault_wait_page(struct fault *f, struct fl_page *page);
+/*
+ * Charging pages failed: group over is at its max.  Reclaim from it (on an
+ * I/O thread), then retry; if nothing could be reclaimed, apply over's OOM
+ * policy (fail: SIGBUS on the retry; wait: parked until memory is freed or
+ * the limit raised; callback: as it answers).
+ */
+enum fault_result fault_wait_memory(struct fault *f, struct fl_group *over,
+				    uint64_t pages);
 /* Read the locked, inserted pages [index, index + count) of o, then retry. */
 enum fault_result fault_start_read(struct fault *f, struct fl_object *o,
 				   uint64_t index, unsigned long count);

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 
 #include "engine.h"
+#include "group.h"
 #include "object.h"
 #include "uffd.h"
 
@@ -69,6 +70,16 @@ static void mapping_set_remove(struct mapping_set *set, size_t i)
 	set->nr--;
 }
 
+/* Count m among its group's mappings (delta 1), or no more (-1). */
+static void group_add_mapping(struct fl_mapping *m, int delta)
+{
+	struct fl_engine *e = m->group->engine;
+
+	pthread_mutex_lock(&e->groups_lock);
+	m->group->nr_mappings += delta;
+	pthread_mutex_unlock(&e->groups_lock);
+}
+
 /* Split the mapping at set->v[i] at addr; the upper part is v[i + 1]. */
 static int mapping_split(struct mapping_set *set, size_t i, uintptr_t addr)
 {
@@ -89,6 +100,7 @@ static int mapping_split(struct mapping_set *set, size_t i, uintptr_t addr)
 	}
 	if (m->object)
 		object_link_mapping(m->object, upper);
+	group_add_mapping(upper, 1);
 	return 0;
 }
 
@@ -119,6 +131,21 @@ static int mapping_covers(const struct mapping_set *set, uintptr_t start,
 		start = set->v[i++]->end;
 	}
 	return 1;
+}
+
+/* ---- groups ------------------------------------------------------------- */
+
+/* Forget [start, end) of m in the page table; its private pages go. */
+static void mapping_drop_private(struct fl_engine *e, struct fl_mapping *m,
+				 uintptr_t start, uintptr_t end)
+{
+	uint64_t freed = pagetable_clear(&e->pagetable, start >> PAGE_SHIFT,
+					 (end >> PAGE_SHIFT) - 1);
+
+	if (freed) {
+		atomic_fetch_sub(&m->group->private_pages, freed);
+		group_uncharge(m->group, freed);
+	}
 }
 
 /* ---- mappings taken down: finished after the map lock is dropped ------ */
@@ -174,8 +201,8 @@ static void mapping_remove(struct fl_engine *e, size_t i, int real_unmap,
 
 	if (real_unmap)
 		munmap((void *)m->start, m->end - m->start);
-	pagetable_clear(&e->pagetable, m->start >> PAGE_SHIFT,
-			(m->end >> PAGE_SHIFT) - 1);
+	mapping_drop_private(e, m, m->start, m->end);
+	group_add_mapping(m, -1);
 	mapping_set_remove(&e->mappings, i);
 	if (m->object)
 		object_unlink_mapping(m->object, m);
@@ -311,17 +338,19 @@ static int mapping_install(struct fl_engine *e, struct fl_mapping *m,
 	}
 	if (m->object)
 		object_link_mapping(m->object, m);
+	group_add_mapping(m, 1);
 	return 0;
 }
 
 static struct fl_mapping *mapping_new(int prot, int flags, fl_object *o,
-				      off_t offset)
+				      off_t offset, struct fl_group *g)
 {
 	struct fl_mapping *m = calloc(1, sizeof(*m));
 
 	if (!m)
 		return NULL;
 	m->prot = prot;
+	m->group = g;
 	m->advice = MADV_NORMAL;
 	m->object = o;
 	m->pgoff = (uint64_t)offset >> PAGE_SHIFT;
@@ -336,8 +365,31 @@ static struct fl_mapping *mapping_new(int prot, int flags, fl_object *o,
 	return m;
 }
 
-void *fl_mmap(fl_engine *e, void *addr, size_t length, int prot, int flags,
-	      fl_object *o, off_t offset)
+/* Under the map write lock: make room (MAP_FIXED), install m.  0 or errno. */
+static int mmap_locked(struct fl_engine *e, struct fl_mapping *m,
+		       uintptr_t start, size_t len, int flags,
+		       struct put_list *puts)
+{
+	size_t i = mapping_first_after(&e->mappings, start);
+	int err;
+
+	if ((flags & MAP_FIXED_NOREPLACE) && i < e->mappings.nr &&
+	    e->mappings.v[i]->start < start + len)
+		return EEXIST;
+	if ((flags & MAP_FIXED) &&
+	    unmap_range_locked(e, start, start + len, 0, puts))
+		return errno;
+	if (mapping_install(e, m, start, len, flags) == 0)
+		return 0;
+	err = errno;
+	/* What MAP_FIXED replaced is forgotten: take it down too. */
+	if (flags & MAP_FIXED)
+		munmap((void *)start, len);
+	return err;
+}
+
+void *fl_mmap_group(fl_engine *e, fl_group *g, void *addr, size_t length,
+		    int prot, int flags, fl_object *o, off_t offset)
 {
 	size_t len = page_round_up(length);
 	uintptr_t start = (uintptr_t)addr;
@@ -346,6 +398,8 @@ void *fl_mmap(fl_engine *e, void *addr, size_t length, int prot, int flags,
 	struct fl_mapping *m;
 	int err = mmap_check_args(e, start, length, prot, flags, o, offset);
 
+	if (!err && g && g->engine != e)
+		err = EINVAL;
 	if (err) {
 		errno = err;
 		return MAP_FAILED;
@@ -357,41 +411,31 @@ void *fl_mmap(fl_engine *e, void *addr, size_t length, int prot, int flags,
 			return MAP_FAILED;
 		offset = 0;
 	}
-	m = mapping_new(prot, flags, o, offset);
-	if (!m)
-		goto fail;
-	map_write_lock(e);
-	if ((flags & MAP_FIXED_NOREPLACE) &&
-	    mapping_first_after(&e->mappings, start) < e->mappings.nr &&
-	    e->mappings.v[mapping_first_after(&e->mappings, start)]->start <
-		    start + len) {
-		errno = EEXIST;
-	} else if (!(flags & MAP_FIXED) ||
-		   !unmap_range_locked(e, start, start + len, 0, &puts)) {
-		err = mapping_install(e, m, start, len, flags);
-		if (!err) {
-			map_unlock(e);
-			if (flags &
-			    MAP_FIXED) /* sleepers on what it replaced */
-				uffd_wake(e->uffd, m->start, len);
-			put_list_finish(&puts);
-			if (anon)
-				object_put(anon); /* the mapping holds it */
-			return (void *)m->start;
-		}
-		/* What MAP_FIXED replaced is forgotten: take it down too. */
-		if (flags & MAP_FIXED)
-			munmap((void *)start, len);
+	m = mapping_new(prot, flags, o, offset, g ? g : e->root_group);
+	if (!m) {
+		err = errno;
+	} else {
+		map_write_lock(e);
+		err = mmap_locked(e, m, start, len, flags, &puts);
+		map_unlock(e);
 	}
-	map_unlock(e);
+	if (!err && (flags & MAP_FIXED)) /* sleepers on what it replaced */
+		uffd_wake(e->uffd, m->start, len);
 	put_list_finish(&puts);
-fail:
-	err = errno;
-	free(m);
 	if (anon)
-		object_put(anon);
-	errno = err;
-	return MAP_FAILED;
+		object_put(anon); /* on success, the mapping holds it */
+	if (err) {
+		free(m);
+		errno = err;
+		return MAP_FAILED;
+	}
+	return (void *)m->start;
+}
+
+void *fl_mmap(fl_engine *e, void *addr, size_t length, int prot, int flags,
+	      fl_object *o, off_t offset)
+{
+	return fl_mmap_group(e, NULL, addr, length, prot, flags, o, offset);
 }
 
 /* ---- protection, advice, sync ----------------------------------------- */
@@ -471,9 +515,14 @@ static int madvise_dontneed(struct fl_engine *e, uintptr_t start, uintptr_t end)
 
 	map_write_lock(e);
 	rc = madvise((void *)start, end - start, MADV_DONTNEED);
-	if (rc == 0)
-		pagetable_clear(&e->pagetable, start >> PAGE_SHIFT,
-				(end >> PAGE_SHIFT) - 1);
+	for (size_t i = mapping_first_after(&e->mappings, start);
+	     rc == 0 && i < e->mappings.nr && e->mappings.v[i]->start < end;
+	     i++) {
+		struct fl_mapping *m = e->mappings.v[i];
+
+		mapping_drop_private(e, m, m->start > start ? m->start : start,
+				     m->end < end ? m->end : end);
+	}
 	map_unlock(e);
 	return rc;
 }
@@ -496,6 +545,7 @@ static int madvise_set(struct fl_engine *e, uintptr_t start, uintptr_t end,
 struct object_range {
 	struct fl_object *object;
 	uint64_t first, last;
+	struct fl_group *group; /* the mapping's, pinned */
 };
 
 /*
@@ -521,27 +571,42 @@ static struct object_range *collect_object_ranges(struct fl_engine *e,
 		if (!m->object || (shared_only && m->kind != MAP_KIND_SHARED))
 			continue;
 		object_get(m->object);
+		atomic_fetch_add(&m->group->pins, 1);
 		r[n++] = (struct object_range){m->object, mapping_index(m, lo),
-					       mapping_index(m, hi - 1)};
+					       mapping_index(m, hi - 1),
+					       m->group};
 	}
 	map_unlock(e);
 	*nr = n;
 	return r;
 }
 
-/* Read [first, last] of o into the page cache. */
+/* Read [first, last] of o into the page cache, charged to g. */
 static void object_readahead(struct fl_object *o, uint64_t first, uint64_t last,
-			     unsigned batch)
+			     unsigned batch, struct fl_group *g)
 {
 	for (uint64_t i = first; i <= last && i < o->nr_pages;) {
 		unsigned long want =
 			last - i + 1 < batch ? last - i + 1 : batch;
-		long n = pagecache_start_read(o, i, want);
+		struct fl_group *over;
+		long n = pagecache_start_read(o, i, want, g, &over);
 
+		if (n == -2) /* advice: it does not reclaim to make room */
+			break;
 		if (n > 0)
 			pagecache_read(o, i, (unsigned long)n, i);
 		i += n > 0 ? (uint64_t)n : 1;
 	}
+}
+
+/* Drop the references collect_object_ranges took. */
+static void object_ranges_put(struct object_range *r, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++) {
+		atomic_fetch_sub(&r[i].group->pins, 1);
+		object_put(r[i].object);
+	}
+	free(r);
 }
 
 static int madvise_willneed(struct fl_engine *e, uintptr_t start, uintptr_t end)
@@ -551,12 +616,10 @@ static int madvise_willneed(struct fl_engine *e, uintptr_t start, uintptr_t end)
 
 	if (!r)
 		return -1;
-	for (size_t i = 0; i < nr; i++) {
+	for (size_t i = 0; i < nr; i++)
 		object_readahead(r[i].object, r[i].first, r[i].last,
-				 e->config.readahead_pages);
-		object_put(r[i].object);
-	}
-	free(r);
+				 e->config.readahead_pages, r[i].group);
+	object_ranges_put(r, nr);
 	return 0;
 }
 
@@ -603,12 +666,10 @@ int fl_msync(fl_engine *e, void *addr, size_t length, int flags)
 	r = collect_object_ranges(e, start, end, 1, &nr);
 	if (!r)
 		return -1;
-	for (size_t i = 0; i < nr; i++) {
+	for (size_t i = 0; i < nr; i++)
 		if (object_writeback(r[i].object, r[i].first, r[i].last))
 			rc = -1;
-		object_put(r[i].object);
-	}
-	free(r);
+	object_ranges_put(r, nr);
 	if (rc)
 		errno = EIO;
 	return rc;

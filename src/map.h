@@ -26,6 +26,7 @@ struct fl_mapping {
 	int advice; /* MADV_NORMAL, MADV_RANDOM or MADV_SEQUENTIAL */
 	enum map_kind kind;
 	struct fl_object *object; /* NULL for MAP_KIND_ANON */
+	struct fl_group *group;	  /* charged for what its faults bring in */
 	uint64_t pgoff;		  /* object page shown at start */
 	struct counters stats;
 	/* Sequential-fault detection for adaptive fault-around. */

@@ -53,6 +53,17 @@ static inline void object_get(struct fl_object *o)
 {
 	atomic_fetch_add(&o->refs, 1);
 }
+
+/* A reference unless the object is already going (its refs reached 0). */
+static inline int object_tryget(struct fl_object *o)
+{
+	long refs = atomic_load(&o->refs);
+
+	while (refs > 0)
+		if (atomic_compare_exchange_weak(&o->refs, &refs, refs + 1))
+			return 1;
+	return 0;
+}
 /* Drop a reference; the last one writes back and frees.  0 or -1/EIO. */
 int object_put(struct fl_object *o);
 /* Free the object whatever its references (engine teardown). */
@@ -76,12 +87,15 @@ struct fl_page *pagecache_get(struct fl_object *o, uint64_t index);
 /*
  * Start reading up to max pages from index: insert locked, not up-to-date
  * pages for the run of absent indices from index (stopping at the first
- * present page or the end of the object).  Returns the run's length (0 if
- * index is present), or -1 with ENOMEM.  The caller then calls
- * pagecache_read without holding the map lock.
+ * present page or the end of the object), charged to group g in one step
+ * first (or the faulting page alone, if the run does not fit).  Returns
+ * the run's length (0 if index is present), -1 with ENOMEM, or -2 if not
+ * even one page fits: *over is then the group at its max.  The caller then
+ * calls pagecache_read without holding the map lock.
  */
 long pagecache_start_read(struct fl_object *o, uint64_t index,
-			  unsigned long max);
+			  unsigned long max, struct fl_group *g,
+			  struct fl_group **over);
 
 /*
  * Fill the locked pages [index, index+count) from the store, mark them up
@@ -111,6 +125,11 @@ int pagecache_mark_dirty(struct fl_object *o, struct fl_page *page);
 /* Dirty pages in [first, last]. */
 uint64_t pagecache_count_dirty(struct fl_object *o, uint64_t first,
 			       uint64_t last);
+
+/* Take page index out of every shared view (not the cache).  Map lock
+ * held.  Private views are left alone: a private copy there must not be
+ * touched, and telling one from a cache page is not race-free. */
+void object_unmap_page(struct fl_object *o, uint64_t index);
 
 /* Write-protect [first, last] in every shared view.  Map lock held. */
 void object_mkclean(struct fl_object *o, uint64_t first, uint64_t last);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Page descriptors: allocation, references, the page lock and waits. */
 #include "page.h"
+#include "group.h"
 
 #include <limits.h>
 #include <linux/futex.h>
@@ -9,22 +10,34 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-struct fl_page *page_alloc(void)
+struct fl_page *page_alloc(struct fl_object *object, uint64_t index,
+			   struct fl_group *group)
 {
-	struct fl_page *page = malloc(sizeof(*page));
+	struct fl_page *page = calloc(1, sizeof(*page));
 
 	if (!page)
 		return NULL;
 	atomic_init(&page->flags, 0);
 	atomic_init(&page->refcount, 1);
 	atomic_init(&page->cleaned_batch, 0);
+	page->object = object;
+	page->index = index;
+	page->group = group;
+	if (group)
+		atomic_fetch_add(&group->cache_pages, 1);
 	return page;
 }
 
+/* The last reference: the page is freed, and uncharged (one step). */
 void page_put(struct fl_page *page)
 {
-	if (atomic_fetch_sub(&page->refcount, 1) == 1)
-		free(page);
+	if (atomic_fetch_sub(&page->refcount, 1) != 1)
+		return;
+	if (page->group) {
+		atomic_fetch_sub(&page->group->cache_pages, 1);
+		group_uncharge(page->group, 1);
+	}
+	free(page);
 }
 
 static void futex_wait(_Atomic uint32_t *word, uint32_t expected)

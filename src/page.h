@@ -19,7 +19,16 @@ enum page_flag {
 	PG_WRITEBACK = 1u << 3,
 	PG_WAITERS = 1u << 4, /* someone sleeps on this page's flags */
 	PG_PARKED = 1u << 5,  /* a parked fault waits on this page */
+	/* Recency (reclaim.c), changed under the group's LRU lock. */
+	PG_LRU = 1u << 6,	 /* on one of its group's lists */
+	PG_ACTIVE = 1u << 7,	 /* on the active list */
+	PG_REFERENCED = 1u << 8, /* faulted on since last looked at */
+	PG_UNMAPPED = 1u << 9,	 /* taken out of the views to see if it
+				    comes back (its second chance) */
 };
+
+struct fl_group;
+struct fl_object;
 
 struct fl_page {
 	_Atomic uint32_t flags;
@@ -27,6 +36,11 @@ struct fl_page {
 	/* Message batch last read when writeback write-protected the page
 	 * (64 bits: it must never wrap). */
 	_Atomic uint64_t cleaned_batch;
+	/* Charged to group at creation, uncharged when freed. */
+	struct fl_group *group;
+	struct fl_object *object;
+	uint64_t index;
+	struct fl_page *lru_prev, *lru_next; /* group's LRU list */
 };
 
 static inline int page_test(struct fl_page *page, uint32_t flag)
@@ -51,7 +65,9 @@ static inline int page_trylock(struct fl_page *page)
 	return !page_test_and_set(page, PG_LOCKED);
 }
 
-struct fl_page *page_alloc(void);
+/* A page of object at index, charged already to group (may be NULL). */
+struct fl_page *page_alloc(struct fl_object *object, uint64_t index,
+			   struct fl_group *group);
 static inline void page_get(struct fl_page *page)
 {
 	atomic_fetch_add(&page->refcount, 1);

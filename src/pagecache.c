@@ -11,7 +11,9 @@
 #include <sys/mman.h>
 
 #include "engine.h"
+#include "group.h"
 #include "object.h"
+#include "reclaim.h"
 #include "uffd.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -33,32 +35,70 @@ struct fl_page *pagecache_get(struct fl_object *o, uint64_t index)
 	return page;
 }
 
-long pagecache_start_read(struct fl_object *o, uint64_t index,
-			  unsigned long max)
+/* Under the cache lock: how many pages from index are absent, up to max. */
+static unsigned long absent_run(struct fl_object *o, uint64_t index,
+				unsigned long max)
 {
-	long n = 0;
+	unsigned long n = 0;
 
-	pthread_rwlock_wrlock(&o->lock);
-	while ((unsigned long)n < max && index + n < o->nr_pages &&
-	       !radix_lookup(&o->pages, index + n)) {
-		struct fl_page *page = page_alloc();
+	while (n < max && index + n < o->nr_pages &&
+	       !radix_lookup(&o->pages, index + n))
+		n++;
+	return n;
+}
 
-		if (!page || radix_insert(&o->pages, index + n, page)) {
+/* Under the cache lock: n pages charged to g, inserted locked. */
+static unsigned long insert_locked(struct fl_object *o, uint64_t index,
+				   unsigned long n, struct fl_group *g)
+{
+	unsigned long i;
+
+	for (i = 0; i < n; i++) {
+		struct fl_page *page = page_alloc(o, index + i, g);
+
+		if (!page || radix_insert(&o->pages, index + i, page)) {
 			if (page)
-				page_put(page);
-			if (n == 0) {
-				pthread_rwlock_unlock(&o->lock);
-				errno = ENOMEM;
-				return -1;
-			}
+				page_put(page); /* uncharges it */
+			else
+				group_uncharge(g, 1);
+			group_uncharge(g, n - i - 1);
 			break; /* read the run we have */
 		}
 		atomic_store(&page->flags, PG_LOCKED);
-		n++;
+		lru_add(page);
 	}
+	return i;
+}
+
+long pagecache_start_read(struct fl_object *o, uint64_t index,
+			  unsigned long max, struct fl_group *g,
+			  struct fl_group **over)
+{
+	unsigned long n;
+
+	pthread_rwlock_wrlock(&o->lock);
+	n = absent_run(o, index, max);
+	if (n == 0) { /* present: another fault read it */
+		pthread_rwlock_unlock(&o->lock);
+		return 0;
+	}
+	/* Charged in one step, before any page exists or is locked. */
+	if (group_try_charge(g, n, over)) {
+		if (n == 1 || group_try_charge(g, 1, over)) {
+			pthread_rwlock_unlock(&o->lock);
+			return -2; /* at the limit: reclaim, or OOM policy */
+		}
+		n = 1; /* the faulting page alone fits */
+	}
+	n = insert_locked(o, index, n, g);
 	pthread_rwlock_unlock(&o->lock);
+	if (n == 0) {
+		errno = ENOMEM;
+		return -1;
+	}
 	atomic_fetch_add(&o->engine->cached_pages, n);
-	return n;
+	group_check_high(g);
+	return (long)n;
 }
 
 /* Read [index, index+count) from the store into the memfd. */
@@ -103,6 +143,7 @@ void pagecache_abandon_read(struct fl_object *o, uint64_t index,
 	for (unsigned long i = 0; i < count; i++) {
 		struct fl_page *page = radix_delete(&o->pages, index + i);
 
+		lru_del(page);
 		page_unlock(page);
 		page_put(page);
 	}
@@ -220,6 +261,18 @@ uint64_t pagecache_count_dirty(struct fl_object *o, uint64_t first,
 	}
 	pthread_rwlock_unlock(&o->lock);
 	return dirty;
+}
+
+void object_unmap_page(struct fl_object *o, uint64_t index)
+{
+	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next) {
+		uint64_t m_pages = (m->end - m->start) >> PAGE_SHIFT;
+
+		if (m->kind == MAP_KIND_SHARED && index >= m->pgoff &&
+		    index < m->pgoff + m_pages)
+			madvise((void *)mapping_addr(m, index), PAGE_SIZE,
+				MADV_DONTNEED);
+	}
 }
 
 void object_mkclean(struct fl_object *o, uint64_t first, uint64_t last)
@@ -434,6 +487,7 @@ static void page_free_cb(void *item, uint64_t index, void *arg)
 
 	pagecache_clear_dirty(o, page);
 	atomic_fetch_sub(&o->engine->cached_pages, 1);
+	lru_del(page);
 	page_put(page);
 }
 

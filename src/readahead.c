@@ -11,8 +11,10 @@
 #include <sys/mman.h>
 
 #include "engine.h"
+#include "group.h"
 #include "object.h"
 #include "readahead.h"
+#include "reclaim.h"
 
 /* Windows kept in flight ahead of a sequential reader. */
 #define READAHEAD_DEPTH 2
@@ -38,19 +40,27 @@ static void readahead_count(struct fl_engine *e, struct work *w, long n)
 
 static void readahead_work(struct fl_engine *e, struct work *w)
 {
-	long n = pagecache_start_read(w->object, w->index, w->count);
+	struct fl_group *g = w->arg, *over;
+	long n = pagecache_start_read(w->object, w->index, w->count, g, &over);
 
+	if (n == -2 && reclaim_group(over, w->count)) /* make room, once */
+		n = pagecache_start_read(w->object, w->index, w->count, g,
+					 &over);
 	/* A failed read drops its pages: a fault there reads them again. */
 	if (n > 0 && pagecache_read(w->object, w->index, (unsigned long)n,
 				    w->index) == 0)
 		readahead_count(e, w, n);
 	object_put(w->object);
+	atomic_fetch_sub(&g->pins, 1);
 	free(w);
 }
 
 static void readahead_cancel(struct work *w)
 {
+	struct fl_group *g = w->arg;
+
 	object_put(w->object);
+	atomic_fetch_sub(&g->pins, 1);
 	free(w);
 }
 
@@ -63,7 +73,9 @@ static void readahead_post(struct fl_engine *e, struct fl_mapping *m,
 	if (index >= o->nr_pages || !(w = malloc(sizeof(*w))))
 		return; /* readahead is only ever a hint */
 	object_get(o);
+	atomic_fetch_add(&m->group->pins, 1);
 	*w = (struct work){.fn = readahead_work,
+			   .arg = m->group,
 			   .cancel = readahead_cancel,
 			   .object = o,
 			   .index = index,

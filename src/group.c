@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/* Memory groups: hierarchy, one-step charging, limits, waiting for memory. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "group.h"
+#include "reclaim.h"
+
+static uint64_t bytes_to_pages(uint64_t bytes)
+{
+	return bytes == FL_GROUP_UNLIMITED ? UINT64_MAX : bytes >> PAGE_SHIFT;
+}
+
+static uint64_t pages_to_bytes(uint64_t pages)
+{
+	return pages == UINT64_MAX ? FL_GROUP_UNLIMITED : pages << PAGE_SHIFT;
+}
+
+static struct fl_group *group_new(struct fl_engine *e, struct fl_group *parent,
+				  const char *name)
+{
+	struct fl_group *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return NULL;
+	g->name = strdup(name);
+	if (!g->name) {
+		free(g);
+		return NULL;
+	}
+	g->engine = e;
+	g->parent = parent;
+	atomic_init(&g->max, UINT64_MAX);
+	atomic_init(&g->high, UINT64_MAX);
+	g->policy = FL_OOM_FAIL;
+	lru_init(&g->lru);
+	pthread_mutex_init(&g->wait_lock, NULL);
+	return g;
+}
+
+static void group_free(struct fl_group *g)
+{
+	lru_destroy(&g->lru);
+	pthread_mutex_destroy(&g->wait_lock);
+	free(g->name);
+	free(g);
+}
+
+int groups_init(struct fl_engine *e)
+{
+	pthread_mutex_init(&e->groups_lock, NULL);
+	e->root_group = e->groups = group_new(e, NULL, "root");
+	return e->root_group ? 0 : -1;
+}
+
+void groups_destroy(struct fl_engine *e)
+{
+	while (e->groups) {
+		struct fl_group *next = e->groups->next;
+
+		group_free(e->groups);
+		e->groups = next;
+	}
+	e->root_group = NULL;
+	pthread_mutex_destroy(&e->groups_lock);
+}
+
+int group_within(const struct fl_group *g, const struct fl_group *ancestor)
+{
+	for (; g; g = g->parent)
+		if (g == ancestor)
+			return 1;
+	return 0;
+}
+
+static void group_note_peak(struct fl_group *g, uint64_t usage)
+{
+	uint64_t peak = atomic_load(&g->peak);
+
+	while (usage > peak &&
+	       !atomic_compare_exchange_weak(&g->peak, &peak, usage))
+		;
+}
+
+int group_try_charge(struct fl_group *g, uint64_t n, struct fl_group **over)
+{
+	for (struct fl_group *it = g; it; it = it->parent) {
+		uint64_t usage = atomic_load(&it->usage);
+
+		do {
+			if (usage + n > atomic_load(&it->max)) {
+				/* Refused here: undo the levels below. */
+				for (struct fl_group *u = g; u != it;
+				     u = u->parent)
+					atomic_fetch_sub(&u->usage, n);
+				*over = it;
+				return -1;
+			}
+		} while (!atomic_compare_exchange_weak(&it->usage, &usage,
+						       usage + n));
+		group_note_peak(it, usage + n);
+	}
+	return 0;
+}
+
+void group_force_charge(struct fl_group *g, uint64_t n)
+{
+	for (struct fl_group *it = g; it; it = it->parent)
+		group_note_peak(it, atomic_fetch_add(&it->usage, n) + n);
+}
+
+/* Hand on every fault waiting for memory in g; they try again. */
+static void group_wake_all(struct fl_group *g)
+{
+	struct page_waiter *w;
+
+	pthread_mutex_lock(&g->wait_lock);
+	w = g->waiters;
+	g->waiters = NULL;
+	atomic_store(&g->waiters_nr, 0);
+	pthread_mutex_unlock(&g->wait_lock);
+	while (w) {
+		struct page_waiter *next = w->next;
+
+		w->wake(w);
+		w = next;
+	}
+}
+
+void group_uncharge(struct fl_group *g, uint64_t n)
+{
+	for (struct fl_group *it = g; it; it = it->parent) {
+		atomic_fetch_sub(&it->usage, n);
+		/* Ordered after the subtraction: see group_wait. */
+		if (atomic_load(&it->waiters_nr))
+			group_wake_all(it);
+	}
+}
+
+int group_wait(struct fl_group *g, uint64_t n, struct page_waiter *w)
+{
+	pthread_mutex_lock(&g->wait_lock);
+	/*
+	 * Announce, then look: an uncharger either subtracted before our
+	 * look (we see room) or reads waiters_nr after our increment (and
+	 * wakes us, taking wait_lock after we are on the list).
+	 */
+	atomic_fetch_add(&g->waiters_nr, 1);
+	if (atomic_load(&g->usage) + n <= atomic_load(&g->max)) {
+		atomic_fetch_sub(&g->waiters_nr, 1);
+		pthread_mutex_unlock(&g->wait_lock);
+		return -1;
+	}
+	w->next = g->waiters;
+	g->waiters = w;
+	pthread_mutex_unlock(&g->wait_lock);
+	return 0;
+}
+
+void group_check_high(struct fl_group *g)
+{
+	for (; g; g = g->parent)
+		if (atomic_load(&g->usage) > atomic_load(&g->high))
+			reclaim_background(g);
+}
+
+void groups_wake_waiters(struct fl_engine *e)
+{
+	for (struct fl_group *g = e->groups; g; g = g->next)
+		group_wake_all(g);
+}
+
+/* ---- the public calls --------------------------------------------------- */
+
+fl_group *fl_group_root(fl_engine *e)
+{
+	if (!e) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return e->root_group;
+}
+
+fl_group *fl_group_create(fl_engine *e, fl_group *parent, const char *name)
+{
+	struct fl_group *g;
+
+	if (!e || !name || (parent && parent->engine != e)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!parent)
+		parent = e->root_group;
+	g = group_new(e, parent, name);
+	if (!g)
+		return NULL;
+	pthread_mutex_lock(&e->groups_lock);
+	g->next = e->groups;
+	e->groups = g;
+	parent->nr_children++;
+	pthread_mutex_unlock(&e->groups_lock);
+	return g;
+}
+
+int fl_group_destroy(fl_group *g)
+{
+	struct fl_engine *e;
+	struct fl_group **pp;
+
+	if (!g || !g->parent) {
+		errno = EINVAL;
+		return -1;
+	}
+	e = g->engine;
+	pthread_mutex_lock(&e->groups_lock);
+	if (g->nr_children || g->nr_mappings || atomic_load(&g->usage) ||
+	    atomic_load(&g->pins)) {
+		pthread_mutex_unlock(&e->groups_lock);
+		errno = EBUSY;
+		return -1;
+	}
+	for (pp = &e->groups; *pp != g; pp = &(*pp)->next)
+		;
+	*pp = g->next;
+	g->parent->nr_children--;
+	pthread_mutex_unlock(&e->groups_lock);
+	group_free(g);
+	return 0;
+}
+
+int fl_group_set_max(fl_group *g, uint64_t bytes)
+{
+	uint64_t max = bytes_to_pages(bytes), usage;
+
+	if (!g) {
+		errno = EINVAL;
+		return -1;
+	}
+	atomic_store(&g->max, max);
+	usage = atomic_load(&g->usage);
+	if (usage > max) /* reclaim down to it: what cannot go stays */
+		reclaim_group(g, usage - max);
+	group_wake_all(g); /* room, perhaps: waiters look again */
+	return 0;
+}
+
+int fl_group_set_high(fl_group *g, uint64_t bytes)
+{
+	if (!g) {
+		errno = EINVAL;
+		return -1;
+	}
+	atomic_store(&g->high, bytes_to_pages(bytes));
+	group_check_high(g);
+	return 0;
+}
+
+int fl_group_set_oom(fl_group *g, enum fl_oom_policy policy,
+		     fl_oom_callback callback, void *arg)
+{
+	if (!g ||
+	    (policy != FL_OOM_FAIL && policy != FL_OOM_WAIT &&
+	     policy != FL_OOM_CALLBACK) ||
+	    (policy == FL_OOM_CALLBACK && !callback)) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&g->wait_lock);
+	g->policy = policy;
+	g->callback = callback;
+	g->callback_arg = arg;
+	pthread_mutex_unlock(&g->wait_lock);
+	group_wake_all(g); /* a waiter under the old policy decides again */
+	return 0;
+}
+
+int fl_group_stats(fl_group *g, struct fl_group_stats *s)
+{
+	if (!g || !s) {
+		errno = EINVAL;
+		return -1;
+	}
+	*s = (struct fl_group_stats){
+		.usage = pages_to_bytes(atomic_load(&g->usage)),
+		.peak = pages_to_bytes(atomic_load(&g->peak)),
+		.max = pages_to_bytes(atomic_load(&g->max)),
+		.high = pages_to_bytes(atomic_load(&g->high)),
+		.cache_pages = atomic_load(&g->cache_pages),
+		.private_pages = atomic_load(&g->private_pages),
+		.minor_faults = atomic_load(&g->minor_faults),
+		.major_faults = atomic_load(&g->major_faults),
+		.pages_reclaimed = atomic_load(&g->pages_reclaimed),
+		.pages_written_back = atomic_load(&g->pages_written_back),
+		.oom_events = atomic_load(&g->oom_events),
+		.wait_ns = atomic_load(&g->wait_ns),
+	};
+	return 0;
+}
+
+const char *fl_group_name(const fl_group *g)
+{
+	return g ? g->name : NULL;
+}

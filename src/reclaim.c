@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: MIT */
+/* LRU lists and reclaim; see reclaim.h. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "engine.h"
+#include "group.h"
+#include "object.h"
+#include "reclaim.h"
+
+#define RECLAIM_BATCH 64 /* pages taken off the lists per lock hold */
+
+/* ---- the lists: circular, doubly linked, head = most recent ------------- */
+
+static void list_push(struct fl_page **head, struct fl_page *p)
+{
+	if (!*head) {
+		p->lru_prev = p->lru_next = p;
+	} else {
+		p->lru_next = *head;
+		p->lru_prev = (*head)->lru_prev;
+		p->lru_prev->lru_next = p;
+		(*head)->lru_prev = p;
+	}
+	*head = p;
+}
+
+static void list_remove(struct fl_page **head, struct fl_page *p)
+{
+	if (p->lru_next == p) {
+		*head = NULL;
+	} else {
+		p->lru_prev->lru_next = p->lru_next;
+		p->lru_next->lru_prev = p->lru_prev;
+		if (*head == p)
+			*head = p->lru_next;
+	}
+	p->lru_prev = p->lru_next = NULL;
+}
+
+static struct fl_page *list_tail(struct fl_page *head)
+{
+	return head ? head->lru_prev : NULL;
+}
+
+void lru_init(struct lru *lru)
+{
+	pthread_mutex_init(&lru->lock, NULL);
+	lru->inactive = lru->active = NULL;
+	lru->nr_inactive = lru->nr_active = 0;
+}
+
+void lru_destroy(struct lru *lru)
+{
+	pthread_mutex_destroy(&lru->lock);
+}
+
+/* Under the lock: take p off whichever list it is on. */
+static void lru_unlink(struct lru *lru, struct fl_page *p)
+{
+	if (page_test(p, PG_ACTIVE)) {
+		list_remove(&lru->active, p);
+		lru->nr_active--;
+	} else {
+		list_remove(&lru->inactive, p);
+		lru->nr_inactive--;
+	}
+	page_test_and_clear(p, PG_LRU | PG_ACTIVE);
+}
+
+static void lru_push_inactive(struct lru *lru, struct fl_page *p)
+{
+	list_push(&lru->inactive, p);
+	lru->nr_inactive++;
+	page_test_and_set(p, PG_LRU);
+}
+
+static void lru_push_active(struct lru *lru, struct fl_page *p)
+{
+	list_push(&lru->active, p);
+	lru->nr_active++;
+	page_test_and_set(p, PG_LRU | PG_ACTIVE);
+}
+
+void lru_add(struct fl_page *p)
+{
+	struct lru *lru = &p->group->lru;
+
+	pthread_mutex_lock(&lru->lock);
+	if (!page_test(p, PG_LRU))
+		lru_push_inactive(lru, p);
+	pthread_mutex_unlock(&lru->lock);
+}
+
+void lru_del(struct fl_page *p)
+{
+	struct lru *lru;
+
+	if (!p->group)
+		return;
+	lru = &p->group->lru;
+	pthread_mutex_lock(&lru->lock);
+	if (page_test(p, PG_LRU))
+		lru_unlink(lru, p);
+	pthread_mutex_unlock(&lru->lock);
+}
+
+void lru_mark_accessed(struct fl_page *p)
+{
+	struct lru *lru;
+
+	if (!p->group)
+		return;
+	lru = &p->group->lru;
+	pthread_mutex_lock(&lru->lock);
+	if (page_test(p, PG_LRU) && page_test(p, PG_UNMAPPED) &&
+	    !page_test(p, PG_ACTIVE)) {
+		/* Used again after its second chance: it is hot. */
+		lru_unlink(lru, p);
+		page_test_and_clear(p, PG_UNMAPPED | PG_REFERENCED);
+		lru_push_active(lru, p);
+	} else {
+		page_test_and_set(p, PG_REFERENCED);
+	}
+	pthread_mutex_unlock(&lru->lock);
+}
+
+/* ---- scanning ------------------------------------------------------------ */
+
+/* Pages taken off the lists, each with a reference on it and its object. */
+struct reclaim_batch {
+	struct fl_page *unmap[RECLAIM_BATCH], *dirty[RECLAIM_BATCH],
+		*evict[RECLAIM_BATCH];
+	unsigned nr_unmap, nr_dirty, nr_evict, activated;
+};
+
+static int take_refs(struct fl_page *p)
+{
+	if (!object_tryget(p->object))
+		return 0; /* the object is going: its pages go with it */
+	page_get(p);
+	return 1;
+}
+
+static void drop_refs(struct fl_page *p)
+{
+	struct fl_object *o = p->object;
+
+	page_put(p);
+	object_put(o);
+}
+
+/* Keep the active list no longer than the inactive one. */
+static void lru_balance(struct lru *lru)
+{
+	while (lru->nr_active > lru->nr_inactive) {
+		struct fl_page *p = list_tail(lru->active);
+
+		lru_unlink(lru, p);
+		page_test_and_clear(p, PG_REFERENCED | PG_UNMAPPED);
+		lru_push_inactive(lru, p);
+	}
+}
+
+/* Decide one inactive page's fate; under the lock. */
+static void scan_page(struct lru *lru, struct fl_page *p,
+		      struct reclaim_batch *b)
+{
+	uint32_t fl = atomic_load(&p->flags);
+
+	lru_unlink(lru, p);
+	if (fl & PG_REFERENCED) { /* used since last looked at: keep it */
+		page_test_and_clear(p, PG_REFERENCED | PG_UNMAPPED);
+		lru_push_active(lru, p);
+		b->activated++;
+	} else if (!(fl & PG_UNMAPPED) && b->nr_unmap < RECLAIM_BATCH &&
+		   take_refs(p)) {
+		page_test_and_set(p, PG_UNMAPPED); /* second chance */
+		lru_push_inactive(lru, p);
+		b->unmap[b->nr_unmap++] = p;
+	} else if ((fl & (PG_LOCKED | PG_WRITEBACK)) || !(fl & PG_UPTODATE)) {
+		lru_push_inactive(lru, p); /* busy: later */
+	} else if (fl & PG_DIRTY) {
+		lru_push_inactive(lru, p);
+		if (b->nr_dirty < RECLAIM_BATCH && take_refs(p))
+			b->dirty[b->nr_dirty++] = p;
+	} else if (b->nr_evict < RECLAIM_BATCH && take_refs(p)) {
+		b->evict[b->nr_evict++] = p; /* isolated: off the lists */
+	} else {
+		lru_push_inactive(lru, p);
+	}
+}
+
+static void scan_lru(struct fl_group *g, struct reclaim_batch *b)
+{
+	struct lru *lru = &g->lru;
+
+	pthread_mutex_lock(&lru->lock);
+	lru_balance(lru);
+	for (uint64_t i = 0, n = lru->nr_inactive;
+	     i < n && i < 4 * RECLAIM_BATCH; i++) {
+		if (b->nr_evict == RECLAIM_BATCH)
+			break;
+		scan_page(lru, list_tail(lru->inactive), b);
+	}
+	pthread_mutex_unlock(&lru->lock);
+}
+
+/* ---- acting on what the scan found --------------------------------------- */
+
+/* Take pages out of every shared view: a later use shows as a minor fault. */
+static void unmap_pages(struct fl_engine *e, struct reclaim_batch *b)
+{
+	map_read_lock(e);
+	for (unsigned i = 0; i < b->nr_unmap; i++)
+		object_unmap_page(b->unmap[i]->object, b->unmap[i]->index);
+	map_unlock(e);
+	for (unsigned i = 0; i < b->nr_unmap; i++)
+		drop_refs(b->unmap[i]);
+}
+
+static uint64_t write_pages(struct fl_group *g, struct reclaim_batch *b)
+{
+	uint64_t written = 0;
+
+	for (unsigned i = 0; i < b->nr_dirty; i++) {
+		struct fl_page *p = b->dirty[i];
+
+		if (page_test(p, PG_DIRTY) &&
+		    object_writeback(p->object, p->index, p->index) == 0 &&
+		    !page_test(p, PG_DIRTY))
+			written++;
+		drop_refs(p);
+	}
+	atomic_fetch_add(&g->pages_written_back, written);
+	return written;
+}
+
+static int page_cached(struct fl_object *o, struct fl_page *p)
+{
+	int cached;
+
+	pthread_rwlock_rdlock(&o->lock);
+	cached = radix_lookup(&o->pages, p->index) == p;
+	pthread_rwlock_unlock(&o->lock);
+	return cached;
+}
+
+/* Evict one isolated page if nobody uses it; 1 if it went. */
+static int evict_page(struct fl_page *p)
+{
+	struct fl_object *o = p->object;
+	int gone = 0, locked;
+
+	pthread_rwlock_wrlock(&o->lock); /* no fault maps it meanwhile */
+	locked = page_trylock(p);
+	if (locked) {
+		uint32_t fl = atomic_load(&p->flags);
+
+		gone = (fl & PG_UPTODATE) &&
+		       !(fl & (PG_DIRTY | PG_WRITEBACK)) &&
+		       atomic_load(&p->refcount) == 2 &&
+		       radix_lookup(&o->pages, p->index) == p;
+		if (gone) {
+			/* Out of the memfd: out of every view at once. */
+			fallocate(o->memfd,
+				  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				  (off_t)(p->index << PAGE_SHIFT),
+				  (off_t)PAGE_SIZE);
+			radix_delete(&o->pages, p->index);
+			atomic_fetch_sub(&o->engine->cached_pages, 1);
+		}
+	}
+	pthread_rwlock_unlock(&o->lock);
+	if (locked)
+		page_unlock(p); /* waiters find it gone, and read it again */
+	if (gone)
+		page_put(p); /* the cache's reference */
+	else if (page_cached(o, p))
+		lru_add(p); /* still cached, but in use: back on the list */
+	return gone;
+}
+
+static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
+{
+	uint64_t freed = 0;
+
+	for (unsigned i = 0; i < b->nr_evict; i++) {
+		freed += evict_page(b->evict[i]);
+		drop_refs(b->evict[i]); /* the last put uncharges */
+	}
+	atomic_fetch_add(&g->pages_reclaimed, freed);
+	return freed;
+}
+
+/* One batch from g's lists; returns pages freed, *progress if anything
+ * moved (a page unmapped, written, activated or freed). */
+static uint64_t shrink_group(struct fl_group *g, int *progress)
+{
+	struct reclaim_batch b = {.nr_unmap = 0};
+	uint64_t freed;
+
+	scan_lru(g, &b);
+	unmap_pages(g->engine, &b);
+	*progress = b.nr_unmap + b.activated + write_pages(g, &b) > 0;
+	freed = evict_pages(g, &b);
+	*progress |= freed > 0;
+	return freed;
+}
+
+/* ---- reclaim of a subtree -------------------------------------------------
+ */
+
+/* The groups within g, pinned so that none goes while reclaim runs. */
+static struct fl_group **subtree_pin(struct fl_group *g, unsigned *nr)
+{
+	struct fl_engine *e = g->engine;
+	struct fl_group **v = NULL;
+	unsigned n = 0, cap = 0;
+
+	pthread_mutex_lock(&e->groups_lock);
+	for (struct fl_group *h = e->groups; h; h = h->next) {
+		if (!group_within(h, g))
+			continue;
+		if (n == cap) {
+			struct fl_group **nv;
+
+			cap = cap ? cap * 2 : 8;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		atomic_fetch_add(&h->pins, 1);
+		v[n++] = h;
+	}
+	pthread_mutex_unlock(&e->groups_lock);
+	*nr = n;
+	return v;
+}
+
+uint64_t reclaim_group(struct fl_group *g, uint64_t want)
+{
+	unsigned nr;
+	struct fl_group **v = subtree_pin(g, &nr);
+	uint64_t freed = 0;
+	int progress = 1;
+
+	/* Rounds over every group until enough is freed or nothing moves. */
+	for (unsigned round = 0; freed < want && progress && round < 4096;
+	     round++) {
+		progress = 0;
+		for (unsigned i = 0; i < nr && freed < want; i++) {
+			int moved;
+
+			freed += shrink_group(v[i], &moved);
+			progress |= moved;
+		}
+	}
+	for (unsigned i = 0; i < nr; i++)
+		atomic_fetch_sub(&v[i]->pins, 1);
+	free(v);
+	return freed;
+}
+
+static void background_work(struct fl_engine *e, struct work *w)
+{
+	struct fl_group *g = w->arg;
+	uint64_t usage = atomic_load(&g->usage), high = atomic_load(&g->high);
+
+	if (usage > high)
+		reclaim_group(g, usage - high + RECLAIM_BATCH);
+	atomic_store(&g->background_reclaim, 0);
+	atomic_fetch_sub(&g->pins, 1);
+	free(w);
+}
+
+static void background_cancel(struct work *w)
+{
+	struct fl_group *g = w->arg;
+
+	atomic_store(&g->background_reclaim, 0);
+	atomic_fetch_sub(&g->pins, 1);
+	free(w);
+}
+
+void reclaim_background(struct fl_group *g)
+{
+	int idle = 0;
+	struct work *w;
+
+	if (!atomic_compare_exchange_strong(&g->background_reclaim, &idle, 1))
+		return;
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		atomic_store(&g->background_reclaim, 0);
+		return;
+	}
+	atomic_fetch_add(&g->pins, 1);
+	w->fn = background_work;
+	w->cancel = background_cancel;
+	w->arg = g;
+	engine_post_work(g->engine, w);
+}

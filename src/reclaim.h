@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reclaim: each group keeps its page-cache pages on an inactive and an
+ * active list.  A page starts inactive.  The scanner gives an inactive page
+ * a second chance by taking it out of every user view; if it is used again
+ * (a minor fault) before the scanner comes back, it is activated, else it
+ * is evicted: written back first if dirty, then punched out of the memfd,
+ * which drops it from every view at once.  Private copies and anonymous
+ * pages never leave memory (there is no swap yet) and are not on the lists.
+ */
+#ifndef FL_RECLAIM_H
+#define FL_RECLAIM_H
+
+#include <stdint.h>
+
+struct fl_group;
+struct fl_page;
+struct lru;
+
+void lru_init(struct lru *lru);
+void lru_destroy(struct lru *lru);
+/* A new page of the cache, charged to its group: onto the inactive list. */
+void lru_add(struct fl_page *page);
+/* A page leaving the cache. */
+void lru_del(struct fl_page *page);
+/* A fault used the page: it is referenced; back from a second chance, it
+ * is activated. */
+void lru_mark_accessed(struct fl_page *page);
+
+/*
+ * Reclaim up to want pages from g and the groups below it, without any
+ * lock held by the caller (it takes the map lock for reading briefly, page
+ * locks briefly, and writes dirty pages back).  Returns pages freed.
+ */
+uint64_t reclaim_group(struct fl_group *g, uint64_t want);
+/* Queue a reclaim of g down to its high limit, unless one is queued. */
+void reclaim_background(struct fl_group *g);
+
+#endif /* FL_RECLAIM_H */
