@@ -31,11 +31,37 @@ static const struct scenario scenarios[] = {
 	 "                cache, through a second mapping (default 512M, 10 "
 	 "runs);\n"
 	 "                baseline: kernel (mmap of a cached file)"},
+	{"livelock", bench_livelock, 1,
+	 "group B read-faults pages of O (MAP_SHARED, one fault per\n"
+	 "                page) while group A (max 1/16 of O, OOM policy "
+	 "wait),\n"
+	 "                stuck at its limit, waits to copy them "
+	 "(MAP_PRIVATE);\n"
+	 "                then A's max is raised and A must complete "
+	 "(default 16M,\n"
+	 "                1 run); B's fault latency with A idle and "
+	 "with A stuck"},
 	{"seqscan", bench_seqscan, 3,
-	 "cold sequential read of a file, one word per 64 bytes (default\n"
-	 "                1G, 3 runs; caches dropped before every run); "
-	 "baselines:\n"
-	 "                kernel (mmap), odirect (O_DIRECT pread, 1 MiB)"},
+	 "cold sequential read of a file, one word per 64 bytes, under a\n"
+	 "                memory limit of a quarter of the file (default "
+	 "1G, 3 runs;\n"
+	 "                caches dropped before every run); baselines: "
+	 "kernel\n"
+	 "                (mmap in a memory cgroup of the same limit), "
+	 "odirect\n"
+	 "                (O_DIRECT pread, 1 MiB)"},
+	{"randread", bench_randread, 3,
+	 "random 4 KiB reads, one word per random page (0.625 reads per\n"
+	 "                page of the file), under a memory limit of a "
+	 "quarter of\n"
+	 "                the file; faultline with MADV_RANDOM (default "
+	 "256M, 3\n"
+	 "                runs; caches dropped before every run); "
+	 "baselines: kernel\n"
+	 "                and kernel-random (mmap, plain and MADV_RANDOM, "
+	 "in a\n"
+	 "                memory cgroup of the same limit), odirect "
+	 "(O_DIRECT pread)"},
 	{"retry", bench_retry, 3,
 	 "map/write/unmap loop of a 16-page anonymous mapping (B, 2 s)\n"
 	 "                while A reads random pages through a 10 ms-per-read "
@@ -150,8 +176,9 @@ int bench_main(int argc, char **argv)
 	if (bench_parse(&o, argc, argv, &name) < 0)
 		return 2;
 	if (name == NULL) {
-		cli_error("bench: which scenario? (anon, minor, seqscan, "
-			  "retry or all; see faultline bench --help)");
+		cli_error("bench: which scenario? (anon, minor, livelock, "
+			  "seqscan, randread, retry or all; see faultline "
+			  "bench --help)");
 		return 2;
 	}
 	cleanup_on_fatal_signals("bench", 0);
@@ -165,8 +192,8 @@ int bench_main(int argc, char **argv)
 	}
 	alarm(0);
 	if (!found) {
-		cli_error("bench: unknown scenario '%s' (anon, minor, seqscan, "
-			  "retry or all)",
+		cli_error("bench: unknown scenario '%s' (anon, minor, "
+			  "livelock, seqscan, randread, retry or all)",
 			  name);
 		return 2;
 	}

@@ -51,6 +51,8 @@ int bench_anon(const struct bench_opts *o);
 int bench_minor(const struct bench_opts *o);
 int bench_retry(const struct bench_opts *o);
 int bench_seqscan(const struct bench_opts *o);
+int bench_randread(const struct bench_opts *o);
+int bench_livelock(const struct bench_opts *o);
 
 /*
  * Run every configuration that is not skipped o->runs times, interleaved
@@ -103,5 +105,57 @@ uint64_t sum_stride64(const void *p, size_t len);
 
 /* The same sum, over the seeded pattern of a whole data file. */
 uint64_t pattern_sum_stride64(uint64_t seed, uint64_t len);
+
+/* ------------------------------------------------------------------------
+ * Memory limits: faultline's groups, and the kernel's memory cgroups
+ * ------------------------------------------------------------------------ */
+
+#include "../tools/cli_util.h"
+
+/* Longest a kernel baseline run in a cgroup may take before it is killed. */
+#define KCG_TIMEOUT_S 120.0
+
+/* A memory cgroup for kernel baselines (v1 or v2, whichever exists). */
+struct kcg {
+	struct tmpdata td; /* td.dir: the cgroup's directory */
+	const char *limit_file, *procs_file;
+	uint64_t limit;
+	int ok; /* made, with its limit set */
+};
+
+/*
+ * Make a memory cgroup faultline-bench-PID with the given limit.  Returns
+ * 0, or -1 after printing "kernel baseline: skipped (no cgroup access)".
+ * The directory is removed by kcg_remove, and on a fatal signal.
+ */
+int kcg_create(struct kcg *cg, uint64_t limit);
+void kcg_remove(struct kcg *cg);
+
+/*
+ * Run fn(arg, out) in a forked child placed in the cgroup first; the
+ * child's *out and back_len bytes at back (fields fn set in its copy of
+ * the context) come back through a pipe.  Returns fn's result, or -1 after
+ * printing why (also when the child takes longer than KCG_TIMEOUT_S).
+ */
+int kcg_run(struct kcg *cg, int (*fn)(void *arg, struct bench_run *out),
+	    void *arg, struct bench_run *out, void *back, size_t back_len);
+
+/* A group below the root with max bytes; NULL after printing why. */
+fl_group *bench_group_create(fl_engine *engine, const char *name, uint64_t max);
+
+/* Print a group's statistics as one "  # LABEL: ..." line. */
+void bench_group_summary(fl_group *group, const char *label);
+
+/* 0 if the group's usage and peak are within its max; -1 after printing. */
+int bench_group_check(fl_group *group, const char *what);
+
+/* Random numbers for access patterns (xorshift64*); *s must not be 0. */
+static inline uint64_t bench_random(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dULL;
+}
 
 #endif /* FAULTLINE_BENCH_H */

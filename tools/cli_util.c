@@ -211,6 +211,11 @@ static void tmpdata_unregister(struct tmpdata *td)
 			registered[i] = NULL;
 }
 
+void tmpdata_track(struct tmpdata *td)
+{
+	tmpdata_register(td);
+}
+
 static int write_pattern_file(int fd, uint64_t size, uint64_t seed)
 {
 	const size_t chunk = 1 << 20;

@@ -92,6 +92,13 @@ struct tmpdata {
 int tmpdata_create(struct tmpdata *td, const char *parent, const char *tag,
 		   uint64_t size, uint64_t seed);
 
+/*
+ * Have td (dir set, path empty or set) removed by a fatal signal's cleanup
+ * too, like the data files: for directories made by other means, such as
+ * a memory cgroup.  tmpdata_remove removes it and ends the tracking.
+ */
+void tmpdata_track(struct tmpdata *td);
+
 /* Remove the data file and its directory.  Safe to call twice. */
 void tmpdata_remove(struct tmpdata *td);
 
