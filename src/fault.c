@@ -439,13 +439,16 @@ static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
  * then let the store through to a read-only mapping of the cache page, so
  * that the kernel copies it.  The copy is charged before any page lock.
  */
-static enum fault_result fault_cow(struct fault *f, int mapped)
+static enum fault_result fault_cow(struct fault *f, int mapped,
+				   struct fl_page *page)
 {
 	struct fl_group *over;
 	int old = claim_private(f, f->addr >> PAGE_SHIFT, &over);
 
-	if (old == -1)
+	if (old == -1) {
+		f->held_page = page; /* handed to the parked fault */
 		return fault_wait_memory(f, over, 1);
+	}
 	if (old < 0)
 		return fault_sigbus(f);
 	if (old == PTE_NONE)
@@ -485,13 +488,16 @@ static enum fault_result fault_file(struct fault *f)
 		if (r != FAULT_DONE)
 			return r; /* waiting: retried, or parked elsewhere */
 	} else {
-		page_put(page);
-		if (f->write) {
-			enum fault_result r = fault_cow(f, f->wp);
+		/* The cache page is held while the copy is charged, so that
+		 * reclaim for that charge cannot take the page to be copied. */
+		enum fault_result r =
+			f->write ? fault_cow(f, f->wp, page) : FAULT_DONE;
 
-			if (r != FAULT_DONE || f->signalled)
-				return r; /* waiting for memory, or SIGBUS */
-		}
+		if (r == FAULT_PARKED)
+			return r; /* waiting for memory, the page held */
+		page_put(page);
+		if (r != FAULT_DONE || f->signalled)
+			return r;
 		fault_done_count(f);
 	}
 	if (f->wp) /* resolved by lifting the protection; wake it */

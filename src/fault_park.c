@@ -13,6 +13,7 @@
  * fault finishes.  The comparison mode (hold_map_lock_for_io) always does.
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "group.h"
@@ -219,6 +220,10 @@ static void fault_memory_resume_work(struct fl_engine *e, struct work *w)
 	atomic_fetch_sub(&f->mem_group->pins, 1);
 	f->mem_group = NULL;
 	f->wait_start = 0;
+	if (f->held_page) {
+		page_put(f->held_page);
+		f->held_page = NULL;
+	}
 	fault_retried(f);
 	fault_run(f);
 }
@@ -229,6 +234,8 @@ static void fault_memory_cancel(struct work *w)
 
 	atomic_fetch_sub(&f->mem_group->pins, 1);
 	f->mem_group = NULL;
+	if (f->held_page)
+		page_put(f->held_page);
 	fault_cancel(f);
 }
 
@@ -266,16 +273,24 @@ static void fault_oom(struct fault *f)
 	fault_memory_resume_work(f->e, &f->work);
 }
 
+#define RECLAIM_TRIES 8 /* pages may be busy a moment (being read) */
+
 static void fault_reclaim_work(struct fl_engine *e, struct work *w)
 {
 	struct fault *f = fault_of(w, work);
 	uint64_t want = f->mem_pages > RECLAIM_AT_LEAST ? f->mem_pages
 							: RECLAIM_AT_LEAST;
 
-	if (reclaim_group(f->mem_group, want) > 0)
-		fault_memory_resume_work(e, w);
-	else
-		fault_oom(f);
+	for (int tries = 0; tries < RECLAIM_TRIES; tries++) {
+		if (reclaim_group(f->mem_group, want) > 0 ||
+		    atomic_load(&f->mem_group->usage) + f->mem_pages <=
+			    atomic_load(&f->mem_group->max)) {
+			fault_memory_resume_work(e, w);
+			return;
+		}
+		usleep(1000); /* an I/O thread waits here, not a handler */
+	}
+	fault_oom(f);
 }
 
 enum fault_result fault_wait_memory(struct fault *f, struct fl_group *over,
@@ -285,9 +300,14 @@ enum fault_result fault_wait_memory(struct fault *f, struct fl_group *over,
 
 	fault_unlock(f);
 	if (!h) { /* no memory to park: reclaim here, then retry */
+		if (f->held_page)
+			page_put(f->held_page);
+		f->held_page = NULL;
 		reclaim_group(over, pages);
 		return FAULT_RETRY;
 	}
+	if (h != f)
+		f->held_page = NULL; /* the heap copy holds it now */
 	atomic_fetch_add(&over->pins, 1);
 	h->mem_group = over;
 	h->mem_pages = pages;

@@ -45,8 +45,10 @@ struct fault {
 	struct fl_page *parked_page; /* waited on, with a reference */
 	struct page_waiter waiter;   /* on parked_page */
 	struct work work;	     /* a store read, or the resumption */
-	/* Waiting for memory: the group at its max (pinned), how much. */
+	/* Waiting for memory: the group at its max (pinned), how much, and
+	 * the cache page the fault will copy (held, so reclaim leaves it). */
 	struct fl_group *mem_group;
+	struct fl_page *held_page;
 	uint64_t mem_pages, wait_start;
 	int oom_fail;  /* nothing to reclaim and the policy said fail */
 	int signalled; /* answered with SIGBUS */

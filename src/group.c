@@ -100,8 +100,10 @@ int group_try_charge(struct fl_group *g, uint64_t n, struct fl_group **over)
 			}
 		} while (!atomic_compare_exchange_weak(&it->usage, &usage,
 						       usage + n));
-		group_note_peak(it, usage + n);
 	}
+	/* Peaks only once every level took it: a refused charge leaves none. */
+	for (struct fl_group *it = g; it; it = it->parent)
+		group_note_peak(it, atomic_load(&it->usage));
 	return 0;
 }
 

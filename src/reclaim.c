@@ -2,6 +2,7 @@
 /* LRU lists and reclaim; see reclaim.h. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -359,6 +360,9 @@ uint64_t reclaim_group(struct fl_group *g, uint64_t want)
 			progress |= moved;
 		}
 	}
+	if (getenv("FL_DEBUG_RECLAIM"))
+		fprintf(stderr, "reclaim %s want %lu freed %lu groups %u\n",
+			g->name, (unsigned long)want, (unsigned long)freed, nr);
 	for (unsigned i = 0; i < nr; i++)
 		atomic_fetch_sub(&v[i]->pins, 1);
 	free(v);
