@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -342,6 +343,29 @@ int fl_engine_lock_stats_reset(fl_engine *e)
 	return 0;
 }
 
+/*
+ * With everything freed, nothing may still be charged: a page or a charge
+ * leaked.  FAULTLINE_CHECK_CHARGES=1 (the test suite) makes it fatal.
+ */
+static void check_charges(struct fl_engine *e)
+{
+	for (struct fl_group *g = e->groups; g; g = g->next) {
+		uint64_t usage = atomic_load(&g->usage);
+
+		if (usage == 0 && !atomic_load(&g->cache_pages) &&
+		    !atomic_load(&g->private_pages))
+			continue;
+		fprintf(stderr,
+			"faultline: group %s still has %llu pages charged "
+			"(%llu cache, %llu private) at engine destroy\n",
+			g->name, (unsigned long long)usage,
+			(unsigned long long)atomic_load(&g->cache_pages),
+			(unsigned long long)atomic_load(&g->private_pages));
+		if (getenv("FAULTLINE_CHECK_CHARGES"))
+			abort();
+	}
+}
+
 int fl_engine_destroy(fl_engine *e)
 {
 	int rc = 0;
@@ -359,6 +383,7 @@ int fl_engine_destroy(fl_engine *e)
 	while (e->objects)
 		if (object_release(e->objects))
 			rc = -1;
+	check_charges(e);
 	if (e->config.print_stats_at_destroy) {
 		struct fl_stats stats;
 

@@ -4,6 +4,8 @@
 # any case failed or any binary crashed, hung or did not finish.
 # Usage: tests/run.sh [BUILD_DIR]   (FL_BINARY_TIMEOUT=seconds, default 180)
 BUILD=${1:-build}
+# Every engine checks, when destroyed, that nothing is left charged.
+export FAULTLINE_CHECK_CHARGES=1
 LIMIT=${FL_BINARY_TIMEOUT:-180}
 pass=0
 fail=0
