@@ -535,3 +535,39 @@ TEST(group_arguments)
 	CHECK_EQ(fl_engine_destroy(e), 0);
 	CHECK_EQ(fl_engine_destroy(e2), 0);
 }
+
+static int below_high(void *arg)
+{
+	struct fl_group_stats s = gstats(arg);
+
+	return s.usage <= s.high;
+}
+
+/* Above high, reclaim runs in the background; lowering max reclaims now. */
+TEST(high_and_lowered_max_reclaim)
+{
+	fl_engine *e = group_engine(16, 16);
+	struct h_file f;
+	fl_group *g = fl_group_create(e, NULL, "soft");
+	fl_object *o;
+	unsigned char *p;
+
+	h_file_create(&f, 256 * PG, 207);
+	o = h_open(e, &f, O_RDONLY);
+	REQUIRE(g != NULL);
+	p = fl_mmap_group(e, g, NULL, 256 * PG, PROT_READ, MAP_SHARED, o, 0);
+	REQUIRE(p != MAP_FAILED);
+	CHECK_EQ(h_mismatch(p, 256 * PG, 207, 0), -1);
+	CHECK_EQ(gstats(g).usage, 256 * PG); /* no limit yet */
+	CHECK_EQ(fl_group_set_high(g, 128 * PG), 0);
+	CHECK(wait_until(below_high, g));
+	CHECK_GT(gstats(g).pages_reclaimed, 0);
+	CHECK_EQ(fl_group_set_max(g, 32 * PG), 0);
+	CHECK_LE(gstats(g).usage, 32 * PG);
+	CHECK_EQ(h_mismatch(p, 256 * PG, 207, 0), -1); /* read back in */
+	CHECK_LE(gstats(g).usage, 32 * PG);
+	CHECK_EQ(fl_munmap(e, p, 256 * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
