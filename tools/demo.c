@@ -9,6 +9,13 @@
  *
  * Every expected value is computed from the page index and the stage the
  * demo has reached, so a check never needs a second copy of the data.
+ *
+ * With --limit, every mapping is in a memory group of that size and the
+ * file is larger than the limit, so that the page cache is reclaimed (dirty
+ * shared pages written back first) while the checks run.  Private copies
+ * and anonymous pages cannot be reclaimed (no swap yet): with a limit, only
+ * the first pages of the file get private copies and the anonymous mapping
+ * is a quarter of the limit, so that together they take at most 3/8 of it.
  */
 #include "demo.h"
 #include "cli_util.h"
@@ -69,9 +76,13 @@ static const char *const phase_names[NR_PHASES] = {
 struct demo {
 	unsigned threads;
 	uint64_t size;
+	uint64_t limit; /* --limit: the group's max; 0: no group */
 	const char *parent;
 	size_t page;
 	size_t pages;
+	size_t private_end; /* pages below it get private copies */
+	size_t anon_pages;  /* of the anonymous mapping */
+	fl_group *group;    /* NULL: the root */
 	struct tmpdata data;
 	fl_engine *engine;
 	fl_object *object;
@@ -91,6 +102,7 @@ struct worker {
 	struct demo *demo;
 	unsigned id;
 	size_t first, end; /* page range this thread writes and checks */
+	size_t anon_first, anon_end; /* the same, anonymous mapping */
 	pthread_t thread;
 };
 
@@ -110,14 +122,15 @@ static int shared_early_page(size_t p)
 	return p % 8 == 1 || p % 8 == 4;
 }
 
-static int private_page(size_t p)
+static int private_page(const struct demo *d, size_t p)
 {
-	return p % 8 == 2 || p % 8 == 4;
+	return p < d->private_end && (p % 8 == 2 || p % 8 == 4);
 }
 
-static int shared_late_page(size_t p)
+/* Only where P has its copy: elsewhere P sees the page cache. */
+static int shared_late_page(const struct demo *d, size_t p)
 {
-	return p % 8 == 2;
+	return p < d->private_end && p % 8 == 2;
 }
 
 /* Anonymous pages 3 (mod 4) are only read: they must read as zeros. */
@@ -150,11 +163,11 @@ static uint64_t expected_word(const struct demo *d, enum view view,
 	size_t p = (size_t)(w * 8 / d->page);
 	size_t in = (size_t)(w * 8 % d->page);
 	int shared = (stage >= STAGE_SHARED && shared_early_page(p)) ||
-		     (stage >= STAGE_SHARED_LATE && shared_late_page(p) &&
+		     (stage >= STAGE_SHARED_LATE && shared_late_page(d, p) &&
 		      view == VIEW_SHARED);
 
-	if (view == VIEW_PRIVATE && stage >= STAGE_PRIVATE && private_page(p) &&
-	    in_stamp(in, private_stamp(d, p)))
+	if (view == VIEW_PRIVATE && stage >= STAGE_PRIVATE &&
+	    private_page(d, p) && in_stamp(in, private_stamp(d, p)))
 		return pattern_word(PRIVATE_SEED, w);
 	if (shared && in_stamp(in, shared_stamp(d, p)))
 		return pattern_word(SHARED_SEED, w);
@@ -262,7 +275,7 @@ static void phase_private_write(struct worker *w)
 	size_t p, s;
 
 	for (p = w->first; p < w->end; p++) {
-		if (!private_page(p))
+		if (!private_page(d, p))
 			continue;
 		s = private_stamp(d, p);
 		write_stamp(d, d->map_p, p, s, PRIVATE_SEED);
@@ -283,7 +296,7 @@ static void phase_shared_late(struct worker *w)
 	size_t p;
 
 	for (p = w->first; p < w->end; p++) {
-		if (!shared_late_page(p))
+		if (!shared_late_page(d, p))
 			continue;
 		write_stamp(d, d->map_b, p, shared_stamp(d, p), SHARED_SEED);
 		/* A sees B's store; P's copy was made before it. */
@@ -314,7 +327,7 @@ static void phase_anon_write(struct worker *w)
 	struct demo *d = w->demo;
 	size_t p;
 
-	for (p = w->first; p < w->end; p++)
+	for (p = w->anon_first; p < w->anon_end; p++)
 		if (anon_written_page(p))
 			pattern_fill(ANON_SEED, d->map_an + p * d->page,
 				     d->page, p * d->page);
@@ -325,9 +338,9 @@ static void phase_anon_write(struct worker *w)
 static void phase_anon_verify(struct worker *w, const struct worker *other)
 {
 	struct demo *d = w->demo;
-	uint64_t off, end = other->end * d->page;
+	uint64_t off, end = other->anon_end * d->page;
 
-	for (off = other->first * d->page; off < end; off += 8) {
+	for (off = other->anon_first * d->page; off < end; off += 8) {
 		uint64_t got = *(const volatile uint64_t *)(d->map_an + off);
 		uint64_t want = expected_anon_word(d, off / 8);
 
@@ -389,6 +402,8 @@ static int run_workers(struct demo *d)
 		ws[i].id = i;
 		ws[i].first = d->pages * i / d->threads;
 		ws[i].end = d->pages * (i + 1) / d->threads;
+		ws[i].anon_first = d->anon_pages * i / d->threads;
+		ws[i].anon_end = d->anon_pages * (i + 1) / d->threads;
 		errno = pthread_create(&ws[i].thread, NULL, demo_worker,
 				       &ws[i]);
 		if (errno != 0) {
@@ -408,10 +423,10 @@ static int run_workers(struct demo *d)
 }
 
 static void *map_or_complain(struct demo *d, const char *name, int flags,
-			     fl_object *object)
+			     fl_object *object, uint64_t size)
 {
-	void *p = fl_mmap(d->engine, NULL, d->size, PROT_READ | PROT_WRITE,
-			  flags, object, 0);
+	void *p = fl_mmap_group(d->engine, d->group, NULL, size,
+				PROT_READ | PROT_WRITE, flags, object, 0);
 
 	if (p == MAP_FAILED) {
 		cli_error("demo: fl_mmap of %s failed: %s", name,
@@ -419,6 +434,22 @@ static void *map_or_complain(struct demo *d, const char *name, int flags,
 		return NULL;
 	}
 	return p;
+}
+
+/* The group of --limit: max the limit, policy fail (a fault that cannot
+ * get memory gets SIGBUS, which ends the demo as FAILED). */
+static int demo_group(struct demo *d)
+{
+	d->group = fl_group_create(d->engine, NULL, "demo");
+	if (d->group == NULL) {
+		cli_error("demo: fl_group_create failed: %s", strerror(errno));
+		return -1;
+	}
+	if (fl_group_set_max(d->group, d->limit) < 0) {
+		cli_error("demo: fl_group_set_max failed: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 static int demo_map(struct demo *d)
@@ -442,11 +473,17 @@ static int demo_map(struct demo *d)
 			  strerror(errno));
 		return -1;
 	}
-	d->map_a = map_or_complain(d, "shared map A", MAP_SHARED, d->object);
-	d->map_b = map_or_complain(d, "shared map B", MAP_SHARED, d->object);
-	d->map_p = map_or_complain(d, "private map P", MAP_PRIVATE, d->object);
-	d->map_an = map_or_complain(d, "anonymous map",
-				    MAP_PRIVATE | MAP_ANONYMOUS, NULL);
+	if (d->limit && demo_group(d) < 0)
+		return -1;
+	d->map_a = map_or_complain(d, "shared map A", MAP_SHARED, d->object,
+				   d->size);
+	d->map_b = map_or_complain(d, "shared map B", MAP_SHARED, d->object,
+				   d->size);
+	d->map_p = map_or_complain(d, "private map P", MAP_PRIVATE, d->object,
+				   d->size);
+	d->map_an =
+		map_or_complain(d, "anonymous map", MAP_PRIVATE | MAP_ANONYMOUS,
+				NULL, (uint64_t)d->anon_pages * d->page);
 	if (!d->map_a || !d->map_b || !d->map_p || !d->map_an)
 		return -1;
 	return 0;
@@ -562,6 +599,61 @@ static void print_lock_stats(FILE *f, struct demo *d)
 		       l.map_wait_p99_ns, l.map_wait_max_ns);
 }
 
+static void print_group_stats(FILE *f, struct demo *d)
+{
+	struct fl_group_stats g;
+	char u[32], p[32], m[32];
+
+	if (d->group == NULL)
+		return;
+	fprintf(f, "\nmemory group '%s' (--limit):\n", fl_group_name(d->group));
+	if (fl_group_stats(d->group, &g) < 0) {
+		fprintf(f, "  (unavailable: %s)\n", strerror(errno));
+		return;
+	}
+	fprintf(f, "  usage %s, peak %s, max %s\n",
+		format_size(g.usage, u, sizeof(u)),
+		format_size(g.peak, p, sizeof(p)),
+		format_size(g.max, m, sizeof(m)));
+	fprintf(f,
+		"  cache_pages %llu private_pages %llu\n"
+		"  faults %llu (minor %llu, major %llu)\n"
+		"  pages_reclaimed %llu pages_written_back %llu\n"
+		"  oom_events %llu wait %.3f s\n",
+		(unsigned long long)g.cache_pages,
+		(unsigned long long)g.private_pages,
+		(unsigned long long)(g.minor_faults + g.major_faults),
+		(unsigned long long)g.minor_faults,
+		(unsigned long long)g.major_faults,
+		(unsigned long long)g.pages_reclaimed,
+		(unsigned long long)g.pages_written_back,
+		(unsigned long long)g.oom_events, (double)g.wait_ns / 1e9);
+}
+
+/* With --limit: usage and peak within max.  Returns 0 or -1 (printed). */
+static int check_group(struct demo *d)
+{
+	struct fl_group_stats g;
+
+	if (d->group == NULL)
+		return 0;
+	if (fl_group_stats(d->group, &g) < 0) {
+		cli_error("demo: fl_group_stats failed: %s", strerror(errno));
+		return -1;
+	}
+	if (g.usage > g.max || g.peak > g.max) {
+		cli_error("demo: GROUP LIMIT EXCEEDED: usage %llu, peak %llu, "
+			  "max %llu",
+			  (unsigned long long)g.usage,
+			  (unsigned long long)g.peak,
+			  (unsigned long long)g.max);
+		return -1;
+	}
+	if (g.pages_reclaimed == 0)
+		printf("  (note: the group reclaimed nothing)\n");
+	return 0;
+}
+
 static void print_stats(FILE *f, struct demo *d)
 {
 	struct fl_stats s;
@@ -580,6 +672,7 @@ static void print_stats(FILE *f, struct demo *d)
 	else
 		fprintf(f, "  (unavailable: %s)\n", strerror(errno));
 	print_lock_stats(f, d);
+	print_group_stats(f, d);
 }
 
 /*
@@ -635,11 +728,13 @@ static void print_phases(struct demo *d)
 static int demo_teardown(struct demo *d)
 {
 	void *maps[] = {d->map_a, d->map_b, d->map_p, d->map_an};
+	uint64_t sizes[] = {d->size, d->size, d->size,
+			    (uint64_t)d->anon_pages * d->page};
 	int ret = 0;
 	size_t i;
 
 	for (i = 0; i < 4; i++) {
-		if (maps[i] && fl_munmap(d->engine, maps[i], d->size) < 0) {
+		if (maps[i] && fl_munmap(d->engine, maps[i], sizes[i]) < 0) {
 			cli_error("demo: fl_munmap failed: %s",
 				  strerror(errno));
 			ret = -1;
@@ -675,6 +770,13 @@ static int demo_finish(struct demo *d)
 	bad = verify_file(d, "after fl_msync");
 	step_line("pread of the file: exactly the shared stores", bad,
 		  now_seconds() - t);
+	if (d->group) {
+		t = now_seconds();
+		if (check_group(d) < 0)
+			ok = 0;
+		step_line("memory group: usage and peak within max", !ok,
+			  now_seconds() - t);
+	}
 	stats = stats_snapshot(d);
 	t = now_seconds();
 	if (demo_teardown(d) < 0)
@@ -716,8 +818,9 @@ static int demo_run(struct demo *d)
 void demo_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: faultline demo [--threads N] [--size SIZE] [--dir DIR]"
-		"\n\n"
+		"usage: faultline demo [--threads N] [--size SIZE] [--limit "
+		"SIZE]\n"
+		"                      [--dir DIR]\n\n"
 		"Make a data file with a seeded pattern, map it through "
 		"faultline twice\n"
 		"MAP_SHARED and once MAP_PRIVATE (plus an anonymous mapping), "
@@ -730,7 +833,28 @@ void demo_usage(FILE *f)
 		"  --threads N   worker threads (1-256, default 4)\n"
 		"  --size SIZE   data file size, a multiple of the page size; "
 		"K, M, G\n"
-		"                suffixes (default 64M)\n"
+		"                suffixes (default 64M; with --limit, at least "
+		"twice the\n"
+		"                limit)\n"
+		"  --limit SIZE  put every mapping in a memory group with this "
+		"hard limit\n"
+		"                (K, M, G; at least 1M, a multiple of the page "
+		"size) and\n"
+		"                make the data file larger than it, so that "
+		"page-cache\n"
+		"                pages are reclaimed (dirty ones written back "
+		"first) while\n"
+		"                the demo verifies; prints the group's "
+		"statistics and checks\n"
+		"                that its usage never exceeded the limit.  "
+		"Private copies and\n"
+		"                anonymous pages count too and cannot be "
+		"reclaimed: they are\n"
+		"                kept to at most 3/8 of the limit (private "
+		"stores only in the\n"
+		"                first half-limit of the file, anonymous "
+		"mapping a quarter\n"
+		"                of the limit)\n"
 		"  --dir DIR     where to make the temporary directory "
 		"(default /var/tmp)\n");
 }
@@ -763,6 +887,21 @@ static int demo_parse(struct demo *d, int argc, char **argv)
 				cli_error("demo: bad --size '%s': %s", v, why);
 				return -1;
 			}
+		} else if ((r = opt_value(argc, argv, &i, "--limit", &v)) !=
+			   0) {
+			if (r < 0)
+				return -1;
+			why = parse_size(v, &d->limit);
+			if (why == NULL && d->limit < (1 << 20))
+				why = "too small (at least 1M)";
+			if (why == NULL && d->limit % d->page)
+				why = "not a multiple of the page size";
+			if (why == NULL && d->limit > UINT64_MAX / 4)
+				why = "too large";
+			if (why) {
+				cli_error("demo: bad --limit '%s': %s", v, why);
+				return -1;
+			}
 		} else if ((r = opt_value(argc, argv, &i, "--dir", &v)) != 0) {
 			if (r < 0)
 				return -1;
@@ -792,8 +931,8 @@ static int demo_check_size(struct demo *d)
 		return -1;
 	}
 	if (d->size > mem / 3) {
-		cli_error("demo: --size too large for this machine's memory "
-			  "(at most %s)",
+		cli_error("demo: data file (--size, or twice --limit) too "
+			  "large for this machine's memory (at most %s)",
 			  format_size(mem / 3 / d->page * d->page, buf,
 				      sizeof(buf)));
 		return -1;
@@ -822,9 +961,22 @@ int demo_main(int argc, char **argv)
 	pthread_mutex_init(&d.report_lock, NULL);
 	if (demo_parse(&d, argc, argv) < 0)
 		return 2;
+	/* With a limit: data at least twice it, so that reclaim happens. */
+	if (d.limit && d.size < 2 * d.limit)
+		d.size = 2 * d.limit;
 	if (demo_check_size(&d) < 0)
 		return 2;
 	d.pages = d.size / d.page;
+	d.private_end = d.pages;
+	d.anon_pages = d.pages;
+	if (d.limit) {
+		/* Private copies: 1/4 of private_end's pages, i.e. 1/8 of
+		 * the limit; anonymous pages: 1/4 of the limit. */
+		d.private_end = d.limit / 2 / d.page;
+		if (d.private_end > d.pages)
+			d.private_end = d.pages;
+		d.anon_pages = d.limit / 4 / d.page;
+	}
 	/* A hang must not leave the data file behind: generous limit. */
 	cleanup_on_fatal_signals("demo", 120 + (unsigned)(d.size >> 23));
 	t0 = now_seconds();
@@ -836,6 +988,12 @@ int demo_main(int argc, char **argv)
 	       d.page);
 	printf("  data file written and synced in %.3f s\n",
 	       now_seconds() - t0);
+	if (d.limit)
+		printf("  memory group: max %s (every mapping; private "
+		       "stores in the first %zu pages, anonymous mapping %zu "
+		       "pages)\n",
+		       format_size(d.limit, buf, sizeof(buf)), d.private_end,
+		       d.anon_pages);
 	t0 = now_seconds();
 	ret = demo_run(&d);
 	if (d.engine)
