@@ -51,17 +51,19 @@ static const struct scenario scenarios[] = {
 	 "odirect\n"
 	 "                (O_DIRECT pread, 1 MiB)"},
 	{"randread", bench_randread, 3,
-	 "random 4 KiB reads, one word per random page (0.625 reads per\n"
+	 "random 4 KiB reads, one word per random page (0.375 reads per\n"
 	 "                page of the file), under a memory limit of a "
 	 "quarter of\n"
 	 "                the file; faultline with MADV_RANDOM (default "
 	 "256M, 3\n"
-	 "                runs; caches dropped before every run); "
-	 "baselines: kernel\n"
-	 "                and kernel-random (mmap, plain and MADV_RANDOM, "
-	 "in a\n"
-	 "                memory cgroup of the same limit), odirect "
-	 "(O_DIRECT pread)"},
+	 "                runs; caches dropped before every run; a run "
+	 "stops at 5 s\n"
+	 "                and its time is extrapolated); baselines: "
+	 "kernel and\n"
+	 "                kernel-random (mmap, plain and MADV_RANDOM, in a "
+	 "memory\n"
+	 "                cgroup of the same limit), odirect (O_DIRECT "
+	 "pread)"},
 	{"retry", bench_retry, 3,
 	 "map/write/unmap loop of a 16-page anonymous mapping (B, 2 s)\n"
 	 "                while A reads random pages through a 10 ms-per-read "

@@ -59,6 +59,7 @@ struct ll_ctx {
 	atomic_int b_done;
 	atomic_ulong b_faults; /* completed in the phase */
 	atomic_ulong b_bad;    /* words read wrong */
+	uint64_t b_total;      /* B's reads in every phase of the run */
 	int b_error;	       /* fl_madvise failed */
 
 	atomic_ulong a_pages; /* pages A has written */
@@ -211,6 +212,7 @@ static int run_b(struct ll_ctx *c, int phase, struct ll_phase *ph,
 	pthread_join(b, NULL);
 	ph->seconds = now_seconds() - t0;
 	ph->faults = atomic_load(&c->b_faults);
+	c->b_total += ph->faults;
 	quantiles(c, ph->faults, ph);
 	if (c->b_error) {
 		cli_error("bench livelock: fl_madvise(MADV_DONTNEED) of B "
@@ -376,6 +378,7 @@ static int ll_run(struct ll_ctx *c, const char *path, struct ll_phase *ph,
 		  double *stall_s)
 {
 	struct fl_group_stats st;
+	struct fl_stats ms;
 	unsigned long a_at_stuck;
 	double t0, stall_idle;
 	pthread_t a;
@@ -387,6 +390,7 @@ static int ll_run(struct ll_ctx *c, const char *path, struct ll_phase *ph,
 	atomic_store(&c->b_bad, 0);
 	c->map_a = c->map_b = NULL;
 	c->a = c->b = NULL;
+	c->b_total = 0;
 	if (setup(c, path) < 0)
 		goto out;
 	/* Bring O into the page cache (charged to B), unmeasured. */
@@ -441,10 +445,19 @@ release:
 	pthread_join(a, NULL);
 	started = 0;
 	if (ret == 0) {
-		printf("  # A completed %.3f s after its max was raised\n",
-		       now_seconds() - t0);
+		double done_s = now_seconds() - t0;
+
+		fl_group_stats(c->a, &st);
+		printf("  # A completed %.3f s after its max was raised (A's "
+		       "faults waited %.3f s in all)\n",
+		       done_s, (double)st.wait_ns / 1e9);
 		ret = verify_views(c);
 	}
+	if (ret == 0 && fl_mapping_stats(c->engine, c->map_b, &ms) == 0)
+		printf("  # B: %llu timed reads, %llu faults on its mapping "
+		       "(every read a fault)\n",
+		       (unsigned long long)c->b_total,
+		       (unsigned long long)(ms.minor_faults + ms.major_faults));
 out:
 	if (started)
 		pthread_join(a, NULL);
