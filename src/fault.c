@@ -481,7 +481,8 @@ static enum fault_result fault_file(struct fault *f)
 			return fault_wait_page(f, page);
 		return fault_read(f, o, index);
 	}
-	lru_mark_accessed(page); /* this fault used it */
+	if (!f->major) /* used again: the fault that read it does not count */
+		lru_mark_accessed(page);
 	if (f->write && f->m->kind == MAP_KIND_SHARED) {
 		enum fault_result r = fault_mkwrite(f, o, page, f->wp);
 

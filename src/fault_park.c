@@ -273,22 +273,30 @@ static void fault_oom(struct fault *f)
 	fault_memory_resume_work(f->e, &f->work);
 }
 
-#define RECLAIM_TRIES 8 /* pages may be busy a moment (being read) */
+#define RECLAIM_TRIES 200 /* 1 ms apart: cache pages busy under I/O */
 
 static void fault_reclaim_work(struct fl_engine *e, struct work *w)
 {
 	struct fault *f = fault_of(w, work);
+	struct fl_group *g = f->mem_group;
 	uint64_t want = f->mem_pages > RECLAIM_AT_LEAST ? f->mem_pages
 							: RECLAIM_AT_LEAST;
 
+	/*
+	 * Pages being read or written are busy, not gone: while the group
+	 * has cache pages, keep trying a while (this is an I/O thread; no
+	 * handler waits).  With none, only private memory is left: OOM.
+	 */
 	for (int tries = 0; tries < RECLAIM_TRIES; tries++) {
-		if (reclaim_group(f->mem_group, want) > 0 ||
-		    atomic_load(&f->mem_group->usage) + f->mem_pages <=
-			    atomic_load(&f->mem_group->max)) {
+		if (reclaim_group(g, want) > 0 ||
+		    atomic_load(&g->usage) + f->mem_pages <=
+			    atomic_load(&g->max)) {
 			fault_memory_resume_work(e, w);
 			return;
 		}
-		usleep(1000); /* an I/O thread waits here, not a handler */
+		if (!group_cache_pages(g))
+			break;
+		usleep(1000);
 	}
 	fault_oom(f);
 }

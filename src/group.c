@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "group.h"
@@ -161,6 +162,19 @@ int group_wait(struct fl_group *g, uint64_t n, struct page_waiter *w)
 	return 0;
 }
 
+uint64_t group_cache_pages(struct fl_group *g)
+{
+	struct fl_engine *e = g->engine;
+	uint64_t pages = 0;
+
+	pthread_mutex_lock(&e->groups_lock);
+	for (struct fl_group *h = e->groups; h; h = h->next)
+		if (group_within(h, g))
+			pages += atomic_load(&h->cache_pages);
+	pthread_mutex_unlock(&e->groups_lock);
+	return pages;
+}
+
 void group_check_high(struct fl_group *g)
 {
 	for (; g; g = g->parent)
@@ -241,9 +255,11 @@ int fl_group_set_max(fl_group *g, uint64_t bytes)
 		return -1;
 	}
 	atomic_store(&g->max, max);
-	usage = atomic_load(&g->usage);
-	if (usage > max) /* reclaim down to it: what cannot go stays */
-		reclaim_group(g, usage - max);
+	/* Reclaim down to it (what cannot go stays); pages another reclaim
+	 * holds for a moment are waited for a little. */
+	for (int idle = 0; idle < 8 && (usage = atomic_load(&g->usage)) > max;)
+		if (reclaim_group(g, usage - max) == 0 && ++idle)
+			usleep(1000);
 	group_wake_all(g); /* room, perhaps: waiters look again */
 	return 0;
 }

@@ -83,6 +83,9 @@ int group_within(const struct fl_group *g, const struct fl_group *ancestor);
  */
 int group_wait(struct fl_group *g, uint64_t n, struct page_waiter *waiter);
 
+/* Page-cache pages charged to g and the groups below it. */
+uint64_t group_cache_pages(struct fl_group *g);
+
 /* Usage above high: queue background reclaim (once). */
 void group_check_high(struct fl_group *g);
 
