@@ -8,9 +8,10 @@
  * retried when the page is unlocked.  So a stalled store never stalls the
  * engine, however many faults wait on it.
  *
- * Progress: a fault that has retried FAULT_BLOCK_AFTER times waits with the
- * map lock held, as the kernel's FAULT_FLAG_TRIED faults do, so that every
- * fault finishes.  The comparison mode (hold_map_lock_for_io) always does.
+ * Progress: the kernel lets a retried fault block under mmap_lock so that
+ * it finishes.  Here a resumed fault instead holds the page it waited for,
+ * or read, until its retry has mapped it (see fault_blocks).  Only the
+ * comparison mode (hold_map_lock_for_io) waits with the map lock held.
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -21,8 +22,6 @@
 #include "fault_priv.h"
 #include "object.h"
 #include "uffd.h"
-
-#define FAULT_BLOCK_AFTER 4
 
 #define fault_of(ptr, member)                                                  \
 	((struct fault *)((char *)(ptr)-offsetof(struct fault, member)))
@@ -39,10 +38,16 @@ void fault_unlock(struct fault *f)
 	map_unlock(f->e);
 }
 
+/*
+ * Only the comparison mode waits with the map lock held.  Other faults
+ * never need to: a resumed fault holds the page it waited for, or read,
+ * until its retry has mapped it, so it cannot be undone in between; and
+ * waiting under the map lock could deadlock here, where an I/O thread
+ * (reclaim, writeback) may itself need the map lock.
+ */
 static int fault_blocks(const struct fault *f)
 {
-	return f->e->config.hold_map_lock_for_io ||
-	       f->attempts >= FAULT_BLOCK_AFTER;
+	return f->e->config.hold_map_lock_for_io;
 }
 
 /* The fault, on the heap (made once, then kept), or NULL without memory. */
@@ -99,11 +104,14 @@ static void fault_cancel(struct fault *f)
 static void fault_resume_work(struct fl_engine *e, struct work *w)
 {
 	struct fault *f = fault_of(w, work);
+	struct fl_page *page = f->parked_page;
 
-	page_put(f->parked_page);
+	/* Held through the retry: reclaim cannot take it before the retry
+	 * maps it, so the fault makes progress. */
 	f->parked_page = NULL;
 	fault_retried(f);
-	fault_run(f);
+	fault_run(f); /* f may be gone after this */
+	page_put(page);
 }
 
 static void fault_resume_cancel(struct work *w)
@@ -164,10 +172,16 @@ static void fault_read_work(struct fl_engine *e, struct work *w)
 	struct fault *f = fault_of(w, work);
 	struct fl_object *o = w->object;
 
+	struct fl_page *page;
+
 	fault_read_pages(f, o, w->index, w->count);
+	/* The faulting page is held through the retry (see above). */
+	page = f->error_object ? NULL : pagecache_get(o, w->index);
 	object_put(o);
 	fault_retried(f);
-	fault_run(f);
+	fault_run(f); /* f may be gone after this */
+	if (page)
+		page_put(page);
 }
 
 static void fault_read_cancel(struct work *w)
