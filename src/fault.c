@@ -297,11 +297,13 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 				    uint64_t index)
 {
 	struct fl_group *over;
-	long n = pagecache_start_read(
-		o, index, readahead_sync_pages(f->e, f->m), f->m->group, &over);
+	uint64_t want;
+	long n =
+		pagecache_start_read(o, index, readahead_sync_pages(f->e, f->m),
+				     f->m->group, &over, &want);
 
-	if (n == -2)
-		return fault_wait_memory(f, over, 1); /* the group is full */
+	if (n == -2) /* the group is full: make room for the run */
+		return fault_wait_memory(f, over, want);
 	if (n < 0)
 		return fault_sigbus(f); /* no memory for descriptors */
 	if (n == 0) { /* another fault inserted it meanwhile */

@@ -589,7 +589,8 @@ static void object_readahead(struct fl_object *o, uint64_t first, uint64_t last,
 		unsigned long want =
 			last - i + 1 < batch ? last - i + 1 : batch;
 		struct fl_group *over;
-		long n = pagecache_start_read(o, i, want, g, &over);
+		uint64_t room;
+		long n = pagecache_start_read(o, i, want, g, &over, &room);
 
 		if (n == -2) /* advice: it does not reclaim to make room */
 			break;

@@ -88,14 +88,14 @@ struct fl_page *pagecache_get(struct fl_object *o, uint64_t index);
  * Start reading up to max pages from index: insert locked, not up-to-date
  * pages for the run of absent indices from index (stopping at the first
  * present page or the end of the object), charged to group g in one step
- * first (or the faulting page alone, if the run does not fit).  Returns
- * the run's length (0 if index is present), -1 with ENOMEM, or -2 if not
- * even one page fits: *over is then the group at its max.  The caller then
- * calls pagecache_read without holding the map lock.
+ * first.  Returns the run's length (0 if index is present), -1 with
+ * ENOMEM, or -2 if the run does not fit: *over is then the group at its
+ * max, and *want the pages to reclaim before trying again.  The caller
+ * then calls pagecache_read without holding the map lock.
  */
 long pagecache_start_read(struct fl_object *o, uint64_t index,
 			  unsigned long max, struct fl_group *g,
-			  struct fl_group **over);
+			  struct fl_group **over, uint64_t *want);
 
 /*
  * Fill the locked pages [index, index+count) from the store, mark them up
@@ -126,10 +126,10 @@ int pagecache_mark_dirty(struct fl_object *o, struct fl_page *page);
 uint64_t pagecache_count_dirty(struct fl_object *o, uint64_t first,
 			       uint64_t last);
 
-/* Take page index out of every shared view (not the cache).  Map lock
+/* Take pages [first, last] out of every shared view (not the cache).  Map lock
  * held.  Private views are left alone: a private copy there must not be
  * touched, and telling one from a cache page is not race-free. */
-void object_unmap_page(struct fl_object *o, uint64_t index);
+void object_unmap_range(struct fl_object *o, uint64_t first, uint64_t last);
 
 /* Write-protect [first, last] in every shared view.  Map lock held. */
 void object_mkclean(struct fl_object *o, uint64_t first, uint64_t last);

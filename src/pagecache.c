@@ -72,7 +72,7 @@ static unsigned long insert_locked(struct fl_object *o, uint64_t index,
 
 long pagecache_start_read(struct fl_object *o, uint64_t index,
 			  unsigned long max, struct fl_group *g,
-			  struct fl_group **over)
+			  struct fl_group **over, uint64_t *want)
 {
 	unsigned long n;
 
@@ -82,13 +82,25 @@ long pagecache_start_read(struct fl_object *o, uint64_t index,
 		pthread_rwlock_unlock(&o->lock);
 		return 0;
 	}
-	/* Charged in one step, before any page exists or is locked. */
+	/*
+	 * Charged in one step, before any page exists or is locked.  A full
+	 * group reclaims room for the whole run (the caller does, on -2),
+	 * unless the run is large beside the limit: then the faulting page
+	 * alone is read, so that a small group still makes progress.
+	 */
 	if (group_try_charge(g, n, over)) {
-		if (n == 1 || group_try_charge(g, 1, over)) {
+		*want = n;
+		if (n > atomic_load(&(*over)->max) / 4) {
+			*want = 1;
+			if (group_try_charge(g, 1, over)) {
+				pthread_rwlock_unlock(&o->lock);
+				return -2;
+			}
+			n = 1;
+		} else {
 			pthread_rwlock_unlock(&o->lock);
-			return -2; /* at the limit: reclaim, or OOM policy */
+			return -2; /* reclaim *want pages, then try again */
 		}
-		n = 1; /* the faulting page alone fits */
 	}
 	n = insert_locked(o, index, n, g);
 	pthread_rwlock_unlock(&o->lock);
@@ -263,15 +275,17 @@ uint64_t pagecache_count_dirty(struct fl_object *o, uint64_t first,
 	return dirty;
 }
 
-void object_unmap_page(struct fl_object *o, uint64_t index)
+void object_unmap_range(struct fl_object *o, uint64_t first, uint64_t last)
 {
 	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next) {
-		uint64_t m_pages = (m->end - m->start) >> PAGE_SHIFT;
+		uint64_t m_last =
+			m->pgoff + ((m->end - m->start) >> PAGE_SHIFT);
+		uint64_t lo = first > m->pgoff ? first : m->pgoff;
+		uint64_t hi = last < m_last - 1 ? last : m_last - 1;
 
-		if (m->kind == MAP_KIND_SHARED && index >= m->pgoff &&
-		    index < m->pgoff + m_pages)
-			madvise((void *)mapping_addr(m, index), PAGE_SIZE,
-				MADV_DONTNEED);
+		if (m->kind == MAP_KIND_SHARED && lo <= hi)
+			madvise((void *)mapping_addr(m, lo),
+				(hi - lo + 1) << PAGE_SHIFT, MADV_DONTNEED);
 	}
 }
 

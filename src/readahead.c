@@ -41,11 +41,13 @@ static void readahead_count(struct fl_engine *e, struct work *w, long n)
 static void readahead_work(struct fl_engine *e, struct work *w)
 {
 	struct fl_group *g = w->arg, *over;
-	long n = pagecache_start_read(w->object, w->index, w->count, g, &over);
+	uint64_t want;
+	long n = pagecache_start_read(w->object, w->index, w->count, g, &over,
+				      &want);
 
-	if (n == -2 && reclaim_group(over, w->count)) /* make room, once */
+	if (n == -2 && reclaim_group(over, want)) /* make room, once */
 		n = pagecache_start_read(w->object, w->index, w->count, g,
-					 &over);
+					 &over, &want);
 	/* A failed read drops its pages: a fault there reads them again. */
 	if (n > 0 && pagecache_read(w->object, w->index, (unsigned long)n,
 				    w->index) == 0)

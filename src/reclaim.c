@@ -11,7 +11,7 @@
 #include "object.h"
 #include "reclaim.h"
 
-#define RECLAIM_BATCH 64 /* pages taken off the lists per lock hold */
+#define RECLAIM_BATCH 256 /* pages taken off the lists per lock hold */
 
 /* ---- the lists: circular, doubly linked, head = most recent ------------- */
 
@@ -211,12 +211,37 @@ static void scan_lru(struct fl_group *g, struct reclaim_batch *b)
 
 /* ---- acting on what the scan found --------------------------------------- */
 
+/* By object, then index: consecutive pages become runs, one call each. */
+static int page_order(const void *a, const void *b)
+{
+	const struct fl_page *p = *(struct fl_page *const *)a;
+	const struct fl_page *q = *(struct fl_page *const *)b;
+
+	if (p->object != q->object)
+		return p->object < q->object ? -1 : 1;
+	return p->index < q->index ? -1 : p->index > q->index;
+}
+
+static unsigned run_length(struct fl_page **v, unsigned i, unsigned n)
+{
+	unsigned j = i + 1;
+
+	while (j < n && v[j]->object == v[i]->object &&
+	       v[j]->index == v[j - 1]->index + 1)
+		j++;
+	return j - i;
+}
+
 /* Take pages out of every shared view: a later use shows as a minor fault. */
 static void unmap_pages(struct fl_engine *e, struct reclaim_batch *b)
 {
+	qsort(b->unmap, b->nr_unmap, sizeof(b->unmap[0]), page_order);
 	map_read_lock(e);
-	for (unsigned i = 0; i < b->nr_unmap; i++)
-		object_unmap_page(b->unmap[i]->object, b->unmap[i]->index);
+	for (unsigned i = 0, len; i < b->nr_unmap; i += len) {
+		len = run_length(b->unmap, i, b->nr_unmap);
+		object_unmap_range(b->unmap[i]->object, b->unmap[i]->index,
+				   b->unmap[i + len - 1]->index);
+	}
 	map_unlock(e);
 	for (unsigned i = 0; i < b->nr_unmap; i++)
 		drop_refs(b->unmap[i]);
@@ -226,15 +251,16 @@ static uint64_t write_pages(struct fl_group *g, struct reclaim_batch *b)
 {
 	uint64_t written = 0;
 
-	for (unsigned i = 0; i < b->nr_dirty; i++) {
-		struct fl_page *p = b->dirty[i];
-
-		if (page_test(p, PG_DIRTY) &&
-		    object_writeback(p->object, p->index, p->index) == 0 &&
-		    !page_test(p, PG_DIRTY))
-			written++;
-		drop_refs(p);
+	qsort(b->dirty, b->nr_dirty, sizeof(b->dirty[0]), page_order);
+	for (unsigned i = 0, len; i < b->nr_dirty; i += len) {
+		len = run_length(b->dirty, i, b->nr_dirty);
+		object_writeback(b->dirty[i]->object, b->dirty[i]->index,
+				 b->dirty[i + len - 1]->index);
+		for (unsigned k = i; k < i + len; k++)
+			written += !page_test(b->dirty[k], PG_DIRTY);
 	}
+	for (unsigned i = 0; i < b->nr_dirty; i++)
+		drop_refs(b->dirty[i]);
 	atomic_fetch_add(&g->pages_written_back, written);
 	return written;
 }
@@ -249,49 +275,70 @@ static int page_cached(struct fl_object *o, struct fl_page *p)
 	return cached;
 }
 
-/* Evict one isolated page if nobody uses it; 1 if it went. */
-static int evict_page(struct fl_page *p)
+/* Under the cache lock: whether p, locked by us, can go. */
+static int evictable(struct fl_object *o, struct fl_page *p)
 {
-	struct fl_object *o = p->object;
-	int gone = 0, locked;
+	uint32_t fl = atomic_load(&p->flags);
 
-	pthread_rwlock_wrlock(&o->lock); /* no fault maps it meanwhile */
-	locked = page_trylock(p);
-	if (locked) {
-		uint32_t fl = atomic_load(&p->flags);
+	return (fl & PG_UPTODATE) && !(fl & (PG_DIRTY | PG_WRITEBACK)) &&
+	       atomic_load(&p->refcount) == 2 && /* the cache's and ours */
+	       radix_lookup(&o->pages, p->index) == p;
+}
 
-		gone = (fl & PG_UPTODATE) &&
-		       !(fl & (PG_DIRTY | PG_WRITEBACK)) &&
-		       atomic_load(&p->refcount) == 2 &&
-		       radix_lookup(&o->pages, p->index) == p;
-		if (gone) {
-			/* Out of the memfd: out of every view at once. */
-			fallocate(o->memfd,
-				  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				  (off_t)(p->index << PAGE_SHIFT),
-				  (off_t)PAGE_SIZE);
-			radix_delete(&o->pages, p->index);
-			atomic_fetch_sub(&o->engine->cached_pages, 1);
+/*
+ * Evict a run of isolated pages of one object that nobody uses: punched out
+ * of the memfd (out of every view at once) in one call per contiguous part,
+ * under the cache lock so that no fault maps them meanwhile.
+ */
+static uint64_t evict_run(struct fl_page **v, unsigned n)
+{
+	struct fl_object *o = v[0]->object;
+	unsigned char locked[RECLAIM_BATCH], gone[RECLAIM_BATCH];
+	uint64_t freed = 0;
+
+	pthread_rwlock_wrlock(&o->lock);
+	for (unsigned k = 0; k < n; k++) {
+		locked[k] = page_trylock(v[k]);
+		gone[k] = locked[k] && evictable(o, v[k]);
+	}
+	for (unsigned k = 0, j; k < n; k = j) {
+		for (j = k; j < n && gone[j]; j++)
+			;
+		if (j == k) {
+			j++;
+			continue;
 		}
+		fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)(v[k]->index << PAGE_SHIFT),
+			  (off_t)((j - k) << PAGE_SHIFT));
+		for (unsigned i = k; i < j; i++)
+			radix_delete(&o->pages, v[i]->index);
+		atomic_fetch_sub(&o->engine->cached_pages, j - k);
+		freed += j - k;
 	}
 	pthread_rwlock_unlock(&o->lock);
-	if (locked)
-		page_unlock(p); /* waiters find it gone, and read it again */
-	if (gone)
-		page_put(p); /* the cache's reference */
-	else if (page_cached(o, p))
-		lru_add(p); /* still cached, but in use: back on the list */
-	return gone;
+	for (unsigned k = 0; k < n; k++) {
+		if (locked[k]) /* waiters find it gone, and read it again */
+			page_unlock(v[k]);
+		if (gone[k])
+			page_put(v[k]); /* the cache's reference */
+		else if (page_cached(o, v[k]))
+			lru_add(v[k]); /* still cached, but in use */
+	}
+	return freed;
 }
 
 static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 {
 	uint64_t freed = 0;
 
-	for (unsigned i = 0; i < b->nr_evict; i++) {
-		freed += evict_page(b->evict[i]);
-		drop_refs(b->evict[i]); /* the last put uncharges */
+	qsort(b->evict, b->nr_evict, sizeof(b->evict[0]), page_order);
+	for (unsigned i = 0, len; i < b->nr_evict; i += len) {
+		len = run_length(b->evict, i, b->nr_evict);
+		freed += evict_run(b->evict + i, len);
 	}
+	for (unsigned i = 0; i < b->nr_evict; i++)
+		drop_refs(b->evict[i]); /* the last put uncharges */
 	atomic_fetch_add(&g->pages_reclaimed, freed);
 	return freed;
 }
