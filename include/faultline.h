@@ -305,8 +305,8 @@ typedef struct fl_group fl_group;
 
 /* What a fault does when its group is at max and nothing can be reclaimed. */
 enum fl_oom_policy {
-	FL_OOM_FAIL,     /* the fault gets SIGBUS (counted as an OOM event) */
-	FL_OOM_WAIT,     /* the fault waits until memory is freed in the group
+	FL_OOM_FAIL,	 /* the fault gets SIGBUS (counted as an OOM event) */
+	FL_OOM_WAIT,	 /* the fault waits until memory is freed in the group
 			    or its max is raised (the kernel's "OOM killer
 			    disabled"); it holds no thread while it waits */
 	FL_OOM_CALLBACK, /* ask the group's callback */
@@ -314,7 +314,7 @@ enum fl_oom_policy {
 
 /* The callback's answer. */
 enum fl_oom_answer {
-	FL_OOM_RETRY,   /* it freed memory or raised a limit: try again */
+	FL_OOM_RETRY,	/* it freed memory or raised a limit: try again */
 	FL_OOM_GIVE_UP, /* the fault gets SIGBUS */
 };
 
@@ -325,8 +325,7 @@ enum fl_oom_answer {
  * fl_group_set_max, fl_munmap, fl_madvise and the statistics calls.
  */
 typedef enum fl_oom_answer (*fl_oom_callback)(fl_group *group,
-					      uint64_t bytes_needed,
-					      void *arg);
+					      uint64_t bytes_needed, void *arg);
 
 /*
  * The engine's root group: every mapping belongs to it or to a group below
@@ -363,18 +362,18 @@ int fl_group_set_oom(fl_group *group, enum fl_oom_policy policy,
 		     fl_oom_callback callback, void *arg);
 
 struct fl_group_stats {
-	uint64_t usage;           /* bytes charged now, with descendants */
-	uint64_t peak;            /* highest usage */
-	uint64_t max, high;       /* the limits */
-	uint64_t cache_pages;     /* page-cache pages charged now (own) */
-	uint64_t private_pages;   /* private copies and anonymous pages now
-				     (own) */
-	uint64_t minor_faults;    /* faults of the group's own mappings */
+	uint64_t usage;		/* bytes charged now, with descendants */
+	uint64_t peak;		/* highest usage */
+	uint64_t max, high;	/* the limits */
+	uint64_t cache_pages;	/* page-cache pages charged now (own) */
+	uint64_t private_pages; /* private copies and anonymous pages now
+				   (own) */
+	uint64_t minor_faults;	/* faults of the group's own mappings */
 	uint64_t major_faults;
-	uint64_t pages_reclaimed; /* pages evicted to make room */
+	uint64_t pages_reclaimed;    /* pages evicted to make room */
 	uint64_t pages_written_back; /* dirty pages written to make room */
-	uint64_t oom_events;      /* faults that found nothing to reclaim */
-	uint64_t wait_ns;         /* time faults spent waiting for memory */
+	uint64_t oom_events;	     /* faults that found nothing to reclaim */
+	uint64_t wait_ns;	     /* time in waits for memory that ended */
 };
 
 int fl_group_stats(fl_group *group, struct fl_group_stats *stats);
