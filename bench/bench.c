@@ -316,6 +316,24 @@ fl_engine *bench_engine_create(void)
 	return engine;
 }
 
+int bench_on_fresh_engine(const char *scenario,
+			  int (*timed)(void *, fl_engine *, struct bench_run *),
+			  void *ctx, struct bench_run *out)
+{
+	fl_engine *engine = bench_engine_create();
+	int ret;
+
+	if (engine == NULL)
+		return -1;
+	ret = timed(ctx, engine, out);
+	if (fl_engine_destroy(engine) < 0) {
+		cli_error("bench %s: fl_engine_destroy failed: %s", scenario,
+			  strerror(errno));
+		ret = -1;
+	}
+	return ret;
+}
+
 void bench_engine_summary(fl_engine *engine, const char *label)
 {
 	struct fl_stats s;

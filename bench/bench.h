@@ -89,6 +89,15 @@ int drop_caches(void);
 /* An engine with the default configuration (and FAULTLINE_* overrides). */
 fl_engine *bench_engine_create(void);
 
+/*
+ * Run timed(ctx, engine, out) on a fresh default engine, destroyed after:
+ * a cold run's own engine.  -1 if any part failed (reported as scenario).
+ */
+int bench_on_fresh_engine(const char *scenario,
+			  int (*timed)(void *ctx, fl_engine *engine,
+				       struct bench_run *out),
+			  void *ctx, struct bench_run *out);
+
 /* Print a one-line summary of the engine's counters ("# faultline: ..."). */
 void bench_engine_summary(fl_engine *engine, const char *label);
 

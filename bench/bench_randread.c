@@ -209,9 +209,10 @@ static int randread_odirect(void *arg, struct bench_run *out)
 	return failed ? -1 : 0;
 }
 
-static int randread_faultline_timed(struct randread_ctx *c, fl_engine *engine,
+static int randread_faultline_timed(void *arg, fl_engine *engine,
 				    struct bench_run *out)
 {
+	struct randread_ctx *c = arg;
 	fl_group *group = bench_group_create(engine, "randread", c->limit);
 	double t0 = now_seconds();
 	fl_object *obj;
@@ -260,19 +261,8 @@ static int randread_faultline_timed(struct randread_ctx *c, fl_engine *engine,
 
 static int randread_faultline(void *arg, struct bench_run *out)
 {
-	struct randread_ctx *c = arg;
-	fl_engine *engine = bench_engine_create();
-	int ret;
-
-	if (engine == NULL)
-		return -1;
-	ret = randread_faultline_timed(c, engine, out);
-	if (fl_engine_destroy(engine) < 0) {
-		cli_error("bench randread: fl_engine_destroy failed: %s",
-			  strerror(errno));
-		ret = -1;
-	}
-	return ret;
+	return bench_on_fresh_engine("randread", randread_faultline_timed, arg,
+				     out);
 }
 
 int bench_randread(const struct bench_opts *o)

@@ -100,9 +100,10 @@ static int seqscan_odirect(void *arg, struct bench_run *out)
 
 /* Time the object's open, its mapping and the scan; the engine's creation
  * and teardown are outside, like process start and exit. */
-static int seqscan_faultline_timed(struct seqscan_ctx *c, fl_engine *engine,
+static int seqscan_faultline_timed(void *arg, fl_engine *engine,
 				   struct bench_run *out)
 {
+	struct seqscan_ctx *c = arg;
 	fl_group *group = bench_group_create(engine, "seqscan", c->limit);
 	double t0 = now_seconds();
 	fl_object *obj;
@@ -142,19 +143,8 @@ static int seqscan_faultline_timed(struct seqscan_ctx *c, fl_engine *engine,
 
 static int seqscan_faultline(void *arg, struct bench_run *out)
 {
-	struct seqscan_ctx *c = arg;
-	fl_engine *engine = bench_engine_create();
-	int ret;
-
-	if (engine == NULL)
-		return -1;
-	ret = seqscan_faultline_timed(c, engine, out);
-	if (fl_engine_destroy(engine) < 0) {
-		cli_error("bench seqscan: fl_engine_destroy failed: %s",
-			  strerror(errno));
-		ret = -1;
-	}
-	return ret;
+	return bench_on_fresh_engine("seqscan", seqscan_faultline_timed, arg,
+				     out);
 }
 
 /* O_DIRECT needs a file system that supports it. */

@@ -275,34 +275,41 @@ uint64_t pagecache_count_dirty(struct fl_object *o, uint64_t first,
 	return dirty;
 }
 
+/*
+ * Clamp [first, last] to the object pages m shows, into [*lo, *hi];
+ * whether anything is left.
+ */
+static int mapping_clamp(const struct fl_mapping *m, uint64_t first,
+			 uint64_t last, uint64_t *lo, uint64_t *hi)
+{
+	uint64_t m_last = m->pgoff + ((m->end - m->start) >> PAGE_SHIFT) - 1;
+
+	*lo = first > m->pgoff ? first : m->pgoff;
+	*hi = last < m_last ? last : m_last;
+	return *lo <= *hi;
+}
+
 void object_unmap_range(struct fl_object *o, uint64_t first, uint64_t last)
 {
-	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next) {
-		uint64_t m_last =
-			m->pgoff + ((m->end - m->start) >> PAGE_SHIFT);
-		uint64_t lo = first > m->pgoff ? first : m->pgoff;
-		uint64_t hi = last < m_last - 1 ? last : m_last - 1;
+	uint64_t lo, hi;
 
-		if (m->kind == MAP_KIND_SHARED && lo <= hi)
+	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next)
+		if (m->kind == MAP_KIND_SHARED &&
+		    mapping_clamp(m, first, last, &lo, &hi))
 			madvise((void *)mapping_addr(m, lo),
 				(hi - lo + 1) << PAGE_SHIFT, MADV_DONTNEED);
-	}
 }
 
 void object_mkclean(struct fl_object *o, uint64_t first, uint64_t last)
 {
-	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next) {
-		uint64_t m_last =
-			m->pgoff + ((m->end - m->start) >> PAGE_SHIFT);
-		uint64_t lo = first > m->pgoff ? first : m->pgoff;
-		uint64_t hi = last < m_last - 1 ? last : m_last - 1;
+	uint64_t lo, hi;
 
-		if (m->kind != MAP_KIND_SHARED || lo > hi)
-			continue;
-		/* The next store through this view faults: page_mkwrite. */
-		uffd_writeprotect(o->engine->uffd, mapping_addr(m, lo),
-				  (hi - lo + 1) << PAGE_SHIFT, 1);
-	}
+	/* The next store through each view faults: page_mkwrite. */
+	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next)
+		if (m->kind == MAP_KIND_SHARED &&
+		    mapping_clamp(m, first, last, &lo, &hi))
+			uffd_writeprotect(o->engine->uffd, mapping_addr(m, lo),
+					  (hi - lo + 1) << PAGE_SHIFT, 1);
 }
 
 /*
@@ -394,16 +401,13 @@ static int wb_write(struct fl_object *o, uint64_t index, unsigned n)
 static void wb_count_mappings(struct fl_object *o, uint64_t first,
 			      uint64_t last)
 {
-	map_read_lock(o->engine);
-	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next) {
-		uint64_t m_last =
-			m->pgoff + ((m->end - m->start) >> PAGE_SHIFT);
-		uint64_t lo = first > m->pgoff ? first : m->pgoff;
-		uint64_t hi = last < m_last - 1 ? last : m_last - 1;
+	uint64_t lo, hi;
 
-		if (m->kind == MAP_KIND_SHARED && lo <= hi)
+	map_read_lock(o->engine);
+	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next)
+		if (m->kind == MAP_KIND_SHARED &&
+		    mapping_clamp(m, first, last, &lo, &hi))
 			count_add(&m->stats, pages_written, hi - lo + 1);
-	}
 	map_unlock(o->engine);
 }
 
