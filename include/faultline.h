@@ -60,8 +60,10 @@ struct fl_config {
 	 * faults are sequential, two windows are read ahead of the reader
 	 * in the background.  1 reads only the faulting page. */
 	unsigned readahead_pages;
-	/* Pages zero-filled in one go on a write fault to anonymous memory
-	 * (default 16).  1 fills only the faulting page. */
+	/* Most pages zero-filled in one go on a write fault to anonymous
+	 * memory (default 16).  A lone write fills one page; the window
+	 * grows fourfold while a mapping's writes move forward in order.
+	 * 1 fills only the faulting page. */
 	unsigned anon_fault_around_pages;
 	/* Print the engine's statistics to stderr when it is destroyed. */
 	int print_stats_at_destroy;

@@ -244,6 +244,33 @@ static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 	return filled;
 }
 
+/*
+ * Pages a write fault on anonymous memory zero-fills: one, unless the
+ * mapping's write faults move forward in order; then fourfold more each
+ * time, up to anon_fault_around_pages.  Memory (charged to the group) is
+ * only spent ahead of a program that is seen to need it.
+ */
+static unsigned anon_window_pages(struct fault *f)
+{
+	unsigned max = f->e->config.anon_fault_around_pages;
+	uintptr_t last =
+		atomic_load_explicit(&f->m->last_fault, memory_order_relaxed);
+	unsigned pages =
+		atomic_load_explicit(&f->m->around_pages, memory_order_relaxed);
+	int sequential = pages && f->addr > last &&
+			 f->addr - last <= (uintptr_t)pages << PAGE_SHIFT;
+
+	if (f->m->advice == MADV_SEQUENTIAL)
+		pages = max;
+	else if (sequential && f->m->advice != MADV_RANDOM)
+		pages = pages * 4 < max ? pages * 4 : max;
+	else
+		pages = 1;
+	atomic_store_explicit(&f->m->last_fault, f->addr, memory_order_relaxed);
+	atomic_store_explicit(&f->m->around_pages, pages, memory_order_relaxed);
+	return pages;
+}
+
 /* A store to the zero page: the page becomes private (charged first). */
 static enum fault_result fault_anon_wp(struct fault *f)
 {
@@ -274,7 +301,7 @@ static enum fault_result fault_anon(struct fault *f)
 	if (f->wp)
 		return fault_anon_wp(f);
 	fault_window(f,
-		     f->write ? f->e->config.anon_fault_around_pages
+		     f->write ? anon_window_pages(f)
 			      : f->e->config.fault_around_pages,
 		     &lo, &hi);
 	if (hi - lo > (uintptr_t)ANON_WINDOW_MAX << PAGE_SHIFT) {

@@ -224,3 +224,35 @@ TEST(store_racing_zero_page_counts)
 	}
 	CHECK_EQ(fl_engine_destroy(e), 0);
 }
+
+/*
+ * Write faults zero-fill one page, unless they move forward in order: then
+ * the window grows fourfold each time (1, 4, 16 pages), no further than
+ * anon_fault_around_pages.  Memory is spent ahead only of a sequential
+ * writer.
+ */
+TEST(zero_fill_window_grows_only_when_sequential)
+{
+	struct fl_config cfg;
+	fl_engine *e;
+	unsigned char *p;
+
+	fl_config_init(&cfg);
+	cfg.handler_threads = 2;
+	cfg.anon_fault_around_pages = 16;
+	e = fl_engine_create(&cfg);
+	REQUIRE(e != NULL);
+	p = h_map(e, 256 * PG, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	p[200 * PG] = 1; /* scattered: one page each */
+	p[100 * PG] = 1;
+	p[150 * PG] = 1;
+	CHECK_EQ(h_mstats(e, p).private_pages, 3);
+	for (int pg = 0; pg < 64; pg++) /* in order: 1, then 4, then 16s */
+		p[pg * PG] = 2;
+	CHECK_EQ(h_mstats(e, p).private_pages, 3 + 64);
+	CHECK_EQ(h_mstats(e, p).minor_faults, 3 + 1 + 1 + 1 + 3);
+	for (int pg = 0; pg < 64; pg++)
+		CHECK_EQ(p[pg * PG], 2);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+}

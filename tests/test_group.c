@@ -145,13 +145,13 @@ TEST(charges_are_exact_and_hierarchical)
 	for (int pg = 0; pg < 5; pg++)
 		pp[pg * PG] = 1; /* 5 private copies */
 	for (int pg = 0; pg < 3; pg++)
-		ap[pg * PG] = 1; /* 3 anonymous pages (window of 1? no: 16) */
+		ap[pg * PG] = 1; /* anonymous: page 0, then a window of 4 */
 	CHECK_EQ(gstats(child).cache_pages, 10);
 	CHECK_EQ(gstats(child).private_pages, 5);
 	CHECK_EQ(gstats(child).usage, 15 * PG);
 	CHECK_EQ(gstats(parent).usage,
 		 (15 + gstats(parent).private_pages) * PG);
-	CHECK_EQ(gstats(parent).private_pages, 8); /* the zero-fill window */
+	CHECK_EQ(gstats(parent).private_pages, 4); /* 1, then [0, 4) */
 	CHECK_EQ(gstats(fl_group_root(e)).usage, gstats(parent).usage);
 	CHECK_ERR(fl_group_destroy(child), EBUSY); /* has mappings */
 	CHECK_ERR(fl_group_destroy(parent), EBUSY);
