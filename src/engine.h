@@ -59,6 +59,12 @@ struct fl_engine {
 	/* Batches of fault messages read so far: orders messages against
 	 * writeback's write-protection (see fault_mkwrite). */
 	_Atomic uint64_t msg_batches;
+	/*
+	 * Write-protect faults dismissed as possibly stale, by thread: the
+	 * page (address | low bits of the thread id).  A thread's next fault
+	 * on the same page is honoured, so none can be dismissed forever.
+	 */
+	_Atomic uint64_t dismissed[256];
 
 	struct counters stats;
 	_Atomic uint64_t dirty_pages;

@@ -437,13 +437,32 @@ static int fault_predates_clean(const struct fault *f, struct fl_page *page)
 	return f->batch <= atomic_load(&page->cleaned_batch);
 }
 
+/*
+ * Dismiss a write-protect fault that may be stale, unless this thread's
+ * last dismissed fault was on this very page: then it really waits (it
+ * faulted again at once), and is served.  Nobody is dismissed forever, however
+ * often writeback cleans the page under it.
+ */
+static int fault_dismiss(struct fault *f)
+{
+	_Atomic uint64_t *slot = &f->e->dismissed[f->tid % 256];
+	uint64_t key = f->addr | (f->tid & (PAGE_SIZE - 1));
+
+	if (atomic_load(slot) == key) {
+		atomic_store(slot, 0);
+		return 0;
+	}
+	atomic_store(slot, key);
+	return 1;
+}
+
 /* The page_mkwrite point: a store to a shared page marks it dirty. */
 static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
 				       struct fl_page *page, int mapped)
 {
 	if (!page_trylock(page))
 		return fault_wait_page(f, page);
-	if (mapped && fault_predates_clean(f, page)) {
+	if (mapped && fault_predates_clean(f, page) && fault_dismiss(f)) {
 		page_unlock(page);
 		page_put(page);
 		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
@@ -585,6 +604,7 @@ void fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
 		.write = (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0,
 		.wp = (flags & UFFD_PAGEFAULT_FLAG_WP) != 0,
 		.batch = batch,
+		.tid = msg->arg.pagefault.feat.ptid,
 	};
 
 	count_add(&e->stats, fault_messages, 1);

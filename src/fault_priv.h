@@ -32,6 +32,7 @@ struct fault {
 	int major;	/* the first attempt had to read the store */
 	unsigned attempts;
 	uint64_t batch; /* when the message was read (engine msg_batches) */
+	uint32_t tid;	/* the faulting thread */
 	unsigned long pages_read;
 	const struct fl_object *read_object; /* what pages_read came from */
 	/* A store read failed for this page: deliver SIGBUS if still here. */
