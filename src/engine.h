@@ -65,6 +65,7 @@ struct fl_engine {
 	 * on the same page is honoured, so none can be dismissed forever.
 	 */
 	_Atomic uint64_t dismissed[256];
+	_Atomic uint64_t dismissed_batch[256]; /* when */
 
 	struct counters stats;
 	_Atomic uint64_t dirty_pages;

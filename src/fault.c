@@ -61,11 +61,43 @@ static void fault_count(struct fault *f, size_t field_offset, uint64_t n)
 
 #define COUNT(f, field, n) fault_count(f, offsetof(struct counters, field), n)
 
+/*
+ * Empty the page at f->addr so that UFFDIO_POISON takes it: a
+ * write-protect fault's page is mapped (the zero page, or a cache page a
+ * copy was refused for), and zapping it leaves a uffd-wp marker, which the
+ * poison refuses too.  A private page is never touched: under the page
+ * table lock no claim can make one meanwhile.  0, or -1 if private.
+ */
+static int fault_empty_page(struct fault *f)
+{
+	struct pagetable *pt = &f->e->pagetable;
+	uint64_t vpn = f->addr >> PAGE_SHIFT;
+	int rc = -1;
+
+	pagetable_lock(pt);
+	if (pte_get(pt, vpn) != PTE_PRIVATE) {
+		madvise((void *)f->addr, PAGE_SIZE, MADV_DONTNEED);
+		uffd_unprotect_quiet(f->e->uffd, f->addr, PAGE_SIZE);
+		pte_set(pt, vpn, PTE_NONE);
+		rc = 0;
+	}
+	pagetable_unlock(pt);
+	return rc;
+}
+
 enum fault_result fault_sigbus(struct fault *f)
 {
 	f->signalled = 1;
 	COUNT(f, errors, 1);
-	uffd_poison(f->e->uffd, f->addr, PAGE_SIZE);
+	/* The poison must land, or the thread would just fault again. */
+	for (int tries = 0; tries < 16; tries++) {
+		if (uffd_poison(f->e->uffd, f->addr, PAGE_SIZE) == 0)
+			return FAULT_DONE; /* it woke the thread */
+		if (errno != EEXIST || f->m->kind == MAP_KIND_SHARED ||
+		    fault_empty_page(f))
+			break; /* gone, or it is the thread's own page now */
+	}
+	uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
 	return FAULT_DONE;
 }
 
@@ -325,9 +357,9 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 {
 	struct fl_group *over;
 	uint64_t want;
-	long n =
-		pagecache_start_read(o, index, readahead_sync_pages(f->e, f->m),
-				     f->m->group, &over, &want);
+	long n = pagecache_start_read(
+		o, index, f->read_one ? 1 : readahead_sync_pages(f->e, f->m),
+		f->m->group, &over, &want);
 
 	if (n == -2) /* the group is full: make room for the run */
 		return fault_wait_memory(f, over, want);
@@ -438,21 +470,33 @@ static int fault_predates_clean(const struct fault *f, struct fl_page *page)
 }
 
 /*
- * Dismiss a write-protect fault that may be stale, unless this thread's
- * last dismissed fault was on this very page: then it really waits (it
- * faulted again at once), and is served.  Nobody is dismissed forever, however
- * often writeback cleans the page under it.
+ * Whether to dismiss a write-protect fault that may be stale: yes, unless
+ * this thread's last dismissed fault was on this very page, a moment ago
+ * (then it really waits: it faulted again at once).  Nobody is dismissed
+ * forever, however often writeback cleans the page under it; and serving a
+ * thread clears its record, so no old dismissal lets a later stale message
+ * through.
  */
-static int fault_dismiss(struct fault *f)
-{
-	_Atomic uint64_t *slot = &f->e->dismissed[f->tid % 256];
-	uint64_t key = f->addr | (f->tid & (PAGE_SIZE - 1));
+#define DISMISS_HORIZON                                                        \
+	64 /* message batches: a waiting thread's next                         \
+		   fault comes at once after its wake */
 
-	if (atomic_load(slot) == key) {
-		atomic_store(slot, 0);
+static int fault_dismiss(struct fault *f, int stale)
+{
+	unsigned slot = f->tid % 256;
+	uint64_t key = f->addr | (f->tid & (PAGE_SIZE - 1));
+	int again = atomic_load(&f->e->dismissed[slot]) == key &&
+		    f->batch - atomic_load(&f->e->dismissed_batch[slot]) <=
+			    DISMISS_HORIZON;
+
+	if (!stale || again) {
+		/* Served: no dismissal of this thread on this page stands. */
+		if (atomic_load(&f->e->dismissed[slot]) == key)
+			atomic_store(&f->e->dismissed[slot], 0);
 		return 0;
 	}
-	atomic_store(slot, key);
+	atomic_store(&f->e->dismissed_batch[slot], f->batch);
+	atomic_store(&f->e->dismissed[slot], key);
 	return 1;
 }
 
@@ -462,7 +506,7 @@ static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
 {
 	if (!page_trylock(page))
 		return fault_wait_page(f, page);
-	if (mapped && fault_predates_clean(f, page) && fault_dismiss(f)) {
+	if (mapped && fault_dismiss(f, fault_predates_clean(f, page))) {
 		page_unlock(page);
 		page_put(page);
 		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);

@@ -227,6 +227,7 @@ enum fault_result fault_start_read(struct fault *f, struct fl_object *o,
 static void fault_memory_resume_work(struct fl_engine *e, struct work *w)
 {
 	struct fault *f = fault_of(w, work);
+	struct fl_page *held = f->held_page;
 
 	if (f->wait_start)
 		atomic_fetch_add(&f->mem_group->wait_ns,
@@ -234,12 +235,11 @@ static void fault_memory_resume_work(struct fl_engine *e, struct work *w)
 	atomic_fetch_sub(&f->mem_group->pins, 1);
 	f->mem_group = NULL;
 	f->wait_start = 0;
-	if (f->held_page) {
-		page_put(f->held_page);
-		f->held_page = NULL;
-	}
+	f->held_page = NULL;
 	fault_retried(f);
-	fault_run(f);
+	fault_run(f); /* f may be gone after this */
+	if (held)     /* held through the retry, so reclaim leaves it */
+		page_put(held);
 }
 
 static void fault_memory_cancel(struct work *w)
@@ -311,6 +311,14 @@ static void fault_reclaim_work(struct fl_engine *e, struct work *w)
 		if (!group_cache_pages(g))
 			break;
 		usleep(1000);
+	}
+	/* The run does not fit, but the faulting page alone does: read it
+	 * alone rather than declare OOM. */
+	if (f->mem_pages > 1 &&
+	    atomic_load(&g->usage) + 1 <= atomic_load(&g->max)) {
+		f->read_one = 1;
+		fault_memory_resume_work(e, w);
+		return;
 	}
 	fault_oom(f);
 }

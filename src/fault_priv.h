@@ -53,6 +53,7 @@ struct fault {
 	uint64_t mem_pages, wait_start;
 	int oom_fail;  /* nothing to reclaim and the policy said fail */
 	int signalled; /* answered with SIGBUS */
+	int read_one;  /* the group has room for one page, not a run */
 };
 
 /* fault.c: one attempt, with the map lock held for reading. */

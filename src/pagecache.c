@@ -65,7 +65,10 @@ static unsigned long insert_locked(struct fl_object *o, uint64_t index,
 			break; /* read the run we have */
 		}
 		atomic_store(&page->flags, PG_LOCKED);
-		lru_add(page);
+		/* Without a store a page cannot be written back and read
+		 * again: like anonymous memory, it stays (no swap yet). */
+		if (o->store)
+			lru_add(page);
 	}
 	return i;
 }

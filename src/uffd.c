@@ -301,11 +301,15 @@ int uffd_wake(int uffd, uintptr_t start, size_t len)
 int uffd_poison(int uffd, uintptr_t start, size_t len)
 {
 	struct uffdio_poison p = {.range = {.start = start, .len = len}};
-	int rc = ioctl(uffd, UFFDIO_POISON, &p);
+	return ioctl(uffd, UFFDIO_POISON, &p);
+}
 
-	/* Failed (populated meanwhile: EEXIST, or gone): a failed ioctl
-	 * wakes nobody, and the faulting thread must re-fault. */
-	if (rc < 0)
-		uffd_wake(uffd, start, len);
-	return rc;
+int uffd_unprotect_quiet(int uffd, uintptr_t start, size_t len)
+{
+	struct uffdio_writeprotect w = {
+		.range = {.start = start, .len = len},
+		.mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
+	};
+
+	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w);
 }

@@ -80,7 +80,13 @@ long uffd_zeropage(int uffd, int pagemap, uintptr_t start, size_t len);
 int uffd_writeprotect(int uffd, uintptr_t start, size_t len, int wp);
 /* Wake the threads faulting in [start, start+len). */
 int uffd_wake(int uffd, uintptr_t start, size_t len);
-/* Make the next access to [start, start+len) raise SIGBUS; wakes. */
+/*
+ * Make the next access to [start, start+len) raise SIGBUS; wakes.  Fails
+ * with EEXIST if a page (or a uffd-wp marker) is there, waking nobody:
+ * the caller must then clear it, or wake.
+ */
 int uffd_poison(int uffd, uintptr_t start, size_t len);
+/* Lift write protection (and uffd-wp markers) without waking anyone. */
+int uffd_unprotect_quiet(int uffd, uintptr_t start, size_t len);
 
 #endif /* FL_UFFD_H */

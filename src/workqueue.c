@@ -23,11 +23,23 @@ void workqueue_destroy(struct workqueue *wq)
 {
 	if (wq->fd < 0)
 		return; /* never made, or destroyed already */
-	while (wq->head) {
-		struct work *next = wq->head->next;
+	/* A cancel may queue more work (a fault it wakes): pop each item
+	 * under the lock, then cancel it, until none is left. */
+	for (;;) {
+		struct work *w;
 
-		wq->head->cancel(wq->head);
-		wq->head = next;
+		pthread_mutex_lock(&wq->lock);
+		w = wq->head;
+		if (w) {
+			wq->head = w->next;
+			if (!wq->head)
+				wq->tail = NULL;
+			atomic_fetch_sub(&wq->queued, 1);
+		}
+		pthread_mutex_unlock(&wq->lock);
+		if (!w)
+			break;
+		w->cancel(w);
 	}
 	close(wq->fd);
 	wq->fd = -1;

@@ -580,3 +580,86 @@ TEST(high_and_lowered_max_reclaim)
 	CHECK_EQ(fl_engine_destroy(e), 0);
 	h_file_remove(&f);
 }
+
+/*
+ * Shared anonymous memory has no store to write back to: it is never
+ * evicted.  A full group answers with SIGBUS, and no page written before
+ * loses its data.
+ */
+TEST(shared_anonymous_never_evicted)
+{
+	fl_engine *e = group_engine(1, 1);
+	fl_group *g = limited(e, NULL, "shanon", 64 * PG);
+	unsigned char *p;
+	struct h_sig sig;
+	int pg;
+
+	p = fl_mmap_group(e, g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (pg = 0; pg < 256; pg++)
+		if (h_try_write(p + pg * PG, (unsigned char)(pg | 1), &sig) ||
+		    sig.signo)
+			break;
+	CHECK_EQ(sig.signo, SIGBUS);
+	CHECK_EQ(pg, 64);
+	for (int i = 0; i < pg; i++)
+		CHECK_EQ(p[i * PG], (unsigned char)(i | 1));
+	CHECK_EQ(gstats(g).pages_reclaimed, 0);
+	CHECK_EQ(fl_munmap(e, p, 256 * PG), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+}
+
+/* An OOM on a store to a mapped page (the zero page here) still reaches
+ * the thread as SIGBUS: the page is emptied so that the poison lands. */
+TEST(oom_fail_on_write_protect_fault)
+{
+	fl_engine *e = group_engine(1, 1);
+	fl_group *g = limited(e, NULL, "wp", 1 * PG);
+	unsigned char *p;
+	struct h_sig sig;
+
+	p = fl_mmap_group(e, g, NULL, 4 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	p[0] = 1;		      /* the group is full */
+	CHECK_EQ(p[PG], 0);	      /* the zero page, write-protected */
+	h_try_write(p + PG, 2, &sig); /* a write-protect fault: no room */
+	CHECK_EQ(sig.signo, SIGBUS);
+	CHECK(sig.addr == p + PG);
+	CHECK_GE(gstats(g).oom_events, 1);
+	CHECK_EQ(p[0], 1);
+	CHECK_EQ(fl_munmap(e, p, 4 * PG), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+}
+
+/* A read whose whole window does not fit, with room for the faulting
+ * page alone and nothing to reclaim, reads that page: no OOM. */
+TEST(read_one_page_when_the_window_does_not_fit)
+{
+	fl_engine *e = group_engine(1, 16);
+	struct h_file f;
+	fl_group *g = limited(e, NULL, "narrow", 64 * PG);
+	fl_object *o;
+	unsigned char *a, *p;
+
+	CHECK_EQ(fl_group_set_oom(g, FL_OOM_WAIT, NULL, NULL), 0);
+	h_file_create(&f, 16 * PG, 208);
+	o = h_open(e, &f, O_RDONLY);
+	a = fl_mmap_group(e, g, NULL, 60 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	p = fl_mmap_group(e, g, NULL, 16 * PG, PROT_READ, MAP_SHARED, o, 0);
+	REQUIRE(a != MAP_FAILED && p != MAP_FAILED);
+	CHECK_EQ(fl_madvise(e, a, 60 * PG, MADV_SEQUENTIAL), 0);
+	for (int pg = 0; pg < 60; pg++)
+		a[pg * PG] = 1; /* 60 of 64 pages: private, not reclaimable */
+	CHECK_EQ(gstats(g).usage, 60 * PG);
+	CHECK_EQ(h_mismatch(p, 8, 208, 0), -1); /* 16-page window: no room */
+	CHECK_LE(gstats(g).usage, 64 * PG);
+	CHECK_EQ(gstats(g).oom_events, 0);
+	CHECK_EQ(fl_munmap(e, a, 60 * PG), 0);
+	CHECK_EQ(fl_munmap(e, p, 16 * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
