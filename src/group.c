@@ -230,12 +230,24 @@ int fl_group_destroy(fl_group *g)
 		return -1;
 	}
 	e = g->engine;
-	pthread_mutex_lock(&e->groups_lock);
-	if (g->nr_children || g->nr_mappings || atomic_load(&g->usage) ||
-	    atomic_load(&g->pins)) {
+	for (int waited = 0;; waited++) {
+		pthread_mutex_lock(&e->groups_lock);
+		if (g->nr_children || g->nr_mappings ||
+		    atomic_load(&g->usage)) {
+			pthread_mutex_unlock(&e->groups_lock);
+			errno = EBUSY;
+			return -1;
+		}
+		if (!atomic_load(&g->pins))
+			break; /* with groups_lock held */
 		pthread_mutex_unlock(&e->groups_lock);
-		errno = EBUSY;
-		return -1;
+		/* Work in flight (readahead, reclaim) still refers to it for
+		 * a moment: wait a little rather than fail. */
+		if (waited == 1000) {
+			errno = EBUSY;
+			return -1;
+		}
+		usleep(1000);
 	}
 	for (pp = &e->groups; *pp != g; pp = &(*pp)->next)
 		;
