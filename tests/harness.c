@@ -377,7 +377,7 @@ int h_try_write(void *p, unsigned char val, struct h_sig *sig)
 
 /* ---- faultline helpers ------------------------------------------------ */
 
-fl_engine *h_engine(unsigned threads)
+fl_engine *h_engine_cfg(unsigned threads, unsigned around, unsigned readahead)
 {
 	struct fl_config c;
 	fl_engine *e;
@@ -385,9 +385,18 @@ fl_engine *h_engine(unsigned threads)
 	fl_config_init(&c);
 	if (threads)
 		c.handler_threads = threads;
+	if (around)
+		c.fault_around_pages = around;
+	if (readahead)
+		c.readahead_pages = readahead;
 	e = fl_engine_create(&c);
 	REQUIRE(e != NULL);
 	return e;
+}
+
+fl_engine *h_engine(unsigned threads)
+{
+	return h_engine_cfg(threads, 0, 0);
 }
 
 fl_object *h_open(fl_engine *e, const struct h_file *f, int flags)

@@ -176,6 +176,9 @@ unsigned long h_stray_signals(void);
 
 /* Create an engine with the given handler threads (0: default). */
 fl_engine *h_engine(unsigned threads);
+/* An engine with handler threads, fault-around and readahead pages set
+ * (0: the default for each). */
+fl_engine *h_engine_cfg(unsigned threads, unsigned around, unsigned readahead);
 /* fl_object_open / fl_mmap, REQUIRE-ing success. */
 fl_object *h_open(fl_engine *e, const struct h_file *f, int flags);
 void *h_map(fl_engine *e, size_t len, int prot, int flags, fl_object *obj,

@@ -103,21 +103,6 @@ static unsigned long mem_reads(struct mem_store *m)
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static fl_engine *engine_cfg(unsigned threads, unsigned around,
-			     unsigned readahead)
-{
-	struct fl_config cfg;
-	fl_engine *e;
-
-	fl_config_init(&cfg);
-	cfg.handler_threads = threads;
-	cfg.fault_around_pages = around;
-	cfg.readahead_pages = readahead;
-	e = fl_engine_create(&cfg);
-	REQUIRE(e != NULL);
-	return e;
-}
-
 static struct fl_store *faulty(struct fl_store *inner,
 			       const struct fl_store_faults *ff)
 {
@@ -397,7 +382,7 @@ static void read_error_by_offset(int file)
 				     .fail_length = 1};
 	struct fl_store *st =
 		faulty(inner_new(&in, file, 16 * PG, 210, O_RDONLY), &ff);
-	fl_engine *e = engine_cfg(2, 1, 1);
+	fl_engine *e = h_engine_cfg(2, 1, 1);
 	fl_object *o = fl_object_create(e, st, O_RDONLY);
 	unsigned char *p, v = 0;
 	struct h_sig sig;
@@ -446,7 +431,7 @@ static void every_nth_read(int file)
 	struct fl_store_faults ff = {.fail_every_nth_read = 3};
 	struct fl_store *st =
 		faulty(inner_new(&in, file, 16 * PG, 211, O_RDONLY), &ff);
-	fl_engine *e = engine_cfg(2, 1, 1);
+	fl_engine *e = h_engine_cfg(2, 1, 1);
 	fl_object *o = fl_object_create(e, st, O_RDONLY);
 	unsigned char *p, v = 0;
 	struct h_sig sig;
@@ -492,7 +477,7 @@ static void write_error_then_retry(int file)
 	struct fl_store_faults ff = {.fail_offset = 3 * PG, .fail_length = PG};
 	struct fl_store *st =
 		faulty(inner_new(&in, file, 8 * PG, 212, O_RDWR), NULL);
-	fl_engine *e = engine_cfg(2, 1, 1);
+	fl_engine *e = h_engine_cfg(2, 1, 1);
 	fl_object *o = fl_object_create(e, st, O_RDWR);
 	unsigned char *p;
 
@@ -624,7 +609,7 @@ static void hold_keeps_engine_going(int file, unsigned threads, int nheld)
 
 	REQUIRE(nheld >= 1 && nheld <= 4);
 	c.st = faulty(inner_new(&in, file, 32 * PG, c.seed, O_RDONLY), NULL);
-	c.e = engine_cfg(threads, 1, 1);
+	c.e = h_engine_cfg(threads, 1, 1);
 	o = fl_object_create(c.e, c.st, O_RDONLY);
 	REQUIRE(o != NULL);
 	pthread_mutex_init(&c.lock, NULL);
@@ -703,7 +688,7 @@ static void delays(int file)
 	struct delay_ctx c = {.seed = 214};
 	struct fl_store *st =
 		faulty(inner_new(&in, file, 32 * PG, c.seed, O_RDWR), &ff);
-	fl_engine *e = engine_cfg(2, 1, 4);
+	fl_engine *e = h_engine_cfg(2, 1, 4);
 	fl_object *o = fl_object_create(e, st, O_RDWR);
 
 	REQUIRE(o != NULL);

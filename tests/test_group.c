@@ -13,18 +13,10 @@
 
 #define MB (1024 * 1024)
 
+/* Two handler threads, as on the machines the suite runs on. */
 static fl_engine *group_engine(unsigned around, unsigned readahead)
 {
-	struct fl_config cfg;
-	fl_engine *e;
-
-	fl_config_init(&cfg);
-	cfg.handler_threads = 2;
-	cfg.fault_around_pages = around;
-	cfg.readahead_pages = readahead;
-	e = fl_engine_create(&cfg);
-	REQUIRE(e != NULL);
-	return e;
+	return h_engine_cfg(2, around, readahead);
 }
 
 static struct fl_group_stats gstats(fl_group *g)

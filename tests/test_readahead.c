@@ -14,16 +14,7 @@
 
 static fl_engine *ra_engine(void)
 {
-	struct fl_config cfg;
-	fl_engine *e;
-
-	fl_config_init(&cfg);
-	cfg.handler_threads = 2;
-	cfg.readahead_pages = WINDOW;
-	cfg.fault_around_pages = 1;
-	e = fl_engine_create(&cfg);
-	REQUIRE(e != NULL);
-	return e;
+	return h_engine_cfg(2, 1, WINDOW);
 }
 
 /* Wait up to 10 s for the engine to have read at least want pages. */

@@ -150,21 +150,6 @@ static unsigned long get_bad_args(struct mem_store *m)
 	return n;
 }
 
-static fl_engine *engine_cfg(unsigned threads, unsigned around,
-			     unsigned readahead)
-{
-	struct fl_config cfg;
-	fl_engine *e;
-
-	fl_config_init(&cfg);
-	cfg.handler_threads = threads;
-	cfg.fault_around_pages = around;
-	cfg.readahead_pages = readahead;
-	e = fl_engine_create(&cfg);
-	REQUIRE(e != NULL);
-	return e;
-}
-
 #define SIZE (40 * PG + 100)
 
 TEST(custom_store_roundtrip)
@@ -213,7 +198,7 @@ TEST(read_error_sigbus)
 {
 	int destroyed = 0;
 	struct mem_store *m = mem_new(16 * PG, 112, &destroyed);
-	fl_engine *e = engine_cfg(2, 1, 1);
+	fl_engine *e = h_engine_cfg(2, 1, 1);
 	fl_object *o = fl_object_create(e, &m->base, O_RDONLY);
 	unsigned char *p;
 	struct h_sig sig;
@@ -432,7 +417,7 @@ TEST(blocked_store_read_does_not_block_map_lock)
 	pthread_t reader, worker;
 
 	c.m = mem_new(32 * PG, 118, &destroyed);
-	c.e = engine_cfg(3, 1, 1);
+	c.e = h_engine_cfg(3, 1, 1);
 	c.o = fl_object_create(c.e, &c.m->base, O_RDONLY);
 	REQUIRE(c.o != NULL);
 	pthread_mutex_init(&c.lock, NULL);
@@ -516,7 +501,7 @@ TEST(msync_waits_for_writeback_in_flight)
 {
 	struct wb_ctx a, b;
 	struct mem_store *m = mem_new(4 * PG, 120, NULL);
-	fl_engine *e = engine_cfg(2, 1, 1);
+	fl_engine *e = h_engine_cfg(2, 1, 1);
 	fl_object *o = fl_object_create(e, &m->base, O_RDWR);
 	pthread_t ta, tb;
 	unsigned char *p;
