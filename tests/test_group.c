@@ -388,11 +388,11 @@ static enum fl_oom_answer oom_callback(fl_group *g, uint64_t bytes, void *arg)
 {
 	struct callback_ctx *c = arg;
 
-	c->calls++;
+	__atomic_add_fetch(&c->calls, 1, __ATOMIC_ACQ_REL);
 	if (bytes != PG)
 		h_fail(__FILE__, __LINE__, "asked for %llu bytes",
 		       (unsigned long long)bytes);
-	if (!c->raise)
+	if (!__atomic_load_n(&c->raise, __ATOMIC_ACQUIRE))
 		return FL_OOM_GIVE_UP;
 	fl_group_set_max(g, 64 * PG);
 	return FL_OOM_RETRY;
@@ -415,13 +415,13 @@ TEST(oom_callback_decides)
 		p[pg * PG] = 1;
 	h_try_write(p + 5 * PG, 2, &sig);
 	CHECK_EQ(sig.signo, SIGBUS); /* it gave up */
-	CHECK_EQ(c.calls, 1);
-	c.raise = 1;
+	CHECK_EQ(__atomic_load_n(&c.calls, __ATOMIC_ACQUIRE), 1);
+	__atomic_store_n(&c.raise, 1, __ATOMIC_RELEASE);
 	CHECK_EQ(fl_madvise(e, p + 5 * PG, PG, MADV_DONTNEED),
 		 0); /* unpoison */
 	h_try_write(p + 5 * PG, 3, &sig);
 	CHECK_EQ(sig.signo, 0); /* it raised the max */
-	CHECK_EQ(c.calls, 2);
+	CHECK_EQ(__atomic_load_n(&c.calls, __ATOMIC_ACQUIRE), 2);
 	CHECK_EQ(p[5 * PG], 3);
 	CHECK_EQ(gstats(g).max, 64 * PG);
 	CHECK_EQ(fl_munmap(e, p, 16 * PG), 0);

@@ -166,7 +166,7 @@ TEST(stalled_store_does_not_stall_engine)
 	CHECK(wait_done(&b.done));
 	CHECK_EQ(fl_store_faulty_held(same.store), 4); /* still held */
 	for (int i = 0; i < 6; i++)
-		CHECK_EQ(r[i].done, 0);
+		CHECK_EQ(__atomic_load_n(&r[i].done, __ATOMIC_ACQUIRE), 0);
 	CHECK_EQ(fl_store_faulty_release(same.store), 0);
 	pthread_join(bt, NULL);
 	for (int i = 0; i < 6; i++) {
