@@ -316,6 +316,25 @@ fl_engine *bench_engine_create(void)
 	return engine;
 }
 
+int bench_end_group_run(const char *scenario, fl_engine *engine,
+			fl_group *group, fl_object *obj, void *p, uint64_t size,
+			int *print_stats, int ret)
+{
+	if (*print_stats && ret == 0) {
+		bench_engine_summary(engine, "(first run)");
+		bench_group_summary(group, "faultline (first run)");
+		*print_stats = 0;
+	}
+	if (bench_group_check(group, scenario) < 0)
+		ret = -1;
+	if (fl_munmap(engine, p, size) < 0 || fl_object_close(obj) < 0) {
+		cli_error("bench %s: unmap/close failed: %s", scenario,
+			  strerror(errno));
+		return -1;
+	}
+	return ret;
+}
+
 int bench_on_fresh_engine(const char *scenario,
 			  int (*timed)(void *, fl_engine *, struct bench_run *),
 			  void *ctx, struct bench_run *out)

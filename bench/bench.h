@@ -158,6 +158,16 @@ void bench_group_summary(fl_group *group, const char *label);
 /* 0 if the group's usage and peak are within its max; -1 after printing. */
 int bench_group_check(fl_group *group, const char *what);
 
+/*
+ * The end of a timed run in a group: print the engine's and the group's
+ * counters once (if *print_stats and the run so far succeeded, ret == 0),
+ * check the group kept its limit, unmap p and close obj.  Returns ret, or
+ * -1 if any of that failed.
+ */
+int bench_end_group_run(const char *scenario, fl_engine *engine,
+			fl_group *group, fl_object *obj, void *p, uint64_t size,
+			int *print_stats, int ret);
+
 /* Random numbers for access patterns (xorshift64*); *s must not be 0. */
 static inline uint64_t bench_random(uint64_t *s)
 {

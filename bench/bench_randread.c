@@ -244,19 +244,8 @@ static int randread_faultline_timed(void *arg, fl_engine *engine,
 		read_words(c, p, t0, out);
 		note_cap(c, 3);
 	}
-	if (c->print_stats && ret == 0) {
-		bench_engine_summary(engine, "(first run)");
-		bench_group_summary(group, "faultline (first run)");
-		c->print_stats = 0;
-	}
-	if (bench_group_check(group, "randread") < 0)
-		ret = -1;
-	if (fl_munmap(engine, p, c->size) < 0 || fl_object_close(obj) < 0) {
-		cli_error("bench randread: unmap/close failed: %s",
-			  strerror(errno));
-		return -1;
-	}
-	return ret;
+	return bench_end_group_run("randread", engine, group, obj, p, c->size,
+				   &c->print_stats, ret);
 }
 
 static int randread_faultline(void *arg, struct bench_run *out)

@@ -126,19 +126,8 @@ static int seqscan_faultline_timed(void *arg, fl_engine *engine,
 	}
 	out->checksum = sum_stride64(p, c->size);
 	out->seconds = now_seconds() - t0;
-	if (c->print_stats) {
-		bench_engine_summary(engine, "(first run)");
-		bench_group_summary(group, "faultline (first run)");
-		c->print_stats = 0;
-	}
-	if (bench_group_check(group, "seqscan") < 0)
-		ret = -1;
-	if (fl_munmap(engine, p, c->size) < 0 || fl_object_close(obj) < 0) {
-		cli_error("bench seqscan: unmap/close failed: %s",
-			  strerror(errno));
-		return -1;
-	}
-	return ret;
+	return bench_end_group_run("seqscan", engine, group, obj, p, c->size,
+				   &c->print_stats, ret);
 }
 
 static int seqscan_faultline(void *arg, struct bench_run *out)
