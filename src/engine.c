@@ -220,7 +220,8 @@ static void stop_threads(struct fl_engine *e)
 		abort(); /* an eventfd write of 1 cannot fail */
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(e->threads[i], NULL);
-	e->nr_threads = e->nr_io = 0;
+	e->nr_threads = 0;
+	atomic_store(&e->nr_io, 0);
 	free(e->threads);
 	e->threads = NULL;
 }
