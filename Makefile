@@ -1,5 +1,7 @@
 # faultline build.  `make` builds the library and the program, `make test`
-# runs the suite, `make sanitize` runs it under ASan+UBSan.
+# runs the suite, `make sanitize` runs it under ASan+UBSan, `make check`
+# (what CI runs) runs it with gcc and clang, each plain and under ASan+UBSan,
+# and checks the shared library's exports.
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 BUILD      ?= build
@@ -26,7 +28,8 @@ STATIC     := $(BUILD)/libfaultline.a
 SHARED     := $(BUILD)/libfaultline.so
 PROGRAM    := $(BUILD)/faultline
 
-.PHONY: all test sanitize tsan check demo install uninstall clean format format-check
+.PHONY: all test sanitize clang clang-sanitize tsan check check-exports demo \
+        install uninstall clean format format-check
 all: $(STATIC) $(SHARED) $(PROGRAM)
 
 # Quiet by default; `make V=1` shows the commands.
@@ -44,8 +47,12 @@ $(STATIC): $(LIB_OBJ)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
-$(SHARED): $(LIB_OBJ)
-	$(Q)$(CC) $(ALLCFLAGS) -shared -Wl,-soname,libfaultline.so.0 -o $@ $^ $(LDLIBS)
+# Only the public fl_ API is exported (src/libfaultline.map).
+LIB_MAP    := src/libfaultline.map
+
+$(SHARED): $(LIB_OBJ) $(LIB_MAP)
+	$(Q)$(CC) $(ALLCFLAGS) -shared -Wl,-soname,libfaultline.so.0 \
+	    -Wl,--version-script,$(LIB_MAP) -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(PROGRAM): $(TOOL_OBJ) $(STATIC)
 	$(Q)$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lm
@@ -64,10 +71,23 @@ test: $(TEST_BIN) $(PROGRAM) $(EXAMPLE)
 demo: $(PROGRAM)
 	$(PROGRAM) demo
 
-# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer, and
+# both again built by clang.  Each has a build directory of its own, named
+# after BUILD (build-san, build-clang, build-clang-san by default).
+CLANG      ?= clang
+SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer
+SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all
+
 sanitize:
-	$(MAKE) BUILD=build-san CFLAGS="-O1 -g -fno-omit-frame-pointer" \
-	    SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" test
+	$(MAKE) BUILD=$(BUILD)-san CFLAGS="$(SAN_CFLAGS)" \
+	    SANFLAGS="$(SAN_FLAGS)" test
+
+clang:
+	$(MAKE) CC=$(CLANG) BUILD=$(BUILD)-clang test
+
+clang-sanitize:
+	$(MAKE) CC=$(CLANG) BUILD=$(BUILD)-clang-san CFLAGS="$(SAN_CFLAGS)" \
+	    SANFLAGS="$(SAN_FLAGS)" test
 
 # ThreadSanitizer, where it works (not in CI).  Left out: test_stress, whose
 # threads share memory through mappings on purpose (a race by design), and
@@ -78,9 +98,50 @@ tsan:
 	    $(TEST_BIN:$(BUILD)/%=build-tsan/%) build-tsan/faultline
 	FL_SKIP="test_stress test_retry" tests/run.sh build-tsan
 
-# What CI runs: the suite, then the suite under the sanitizers.
-check: test
-	$(MAKE) sanitize
+# The shared library exports the public API only: every dynamic symbol it
+# defines starts with fl_ (or is the version node FAULTLINE_*), and every
+# function the header declares is among them.
+check-exports: $(SHARED)
+	@bad=$$(nm -D --defined-only $(SHARED) | awk '{print $$NF}' | \
+	    grep -v -e '^fl_' -e '^FAULTLINE_'); \
+	if [ -n "$$bad" ]; then \
+	    echo "FAIL check-exports: $(SHARED) exports internal symbols:"; \
+	    echo "$$bad" | sed 's/^/  /'; exit 1; fi
+	@missing=$$($(CC) -E -P -Iinclude include/faultline.h | \
+	    grep -oE '\bfl_[a-z0-9_]+ *\([^*]' | sed 's/ *(.*//' | sort -u | \
+	    while read f; do nm -D --defined-only $(SHARED) | \
+	    grep -q " $$f@" || echo "$$f"; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "FAIL check-exports: declared but not exported:"; \
+	    echo "$$missing" | sed 's/^/  /'; exit 1; fi
+	@echo "PASS check-exports ($$(nm -D --defined-only $(SHARED) | \
+	    grep -c ' fl_') fl_ symbols, nothing else)"
+
+# What CI runs: the exports, then the suite four times (gcc, gcc with
+# ASan+UBSan, clang, clang with ASan+UBSan), one after the other.  Every
+# run goes on after a failure; the last line adds them up.
+CHECK_RUNS := test sanitize clang clang-sanitize
+
+check:
+	@tally=$$(mktemp "$${TMPDIR:-/tmp}/faultline-check.XXXXXX") || exit 2; \
+	rc=0; \
+	if $(MAKE) --no-print-directory check-exports; then \
+	    echo "1 0 0 check-exports" >> "$$tally"; \
+	else echo "0 1 0 check-exports" >> "$$tally"; rc=1; fi; \
+	for run in $(CHECK_RUNS); do \
+	    echo "==== make $$run"; \
+	    before=$$(wc -l < "$$tally"); \
+	    FL_TALLY=$$tally FL_TALLY_NAME=$$run \
+	        $(MAKE) --no-print-directory $$run || rc=1; \
+	    if [ "$$(wc -l < "$$tally")" -eq "$$before" ]; then \
+	        echo "0 1 0 $$run(no-result)" >> "$$tally"; rc=1; fi; \
+	done; \
+	echo "==== make check"; \
+	awk '{ printf "  %-24s %s passed, %s failed, %s skipped\n", $$4, $$1, $$2, $$3; \
+	       p += $$1; f += $$2; s += $$3 } \
+	     END { printf "check: %d passed, %d failed, %d skipped\n", p, f, s }' \
+	    "$$tally"; \
+	rm -f "$$tally"; exit $$rc
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
@@ -110,4 +171,4 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
-	rm -rf build build-san build-tsan
+	rm -rf build build-san build-clang build-clang-san build-tsan
