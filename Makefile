@@ -38,10 +38,29 @@ Q          := $(if $(V),,@)
 # Test objects are intermediate; keep them so nothing rebuilds twice.
 .SECONDARY:
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h bench/*.h tools/*.h) Makefile
+HEADERS    := $(wildcard include/*.h src/*.h tests/*.h bench/*.h tools/*.h)
+
+$(BUILD)/%.o: %.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALLCFLAGS) -c $< -o $@
+
+# The tests link a second copy of the library with failure injection
+# (tests/inject.h): its calls to the allocator, the userfaultfd ioctls,
+# fallocate, madvise, thread creation and more can be failed on demand.
+# The library that is installed has none of it.
+INJ_OBJ    := $(LIB_SRC:%.c=$(BUILD)/inject/%.o)
+INJ_LIB    := $(BUILD)/libfaultline-inject.a
+INJ_FLAGS  := -DFL_INJECT -include tests/inject.h
+
+$(BUILD)/inject/src/%.o: src/%.c $(HEADERS) Makefile
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (inject)")
+	$(Q)$(CC) $(ALLCFLAGS) $(INJ_FLAGS) -c $< -o $@
+
+$(INJ_LIB): $(INJ_OBJ)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
@@ -57,7 +76,7 @@ $(SHARED): $(LIB_OBJ) $(LIB_MAP)
 $(PROGRAM): $(TOOL_OBJ) $(STATIC)
 	$(Q)$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lm
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(STATIC)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(INJ_LIB)
 	$(Q)$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lm
 
 EXAMPLE    := $(BUILD)/examples/hello

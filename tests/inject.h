@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test-only failure injection.
+ *
+ * The tests link a second copy of the library, compiled with
+ * `-include tests/inject.h -DFL_INJECT`: there, the library's calls to the
+ * allocator, the userfaultfd ioctls, fallocate, madvise, thread creation and
+ * the calls that build an engine's or object's kernel resources go through
+ * the inject_* wrappers of tests/inject.c, which pass them on to the real
+ * call unless a test armed a failure.  The library users get has none of it.
+ *
+ * A failed call returns what the real one returns on failure: -1 with
+ * errno, NULL with errno, MAP_FAILED with errno, or for pthread_create the
+ * error number.  For the resolving ioctls (COPY, ZEROPAGE, CONTINUE, POISON)
+ * the request's progress field is set to the negated errno too, as the
+ * kernel does.
+ *
+ * Every call is counted per point, failed or not, so that a test can see
+ * how many calls a scenario makes and sweep the nth of them.  All of it is
+ * thread-safe.
+ */
+#ifndef FAULTLINE_TEST_INJECT_H
+#define FAULTLINE_TEST_INJECT_H
+
+/* As the library's files define it (an identical redefinition is allowed):
+ * the system headers below must see it before anything includes them. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+enum inject_point {
+	INJ_ALLOC, /* any of malloc, calloc, realloc, strdup: counted once */
+	INJ_MALLOC,
+	INJ_CALLOC,
+	INJ_REALLOC,
+	INJ_STRDUP,
+	INJ_UFFD_API, /* the userfaultfd ioctls, one point each */
+	INJ_UFFD_REGISTER,
+	INJ_UFFD_UNREGISTER,
+	INJ_UFFD_COPY,
+	INJ_UFFD_ZEROPAGE,
+	INJ_UFFD_CONTINUE,
+	INJ_UFFD_WRITEPROTECT,
+	INJ_UFFD_WAKE,
+	INJ_UFFD_POISON,
+	INJ_IOCTL_OTHER, /* any other ioctl */
+	INJ_FALLOCATE,
+	INJ_MADVISE,
+	INJ_PTHREAD_CREATE,
+	INJ_MMAP,
+	INJ_MEMFD_CREATE,
+	INJ_FTRUNCATE,
+	INJ_EVENTFD,
+	INJ_NR
+};
+
+enum inject_mode {
+	INJECT_ONCE, /* only the nth call fails */
+	INJECT_FROM, /* the nth call and every one after it fail */
+};
+
+/*
+ * Make the nth call (1: the next) of point from now fail with err, once.
+ * Restarts the point's call count.
+ */
+void inject_set(enum inject_point point, unsigned long nth, int err);
+void inject_set_mode(enum inject_point point, unsigned long nth, int err,
+		     enum inject_mode mode);
+/* Disarm every point and restart every count. */
+void inject_clear(void);
+/* Calls of point since it was last set or cleared (failed ones too). */
+unsigned long inject_calls(enum inject_point point);
+/* Failures injected at point since it was last set or cleared. */
+unsigned long inject_fired(enum inject_point point);
+/* "alloc", "uffd_copy", ...; NULL for an unknown point. */
+const char *inject_point_name(enum inject_point point);
+/* The point named name, or -1. */
+int inject_point_by_name(const char *name);
+
+/* The wrappers the library's calls become. */
+void *inject_malloc(size_t size);
+void *inject_calloc(size_t n, size_t size);
+void *inject_realloc(void *p, size_t size);
+char *inject_strdup(const char *s);
+int inject_ioctl(int fd, unsigned long request, unsigned long arg);
+int inject_fallocate(int fd, int mode, off_t offset, off_t len);
+int inject_madvise(void *addr, size_t len, int advice);
+int inject_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
+			  void *(*fn)(void *), void *arg);
+void *inject_mmap(void *addr, size_t len, int prot, int flags, int fd,
+		  off_t off);
+int inject_memfd_create(const char *name, unsigned flags);
+int inject_ftruncate(int fd, off_t len);
+int inject_eventfd(unsigned initval, int flags);
+
+#ifdef FL_INJECT
+#define malloc(size)		   inject_malloc(size)
+#define calloc(n, size)		   inject_calloc(n, size)
+#define realloc(p, size)	   inject_realloc(p, size)
+#define strdup(s)		   inject_strdup(s)
+#define ioctl(fd, request, arg)	   inject_ioctl(fd, request, (unsigned long)(arg))
+#define fallocate(fd, m, o, l)	   inject_fallocate(fd, m, o, l)
+#define madvise(a, l, advice)	   inject_madvise(a, l, advice)
+#define pthread_create(t, a, f, p) inject_pthread_create(t, a, f, p)
+#define mmap(a, l, p, fl, fd, o)   inject_mmap(a, l, p, fl, fd, o)
+#define memfd_create(name, fl)	   inject_memfd_create(name, fl)
+#define ftruncate(fd, len)	   inject_ftruncate(fd, len)
+#define eventfd(v, fl)		   inject_eventfd(v, fl)
+#endif
+
+#endif /* FAULTLINE_TEST_INJECT_H */
