@@ -134,6 +134,14 @@ struct fl_store_ops {
 	int (*flush)(struct fl_store *store);
 	/* Release the store's resources. */
 	void (*destroy)(struct fl_store *store);
+	/*
+	 * Optional: stop waiting.  Reads and writes in progress return as
+	 * soon as they can (failing with ECANCELED if they cannot complete),
+	 * and later ones do not wait (no hold, no added delay).  Called at
+	 * engine destroy before the engine waits for its threads; the store
+	 * stays usable for writeback afterwards.
+	 */
+	void (*cancel)(struct fl_store *store);
 };
 
 /* A store: embed this as the first member of your own store structure. */

@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Engine life cycle, configuration and the handler threads. */
+/* Engine life cycle, configuration and statistics. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +10,6 @@
 #include <unistd.h>
 
 #include "engine.h"
-#include "fault.h"
 #include "group.h"
 #include "object.h"
 #include "uffd.h"
@@ -21,11 +18,9 @@
 #define DEFAULT_READAHEAD    512
 #define DEFAULT_ANON_AROUND  16
 #define DEFAULT_IO_THREADS   2
-#define MAX_IO_THREADS	     64
 #define MAX_HANDLER_THREADS  1024
 #define MAX_BATCH_PAGES	     65536
 #define MAX_ANON_AROUND	     512
-#define MSGS_PER_READ	     16
 
 /* A positive integer from the environment, or 0 if unset or malformed. */
 static unsigned env_unsigned(const char *name)
@@ -48,6 +43,10 @@ void fl_config_init(struct fl_config *c)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned v;
 
+	if (!c) {
+		errno = EINVAL;
+		return;
+	}
 	memset(c, 0, sizeof(*c));
 	c->handler_threads = cpus > 0 ? (unsigned)cpus : 1;
 	c->fault_around_pages = DEFAULT_FAULT_AROUND;
@@ -99,138 +98,11 @@ static int config_resolve(const struct fl_config *in, struct fl_config *out)
 	return 0;
 }
 
-static void *handler_main(void *arg)
-{
-	struct fl_engine *e = arg;
-	struct pollfd pfd[2] = {{.fd = e->uffd, .events = POLLIN},
-				{.fd = e->stop_fd, .events = POLLIN}};
-	struct uffd_msg msgs[MSGS_PER_READ];
-	uint64_t batch;
-
-	for (;;) {
-		ssize_t n;
-
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (pfd[1].revents)
-			break;
-		n = read(e->uffd, msgs, sizeof(msgs));
-		if (n < 0)
-			continue; /* EAGAIN: another handler took them */
-		batch = atomic_fetch_add(&e->msg_batches, 1) + 1;
-		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++)
-			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-				fault_handle(e, &msgs[i], batch);
-	}
-	return NULL;
-}
-
-/* I/O threads run store reads (for parked faults, and readahead). */
-static void *io_main(void *arg)
-{
-	struct fl_engine *e = arg;
-	struct pollfd pfd[2] = {{.fd = e->work.fd, .events = POLLIN},
-				{.fd = e->stop_fd, .events = POLLIN}};
-
-	for (;;) {
-		struct work *w;
-
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (pfd[1].revents)
-			break;
-		/* Busy before taking: busy + queued never dips below the
-		 * work there is, or the pool could fail to grow. */
-		atomic_fetch_add(&e->io_busy, 1);
-		w = workqueue_take(&e->work);
-		if (w)
-			w->fn(e, w); /* owns w from here */
-		atomic_fetch_sub(&e->io_busy, 1);
-	}
-	return NULL;
-}
-
-/* Start one thread, with every signal blocked: they are the program's. */
-static int engine_spawn(struct fl_engine *e, void *(*fn)(void *))
-{
-	sigset_t all, old;
-	int rc;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&e->threads[e->nr_threads], NULL, fn, e);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc) {
-		errno = rc;
-		return -1;
-	}
-	e->nr_threads++;
-	return 0;
-}
-
-/* More work queued or running than I/O threads to run it. */
-static int io_short(struct fl_engine *e)
-{
-	return atomic_load(&e->io_busy) + atomic_load(&e->work.queued) >
-	       e->nr_io;
-}
-
-void engine_post_work(struct fl_engine *e, struct work *w)
-{
-	workqueue_post(&e->work, w);
-	/* A stalled store must not stall the engine: grow while short. */
-	if (!io_short(e))
-		return;
-	pthread_mutex_lock(&e->threads_lock);
-	if (!e->stopping && io_short(e) && e->nr_io < MAX_IO_THREADS &&
-	    engine_spawn(e, io_main) == 0)
-		e->nr_io++;
-	pthread_mutex_unlock(&e->threads_lock);
-}
-
-static int start_threads(struct fl_engine *e)
-{
-	unsigned most = e->config.handler_threads + MAX_IO_THREADS;
-	int rc = 0;
-
-	e->threads = calloc(most, sizeof(*e->threads));
-	if (!e->threads)
-		return -1;
-	pthread_mutex_lock(&e->threads_lock);
-	while (!rc && e->nr_threads < e->config.handler_threads)
-		rc = engine_spawn(e, handler_main);
-	while (!rc && e->nr_io < e->config.io_threads &&
-	       !(rc = engine_spawn(e, io_main)))
-		e->nr_io++;
-	pthread_mutex_unlock(&e->threads_lock);
-	return rc;
-}
-
-static void stop_threads(struct fl_engine *e)
-{
-	uint64_t one = 1;
-
-	unsigned n;
-
-	pthread_mutex_lock(&e->threads_lock);
-	e->stopping = 1; /* from here, nr_threads cannot grow */
-	n = e->nr_threads;
-	pthread_mutex_unlock(&e->threads_lock);
-	if (n && write(e->stop_fd, &one, sizeof(one)) < 0)
-		abort(); /* an eventfd write of 1 cannot fail */
-	for (unsigned i = 0; i < n; i++)
-		pthread_join(e->threads[i], NULL);
-	e->nr_threads = 0;
-	atomic_store(&e->nr_io, 0);
-	free(e->threads);
-	e->threads = NULL;
-}
-
 static void engine_free(struct fl_engine *e)
 {
 	int saved = errno;
 
-	stop_threads(e);
+	engine_stop_threads(e);
 	if (e->zero_buffer)
 		munmap(e->zero_buffer, MAX_ANON_AROUND * PAGE_SIZE);
 	if (e->stop_fd >= 0)
@@ -267,8 +139,13 @@ static void engine_init_locks(struct fl_engine *e)
 
 fl_engine *fl_engine_create(const struct fl_config *config)
 {
-	struct fl_engine *e = calloc(1, sizeof(*e));
+	struct fl_engine *e;
 
+	if (sysconf(_SC_PAGESIZE) != (long)PAGE_SIZE) {
+		errno = ENOTSUP; /* see pagesize.h */
+		return NULL;
+	}
+	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
 	e->uffd = e->stop_fd = e->pagemap_fd = e->work.fd = -1;
@@ -291,7 +168,7 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 		e->zero_buffer = NULL;
 		goto fail;
 	}
-	if (start_threads(e))
+	if (engine_start_threads(e))
 		goto fail;
 	return e;
 fail:
@@ -367,6 +244,16 @@ static void check_charges(struct fl_engine *e)
 	}
 }
 
+/* Tell every object's store to stop waiting (fl_store_ops.cancel). */
+static void engine_cancel_stores(struct fl_engine *e)
+{
+	pthread_mutex_lock(&e->objects_lock);
+	for (struct fl_object *o = e->objects; o; o = o->engine_next)
+		if (o->store && o->store->ops->cancel)
+			o->store->ops->cancel(o->store);
+	pthread_mutex_unlock(&e->objects_lock);
+}
+
 int fl_engine_destroy(fl_engine *e)
 {
 	int rc = 0;
@@ -376,8 +263,11 @@ int fl_engine_destroy(fl_engine *e)
 		return -1;
 	}
 	mappings_destroy(e);
-	/* No thread may touch an object freed below. */
-	stop_threads(e);
+	/* Stores stop waiting (a held or stalled read), so that the I/O
+	 * threads can finish; then no thread may touch an object freed
+	 * below. */
+	engine_cancel_stores(e);
+	engine_stop_threads(e);
 	groups_wake_waiters(e); /* their faults are cancelled just below */
 	workqueue_destroy(&e->work);
 	/* Objects the caller did not close go too: write back, then free. */

@@ -10,21 +10,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "debug.h"
 #include "faultline.h"
 #include "lockstat.h"
 #include "map.h"
+#include "pagesize.h"
 #include "pagetable.h"
 #include "stats.h"
 #include "workqueue.h"
 
-#define PAGE_SIZE  4096UL
-#define PAGE_SHIFT 12
-#define PAGE_MASK  (~(PAGE_SIZE - 1))
-
-static inline uint64_t page_round_up(uint64_t n)
-{
-	return (n + PAGE_SIZE - 1) & PAGE_MASK;
-}
+/* The I/O thread pool grows to at most this many threads. */
+#define MAX_IO_THREADS 64
 
 struct fl_engine {
 	int uffd;
@@ -74,9 +70,15 @@ struct fl_engine {
 	void *zero_buffer; /* source of UFFDIO_COPY for zero-filled pages */
 };
 
+/*
+ * The map lock.  Nothing blocks while holding it (no store I/O, no wait
+ * for a page lock or for memory); debug builds count each thread's holds
+ * (debug.h) so that the contracts stated on functions are checked.
+ */
 static inline void map_read_lock(struct fl_engine *e)
 {
 	pthread_rwlock_rdlock(&e->map_lock);
+	map_lock_depth_add(1);
 }
 
 /* Map, unmap and protect: how long they wait is recorded. */
@@ -84,16 +86,24 @@ static inline void map_write_lock(struct fl_engine *e)
 {
 	uint64_t t0 = lockstat_now();
 
+	fl_assert(map_lock_depth_get() == 0);
 	pthread_rwlock_wrlock(&e->map_lock);
+	map_lock_depth_add(1);
 	lockstat_record(&e->map_wait, lockstat_now() - t0);
 }
 
-/* Queue background work for the I/O threads, adding one if all are busy. */
-void engine_post_work(struct fl_engine *e, struct work *work);
-
 static inline void map_unlock(struct fl_engine *e)
 {
+	fl_assert(map_lock_depth_get() > 0);
+	map_lock_depth_add(-1);
 	pthread_rwlock_unlock(&e->map_lock);
 }
+
+/* threads.c: the handler and I/O threads, and work for the I/O threads. */
+int engine_start_threads(struct fl_engine *e);
+/* Stop and join every thread; none starts after.  Work left queued stays. */
+void engine_stop_threads(struct fl_engine *e);
+/* Queue background work for the I/O threads, adding one if all are busy. */
+void engine_post_work(struct fl_engine *e, struct work *work);
 
 #endif /* FL_ENGINE_H */

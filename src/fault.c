@@ -34,6 +34,9 @@
 #include "reclaim.h"
 #include "uffd.h"
 
+/* The fault-around window around a lone fault, in pages. */
+#define AROUND_START_PAGES 16
+
 /* An aligned window of up to max pages around addr, within the mapping. */
 static void fault_window(const struct fault *f, unsigned max, uintptr_t *lo,
 			 uintptr_t *hi)
@@ -62,11 +65,14 @@ static void fault_count(struct fault *f, size_t field_offset, uint64_t n)
 #define COUNT(f, field, n) fault_count(f, offsetof(struct counters, field), n)
 
 /*
- * Empty the page at f->addr so that UFFDIO_POISON takes it: a
- * write-protect fault's page is mapped (the zero page, or a cache page a
- * copy was refused for), and zapping it leaves a uffd-wp marker, which the
- * poison refuses too.  A private page is never touched: under the page
- * table lock no claim can make one meanwhile.  0, or -1 if private.
+ * Empty the page table entry at f->addr so that UFFDIO_POISON takes it.
+ * It may hold a page (the zero page, a cache page: a write-protect fault,
+ * or a page fault-around mapped meanwhile) or a uffd-wp marker (left where
+ * a write-protected page was zapped: by eviction, the second chance, or
+ * the zap here), and the poison refuses both.  A cache page leaves only
+ * this view (it stays in the memfd); a private page is never touched:
+ * under the page table lock no claim can make one meanwhile.  Map lock
+ * held.  0, or -1 if the page is private.
  */
 static int fault_empty_page(struct fault *f)
 {
@@ -85,17 +91,24 @@ static int fault_empty_page(struct fault *f)
 	return rc;
 }
 
+/*
+ * Every mapping kind and every prior state of the entry (never mapped,
+ * mapped, evicted, write-protected, the zero page) ends in the poison, so
+ * the thread gets exactly one SIGBUS instead of faulting again forever.
+ * Only a private page of the thread's own stops it (then it is woken and
+ * finds its page).
+ */
 enum fault_result fault_sigbus(struct fault *f)
 {
 	f->signalled = 1;
 	COUNT(f, errors, 1);
-	/* The poison must land, or the thread would just fault again. */
 	for (int tries = 0; tries < 16; tries++) {
 		if (uffd_poison(f->e->uffd, f->addr, PAGE_SIZE) == 0)
 			return FAULT_DONE; /* it woke the thread */
-		if (errno != EEXIST || f->m->kind == MAP_KIND_SHARED ||
-		    fault_empty_page(f))
-			break; /* gone, or it is the thread's own page now */
+		if (errno == EAGAIN)
+			continue; /* an mm change in flight */
+		if (errno != EEXIST || fault_empty_page(f))
+			break; /* unregistered, or the thread's own page */
 	}
 	uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
 	return FAULT_DONE;
@@ -138,8 +151,9 @@ static void fault_done_count(struct fault *f)
 /*
  * Make the page at vpn private (a copy-on-write copy, or an anonymous page
  * from the zero page), charged to the mapping's group before anything is
- * locked or mapped.  Returns the previous state; -1 with *over set if the
- * group (or an ancestor) is at its max; -2 without memory for the entry.
+ * locked or mapped.  Map lock held; takes the page-table lock.  Returns the
+ * previous state; -EDQUOT with *over set if the group (or an ancestor) is
+ * at its max; -ENOMEM without memory for the entry.
  */
 static int claim_private(struct fault *f, uint64_t vpn, struct fl_group **over)
 {
@@ -151,10 +165,10 @@ static int claim_private(struct fault *f, uint64_t vpn, struct fl_group **over)
 	old = pte_get(pt, vpn);
 	if (old != PTE_PRIVATE) {
 		if (group_try_charge(g, 1, over)) {
-			old = -1;
+			old = -EDQUOT;
 		} else if (pte_set(pt, vpn, PTE_PRIVATE) < 0) {
 			group_uncharge(g, 1);
-			old = -2;
+			old = -ENOMEM;
 		} else {
 			atomic_fetch_add(&g->private_pages, 1);
 		}
@@ -200,7 +214,7 @@ static long anon_zero_run(struct fault *f, uintptr_t start, size_t pages)
 /*
  * Claim the unpopulated pages of [lo, hi) as state, private pages charged
  * first (the faulting page alone, if the whole window does not fit).
- * Returns how many were claimed, or -1 with *over set if not even the
+ * Returns how many were claimed, or -EDQUOT with *over set if not even the
  * faulting page fits.
  */
 static long anon_claim(struct fault *f, uintptr_t lo, size_t n,
@@ -224,7 +238,7 @@ static long anon_claim(struct fault *f, uintptr_t lo, size_t n,
 		claimed[at] = (unsigned char)count;
 		if (count && group_try_charge(g, 1, over)) {
 			pagetable_unlock(pt);
-			return -1;
+			return -EDQUOT;
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -244,7 +258,7 @@ static long anon_claim(struct fault *f, uintptr_t lo, size_t n,
 
 /*
  * Fill [lo, hi): zeroed private pages, or the zero page.  Returns the
- * number of private pages made, or -1 with *over set (see anon_claim).
+ * number of private pages made, or -EDQUOT with *over set (see anon_claim).
  */
 static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 			     enum pte_state state, struct fl_group **over)
@@ -254,7 +268,7 @@ static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 	long filled = 0;
 
 	if (anon_claim(f, lo, n, state, claimed, over) < 0)
-		return -1;
+		return -EDQUOT;
 	for (size_t i = 0, j; i < n; i = j) {
 		uintptr_t start = lo + (i << PAGE_SHIFT);
 		long done;
@@ -303,13 +317,27 @@ static unsigned anon_window_pages(struct fault *f)
 	return pages;
 }
 
+/*
+ * Pages a read fault on anonymous memory maps the zero page over: the
+ * fault-around start window (an aligned 16 pages), never more than a
+ * zero-fill batch, and at least the faulting page.
+ */
+static unsigned anon_read_pages(const struct fault *f)
+{
+	unsigned pages = f->e->config.fault_around_pages;
+
+	if (pages > AROUND_START_PAGES)
+		pages = AROUND_START_PAGES;
+	return pages ? pages : 1;
+}
+
 /* A store to the zero page: the page becomes private (charged first). */
 static enum fault_result fault_anon_wp(struct fault *f)
 {
 	struct fl_group *over;
 	int old = claim_private(f, f->addr >> PAGE_SHIFT, &over);
 
-	if (old == -1)
+	if (old == -EDQUOT)
 		return fault_wait_memory(f, over, 1);
 	if (old < 0)
 		return fault_sigbus(f);
@@ -332,9 +360,7 @@ static enum fault_result fault_anon(struct fault *f)
 	}
 	if (f->wp)
 		return fault_anon_wp(f);
-	fault_window(f,
-		     f->write ? anon_window_pages(f)
-			      : f->e->config.fault_around_pages,
+	fault_window(f, f->write ? anon_window_pages(f) : anon_read_pages(f),
 		     &lo, &hi);
 	if (hi - lo > (uintptr_t)ANON_WINDOW_MAX << PAGE_SHIFT) {
 		lo = f->addr;
@@ -342,7 +368,7 @@ static enum fault_result fault_anon(struct fault *f)
 	}
 	filled = anon_fill_window(f, lo, hi, f->write ? PTE_PRIVATE : PTE_ZERO,
 				  &over);
-	if (filled < 0)
+	if (filled == -EDQUOT)
 		return fault_wait_memory(f, over, 1);
 	COUNT(f, zero_fills, (uint64_t)filled);
 	uffd_wake(f->e->uffd, lo, hi - lo);
@@ -361,7 +387,7 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 		o, index, f->read_one ? 1 : readahead_sync_pages(f->e, f->m),
 		f->m->group, &over, &want);
 
-	if (n == -2) /* the group is full: make room for the run */
+	if (n == -EDQUOT) /* the group is full: make room for the run */
 		return fault_wait_memory(f, over, want);
 	if (n < 0)
 		return fault_sigbus(f); /* no memory for descriptors */
@@ -373,8 +399,6 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 	readahead_update(f->e, f->m, o, index, (unsigned long)n);
 	return fault_start_read(f, o, index, (unsigned long)n);
 }
-
-#define AROUND_START_PAGES 16
 
 struct around {
 	struct fault *f;
@@ -537,8 +561,8 @@ static enum fault_result fault_cow(struct fault *f, int mapped,
 	struct fl_group *over;
 	int old = claim_private(f, f->addr >> PAGE_SHIFT, &over);
 
-	if (old == -1) {
-		f->held_page = page; /* handed to the parked fault */
+	if (old == -EDQUOT) {
+		f->held_page = page; /* put by the retry, or the cancel */
 		return fault_wait_memory(f, over, 1);
 	}
 	if (old < 0)
@@ -638,11 +662,12 @@ enum fault_result fault_once(struct fault *f)
 	return fault_file(f);
 }
 
-void fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
-		  uint64_t batch)
+int fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
+		 uint64_t batch, struct fault *f)
 {
 	__u64 flags = msg->arg.pagefault.flags;
-	struct fault f = {
+
+	*f = (struct fault){
 		.e = e,
 		.addr = (uintptr_t)msg->arg.pagefault.address & PAGE_MASK,
 		.write = (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0,
@@ -650,7 +675,6 @@ void fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
 		.batch = batch,
 		.tid = msg->arg.pagefault.feat.ptid,
 	};
-
 	count_add(&e->stats, fault_messages, 1);
-	fault_run(&f); /* if it parks, a copy of f goes on elsewhere */
+	return fault_run(f) == FAULT_PARKED;
 }

@@ -7,12 +7,23 @@
 #include <stdint.h>
 
 struct fl_engine;
+struct fault;
 
 /*
- * Serve one page-fault message, read in the given batch (see msg_batches);
- * always answers it with a wake-up.
+ * Fault records, allocated by a handler thread before it reads messages
+ * (threads.c), so that serving a fault never needs an allocation to wait.
  */
-void fault_handle(struct fl_engine *engine, const struct uffd_msg *msg,
-		  uint64_t batch);
+struct fault *fault_alloc(void);
+void fault_free(struct fault *f);
+
+/*
+ * Serve one page-fault message, read in the given batch (see msg_batches),
+ * in the record rec.  No lock held on entry or return.  Every message is
+ * answered (a mapping, SIGBUS, or a wake-up), now or after it waited.
+ * Returns 0 if rec is free for the next message, 1 if the fault parked and
+ * owns rec now (it is freed when the fault is done).
+ */
+int fault_handle(struct fl_engine *engine, const struct uffd_msg *msg,
+		 uint64_t batch, struct fault *rec);
 
 #endif /* FL_FAULT_H */

@@ -1,8 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The fault handler's own structures, shared by fault.c (how a fault is
- * resolved) and fault_park.c (how a fault waits without holding the map
- * lock or a thread).
+ * resolved), fault_park.c (how a fault waits without holding the map lock
+ * or a thread) and fault_oom.c (how a fault waits for memory).
+ *
+ * The retry loop, top to bottom:
+ *
+ *   fault_handle   a handler thread: fill the record, fault_run
+ *   fault_run      take the map lock; fault_once until DONE or PARKED
+ *   fault_once     one attempt, map lock held on entry; returns
+ *       DONE    resolved (mapped, SIGBUS or woken): map lock still held,
+ *               fault_run drops it;
+ *       RETRY   the map lock was dropped (the fault waited, or found the
+ *               world changed): fault_run takes it again and retries;
+ *       AGAIN   waited with the map lock held (the comparison mode only):
+ *               retried at once, lock still held;
+ *       PARKED  the map lock was dropped and the record handed to whoever
+ *               resumes it (an I/O thread, a page's or a group's waiters),
+ *               which calls fault_resume: fault_run again, on its thread.
+ *
+ * Debug builds check each result against the thread's map-lock depth.
  */
 #ifndef FL_FAULT_PRIV_H
 #define FL_FAULT_PRIV_H
@@ -40,11 +57,10 @@ struct fault {
 	uint64_t error_index;
 	struct fl_mapping *m; /* valid while the map lock is held */
 
-	/* Waiting (fault_park.c). */
+	/* Waiting (fault_park.c, fault_oom.c). */
 	uint64_t locked_at;	     /* when this attempt took the map lock */
-	int on_heap;		     /* parked once: freed when done */
 	struct fl_page *parked_page; /* waited on, with a reference */
-	struct page_waiter waiter;   /* on parked_page */
+	struct page_waiter waiter;   /* on parked_page, or on mem_group */
 	struct work work;	     /* a store read, or the resumption */
 	/* Waiting for memory: the group at its max (pinned), how much, and
 	 * the cache page the fault will copy (held, so reclaim leaves it). */
@@ -56,28 +72,58 @@ struct fault {
 	int read_one;  /* the group has room for one page, not a run */
 };
 
-/* fault.c: one attempt, with the map lock held for reading. */
+/* fault.c: one attempt.  Map lock held on entry; see the table above. */
 enum fault_result fault_once(struct fault *f);
-/* fault.c: SIGBUS for the faulting thread, counted. */
+/* fault.c: SIGBUS for the faulting thread, counted.  Map lock held on
+ * entry and return (DONE). */
 enum fault_result fault_sigbus(struct fault *f);
 
 /* fault_park.c */
+
+/* Take / drop the map lock for an attempt (drops record the hold time). */
 void fault_lock(struct fault *f);
 void fault_unlock(struct fault *f);
-/* Attempt until done or parked; frees a parked fault when done. */
+/*
+ * Attempt until done or parked.  No lock held on entry or return.  Returns
+ * FAULT_DONE (the record is the caller's again) or FAULT_PARKED (the record
+ * belongs to whoever resumes the fault).
+ */
 enum fault_result fault_run(struct fault *f);
-/* Wait for page (referenced) to be unlocked; the reference is consumed. */
+/*
+ * Resume a parked fault on the calling thread (no lock held): run it, and
+ * free its record once it is done.
+ */
+void fault_resume(struct fault *f);
+/* A parked fault that will never run (engine teardown): wake its thread,
+ * drop what it holds, free it. */
+void fault_cancel(struct fault *f);
+/*
+ * Wait for page, locked by someone else.  Map lock held on entry; the
+ * reference on page is consumed.  Returns PARKED (map lock dropped, the
+ * fault retried when the page is unlocked), RETRY (map lock dropped, the
+ * page was unlocked meanwhile) or AGAIN (comparison mode: waited with the
+ * map lock held).
+ */
 enum fault_result fault_wait_page(struct fault *f, struct fl_page *page);
 /*
- * Charging pages failed: group over is at its max.  Reclaim from it (on an
- * I/O thread), then retry; if nothing could be reclaimed, apply over's OOM
- * policy (fail: SIGBUS on the retry; wait: parked until memory is freed or
- * the limit raised; callback: as it answers).
+ * Read the locked, inserted pages [index, index + count) of o, then retry.
+ * Map lock held on entry.  Returns PARKED (map lock dropped; an I/O thread
+ * reads and retries) or AGAIN (comparison mode: read with the lock held).
+ */
+enum fault_result fault_start_read(struct fault *f, struct fl_object *o,
+				   uint64_t index, unsigned long count);
+
+/* fault_oom.c */
+
+/*
+ * Charging pages failed: group over is at its max.  Map lock held on
+ * entry; dropped on return, which is always PARKED: an I/O thread
+ * reclaims from over, then retries the fault; if nothing could be
+ * reclaimed, over's OOM policy decides (fail: SIGBUS on the retry; wait:
+ * parked until memory is freed or the limit raised; callback: as it
+ * answers).  f->held_page, if set, is held until the retry and then put.
  */
 enum fault_result fault_wait_memory(struct fault *f, struct fl_group *over,
 				    uint64_t pages);
-/* Read the locked, inserted pages [index, index + count) of o, then retry. */
-enum fault_result fault_start_read(struct fault *f, struct fl_object *o,
-				   uint64_t index, unsigned long count);
 
 #endif /* FL_FAULT_PRIV_H */

@@ -85,6 +85,22 @@ static void group_note_peak(struct fl_group *g, uint64_t usage)
 		;
 }
 
+/* Hand on every fault waiting for memory in g; they try again. */
+static void group_wake_all(struct fl_group *g);
+
+/* Give back n pages from g up to, not including, stop (NULL: the root),
+ * waking faults that wait for memory at each level. */
+static void group_uncharge_below(struct fl_group *g, struct fl_group *stop,
+				 uint64_t n)
+{
+	for (struct fl_group *it = g; it != stop; it = it->parent) {
+		atomic_fetch_sub(&it->usage, n);
+		/* Ordered after the subtraction: see group_wait. */
+		if (atomic_load(&it->waiters_nr))
+			group_wake_all(it);
+	}
+}
+
 int group_try_charge(struct fl_group *g, uint64_t n, struct fl_group **over)
 {
 	for (struct fl_group *it = g; it; it = it->parent) {
@@ -92,10 +108,9 @@ int group_try_charge(struct fl_group *g, uint64_t n, struct fl_group **over)
 
 		do {
 			if (usage + n > atomic_load(&it->max)) {
-				/* Refused here: undo the levels below. */
-				for (struct fl_group *u = g; u != it;
-				     u = u->parent)
-					atomic_fetch_sub(&u->usage, n);
+				/* Refused here: undo the levels below, waking
+				 * whoever saw them full meanwhile. */
+				group_uncharge_below(g, it, n);
 				*over = it;
 				return -1;
 			}
@@ -114,7 +129,6 @@ void group_force_charge(struct fl_group *g, uint64_t n)
 		group_note_peak(it, atomic_fetch_add(&it->usage, n) + n);
 }
 
-/* Hand on every fault waiting for memory in g; they try again. */
 static void group_wake_all(struct fl_group *g)
 {
 	struct page_waiter *w;
@@ -134,12 +148,17 @@ static void group_wake_all(struct fl_group *g)
 
 void group_uncharge(struct fl_group *g, uint64_t n)
 {
-	for (struct fl_group *it = g; it; it = it->parent) {
-		atomic_fetch_sub(&it->usage, n);
-		/* Ordered after the subtraction: see group_wait. */
-		if (atomic_load(&it->waiters_nr))
-			group_wake_all(it);
-	}
+	group_uncharge_below(g, NULL, n);
+}
+
+struct group_oom group_oom_policy(struct fl_group *g)
+{
+	struct group_oom oom;
+
+	pthread_mutex_lock(&g->wait_lock);
+	oom = (struct group_oom){g->policy, g->callback, g->callback_arg};
+	pthread_mutex_unlock(&g->wait_lock);
+	return oom;
 }
 
 int group_wait(struct fl_group *g, uint64_t n, struct page_waiter *w)
@@ -160,19 +179,6 @@ int group_wait(struct fl_group *g, uint64_t n, struct page_waiter *w)
 	g->waiters = w;
 	pthread_mutex_unlock(&g->wait_lock);
 	return 0;
-}
-
-uint64_t group_cache_pages(struct fl_group *g)
-{
-	struct fl_engine *e = g->engine;
-	uint64_t pages = 0;
-
-	pthread_mutex_lock(&e->groups_lock);
-	for (struct fl_group *h = e->groups; h; h = h->next)
-		if (group_within(h, g))
-			pages += atomic_load(&h->cache_pages);
-	pthread_mutex_unlock(&e->groups_lock);
-	return pages;
 }
 
 void group_check_high(struct fl_group *g)

@@ -39,6 +39,7 @@ struct fl_group {
 	_Atomic uint64_t pages_reclaimed, pages_written_back;
 	_Atomic uint64_t oom_events, wait_ns;
 
+	/* The OOM policy: changed and read under wait_lock. */
 	enum fl_oom_policy policy;
 	fl_oom_callback callback;
 	void *callback_arg;
@@ -83,8 +84,13 @@ int group_within(const struct fl_group *g, const struct fl_group *ancestor);
  */
 int group_wait(struct fl_group *g, uint64_t n, struct page_waiter *waiter);
 
-/* Page-cache pages charged to g and the groups below it. */
-uint64_t group_cache_pages(struct fl_group *g);
+/* A group's OOM policy, read together (under the group's wait lock). */
+struct group_oom {
+	enum fl_oom_policy policy;
+	fl_oom_callback callback;
+	void *arg;
+};
+struct group_oom group_oom_policy(struct fl_group *g);
 
 /* Usage above high: queue background reclaim (once). */
 void group_check_high(struct fl_group *g);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pagesize.h"
 #include "stats.h"
 
 struct fl_engine;
@@ -43,13 +44,27 @@ struct fl_mapping {
 /* Object page index shown at addr, which the mapping must contain. */
 static inline uint64_t mapping_index(const struct fl_mapping *m, uintptr_t addr)
 {
-	return m->pgoff + ((addr - m->start) >> 12);
+	return m->pgoff + ((addr - m->start) >> PAGE_SHIFT);
 }
 
 /* Address showing object page index, which the mapping must show. */
 static inline uintptr_t mapping_addr(const struct fl_mapping *m, uint64_t index)
 {
-	return m->start + ((index - m->pgoff) << 12);
+	return m->start + ((index - m->pgoff) << PAGE_SHIFT);
+}
+
+/*
+ * Clamp the object range [first, last] to the pages m shows, into
+ * [*lo, *hi]; whether anything is left.
+ */
+static inline int mapping_clamp(const struct fl_mapping *m, uint64_t first,
+				uint64_t last, uint64_t *lo, uint64_t *hi)
+{
+	uint64_t m_last = m->pgoff + ((m->end - m->start) >> PAGE_SHIFT) - 1;
+
+	*lo = first > m->pgoff ? first : m->pgoff;
+	*hi = last < m_last ? last : m_last;
+	return *lo <= *hi;
 }
 
 struct mapping_set {

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "page.h"
+#include "pagesize.h"
 #include "radix.h"
 
 struct fl_engine;
@@ -76,7 +77,7 @@ unsigned object_unlink_mapping(struct fl_object *o, struct fl_mapping *m);
 
 static inline char *object_page_data(struct fl_object *o, uint64_t index)
 {
-	return o->view + (index << 12);
+	return o->view + (index << PAGE_SHIFT);
 }
 
 /* Page cache (pagecache.c). */
@@ -88,10 +89,11 @@ struct fl_page *pagecache_get(struct fl_object *o, uint64_t index);
  * Start reading up to max pages from index: insert locked, not up-to-date
  * pages for the run of absent indices from index (stopping at the first
  * present page or the end of the object), charged to group g in one step
- * first.  Returns the run's length (0 if index is present), -1 with
- * ENOMEM, or -2 if the run does not fit: *over is then the group at its
- * max, and *want the pages to reclaim before trying again.  The caller
- * then calls pagecache_read without holding the map lock.
+ * first.  Returns the run's length (0 if index is present), -ENOMEM
+ * without memory for descriptors, or -EDQUOT if the run does not fit:
+ * *over is then the group at its max, and *want the pages to reclaim
+ * before trying again.  The caller then calls pagecache_read without
+ * holding the map lock.  Any lock but a page lock may be held.
  */
 long pagecache_start_read(struct fl_object *o, uint64_t index,
 			  unsigned long max, struct fl_group *g,
@@ -100,8 +102,9 @@ long pagecache_start_read(struct fl_object *o, uint64_t index,
 /*
  * Fill the locked pages [index, index+count) from the store, mark them up
  * to date and unlock them.  If the store fails, the pages are removed
- * (so that a later fault tries again) and -1 is returned with errno,
+ * (so that a later fault tries again) and a negative errno is returned,
  * unless the page must_have (within the run) could be read on its own.
+ * Blocks on the store: no map lock held, except by the comparison mode.
  */
 int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 		   uint64_t must_have);
@@ -126,13 +129,14 @@ int pagecache_mark_dirty(struct fl_object *o, struct fl_page *page);
 uint64_t pagecache_count_dirty(struct fl_object *o, uint64_t first,
 			       uint64_t last);
 
-/* Take pages [first, last] out of every shared view (not the cache).  Map lock
- * held.  Private views are left alone: a private copy there must not be
- * touched, and telling one from a cache page is not race-free. */
-void object_unmap_range(struct fl_object *o, uint64_t first, uint64_t last);
+/* Clear a page's dirty bit (and the counts).  Any lock. */
+void pagecache_clear_dirty(struct fl_object *o, struct fl_page *page);
 
-/* Write-protect [first, last] in every shared view.  Map lock held. */
-void object_mkclean(struct fl_object *o, uint64_t first, uint64_t last);
+/* Writeback (writeback.c). */
+
+/* Write-protect [first, last] in every shared view.  Map lock held.
+ * 0, or a negative errno if a view could not be protected. */
+int object_mkclean(struct fl_object *o, uint64_t first, uint64_t last);
 
 /*
  * Write the dirty pages in [first, last] back to the store.  Takes the map

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Objects' page caches: lookup, filling from the store, dirty tracking and
- * writeback.  A page's data lives in the object's memfd at the page's
- * offset; its descriptor (struct fl_page) lives in the object's radix tree.
+ * Objects' page caches: lookup, filling from the store, dirty tracking.
+ * Writeback is in writeback.c.  A page's data lives in the object's memfd at
+ * the page's offset; its descriptor (struct fl_page) lives in the object's
+ * radix tree.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,9 +20,6 @@
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-
-/* Longest run written back in one store write. */
-#define WRITEBACK_BATCH 256
 
 struct fl_page *pagecache_get(struct fl_object *o, uint64_t index)
 {
@@ -97,20 +95,18 @@ long pagecache_start_read(struct fl_object *o, uint64_t index,
 			*want = 1;
 			if (group_try_charge(g, 1, over)) {
 				pthread_rwlock_unlock(&o->lock);
-				return -2;
+				return -EDQUOT;
 			}
 			n = 1;
 		} else {
 			pthread_rwlock_unlock(&o->lock);
-			return -2; /* reclaim *want pages, then try again */
+			return -EDQUOT; /* reclaim *want, then try again */
 		}
 	}
 	n = insert_locked(o, index, n, g);
 	pthread_rwlock_unlock(&o->lock);
-	if (n == 0) {
-		errno = ENOMEM;
-		return -1;
-	}
+	if (n == 0)
+		return -ENOMEM;
 	atomic_fetch_add(&o->engine->cached_pages, n);
 	group_check_high(g);
 	return (long)n;
@@ -125,19 +121,23 @@ static int store_read_pages(struct fl_object *o, uint64_t index,
 	char *buf = object_page_data(o, index);
 
 	if (!o->store) /* anonymous shared memory: the memfd's zeros */
-		return madvise(buf, len, MADV_POPULATE_WRITE);
+		return madvise(buf, len, MADV_POPULATE_WRITE) ? -errno : 0;
 	while (done < valid) {
 		ssize_t r = o->store->ops->read(o->store, buf + done,
 						len - done, off + done);
 
 		if (r < 0)
-			return -1;
-		if (r == 0)
-			break; /* the store shrank: the rest reads as zeros */
+			return errno ? -errno : -EIO;
+		/* Short of the object's end (the store shrank, or lies), or
+		 * more than asked: the data cannot be trusted. */
+		if (r == 0 || (uint64_t)r > len - done)
+			return -EIO;
 		done += (uint64_t)r;
 	}
-	if (done < len) /* beyond the end of the object: zeros, as mmap */
-		memset(buf + done, 0, len - done);
+	/* Beyond the end of the object: zeros, as mmap, whatever the store
+	 * put there. */
+	if (valid < len)
+		memset(buf + valid, 0, len - valid);
 	return 0;
 }
 
@@ -187,13 +187,12 @@ static void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
 int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 		   uint64_t must_have)
 {
-	int saved;
+	int err = store_read_pages(o, index, count);
 
-	if (store_read_pages(o, index, count) == 0) {
+	if (err == 0) {
 		pagecache_mark_uptodate(o, index, count);
 		return 0;
 	}
-	saved = errno;
 	/* The batch failed: the faulting page may still be readable alone. */
 	if (count > 1 && store_read_pages(o, must_have, 1) == 0) {
 		pagecache_abandon_read(o, index, must_have - index);
@@ -203,8 +202,7 @@ int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 		return 0;
 	}
 	pagecache_abandon_read(o, index, count);
-	errno = saved ? saved : EIO;
-	return -1;
+	return err;
 }
 
 #define GANG 64
@@ -254,7 +252,7 @@ int pagecache_mark_dirty(struct fl_object *o, struct fl_page *page)
 	return 1;
 }
 
-static void pagecache_clear_dirty(struct fl_object *o, struct fl_page *page)
+void pagecache_clear_dirty(struct fl_object *o, struct fl_page *page)
 {
 	if (page_test_and_clear(page, PG_DIRTY)) {
 		atomic_fetch_sub(&o->nr_dirty, 1);
@@ -276,229 +274,6 @@ uint64_t pagecache_count_dirty(struct fl_object *o, uint64_t first,
 	}
 	pthread_rwlock_unlock(&o->lock);
 	return dirty;
-}
-
-/*
- * Clamp [first, last] to the object pages m shows, into [*lo, *hi];
- * whether anything is left.
- */
-static int mapping_clamp(const struct fl_mapping *m, uint64_t first,
-			 uint64_t last, uint64_t *lo, uint64_t *hi)
-{
-	uint64_t m_last = m->pgoff + ((m->end - m->start) >> PAGE_SHIFT) - 1;
-
-	*lo = first > m->pgoff ? first : m->pgoff;
-	*hi = last < m_last ? last : m_last;
-	return *lo <= *hi;
-}
-
-void object_unmap_range(struct fl_object *o, uint64_t first, uint64_t last)
-{
-	uint64_t lo, hi;
-
-	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next)
-		if (m->kind == MAP_KIND_SHARED &&
-		    mapping_clamp(m, first, last, &lo, &hi))
-			madvise((void *)mapping_addr(m, lo),
-				(hi - lo + 1) << PAGE_SHIFT, MADV_DONTNEED);
-}
-
-void object_mkclean(struct fl_object *o, uint64_t first, uint64_t last)
-{
-	uint64_t lo, hi;
-
-	/* The next store through each view faults: page_mkwrite. */
-	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next)
-		if (m->kind == MAP_KIND_SHARED &&
-		    mapping_clamp(m, first, last, &lo, &hi))
-			uffd_writeprotect(o->engine->uffd, mapping_addr(m, lo),
-					  (hi - lo + 1) << PAGE_SHIFT, 1);
-}
-
-/*
- * Collect up to WRITEBACK_BATCH dirty pages with consecutive indices from
- * *index on, with a reference each.  Returns how many.
- */
-static unsigned wb_gather(struct fl_object *o, uint64_t *index, uint64_t last,
-			  struct fl_page **pages)
-{
-	unsigned n = 0;
-	uint64_t i = *index;
-	struct fl_page *page;
-
-	pthread_rwlock_rdlock(&o->lock);
-	while (n < WRITEBACK_BATCH &&
-	       (page = radix_next(&o->pages, &i, last))) {
-		if (page_test(page, PG_DIRTY)) {
-			if (n && i != *index + n)
-				break;
-			if (n == 0)
-				*index = i;
-			page_get(page);
-			pages[n++] = page;
-		} else if (n) {
-			break;
-		}
-		if (i++ == last)
-			break;
-	}
-	pthread_rwlock_unlock(&o->lock);
-	return n;
-}
-
-/*
- * Lock as many of pages[0..n) as can be locked at once, clear their dirty
- * bits and write-protect them in every view, all under the map lock, so
- * that a store racing with writeback faults and re-dirties the page.
- * Returns how many pages (a prefix) are now under writeback; 0 means the
- * first page was busy and the caller should wait for it.
- */
-static unsigned wb_start(struct fl_object *o, struct fl_page **pages,
-			 unsigned n, uint64_t index)
-{
-	unsigned locked = 0;
-
-	map_read_lock(o->engine);
-	while (locked < n && page_trylock(pages[locked])) {
-		if (page_test(pages[locked], PG_WRITEBACK)) {
-			page_unlock(pages[locked]);
-			break;
-		}
-		locked++;
-	}
-	for (unsigned i = 0; i < locked; i++) {
-		pagecache_clear_dirty(o, pages[i]);
-		page_test_and_set(pages[i], PG_WRITEBACK);
-		atomic_store(&pages[i]->cleaned_batch,
-			     atomic_load(&o->engine->msg_batches));
-	}
-	if (locked)
-		object_mkclean(o, index, index + locked - 1);
-	map_unlock(o->engine);
-	for (unsigned i = 0; i < locked; i++)
-		page_unlock(pages[i]);
-	return locked;
-}
-
-/* Write pages [index, index+n) to the store; the object's size cuts it. */
-static int wb_write(struct fl_object *o, uint64_t index, unsigned n)
-{
-	uint64_t off = index << PAGE_SHIFT, len = (uint64_t)n << PAGE_SHIFT;
-	const char *buf = object_page_data(o, index);
-	uint64_t done = 0;
-
-	if (off + len > o->size)
-		len = o->size - off;
-	while (done < len) {
-		ssize_t w = o->store->ops->write(o->store, buf + done,
-						 len - done, off + done);
-
-		if (w <= 0)
-			return -1;
-		done += (uint64_t)w;
-	}
-	return 0;
-}
-
-/* Credit the pages written in [first, last] to the shared views of them. */
-static void wb_count_mappings(struct fl_object *o, uint64_t first,
-			      uint64_t last)
-{
-	uint64_t lo, hi;
-
-	map_read_lock(o->engine);
-	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next)
-		if (m->kind == MAP_KIND_SHARED &&
-		    mapping_clamp(m, first, last, &lo, &hi))
-			count_add(&m->stats, pages_written, hi - lo + 1);
-	map_unlock(o->engine);
-}
-
-static void wb_end(struct fl_object *o, struct fl_page **pages, unsigned n,
-		   uint64_t index, int failed)
-{
-	/* Counted (and any error recorded) before a waiter for it wakes. */
-	if (failed) {
-		atomic_fetch_add(&o->wb_errors, 1);
-		count_add(&o->engine->stats, writeback_errors, 1);
-	} else {
-		count_add(&o->engine->stats, pages_written, n);
-		if (o->mappings)
-			wb_count_mappings(o, index, index + n - 1);
-	}
-	for (unsigned i = 0; i < n; i++) {
-		if (failed)
-			pagecache_mark_dirty(o, pages[i]);
-		page_clear_and_wake(pages[i], PG_WRITEBACK);
-	}
-}
-
-/*
- * Wait for the writes of [first, last] that other threads started (pages
- * under writeback but no longer dirty), as filemap_fdatawait_range does:
- * a writeback must not return before data it found clean is in the store.
- */
-static void wb_wait_range(struct fl_object *o, uint64_t first, uint64_t last)
-{
-	uint64_t index = first;
-
-	for (;;) {
-		struct fl_page *page, *busy = NULL;
-
-		pthread_rwlock_rdlock(&o->lock);
-		while ((page = radix_next(&o->pages, &index, last))) {
-			if (page_test(page, PG_WRITEBACK)) {
-				page_get(page);
-				busy = page;
-				break;
-			}
-			if (index++ == last)
-				break;
-		}
-		pthread_rwlock_unlock(&o->lock);
-		if (!busy)
-			return;
-		page_wait_clear(busy, PG_WRITEBACK);
-		page_put(busy);
-		if (index++ == last)
-			return;
-	}
-}
-
-int object_writeback(struct fl_object *o, uint64_t first, uint64_t last)
-{
-	struct fl_page *pages[WRITEBACK_BATCH];
-	uint64_t index = first, errors = atomic_load(&o->wb_errors);
-	int failed = 0, wrote = 0;
-	unsigned n;
-
-	if (!o->store || !o->writable)
-		return 0;
-	while (index <= last && (n = wb_gather(o, &index, last, pages))) {
-		unsigned started = wb_start(o, pages, n, index);
-
-		if (started == 0) {
-			/* Busy: wait without the map lock, then look again. */
-			page_wait_clear(pages[0], PG_LOCKED | PG_WRITEBACK);
-		} else {
-			int bad = wb_write(o, index, started) < 0;
-
-			wb_end(o, pages, started, index, bad);
-			failed |= bad;
-			wrote = 1;
-			index += started;
-		}
-		for (unsigned i = 0; i < n; i++)
-			page_put(pages[i]);
-	}
-	wb_wait_range(o, first, last);
-	if (wrote && o->store->ops->flush && o->store->ops->flush(o->store))
-		failed = 1;
-	if (failed || atomic_load(&o->wb_errors) != errors) {
-		errno = EIO;
-		return -1;
-	}
-	return 0;
 }
 
 static void page_free_cb(void *item, uint64_t index, void *arg)

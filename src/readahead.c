@@ -7,6 +7,7 @@
  * (the trigger) starts one more, so that READAHEAD_DEPTH windows are always
  * in flight ahead of the reader.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -45,7 +46,7 @@ static void readahead_work(struct fl_engine *e, struct work *w)
 	long n = pagecache_start_read(w->object, w->index, w->count, g, &over,
 				      &want);
 
-	if (n == -2 && reclaim_group(over, want)) /* make room, once */
+	if (n == -EDQUOT && reclaim_group(over, want)) /* make room, once */
 		n = pagecache_start_read(w->object, w->index, w->count, g,
 					 &over, &want);
 	/* A failed read drops its pages: a fault there reads them again. */

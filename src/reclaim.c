@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "engine.h"
@@ -232,6 +233,22 @@ static unsigned run_length(struct fl_page **v, unsigned i, unsigned n)
 	return j - i;
 }
 
+/*
+ * Take pages [first, last] of o out of every shared view (not the cache).
+ * Map lock held.  Private views are left alone: a private copy there must
+ * not be touched, and telling one from a cache page is not race-free.
+ */
+static void unmap_from_views(struct fl_object *o, uint64_t first, uint64_t last)
+{
+	uint64_t lo, hi;
+
+	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next)
+		if (m->kind == MAP_KIND_SHARED &&
+		    mapping_clamp(m, first, last, &lo, &hi))
+			madvise((void *)mapping_addr(m, lo),
+				(hi - lo + 1) << PAGE_SHIFT, MADV_DONTNEED);
+}
+
 /* Take pages out of every shared view: a later use shows as a minor fault. */
 static void unmap_pages(struct fl_engine *e, struct reclaim_batch *b)
 {
@@ -239,8 +256,8 @@ static void unmap_pages(struct fl_engine *e, struct reclaim_batch *b)
 	map_read_lock(e);
 	for (unsigned i = 0, len; i < b->nr_unmap; i += len) {
 		len = run_length(b->unmap, i, b->nr_unmap);
-		object_unmap_range(b->unmap[i]->object, b->unmap[i]->index,
-				   b->unmap[i + len - 1]->index);
+		unmap_from_views(b->unmap[i]->object, b->unmap[i]->index,
+				 b->unmap[i + len - 1]->index);
 	}
 	map_unlock(e);
 	for (unsigned i = 0; i < b->nr_unmap; i++)
@@ -308,9 +325,14 @@ static uint64_t evict_run(struct fl_page **v, unsigned n)
 			j++;
 			continue;
 		}
-		fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)(v[k]->index << PAGE_SHIFT),
-			  (off_t)((j - k) << PAGE_SHIFT));
+		if (fallocate(o->memfd,
+			      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)(v[k]->index << PAGE_SHIFT),
+			      (off_t)((j - k) << PAGE_SHIFT))) {
+			/* Still resident: keep the pages and their charge. */
+			memset(gone + k, 0, j - k);
+			continue;
+		}
 		for (unsigned i = k; i < j; i++)
 			radix_delete(&o->pages, v[i]->index);
 		atomic_fetch_sub(&o->engine->cached_pages, j - k);
@@ -389,12 +411,33 @@ static struct fl_group **subtree_pin(struct fl_group *g, unsigned *nr)
 	return v;
 }
 
-uint64_t reclaim_group(struct fl_group *g, uint64_t want)
+uint64_t reclaim_lru_pages(struct fl_group *g)
 {
 	unsigned nr;
 	struct fl_group **v = subtree_pin(g, &nr);
+	uint64_t pages = 0;
+
+	for (unsigned i = 0; i < nr; i++) {
+		struct lru *lru = &v[i]->lru;
+
+		pthread_mutex_lock(&lru->lock);
+		pages += lru->nr_inactive + lru->nr_active;
+		pthread_mutex_unlock(&lru->lock);
+		atomic_fetch_sub(&v[i]->pins, 1);
+	}
+	free(v);
+	return pages;
+}
+
+uint64_t reclaim_group(struct fl_group *g, uint64_t want)
+{
+	unsigned nr;
+	struct fl_group **v;
 	uint64_t freed = 0;
 	int progress = 1;
+
+	fl_assert_may_block(); /* it takes the map lock, writes back */
+	v = subtree_pin(g, &nr);
 
 	/* Rounds over every group until enough is freed or nothing moves. */
 	for (unsigned round = 0; freed < want && progress && round < 4096;

@@ -33,6 +33,9 @@ void lru_mark_accessed(struct fl_page *page);
  * locks briefly, and writes dirty pages back).  Returns pages freed.
  */
 uint64_t reclaim_group(struct fl_group *g, uint64_t want);
+/* Pages on the lists of g and the groups below it: what reclaim could
+ * free, given time (busy pages included). */
+uint64_t reclaim_lru_pages(struct fl_group *g);
 /* Queue a reclaim of g down to its high limit, unless one is queued. */
 void reclaim_background(struct fl_group *g);
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* userfaultfd: opening, registration and the resolving ioctls. */
 #include "uffd.h"
+#include "pagesize.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +12,6 @@
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
-
-#define PAGE 4096UL
 
 /* Features the fault path relies on; the engine refuses to start without. */
 #define UFFD_NEEDED_FEATURES                                                   \
@@ -112,13 +111,13 @@ static uintptr_t skip_populated(int pagemap, uintptr_t start, uintptr_t end)
 	if (pagemap < 0)
 		return start;
 	while (start < end) {
-		size_t n = (end - start) / PAGE;
+		size_t n = (end - start) / PAGE_SIZE;
 		ssize_t got;
 
 		if (n > PM_BATCH)
 			n = PM_BATCH;
 		got = pread(pagemap, entry, n * sizeof(entry[0]),
-			    (off_t)(start / PAGE * sizeof(entry[0])));
+			    (off_t)(start / PAGE_SIZE * sizeof(entry[0])));
 		if (got <= 0)
 			return start;
 		for (size_t i = 0; i < (size_t)got / sizeof(entry[0]); i++) {
@@ -133,7 +132,7 @@ static uintptr_t skip_populated(int pagemap, uintptr_t start, uintptr_t end)
 
 			if (!populated)
 				return start;
-			start += PAGE;
+			start += PAGE_SIZE;
 		}
 	}
 	return end;
@@ -143,8 +142,9 @@ int uffd_page_flags(int pagemap, uintptr_t addr)
 {
 	uint64_t e;
 
-	if (pagemap < 0 || pread(pagemap, &e, sizeof(e),
-				 (off_t)(addr / PAGE * sizeof(e))) != sizeof(e))
+	if (pagemap < 0 ||
+	    pread(pagemap, &e, sizeof(e),
+		  (off_t)(addr / PAGE_SIZE * sizeof(e))) != sizeof(e))
 		return -1;
 	if (!(e & PM_PRESENT))
 		return 0;
@@ -155,12 +155,12 @@ long uffd_exclusive_pages(int pagemap, uintptr_t start, size_t len,
 			  unsigned char *exclusive)
 {
 	uint64_t entry[PM_BATCH];
-	size_t n = len / PAGE;
+	size_t n = len / PAGE_SIZE;
 	long found = 0;
 
 	if (pagemap < 0 || n > PM_BATCH ||
 	    pread(pagemap, entry, n * sizeof(entry[0]),
-		  (off_t)(start / PAGE * sizeof(entry[0]))) !=
+		  (off_t)(start / PAGE_SIZE * sizeof(entry[0]))) !=
 		    (ssize_t)(n * sizeof(entry[0])))
 		return -1;
 	for (size_t i = 0; i < n; i++) {
@@ -192,11 +192,11 @@ static long uffd_resolve_range(int uffd, int pagemap, uintptr_t start,
 		int rc = op(uffd, start, end - start, arg, &done);
 
 		if (rc == 0) {
-			pages += (long)((end - start) / PAGE);
+			pages += (long)((end - start) / PAGE_SIZE);
 			break;
 		}
 		if (done > 0) { /* partial progress: go on from there */
-			pages += (long)(done / PAGE);
+			pages += (long)(done / PAGE_SIZE);
 			start += (uintptr_t)done;
 			arg = (const char *)arg + (arg_step ? done : 0);
 			continue;
@@ -204,7 +204,7 @@ static long uffd_resolve_range(int uffd, int pagemap, uintptr_t start,
 		if (errno == EEXIST || done == -EEXIST) {
 			/* Populated already (a racing fault): skip them. */
 			uintptr_t next =
-				skip_populated(pagemap, start + PAGE, end);
+				skip_populated(pagemap, start + PAGE_SIZE, end);
 
 			arg = (const char *)arg + (arg_step ? next - start : 0);
 			start = next;
