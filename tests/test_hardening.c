@@ -17,6 +17,7 @@
 
 #include "engine.h"
 #include "group.h"
+#include "inject.h"
 
 /* ---- probing from another thread, with loop detection -------------------
  */
@@ -544,4 +545,69 @@ TEST(writeback_failure_keeps_only_failed_pages_dirty)
 	CHECK_EQ(fl_object_close(o), 0);
 	CHECK_EQ(fl_engine_destroy(e), 0);
 	free(st);
+}
+
+/* ---- failed write-protect and failed punch (injected) ------------------- */
+
+/*
+ * Writeback whose write-protection of a view fails leaves the page dirty
+ * and reports EIO: a later store to it is still tracked and written.
+ */
+TEST(failed_write_protect_keeps_page_dirty)
+{
+	fl_engine *e = h_engine_cfg(2, 1, 1);
+	struct h_file f;
+	fl_object *o;
+	unsigned char *p, b;
+
+	h_file_create(&f, 4 * PG, 74);
+	o = h_open(e, &f, O_RDWR);
+	p = h_map(e, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	p[PG] = 1;
+	inject_set(INJ_UFFD_WRITEPROTECT, 1, ENOMEM);
+	CHECK_ERR(fl_msync(e, p, 4 * PG, MS_SYNC) == -1, EIO);
+	inject_clear();
+	CHECK_EQ(h_estats(e).dirty_pages, 1);
+	p[PG] = 2; /* still tracked */
+	CHECK_EQ(fl_msync(e, p, 4 * PG, MS_SYNC), 0);
+	h_pread(f.path, &b, 1, PG);
+	CHECK_EQ(b, 2);
+	p[PG] = 3; /* and again, after a clean writeback */
+	CHECK_EQ(fl_msync(e, p, 4 * PG, MS_SYNC), 0);
+	h_pread(f.path, &b, 1, PG);
+	CHECK_EQ(b, 3);
+	CHECK_EQ(fl_munmap(e, p, 4 * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+/* Eviction whose hole punch fails keeps the page, its charge and data. */
+TEST(failed_punch_keeps_page_and_charge)
+{
+	fl_engine *e = h_engine_cfg(2, 1, 1);
+	fl_group *g = fl_group_create(e, NULL, "punch");
+	struct h_file f;
+	fl_object *o;
+	unsigned char *p;
+
+	REQUIRE(g != NULL);
+	h_file_create(&f, 4 * PG, 75);
+	o = h_open(e, &f, O_RDWR);
+	p = fl_mmap_group(e, g, NULL, 4 * PG, PROT_READ, MAP_SHARED, o, 0);
+	REQUIRE(p != MAP_FAILED);
+	CHECK_EQ(h_mismatch(p + 2 * PG, PG, 75, 2 * PG), -1);
+	inject_set_mode(INJ_FALLOCATE, 1, EIO, INJECT_FROM);
+	CHECK_EQ(fl_group_set_max(g, 0), 0); /* cannot evict it */
+	CHECK_GE(inject_fired(INJ_FALLOCATE), 1);
+	inject_clear();
+	CHECK_EQ(gstats(g).usage, PG);
+	CHECK_EQ(gstats(g).cache_pages, 1);
+	CHECK_EQ(h_mismatch(p + 2 * PG, PG, 75, 2 * PG), -1);
+	CHECK_EQ(fl_group_set_max(g, 0), 0); /* now it goes */
+	CHECK_EQ(gstats(g).usage, 0);
+	CHECK_EQ(fl_munmap(e, p, 4 * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
 }
