@@ -102,7 +102,7 @@ static void engine_free(struct fl_engine *e)
 {
 	int saved = errno;
 
-	engine_stop_threads(e);
+	threads_stop(e);
 	if (e->zero_buffer)
 		munmap(e->zero_buffer, MAX_ANON_AROUND * PAGE_SIZE);
 	if (e->stop_fd >= 0)
@@ -168,7 +168,7 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 		e->zero_buffer = NULL;
 		goto fail;
 	}
-	if (engine_start_threads(e))
+	if (threads_start(e))
 		goto fail;
 	return e;
 fail:
@@ -267,7 +267,7 @@ int fl_engine_destroy(fl_engine *e)
 	 * threads can finish; then no thread may touch an object freed
 	 * below. */
 	engine_cancel_stores(e);
-	engine_stop_threads(e);
+	threads_stop(e);
 	groups_wake_waiters(e); /* their faults are cancelled just below */
 	workqueue_destroy(&e->work);
 	/* Objects the caller did not close go too: write back, then free. */

@@ -100,10 +100,10 @@ static inline void map_unlock(struct fl_engine *e)
 }
 
 /* threads.c: the handler and I/O threads, and work for the I/O threads. */
-int engine_start_threads(struct fl_engine *e);
+int threads_start(struct fl_engine *e);
 /* Stop and join every thread; none starts after.  Work left queued stays. */
-void engine_stop_threads(struct fl_engine *e);
+void threads_stop(struct fl_engine *e);
 /* Queue background work for the I/O threads, adding one if all are busy. */
-void engine_post_work(struct fl_engine *e, struct work *work);
+void threads_post_work(struct fl_engine *e, struct work *work);
 
 #endif /* FL_ENGINE_H */

@@ -331,7 +331,11 @@ static unsigned anon_read_pages(const struct fault *f)
 	return pages ? pages : 1;
 }
 
-/* A store to the zero page: the page becomes private (charged first). */
+/*
+ * A store to the zero page: the page becomes private (charged first).
+ * Map lock held on entry.  Returns DONE (lock held), or PARKED waiting for
+ * memory (lock dropped).
+ */
 static enum fault_result fault_anon_wp(struct fault *f)
 {
 	struct fl_group *over;
@@ -347,6 +351,12 @@ static enum fault_result fault_anon_wp(struct fault *f)
 	return FAULT_DONE;
 }
 
+/*
+ * A fault on private anonymous memory.  Map lock held on entry.  Returns
+ * DONE (lock held), or PARKED waiting for memory (lock dropped).  Takes no
+ * page lock and no reference: the engine page table (its own lock) says
+ * what each page holds.
+ */
 static enum fault_result fault_anon(struct fault *f)
 {
 	struct fl_group *over;
@@ -377,7 +387,14 @@ static enum fault_result fault_anon(struct fault *f)
 
 /* ---- the page cache ----------------------------------------------------- */
 
-/* The page is absent: read it (and what follows) from the store, retry. */
+/*
+ * The page is absent: insert it (and what follows) locked, charged, and
+ * read it from the store on an I/O thread, then retry.  Map lock held on
+ * entry.  Returns PARKED (lock dropped: waiting for the read or for
+ * memory), RETRY (lock dropped: another fault inserted it first), AGAIN
+ * (the comparison mode read it under the lock) or DONE (SIGBUS, lock
+ * held).
+ */
 static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 				    uint64_t index)
 {
@@ -416,7 +433,9 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 		COUNT(a->f, pages_mapped, (uint64_t)n);
 }
 
-/* Map the cached pages of [lo, hi), then wake the threads waiting there. */
+/* Map the cached pages of [lo, hi), then wake the threads waiting there.
+ * Map lock held; takes the cache lock (read) while mapping, so that no
+ * page is removed while it is being mapped. */
 static void fault_around_range(struct fault *f, struct fl_object *o,
 			       uintptr_t lo, uintptr_t hi)
 {
@@ -524,7 +543,12 @@ static int fault_dismiss(struct fault *f, int stale)
 	return 1;
 }
 
-/* The page_mkwrite point: a store to a shared page marks it dirty. */
+/*
+ * The page_mkwrite point: a store to a shared page marks it dirty, under
+ * the page lock, and maps it writable in this view.  Map lock held on
+ * entry; the reference on page is consumed.  Returns DONE (lock held;
+ * page unlocked), or what fault_wait_page returns if the page is locked.
+ */
 static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
 				       struct fl_page *page, int mapped)
 {
@@ -554,6 +578,9 @@ static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
  * A store to a private view: claim a private copy (counted once per page),
  * then let the store through to a read-only mapping of the cache page, so
  * that the kernel copies it.  The copy is charged before any page lock.
+ * Map lock held on entry, and a reference on page, which stays the
+ * caller's on DONE (lock held) and goes with the fault on PARKED (lock
+ * dropped, waiting for memory: held until the retry).
  */
 static enum fault_result fault_cow(struct fault *f, int mapped,
 				   struct fl_page *page)
@@ -577,6 +604,12 @@ static enum fault_result fault_cow(struct fault *f, int mapped,
 	return FAULT_DONE;
 }
 
+/*
+ * A fault on a view of an object's page cache (shared, private, or shared
+ * anonymous memory).  Map lock held on entry.  Returns DONE (lock held),
+ * or RETRY, AGAIN or PARKED as the function it waited in says.  Holds a
+ * reference on the page while it works on it; none is left on DONE.
+ */
 static enum fault_result fault_file(struct fault *f)
 {
 	struct fl_object *o = f->m->object;
@@ -640,7 +673,7 @@ static int fault_is_stale(const struct fault *f)
 	return flags & UFFD_PAGE_PRESENT;
 }
 
-/* One attempt, with the map lock held for reading. */
+/* One attempt, with the map lock held for reading (see fault_priv.h). */
 enum fault_result fault_once(struct fault *f)
 {
 	f->m = mapping_find(&f->e->mappings, f->addr);

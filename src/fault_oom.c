@@ -53,7 +53,7 @@ static void fault_memory_woken(struct page_waiter *waiter)
 
 	f->work = (struct work){.fn = fault_memory_resume_work,
 				.cancel = fault_memory_cancel};
-	engine_post_work(f->e, &f->work);
+	threads_post_work(f->e, &f->work);
 }
 
 /*
@@ -142,6 +142,6 @@ enum fault_result fault_wait_memory(struct fault *f, struct fl_group *over,
 	f->mem_pages = pages;
 	f->work = (struct work){.fn = fault_reclaim_work,
 				.cancel = fault_memory_cancel};
-	engine_post_work(f->e, &f->work);
+	threads_post_work(f->e, &f->work);
 	return FAULT_PARKED;
 }

@@ -139,7 +139,7 @@ static void fault_page_woken(struct page_waiter *waiter)
 
 	f->work = (struct work){.fn = fault_resume_work,
 				.cancel = fault_resume_cancel};
-	engine_post_work(f->e, &f->work);
+	threads_post_work(f->e, &f->work);
 }
 
 enum fault_result fault_wait_page(struct fault *f, struct fl_page *page)
@@ -212,6 +212,6 @@ enum fault_result fault_start_read(struct fault *f, struct fl_object *o,
 				.object = o,
 				.index = index,
 				.count = count};
-	engine_post_work(f->e, &f->work);
+	threads_post_work(f->e, &f->work);
 	return FAULT_PARKED;
 }

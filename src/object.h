@@ -82,7 +82,12 @@ static inline char *object_page_data(struct fl_object *o, uint64_t index)
 
 /* Page cache (pagecache.c). */
 
-/* Look a page up and take a reference, or NULL. */
+/*
+ * Page-cache calls take the object's cache lock themselves, never a page
+ * lock unless said, and may be called with the map lock held unless said.
+ */
+
+/* Look a page up and take a reference (the caller's to put), or NULL. */
 struct fl_page *pagecache_get(struct fl_object *o, uint64_t index);
 
 /*
@@ -111,18 +116,22 @@ int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 
 /*
  * Call fn for each run of up-to-date, unlocked pages within [first, last]:
- * the pages fault-around may map.  Runs are maximal.  Under no page lock.
+ * the pages fault-around may map.  Runs are maximal.  fn runs with the
+ * cache lock held for reading (so no page of the run is removed meanwhile)
+ * and must not take it again.  Under no page lock.
  */
 void pagecache_for_each_run(struct fl_object *o, uint64_t first, uint64_t last,
 			    void (*fn)(uint64_t index, unsigned long count,
 				       void *arg),
 			    void *arg);
 
-/* Give up a read started by pagecache_start_read that will never run. */
+/* Give up a read started by pagecache_start_read that will never run:
+ * the pages (locked by the caller's read) are unlocked, removed and put. */
 void pagecache_abandon_read(struct fl_object *o, uint64_t index,
 			    unsigned long count);
 
-/* Mark a locked page dirty (the page_mkwrite point).  1 if it was clean. */
+/* Mark a page dirty (the page_mkwrite point, under its page lock; or
+ * writeback undoing a clean).  1 if it was clean. */
 int pagecache_mark_dirty(struct fl_object *o, struct fl_page *page);
 
 /* Dirty pages in [first, last]. */

@@ -85,7 +85,7 @@ static void readahead_post(struct fl_engine *e, struct fl_mapping *m,
 			   .count = count,
 			   .addr = m->start +
 				   ((index - m->pgoff) << PAGE_SHIFT)};
-	engine_post_work(e, w);
+	threads_post_work(e, w);
 }
 
 void readahead_update(struct fl_engine *e, struct fl_mapping *m,

@@ -496,5 +496,5 @@ void reclaim_background(struct fl_group *g)
 	w->fn = background_work;
 	w->cancel = background_cancel;
 	w->arg = g;
-	engine_post_work(g->engine, w);
+	threads_post_work(g->engine, w);
 }

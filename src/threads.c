@@ -146,7 +146,7 @@ static int io_short(struct fl_engine *e)
 	       atomic_load(&e->nr_io);
 }
 
-void engine_post_work(struct fl_engine *e, struct work *w)
+void threads_post_work(struct fl_engine *e, struct work *w)
 {
 	workqueue_post(&e->work, w);
 	/* A stalled store must not stall the engine: grow while short.  If
@@ -161,7 +161,7 @@ void engine_post_work(struct fl_engine *e, struct work *w)
 	pthread_mutex_unlock(&e->threads_lock);
 }
 
-int engine_start_threads(struct fl_engine *e)
+int threads_start(struct fl_engine *e)
 {
 	unsigned most = e->config.handler_threads + MAX_IO_THREADS;
 	int rc = 0;
@@ -179,7 +179,7 @@ int engine_start_threads(struct fl_engine *e)
 	return rc;
 }
 
-void engine_stop_threads(struct fl_engine *e)
+void threads_stop(struct fl_engine *e)
 {
 	uint64_t one = 1;
 	unsigned n;
