@@ -91,6 +91,27 @@ static int fault_empty_page(struct fault *f)
 	return rc;
 }
 
+/* Remember the poison, so that fault-around never maps over it. */
+static void fault_note_poison(struct fault *f)
+{
+	struct pagetable *pt = &f->e->pagetable;
+
+	pagetable_lock(pt);
+	pte_set(pt, f->addr >> PAGE_SHIFT, PTE_POISON); /* best effort */
+	pagetable_unlock(pt);
+}
+
+static void fault_forget_poison(struct fault *f)
+{
+	struct pagetable *pt = &f->e->pagetable;
+	uint64_t vpn = f->addr >> PAGE_SHIFT;
+
+	pagetable_lock(pt);
+	if (pte_get(pt, vpn) == PTE_POISON)
+		pte_set(pt, vpn, PTE_NONE);
+	pagetable_unlock(pt);
+}
+
 /*
  * Every mapping kind and every prior state of the entry (never mapped,
  * mapped, evicted, write-protected, the zero page) ends in the poison, so
@@ -103,8 +124,10 @@ enum fault_result fault_sigbus(struct fault *f)
 	f->signalled = 1;
 	COUNT(f, errors, 1);
 	for (int tries = 0; tries < 16; tries++) {
-		if (uffd_poison(f->e->uffd, f->addr, PAGE_SIZE) == 0)
-			return FAULT_DONE; /* it woke the thread */
+		if (uffd_poison(f->e->uffd, f->addr, PAGE_SIZE) == 0) {
+			fault_note_poison(f); /* it woke the thread */
+			return FAULT_DONE;
+		}
 		if (errno == EAGAIN)
 			continue; /* an mm change in flight */
 		if (errno != EEXIST || fault_empty_page(f))
@@ -422,15 +445,28 @@ struct around {
 	int wp;
 };
 
+/* Map a run of cached pages, stepping over poisoned ones (the poison
+ * stays until MADV_DONTNEED or unmap, as with mmap). */
 static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 {
 	struct around *a = arg;
-	long n = uffd_continue(a->f->e->uffd, a->f->e->pagemap_fd,
-			       mapping_addr(a->f->m, index),
-			       count << PAGE_SHIFT, a->wp);
+	uintptr_t at = mapping_addr(a->f->m, index);
+	uintptr_t end = at + (count << PAGE_SHIFT);
 
-	if (n > 0)
-		COUNT(a->f, pages_mapped, (uint64_t)n);
+	while (at < end) {
+		uint64_t bad = pagetable_next_poisoned(&a->f->e->pagetable,
+						       at >> PAGE_SHIFT,
+						       (end >> PAGE_SHIFT) - 1);
+		uintptr_t stop = bad == UINT64_MAX ? end : bad << PAGE_SHIFT;
+		long n = stop > at ? uffd_continue(a->f->e->uffd,
+						   a->f->e->pagemap_fd, at,
+						   stop - at, a->wp)
+				   : 0;
+
+		if (n > 0)
+			COUNT(a->f, pages_mapped, (uint64_t)n);
+		at = stop + PAGE_SIZE;
+	}
 }
 
 /* Map the cached pages of [lo, hi), then wake the threads waiting there.
@@ -688,7 +724,12 @@ enum fault_result fault_once(struct fault *f)
 	}
 	if (!(f->m->prot & PROT_WRITE))
 		f->write = 0; /* a stale message: mprotect came in between */
-	if (f->oom_fail)      /* its group's OOM policy said: fail */
+	/* A poisoned page raises SIGBUS without reaching us: one that
+	 * faults here was emptied by other means (madvise(2) on it). */
+	if (pagetable_next_poisoned(&f->e->pagetable, f->addr >> PAGE_SHIFT,
+				    f->addr >> PAGE_SHIFT) != UINT64_MAX)
+		fault_forget_poison(f);
+	if (f->oom_fail) /* its group's OOM policy said: fail */
 		return fault_sigbus(f);
 	if (f->m->kind == MAP_KIND_ANON)
 		return fault_anon(f);

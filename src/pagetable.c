@@ -32,6 +32,7 @@ int pte_set(struct pagetable *pt, uint64_t vpn, enum pte_state state)
 	    radix_insert(&pt->entries, vpn, (void *)(uintptr_t)state))
 		return -1;
 	pt->nr_private += (state == PTE_PRIVATE) - (old == PTE_PRIVATE);
+	pt->nr_poisoned += (state == PTE_POISON) - (old == PTE_POISON);
 	if (state == PTE_NONE)
 		radix_delete(&pt->entries, vpn);
 	else if (old != PTE_NONE)
@@ -41,19 +42,42 @@ int pte_set(struct pagetable *pt, uint64_t vpn, enum pte_state state)
 
 uint64_t pagetable_clear(struct pagetable *pt, uint64_t first, uint64_t last)
 {
-	uint64_t vpn = first, private = 0;
+	uint64_t vpn = first, private = 0, poisoned = 0;
 	void *entry;
 
 	pagetable_lock(pt);
 	while ((entry = radix_next(&pt->entries, &vpn, last))) {
 		private += (uintptr_t)entry == PTE_PRIVATE;
+		poisoned += (uintptr_t)entry == PTE_POISON;
 		radix_delete(&pt->entries, vpn);
 		if (vpn++ == last)
 			break;
 	}
 	pt->nr_private -= private;
+	pt->nr_poisoned -= poisoned;
 	pagetable_unlock(pt);
 	return private;
+}
+
+uint64_t pagetable_next_poisoned(struct pagetable *pt, uint64_t first,
+				 uint64_t last)
+{
+	uint64_t vpn = first, found = UINT64_MAX;
+	void *entry;
+
+	if (!__atomic_load_n(&pt->nr_poisoned, __ATOMIC_RELAXED))
+		return UINT64_MAX; /* the common case: no lock */
+	pagetable_lock(pt);
+	while ((entry = radix_next(&pt->entries, &vpn, last))) {
+		if ((uintptr_t)entry == PTE_POISON) {
+			found = vpn;
+			break;
+		}
+		if (vpn++ == last)
+			break;
+	}
+	pagetable_unlock(pt);
+	return found;
 }
 
 uint64_t pagetable_count_private(struct pagetable *pt, uint64_t first,

@@ -17,12 +17,15 @@ enum pte_state {
 	PTE_NONE = 0,	 /* nothing: the object's page, or unpopulated */
 	PTE_ZERO = 1,	 /* anonymous: the shared zero page, write-protected */
 	PTE_PRIVATE = 2, /* a private page: anonymous or a copy-on-write copy */
+	PTE_POISON = 3,	 /* poisoned (SIGBUS) until MADV_DONTNEED or unmap:
+			    fault-around must not map over it */
 };
 
 struct pagetable {
 	pthread_mutex_t lock;
 	struct radix entries;
-	uint64_t nr_private; /* PTE_PRIVATE entries */
+	uint64_t nr_private;  /* PTE_PRIVATE entries */
+	uint64_t nr_poisoned; /* PTE_POISON entries */
 };
 
 void pagetable_init(struct pagetable *pt);
@@ -48,6 +51,10 @@ int pte_set(struct pagetable *pt, uint64_t vpn, enum pte_state state);
  * PTE_PRIVATE (pages that were resident and are freed with the range).
  */
 uint64_t pagetable_clear(struct pagetable *pt, uint64_t first, uint64_t last);
+/* The first PTE_POISON entry in [first, last], or UINT64_MAX (takes the
+ * lock unless nothing is poisoned). */
+uint64_t pagetable_next_poisoned(struct pagetable *pt, uint64_t first,
+				 uint64_t last);
 /* Count PTE_PRIVATE entries in [first, last] (takes the lock). */
 uint64_t pagetable_count_private(struct pagetable *pt, uint64_t first,
 				 uint64_t last);

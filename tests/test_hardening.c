@@ -611,3 +611,45 @@ TEST(failed_punch_keeps_page_and_charge)
 	CHECK_EQ(fl_engine_destroy(e), 0);
 	h_file_remove(&f);
 }
+
+/* ---- poison is sticky -----------------------------------------------------
+ */
+
+/*
+ * A page that got SIGBUS stays poisoned in that mapping until
+ * MADV_DONTNEED, even once the page is in the cache (read through another
+ * mapping) and fault-around maps its neighbours.
+ */
+TEST(poison_survives_fault_around)
+{
+	fl_engine *e = h_engine_cfg(2, 16, 1);
+	struct fl_store_faults ff = {.fail_offset = 5 * PG, .fail_length = PG};
+	struct h_file f;
+	struct fl_store *st;
+	fl_object *o;
+	unsigned char *a, *b, v;
+	struct h_sig sig;
+
+	h_file_create(&f, 16 * PG, 76);
+	st = fl_store_faulty(fl_store_file_open(f.path, O_RDWR), &ff);
+	REQUIRE(st != NULL);
+	o = fl_object_create(e, st, O_RDWR);
+	REQUIRE(o != NULL);
+	a = h_map(e, 16 * PG, PROT_READ, MAP_SHARED, o, 0);
+	b = h_map(e, 16 * PG, PROT_READ, MAP_SHARED, o, 0);
+	CHECK_EQ(h_try_read(a + 5 * PG, &v, &sig), SIGBUS);
+	REQUIRE(fl_store_faulty_set(st, NULL) == 0);
+	CHECK_EQ(h_mismatch(b, 16 * PG, 76, 0), -1);   /* all cached now */
+	CHECK_EQ(h_try_read(a + 4 * PG, &v, &sig), 0); /* maps around 5 */
+	CHECK_EQ(v, h_pattern(76, 4 * PG));
+	CHECK_EQ(h_try_read(a + 6 * PG, &v, &sig), 0);
+	CHECK_EQ(h_try_read(a + 5 * PG, &v, &sig), SIGBUS); /* still */
+	CHECK_EQ(fl_madvise(e, a + 5 * PG, PG, MADV_DONTNEED), 0);
+	CHECK_EQ(h_try_read(a + 5 * PG, &v, &sig), 0);
+	CHECK_EQ(v, h_pattern(76, 5 * PG));
+	CHECK_EQ(fl_munmap(e, a, 16 * PG), 0);
+	CHECK_EQ(fl_munmap(e, b, 16 * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
