@@ -20,10 +20,38 @@
 /* Windows kept in flight ahead of a sequential reader. */
 #define READAHEAD_DEPTH 2
 
+/*
+ * The most pages a window may have in m's group without readahead
+ * evicting its own unused pages: the room the tightest limit above the
+ * group leaves for page cache (free, plus the group's own cache pages,
+ * which reclaim can free), shared by the window being read and the
+ * READAHEAD_DEPTH windows ahead of it.  Racy reads: a hint.
+ */
+static unsigned readahead_fit(const struct fl_mapping *m, unsigned pages)
+{
+	uint64_t cache = atomic_load(&m->group->cache_pages);
+
+	for (struct fl_group *g = m->group; g; g = g->parent) {
+		uint64_t max = atomic_load(&g->max),
+			 usage = atomic_load(&g->usage);
+		uint64_t room, fit;
+
+		if (max == UINT64_MAX)
+			continue;
+		room = (max > usage ? max - usage : 0) + cache;
+		fit = room / (READAHEAD_DEPTH + 1);
+		if (fit < pages)
+			pages = fit ? (unsigned)fit : 1;
+	}
+	return pages;
+}
+
 unsigned readahead_sync_pages(const struct fl_engine *e,
 			      const struct fl_mapping *m)
 {
-	return m->advice == MADV_RANDOM ? 1 : e->config.readahead_pages;
+	if (m->advice == MADV_RANDOM)
+		return 1;
+	return readahead_fit(m, e->config.readahead_pages);
 }
 
 /* Credit pages read to the mapping that asked, if it is still there. */
@@ -91,7 +119,7 @@ static void readahead_post(struct fl_engine *e, struct fl_mapping *m,
 void readahead_update(struct fl_engine *e, struct fl_mapping *m,
 		      struct fl_object *o, uint64_t index, unsigned long count)
 {
-	unsigned window = e->config.readahead_pages;
+	unsigned window = readahead_fit(m, e->config.readahead_pages);
 	uint64_t next = atomic_load(&m->ra_next);
 	uint64_t trigger = atomic_load(&m->ra_trigger);
 

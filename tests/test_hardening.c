@@ -653,3 +653,43 @@ TEST(poison_survives_fault_around)
 	CHECK_EQ(fl_engine_destroy(e), 0);
 	h_file_remove(&f);
 }
+
+/* ---- readahead fits the group's room --------------------------------------
+ */
+
+/*
+ * A sequential read in a group whose room for cache is small beside the
+ * readahead window (1 MiB of 8 MiB free, the rest private memory; 2 MiB
+ * windows): readahead is sized to the room, so it never evicts the pages
+ * it read before they are used, and each page is read about once.
+ */
+TEST(readahead_fits_a_tight_group)
+{
+	fl_engine *e = h_engine_cfg(2, 0, 512);
+	fl_group *g = fl_group_create(e, NULL, "tight");
+	struct h_file f;
+	fl_object *o;
+	unsigned char *anon, *p;
+	uint64_t read0, pages = 4096; /* 16 MiB */
+
+	REQUIRE(g != NULL);
+	CHECK_EQ(fl_group_set_max(g, 2048 * PG), 0);
+	anon = fl_mmap_group(e, g, NULL, 1792 * PG, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(anon != MAP_FAILED);
+	for (int pg = 0; pg < 1792; pg++)
+		anon[pg * PG] = 1; /* 7 MiB that cannot be reclaimed */
+	h_file_create(&f, pages * PG, 77);
+	o = h_open(e, &f, O_RDONLY);
+	p = fl_mmap_group(e, g, NULL, pages * PG, PROT_READ, MAP_SHARED, o, 0);
+	REQUIRE(p != MAP_FAILED);
+	read0 = h_estats(e).pages_read;
+	CHECK_EQ(h_mismatch(p, pages * PG, 77, 0), -1);
+	CHECK_LE(h_estats(e).pages_read - read0, pages * 3 / 2);
+	CHECK_LE(gstats(g).peak, 2048 * PG);
+	CHECK_EQ(fl_munmap(e, p, pages * PG), 0);
+	CHECK_EQ(fl_munmap(e, anon, 1792 * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
