@@ -693,3 +693,33 @@ TEST(readahead_fits_a_tight_group)
 	CHECK_EQ(fl_engine_destroy(e), 0);
 	h_file_remove(&f);
 }
+
+/* ---- OOM with nothing reclaimable fails at once -------------------------- */
+
+/*
+ * Shared anonymous memory is charged but never on the reclaim lists: a
+ * group full of it fails an OOM fault at once under FL_OOM_FAIL instead of
+ * retrying reclaim for a while.  Counted by the reclaim passes (each pins
+ * the subtree with one allocation), not by time.
+ */
+TEST(oom_with_nothing_reclaimable_fails_at_once)
+{
+	fl_engine *e = h_engine_cfg(2, 1, 1);
+	fl_group *g = fl_group_create(e, NULL, "shanon");
+	unsigned char *p;
+	struct h_sig sig;
+
+	REQUIRE(g != NULL);
+	CHECK_EQ(fl_group_set_max(g, 4 * PG), 0);
+	p = fl_mmap_group(e, g, NULL, 8 * PG, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (int pg = 0; pg < 4; pg++)
+		CHECK_EQ(h_try_write(p + pg * PG, 1, &sig), 0);
+	inject_clear();
+	CHECK_EQ(h_try_write(p + 5 * PG, 1, &sig), SIGBUS);
+	CHECK_LE(inject_calls(INJ_REALLOC), 8);
+	CHECK_EQ(gstats(g).oom_events, 1);
+	CHECK_EQ(fl_munmap(e, p, 8 * PG), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+}
