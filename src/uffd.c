@@ -13,11 +13,15 @@
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
 
-/* Features the fault path relies on; the engine refuses to start without. */
+/*
+ * Features the fault path relies on; the engine refuses to start without.
+ * EVENT_REMAP keeps a view registered when mremap moves it (MAP_FIXED
+ * replacement, map.c); every mremap then posts a message that must be read.
+ */
 #define UFFD_NEEDED_FEATURES                                                   \
 	(UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_MINOR_SHMEM |               \
 	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_PAGEFAULT_FLAG_WP |    \
-	 UFFD_FEATURE_POISON)
+	 UFFD_FEATURE_POISON | UFFD_FEATURE_EVENT_REMAP)
 
 static int uffd_open_fd(void)
 {
