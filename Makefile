@@ -51,7 +51,7 @@ $(BUILD)/%.o: %.c $(HEADERS) Makefile
 # The library that is installed has none of it.
 INJ_OBJ    := $(LIB_SRC:%.c=$(BUILD)/inject/%.o)
 INJ_LIB    := $(BUILD)/libfaultline-inject.a
-INJ_FLAGS  := -DFL_INJECT -include tests/inject.h
+INJ_FLAGS  := -DFL_INJECT -DFL_DEBUG -include tests/inject.h
 
 $(BUILD)/inject/src/%.o: src/%.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
