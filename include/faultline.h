@@ -240,11 +240,16 @@ uint64_t fl_object_size(const fl_object *object);
 
 /*
  * Map length bytes of object (from byte offset, a multiple of the page size)
- * or anonymous memory (flags has MAP_ANONYMOUS; object must be NULL).
+ * or anonymous memory (flags has MAP_ANONYMOUS; object must be NULL and
+ * offset 0).
  * prot: PROT_NONE or PROT_READ / PROT_WRITE (PROT_EXEC is refused).
  * flags: exactly one of MAP_SHARED, MAP_PRIVATE, optionally MAP_ANONYMOUS,
  * MAP_FIXED (replace whatever is mapped at addr, which must be page
  * aligned) and MAP_FIXED_NOREPLACE.  Without MAP_FIXED, addr is a hint.
+ * MAP_FIXED replaces what was there in one step, as mmap(2) does: a thread
+ * touching the range meanwhile sees the old mapping or the new one, never
+ * a fault.  A call that fails changes nothing (unless the kernel's mremap
+ * unmapped the range before failing, as mmap(2) may).
  *
  * A MAP_SHARED mapping sees and makes the object's page cache: stores are
  * visible at once through every other shared mapping of the object and are
@@ -254,10 +259,13 @@ uint64_t fl_object_size(const fl_object *object);
  * SIGBUS, as with mmap.
  *
  * Returns the address, or MAP_FAILED with errno: EINVAL (zero length,
- * unaligned offset or fixed address, bad flags or prot), EBADF (object
- * missing for a file mapping), EACCES (MAP_SHARED with PROT_WRITE of a
- * read-only object), ENOMEM (no address space), EEXIST (MAP_FIXED_NOREPLACE
- * over an existing mapping).
+ * unaligned offset or fixed address, an offset for anonymous memory, bad
+ * flags or prot, an object of another engine), EBADF (object missing for a
+ * file mapping), EACCES (MAP_SHARED with PROT_WRITE of a read-only object),
+ * ENOMEM (a length or fixed range beyond the address space, or no memory),
+ * EOVERFLOW (a negative offset, or offset + length past the largest file
+ * offset), EEXIST (MAP_FIXED_NOREPLACE over anything mapped, by faultline
+ * or not).
  */
 void *fl_mmap(fl_engine *engine, void *addr, size_t length, int prot, int flags,
 	      fl_object *object, off_t offset);

@@ -4,12 +4,25 @@
  * fl_madvise, fl_msync.  Map, unmap and protect take the map lock for
  * writing; none of them holds it across store I/O: writeback of an
  * object whose last mapping went runs after the lock is dropped.
+ *
+ * Every kernel mapping behind a faultline mapping (a view) is made at an
+ * address of the kernel's choosing and registered with userfaultfd before
+ * the program can know it.  MAP_FIXED builds the new view elsewhere, then
+ * moves it over the target with mremap, which replaces the old mapping in
+ * one step: a thread touching the range sees the old mapping or the new
+ * one, as with mmap(2), and a MAP_FIXED that fails changes nothing.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "group.h"
@@ -43,19 +56,30 @@ struct fl_mapping *mapping_find(const struct mapping_set *set, uintptr_t addr)
 	return NULL;
 }
 
+/* Make room for extra more mappings in the set.  0, or -1 with ENOMEM. */
+static int mapping_set_reserve(struct mapping_set *set, size_t extra)
+{
+	size_t cap = set->cap ? set->cap : 16;
+	struct fl_mapping **v;
+
+	while (cap < set->nr + extra)
+		cap *= 2;
+	if (cap == set->cap)
+		return 0;
+	v = realloc(set->v, cap * sizeof(*v));
+	if (!v)
+		return -1;
+	set->v = v;
+	set->cap = cap;
+	return 0;
+}
+
 static int mapping_set_insert(struct mapping_set *set, struct fl_mapping *m)
 {
 	size_t i;
 
-	if (set->nr == set->cap) {
-		size_t cap = set->cap ? set->cap * 2 : 16;
-		struct fl_mapping **v = realloc(set->v, cap * sizeof(*v));
-
-		if (!v)
-			return -1;
-		set->v = v;
-		set->cap = cap;
-	}
+	if (mapping_set_reserve(set, 1))
+		return -1;
 	i = mapping_first_after(set, m->start);
 	memmove(&set->v[i + 1], &set->v[i], (set->nr - i) * sizeof(*set->v));
 	set->v[i] = m;
@@ -191,8 +215,8 @@ static int put_list_finish(struct put_list *list)
 /* ---- unmapping ---------------------------------------------------------- */
 
 /*
- * Forget the mapping at v[i] and, if real_unmap, unmap its range (else the
- * caller's MAP_FIXED mmap replaces it).  Map write lock held.
+ * Forget the mapping at v[i] and, if real_unmap, unmap its range (else a
+ * MAP_FIXED mapping has replaced it already).  Map write lock held.
  */
 static void mapping_remove(struct fl_engine *e, size_t i, int real_unmap,
 			   struct put_list *puts)
@@ -209,18 +233,25 @@ static void mapping_remove(struct fl_engine *e, size_t i, int real_unmap,
 	put_list_add(puts, m);
 }
 
-/* Unmap faultline's mappings within [start, end).  Map write lock held. */
-static int unmap_range_locked(struct fl_engine *e, uintptr_t start,
-			      uintptr_t end, int real_unmap,
-			      struct put_list *puts)
+/* Take down faultline's mappings within [start, end), which no mapping
+ * crosses (mapping_split_range).  Map write lock held. */
+static void unmap_split_range_locked(struct fl_engine *e, uintptr_t start,
+				     uintptr_t end, int real_unmap,
+				     struct put_list *puts)
 {
-	size_t i;
+	size_t i = mapping_first_after(&e->mappings, start);
 
-	if (mapping_split_range(&e->mappings, start, end))
-		return -1;
-	i = mapping_first_after(&e->mappings, start);
 	while (i < e->mappings.nr && e->mappings.v[i]->start < end)
 		mapping_remove(e, i, real_unmap, puts);
+}
+
+/* Unmap faultline's mappings within [start, end).  Map write lock held. */
+static int unmap_range_locked(struct fl_engine *e, uintptr_t start,
+			      uintptr_t end, struct put_list *puts)
+{
+	if (mapping_split_range(&e->mappings, start, end))
+		return -1;
+	unmap_split_range_locked(e, start, end, 1, puts);
 	return 0;
 }
 
@@ -235,7 +266,7 @@ int fl_munmap(fl_engine *e, void *addr, size_t length)
 		return -1;
 	}
 	map_write_lock(e);
-	rc = unmap_range_locked(e, start, end, 1, &puts);
+	rc = unmap_range_locked(e, start, end, &puts);
 	map_unlock(e);
 	/* Threads still asleep on the range re-fault and find it gone. */
 	uffd_wake(e->uffd, start, end - start);
@@ -266,81 +297,270 @@ void mappings_destroy(struct fl_engine *e)
 	(MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |                \
 	 MAP_FIXED_NOREPLACE | MAP_NORESERVE)
 
+/*
+ * 0, or the errno mmap(2) gives for these arguments, except those the view's
+ * own mmap gives (see view_map): ENOMEM for a length no address space holds,
+ * EOVERFLOW for an offset + length past the largest file offset.  Nothing
+ * is changed before all are checked.
+ */
 static int mmap_check_args(fl_engine *e, uintptr_t addr, size_t length,
 			   int prot, int flags, fl_object *o, off_t offset)
 {
 	int type = flags & (MAP_SHARED | MAP_PRIVATE);
+	uint64_t len = page_round_up(length);
 
-	if (!e || length == 0 || page_round_up(length) < length ||
-	    (prot & ~(PROT_READ | PROT_WRITE)) || (flags & ~FL_MAP_FLAGS) ||
+	if (!e || length == 0 || (prot & ~(PROT_READ | PROT_WRITE)) ||
+	    (flags & ~FL_MAP_FLAGS) ||
 	    (type != MAP_SHARED && type != MAP_PRIVATE) ||
 	    ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) &&
-	     (addr & ~PAGE_MASK)))
+	     (addr & ~PAGE_MASK)) ||
+	    (offset & ~PAGE_MASK))
 		return EINVAL;
-	if (flags & MAP_ANONYMOUS)
-		return o ? EINVAL : 0;
-	if (!o)
+	if (flags & MAP_ANONYMOUS) {
+		if (o || offset) /* anonymous memory has no object, no offset */
+			return EINVAL;
+	} else if (!o) {
 		return EBADF;
-	if (o->engine != e || offset < 0 || (offset & ~PAGE_MASK) ||
-	    (uint64_t)offset + page_round_up(length) < (uint64_t)offset)
+	} else if (o->engine != e) {
 		return EINVAL;
-	if (type == MAP_SHARED && (prot & PROT_WRITE) && !o->writable)
+	}
+	/* Rounding up wrapped around, or more than any address space (and
+	 * than a memfd for shared anonymous memory) can hold. */
+	if (len < length || len > INT64_MAX ||
+	    ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) && addr + len < addr))
+		return ENOMEM;
+	if (type == MAP_SHARED && (prot & PROT_WRITE) && o && !o->writable)
 		return EACCES;
 	return 0;
 }
 
-/*
- * Create the kernel mapping behind a new faultline mapping.  A fixed one
- * is made inaccessible until it is registered: its address is known, and
- * a thread touching it before registration would be served by the kernel
- * itself (mapping a memfd page mid-read, or putting a page in the memfd
- * behind the page cache's back).
- */
-static void *mmap_view(struct fl_mapping *m, uintptr_t addr, size_t len,
-		       int flags)
+static void munmap_keep_errno(void *p, size_t len)
 {
-	int fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
-	int prot = fixed ? PROT_NONE : m->prot;
+	int saved = errno;
 
+	munmap(p, len);
+	errno = saved;
+}
+
+/* ---- views: the kernel mappings behind faultline's ---------------------- */
+
+/*
+ * Map a view of m's memory, at hint or anywhere, not registered yet.  A view
+ * of an object maps its memfd at the mapping's own offset, so the kernel
+ * checks length and offset as mmap(2) does for a file: ENOMEM for a length
+ * beyond the address space, EOVERFLOW past the largest file offset (the
+ * same for a memfd as for any file, MAX_LFS_FILESIZE).
+ */
+static void *view_map(const struct fl_mapping *m, void *hint, size_t len)
+{
 	if (m->kind == MAP_KIND_ANON)
-		return mmap((void *)addr, len, prot,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | fixed,
-			    -1, 0);
-	if (object_reserve(m->object, (m->pgoff << PAGE_SHIFT) + len))
-		return MAP_FAILED;
-	return mmap((void *)addr, len, prot,
-		    (m->kind == MAP_KIND_SHARED ? MAP_SHARED : MAP_PRIVATE) |
-			    fixed,
+		return mmap(hint, len, m->prot,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return mmap(hint, len, m->prot,
+		    m->kind == MAP_KIND_SHARED ? MAP_SHARED : MAP_PRIVATE,
 		    m->object->memfd, (off_t)(m->pgoff << PAGE_SHIFT));
 }
 
-/* Map, register and insert m.  Map write lock held. */
-static int mapping_install(struct fl_engine *e, struct fl_mapping *m,
-			   uintptr_t addr, size_t len, int flags)
+/*
+ * Make the view at p ready to serve faults: the memfd reaches its end (so
+ * that faults there come to faultline, which answers SIGBUS), and it is
+ * registered with userfaultfd.  0 or -1.
+ */
+static int view_arm(struct fl_engine *e, const struct fl_mapping *m, void *p,
+		    size_t len)
 {
-	int fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
-	void *p = mmap_view(m, addr, len, flags);
+	if (m->object &&
+	    object_reserve(m->object, (m->pgoff << PAGE_SHIFT) + len))
+		return -1;
+	return uffd_register(e->uffd, (uintptr_t)p, len,
+			     m->kind == MAP_KIND_ANON ? UFFD_MODES_ANON
+						      : UFFD_MODES_CACHE);
+}
+
+/*
+ * A new, armed view of m at hint or anywhere, or MAP_FAILED with errno and
+ * nothing left mapped.  Its protection is m's from the start: the program
+ * learns the address only when fl_mmap returns it, after registration.
+ */
+static void *view_create(struct fl_engine *e, const struct fl_mapping *m,
+			 void *hint, size_t len)
+{
+	void *p = view_map(m, hint, len);
+
+	if (p != MAP_FAILED && view_arm(e, m, p, len)) {
+		munmap_keep_errno(p, len);
+		p = MAP_FAILED;
+	}
+	return p;
+}
+
+/* ---- MAP_FIXED: a whole new view moved over the target in one step ---- */
+
+/* An inaccessible anonymous mapping holding a hole of a MAP_FIXED target. */
+struct hole {
+	uintptr_t start, end;
+};
+
+struct holes {
+	struct hole *v;
+	size_t nr, cap;
+};
+
+/* Take [start, end) with a placeholder if nothing at all is mapped there:
+ * 0, EEXIST if something is, or another errno. */
+static int placeholder_map(uintptr_t start, uintptr_t end)
+{
+	void *p = mmap((void *)start, end - start, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+			       MAP_FIXED_NOREPLACE,
+		       -1, 0);
 
 	if (p == MAP_FAILED)
-		return -1;
-	m->start = (uintptr_t)p;
-	m->end = m->start + len;
-	if (uffd_register(e->uffd, m->start, len,
-			  m->kind == MAP_KIND_ANON ? UFFD_MODES_ANON
-						   : UFFD_MODES_CACHE) ||
-	    (fixed && m->prot != PROT_NONE && mprotect(p, len, m->prot)) ||
-	    mapping_set_insert(&e->mappings, m)) {
-		int saved = errno;
-
-		munmap(p, len);
-		errno = saved;
-		return -1;
+		return errno;
+	if (p != (void *)start) { /* a kernel without NOREPLACE: a hint */
+		munmap(p, end - start);
+		return EEXIST;
 	}
-	if (m->object)
-		object_link_mapping(m->object, m);
-	group_add_mapping(m, 1);
 	return 0;
 }
+
+static int holes_add(struct holes *h, uintptr_t start, uintptr_t end)
+{
+	if (h->nr == h->cap) {
+		size_t cap = h->cap ? 2 * h->cap : 8;
+		struct hole *v = realloc(h->v, cap * sizeof(*v));
+
+		if (!v)
+			return ENOMEM;
+		h->v = v;
+		h->cap = cap;
+	}
+	h->v[h->nr++] = (struct hole){start, end};
+	return 0;
+}
+
+/*
+ * Fill every hole of [start, end) with a placeholder, recorded in h, so that
+ * nothing made before the move (the view, an object's memory, a thread's
+ * stack, anything another thread maps) is placed there by the kernel, to be
+ * destroyed by the move.  A range is wholly free (one placeholder), wholly
+ * mapped (msync finds no hole) or split in two.  0 or errno.
+ */
+static int holes_fill(uintptr_t start, uintptr_t end, struct holes *h)
+{
+	uintptr_t mid;
+	int err = placeholder_map(start, end);
+
+	if (!err) {
+		err = holes_add(h, start, end);
+		if (err)
+			munmap((void *)start, end - start);
+		return err;
+	}
+	if (err != EEXIST)
+		return err;
+	if (msync((void *)start, end - start, MS_ASYNC) == 0)
+		return 0;
+	if (errno != ENOMEM)
+		return errno;
+	if (end - start == PAGE_SIZE) /* another thread's mmap raced us */
+		return 0;
+	mid = start + ((end - start) / 2 & PAGE_MASK);
+	err = holes_fill(start, mid, h);
+	return err ? err : holes_fill(mid, end, h);
+}
+
+/* Give the holes back (if unmap, the move did not take them). */
+static void holes_done(struct holes *h, int unmap)
+{
+	for (size_t i = 0; unmap && i < h->nr; i++)
+		munmap((void *)h->v[i].start, h->v[i].end - h->v[i].start);
+	free(h->v);
+}
+
+/* A thread that reads the userfaultfd while view_move waits (see there). */
+struct drain {
+	struct fl_engine *e;
+	int stop_fd; /* eventfd: the move is done */
+	_Atomic int stop;
+};
+
+static void *drain_main(void *arg)
+{
+	struct drain *d = arg;
+	struct pollfd pfd[2] = {{.fd = d->e->uffd, .events = POLLIN},
+				{.fd = d->stop_fd, .events = POLLIN}};
+	struct uffd_msg msgs[16];
+
+	while (!atomic_load(&d->stop)) {
+		ssize_t n;
+
+		if (poll(pfd, 2, -1) <= 0 || !(pfd[0].revents & POLLIN))
+			continue;
+		n = read(d->e->uffd, msgs, sizeof(msgs));
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++)
+			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+				uffd_wake(d->e->uffd,
+					  msgs[i].arg.pagefault.address &
+						  PAGE_MASK,
+					  PAGE_SIZE);
+	}
+	return NULL;
+}
+
+/*
+ * Move the armed view at from over [to, to+len), replacing whatever is
+ * there in one step, as mmap(MAP_FIXED) does: mremap unmaps the target and
+ * moves the view under the kernel's mmap lock, so that an access sees the
+ * old mapping or the new one, never neither.  The view stays registered
+ * (UFFD_FEATURE_EVENT_REMAP), and mremap then waits until its
+ * UFFD_EVENT_REMAP message is read.  The caller holds the map write lock,
+ * for which every handler thread may be waiting with a fault message in
+ * hand, so a thread of this call's own reads the userfaultfd meanwhile and
+ * answers the faults it reads with a wake-up: their threads fault again,
+ * and are served against the new mapping once the lock is dropped.
+ * Map write lock held.  0, or an errno: the view is then still at from.
+ */
+static int view_move(struct fl_engine *e, void *from, uintptr_t to, size_t len)
+{
+	struct drain d = {.e = e};
+	uint64_t one = 1;
+	sigset_t all, old;
+	pthread_t thread;
+	int err;
+
+	atomic_init(&d.stop, 0);
+	d.stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (d.stop_fd < 0)
+		return errno;
+	sigfillset(&all); /* signals are the program's */
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&thread, NULL, drain_main, &d);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		close(d.stop_fd);
+		return err == EAGAIN ? ENOMEM : err;
+	}
+	err = 0;
+	if (mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to) ==
+	    MAP_FAILED)
+		err = errno;
+	atomic_store(&d.stop, 1);
+	if (write(d.stop_fd, &one, sizeof(one)) < 0)
+		abort(); /* an eventfd write of 1 cannot fail */
+	pthread_join(thread, NULL);
+	close(d.stop_fd);
+	return err;
+}
+
+/* ---- installing mappings ------------------------------------------------ */
+
+/* What a new mapping is made of before it is installed. */
+struct new_mapping {
+	struct fl_mapping *m;
+	struct fl_object *anon; /* shared anonymous memory's object */
+	void *view;		/* its armed view, or MAP_FAILED */
+};
 
 static struct fl_mapping *mapping_new(int prot, int flags, fl_object *o,
 				      off_t offset, struct fl_group *g)
@@ -365,26 +585,118 @@ static struct fl_mapping *mapping_new(int prot, int flags, fl_object *o,
 	return m;
 }
 
-/* Under the map write lock: make room (MAP_FIXED), install m.  0 or errno. */
-static int mmap_locked(struct fl_engine *e, struct fl_mapping *m,
-		       uintptr_t start, size_t len, int flags,
-		       struct put_list *puts)
+/*
+ * Make the mapping (with the object of shared anonymous memory) and its
+ * armed view, at hint or anywhere.  0 or errno; nm->anon is set even on
+ * failure, for the caller to put once no map lock is held.
+ */
+static int new_mapping_make(struct fl_engine *e, struct fl_group *g, void *hint,
+			    size_t len, int prot, int flags, fl_object *o,
+			    off_t offset, struct new_mapping *nm)
 {
-	size_t i = mapping_first_after(&e->mappings, start);
+	*nm = (struct new_mapping){.view = MAP_FAILED};
+	if ((flags & MAP_ANONYMOUS) && (flags & MAP_SHARED)) {
+		/* Shared anonymous memory: an object with no store. */
+		nm->anon = o = object_new(e, NULL, len, 1);
+		if (!o)
+			return errno;
+	}
+	nm->m = mapping_new(prot, flags, o, offset, g);
+	if (!nm->m)
+		return errno;
+	nm->view = view_create(e, nm->m, hint, len);
+	return nm->view == MAP_FAILED ? errno : 0;
+}
+
+/* Count m in, at [start, start+len).  The set has room (reserved). */
+static void mapping_add(struct fl_engine *e, struct fl_mapping *m,
+			uintptr_t start, size_t len)
+{
+	m->start = start;
+	m->end = start + len;
+	mapping_set_insert(&e->mappings, m);
+	if (m->object)
+		object_link_mapping(m->object, m);
+	group_add_mapping(m, 1);
+}
+
+/*
+ * Whether a faultline mapping in [start, end) lost its kernel view: a
+ * failed mremap may have unmapped the target before failing to move.
+ */
+static int views_lost(struct fl_engine *e, uintptr_t start, uintptr_t end)
+{
+	unsigned char vec;
+
+	for (size_t i = mapping_first_after(&e->mappings, start);
+	     i < e->mappings.nr && e->mappings.v[i]->start < end; i++)
+		if (mincore((void *)e->mappings.v[i]->start, PAGE_SIZE, &vec) &&
+		    errno == ENOMEM)
+			return 1;
+	return 0;
+}
+
+/* Move nm's view over [start, end), whose holes are held, and install it
+ * in place of the faultline mappings there.  Map write lock held. */
+static int mmap_fixed_move(struct fl_engine *e, struct new_mapping *nm,
+			   uintptr_t start, uintptr_t end,
+			   struct put_list *puts)
+{
 	int err;
 
-	if ((flags & MAP_FIXED_NOREPLACE) && i < e->mappings.nr &&
-	    e->mappings.v[i]->start < start + len)
-		return EEXIST;
-	if ((flags & MAP_FIXED) &&
-	    unmap_range_locked(e, start, start + len, 0, puts))
+	if (mapping_split_range(&e->mappings, start, end) ||
+	    mapping_set_reserve(&e->mappings, 1))
 		return errno;
-	if (mapping_install(e, m, start, len, flags) == 0)
-		return 0;
-	err = errno;
-	/* What MAP_FIXED replaced is forgotten: take it down too. */
-	if (flags & MAP_FIXED)
-		munmap((void *)start, len);
+	err = view_move(e, nm->view, start, end - start);
+	if (err) {
+		if (views_lost(e, start, end)) /* as mmap(2) would: gone */
+			unmap_split_range_locked(e, start, end, 1, puts);
+		return err;
+	}
+	nm->view = MAP_FAILED; /* it is at start now */
+	unmap_split_range_locked(e, start, end, 0, puts);
+	mapping_add(e, nm->m, start, end - start);
+	return 0;
+}
+
+/*
+ * MAP_FIXED and MAP_FIXED_NOREPLACE.  First the target's holes are taken by
+ * placeholders (MAP_FIXED_NOREPLACE: the whole target, which fails with
+ * EEXIST, as mmap(2) does, if anything at all is mapped there), then the
+ * mapping and its armed view are made, elsewhere: every step that can fail
+ * is done before the target changes.  Then view_move replaces the target in
+ * one step and the faultline mappings it replaced are forgotten.  Map write
+ * lock held.  0 or errno; on failure the address space is as it was, unless
+ * mremap unmapped the target before failing (as mmap(2) may), which is
+ * checked.
+ */
+static int mmap_fixed_locked(struct fl_engine *e, struct fl_group *g,
+			     uintptr_t start, size_t len, int prot, int flags,
+			     fl_object *o, off_t offset, struct new_mapping *nm,
+			     struct put_list *puts)
+{
+	uintptr_t end = start + len;
+	struct holes holes = {0};
+	int err;
+
+	*nm = (struct new_mapping){.view = MAP_FAILED};
+	if (flags & MAP_FIXED_NOREPLACE) {
+		size_t i = mapping_first_after(&e->mappings, start);
+
+		if (i < e->mappings.nr && e->mappings.v[i]->start < end)
+			return EEXIST;
+		err = placeholder_map(start, end);
+		if (!err && (err = holes_add(&holes, start, end)))
+			munmap((void *)start, len);
+	} else {
+		err = holes_fill(start, end, &holes);
+	}
+	if (!err)
+		err = new_mapping_make(e, g, NULL, len, prot, flags, o, offset,
+				       nm);
+	if (!err)
+		err = mmap_fixed_move(e, nm, start, end, puts);
+	holes_done(&holes, err != 0);
 	return err;
 }
 
@@ -394,8 +706,7 @@ void *fl_mmap_group(fl_engine *e, fl_group *g, void *addr, size_t length,
 	size_t len = page_round_up(length);
 	uintptr_t start = (uintptr_t)addr;
 	struct put_list puts = {0};
-	struct fl_object *anon = NULL;
-	struct fl_mapping *m;
+	struct new_mapping nm;
 	int err = mmap_check_args(e, start, length, prot, flags, o, offset);
 
 	if (!err && g && g->engine != e)
@@ -404,32 +715,42 @@ void *fl_mmap_group(fl_engine *e, fl_group *g, void *addr, size_t length,
 		errno = err;
 		return MAP_FAILED;
 	}
-	if ((flags & MAP_ANONYMOUS) && (flags & MAP_SHARED)) {
-		/* Shared anonymous memory: an object with no store. */
-		anon = o = object_new(e, NULL, len, 1);
-		if (!o)
-			return MAP_FAILED;
-		offset = 0;
-	}
-	m = mapping_new(prot, flags, o, offset, g ? g : e->root_group);
-	if (!m) {
-		err = errno;
-	} else {
+	if (!g)
+		g = e->root_group;
+	if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
 		map_write_lock(e);
-		err = mmap_locked(e, m, start, len, flags, &puts);
+		err = mmap_fixed_locked(e, g, start, len, prot, flags, o,
+					offset, &nm, &puts);
 		map_unlock(e);
+	} else {
+		err = new_mapping_make(e, g, addr, len, prot, flags, o, offset,
+				       &nm);
+		if (!err) {
+			map_write_lock(e);
+			if (mapping_set_reserve(&e->mappings, 1))
+				err = errno;
+			else
+				mapping_add(e, nm.m, (uintptr_t)nm.view, len);
+			map_unlock(e);
+		}
+		/* Not m->start: m may be unmapped as soon as unlocked. */
+		start = (uintptr_t)nm.view;
+		if (!err)
+			nm.view = MAP_FAILED;
 	}
+	if (nm.view != MAP_FAILED)
+		munmap(nm.view, len);
 	if (!err && (flags & MAP_FIXED)) /* sleepers on what it replaced */
-		uffd_wake(e->uffd, m->start, len);
+		uffd_wake(e->uffd, start, len);
 	put_list_finish(&puts);
-	if (anon)
-		object_put(anon); /* on success, the mapping holds it */
+	if (nm.anon)
+		object_put(nm.anon); /* on success, the mapping holds it */
 	if (err) {
-		free(m);
+		free(nm.m);
 		errno = err;
 		return MAP_FAILED;
 	}
-	return (void *)m->start;
+	return (void *)start;
 }
 
 void *fl_mmap(fl_engine *e, void *addr, size_t length, int prot, int flags,
@@ -592,7 +913,7 @@ static void object_readahead(struct fl_object *o, uint64_t first, uint64_t last,
 		uint64_t room;
 		long n = pagecache_start_read(o, i, want, g, &over, &room);
 
-		if (n == -2) /* advice: it does not reclaim to make room */
+		if (n == -EDQUOT) /* advice: it does not reclaim to make room */
 			break;
 		if (n > 0)
 			pagecache_read(o, i, (unsigned long)n, i);

@@ -343,3 +343,76 @@ TEST(length_wraps_around)
 	CHECK_EQ(fl_munmap(e, p, 4 * PG), 0);
 	CHECK_EQ(fl_engine_destroy(e), 0);
 }
+
+/* Anonymous memory has no object and no offset: a non-zero offset is
+ * EINVAL (mmap(2) says it should be zero), aligned or not. */
+TEST(mmap_anonymous_offset)
+{
+	struct env v;
+
+	env_up(&v);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, RW, ANON, NULL, PG), EINVAL);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, RW, MAP_SHARED | MAP_ANONYMOUS, NULL,
+			   PG),
+		   EINVAL);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, RW, ANON, NULL, 100), EINVAL);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, RW, ANON, NULL, -PG), EINVAL);
+	env_down(&v);
+}
+
+/* Lengths no address space holds are ENOMEM, as with mmap(2), also when
+ * rounding up to a page wraps around; nothing is changed by them. */
+TEST(mmap_huge_length)
+{
+	static const size_t huge[] = {(size_t)1 << 62, SIZE_MAX,
+				      SIZE_MAX - PG + 1, SIZE_MAX - 3 * PG};
+	struct env v;
+	unsigned char *p;
+
+	env_up(&v);
+	p = h_map(v.e, 4 * PG, RW, ANON, NULL, 0);
+	p[PG] = 6;
+	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+		MMAP_FAILS(fl_mmap(v.e, NULL, huge[i], RW, ANON, NULL, 0),
+			   ENOMEM);
+		MMAP_FAILS(fl_mmap(v.e, NULL, huge[i], RW,
+				   MAP_SHARED | MAP_ANONYMOUS, NULL, 0),
+			   ENOMEM);
+		MMAP_FAILS(fl_mmap(v.e, NULL, huge[i], PROT_READ, MAP_SHARED,
+				   v.rw, 0),
+			   ENOMEM);
+		MMAP_FAILS(
+			fl_mmap(v.e, p, huge[i], RW, ANON | MAP_FIXED, NULL, 0),
+			ENOMEM);
+	}
+	CHECK_EQ(p[PG], 6); /* the mapping MAP_FIXED would have replaced */
+	CHECK_EQ(fl_munmap(v.e, p, 4 * PG), 0);
+	env_down(&v);
+}
+
+/* An offset past the largest file offset (negative, or with the length
+ * beyond INT64_MAX) is EOVERFLOW, as with mmap(2); unaligned is EINVAL. */
+TEST(mmap_offset_overflow)
+{
+	const off_t last = INT64_MAX & ~(off_t)(PG - 1);
+	struct env v;
+	void *p;
+
+	env_up(&v);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, PROT_READ, MAP_SHARED, v.rw, last),
+		   EOVERFLOW);
+	MMAP_FAILS(fl_mmap(v.e, NULL, 2 * PG, PROT_READ, MAP_PRIVATE, v.rw,
+			   last - PG),
+		   EOVERFLOW);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, PROT_READ, MAP_SHARED, v.rw, -PG),
+		   EOVERFLOW);
+	MMAP_FAILS(fl_mmap(v.e, NULL, PG, PROT_READ, MAP_SHARED, v.rw, -100),
+		   EINVAL);
+	/* the last page that fits is fine: it lies beyond the object, so
+	 * touching it would raise SIGBUS */
+	p = fl_mmap(v.e, NULL, PG, PROT_READ, MAP_SHARED, v.rw, last - PG);
+	CHECK(p != MAP_FAILED);
+	if (p != MAP_FAILED)
+		CHECK_EQ(fl_munmap(v.e, p, PG), 0);
+	env_down(&v);
+}
