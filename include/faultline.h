@@ -251,6 +251,11 @@ uint64_t fl_object_size(const fl_object *object);
  * a fault.  A call that fails changes nothing (unless the kernel's mremap
  * unmapped the range before failing, as mmap(2) may).
  *
+ * A child of fork() inherits no faultline mapping: it sees their ranges
+ * unmapped (as memory marked MADV_DONTFORK), since nothing would serve its
+ * faults or track its stores.  The parent's mappings are untouched.  A
+ * child must not use the parent's engines (their threads are not there).
+ *
  * A MAP_SHARED mapping sees and makes the object's page cache: stores are
  * visible at once through every other shared mapping of the object and are
  * written back to the store.  A MAP_PRIVATE mapping reads the page cache

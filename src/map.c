@@ -363,14 +363,18 @@ static void *view_map(const struct fl_mapping *m, void *hint, size_t len)
 
 /*
  * Make the view at p ready to serve faults: the memfd reaches its end (so
- * that faults there come to faultline, which answers SIGBUS), and it is
- * registered with userfaultfd.  0 or -1.
+ * that faults there come to faultline, which answers SIGBUS), fork() does
+ * not pass it on (a child's copy would be unregistered: its stores to a
+ * shared mapping never tracked, its faults served by the kernel behind the
+ * page cache's back), and it is registered with userfaultfd.  0 or -1.
  */
 static int view_arm(struct fl_engine *e, const struct fl_mapping *m, void *p,
 		    size_t len)
 {
 	if (m->object &&
 	    object_reserve(m->object, (m->pgoff << PAGE_SHIFT) + len))
+		return -1;
+	if (madvise(p, len, MADV_DONTFORK))
 		return -1;
 	return uffd_register(e->uffd, (uintptr_t)p, len,
 			     m->kind == MAP_KIND_ANON ? UFFD_MODES_ANON

@@ -49,7 +49,9 @@ static int object_open_memfd(struct fl_object *o)
 		o->view = NULL;
 		return -1;
 	}
-	return 0;
+	/* A child of fork() gets none of faultline's memory (as the user's
+	 * views, see map.c): nothing there would serve it. */
+	return madvise(o->view, o->memfd_size, MADV_DONTFORK);
 }
 
 static void object_free(struct fl_object *o)

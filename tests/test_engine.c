@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 
 static unsigned char buf[32 * PG];
 
@@ -530,5 +532,83 @@ TEST(madvise_random)
 	CHECK_EQ(s1.pages_read, s0.pages_read);
 	CHECK_EQ(fl_object_close(o), 0);
 	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+/* Child side of fork_child_sees_no_views: what it found, as exit bits. */
+#define CHILD_SAW_FILE_VIEW 1
+#define CHILD_SAW_ANON_VIEW 2
+#define CHILD_SAW_MEMFD	    4
+
+static int mapped(const void *p)
+{
+	unsigned char vec;
+
+	return !(mincore((void *)p, PG, &vec) && errno == ENOMEM);
+}
+
+/* Whether /proc/self/maps names an object's memfd (the engine's view or a
+ * shared view). */
+static int maps_show_memfd(void)
+{
+	static char maps[1 << 20];
+	size_t n = 0;
+	ssize_t got;
+	int fd = open("/proc/self/maps", O_RDONLY);
+
+	if (fd < 0)
+		return 1;
+	while (n < sizeof(maps) - 1 &&
+	       (got = read(fd, maps + n, sizeof(maps) - 1 - n)) > 0)
+		n += (size_t)got;
+	close(fd);
+	maps[n] = 0;
+	return strstr(maps, "faultline-cache") != NULL;
+}
+
+/*
+ * A child of fork() inherits no faultline mapping (they are MADV_DONTFORK):
+ * nothing would serve its faults or track its stores.  The parent's
+ * mappings keep their data and their faults are still served.
+ */
+TEST(fork_child_sees_no_views)
+{
+	struct h_file f;
+	fl_engine *e = h_engine(2);
+	fl_object *o;
+	unsigned char *s, *a, b;
+	int status = -1;
+	pid_t pid;
+
+	h_file_create(&f, 8 * PG, 71);
+	o = h_open(e, &f, O_RDWR);
+	s = h_map(e, 8 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	a = h_map(e, 8 * PG, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	CHECK_EQ(s[5], h_pattern(71, 5));
+	a[5] = 9;
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0)
+		_exit((mapped(s) ? CHILD_SAW_FILE_VIEW : 0) |
+		      (mapped(a) ? CHILD_SAW_ANON_VIEW : 0) |
+		      (maps_show_memfd() ? CHILD_SAW_MEMFD : 0));
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+	/* the parent's data, and new faults (pages never touched) */
+	CHECK_EQ(s[5], h_pattern(71, 5));
+	CHECK_EQ(a[5], 9);
+	CHECK_EQ(h_mismatch(s, 8 * PG, 71, 0), -1);
+	CHECK_EQ(h_nonzero(a + PG, 7 * PG), -1);
+	s[3 * PG] ^= 0xff;
+	CHECK_EQ(fl_msync(e, s, 8 * PG, MS_SYNC), 0);
+	CHECK_EQ(h_estats(e).errors, 0);
+	CHECK_EQ(fl_munmap(e, s, 8 * PG), 0);
+	CHECK_EQ(fl_munmap(e, a, 8 * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_pread(f.path, &b, 1, 3 * PG);
+	CHECK_EQ(b, h_pattern(71, 3 * PG) ^ 0xff);
 	h_file_remove(&f);
 }
