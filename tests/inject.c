@@ -222,17 +222,31 @@ static void ioctl_fail_progress(enum inject_point point, unsigned long arg,
 	}
 }
 
+/* Whether point is an ioctl that fills page table entries. */
+static int ioctl_resolves(enum inject_point point)
+{
+	return point == INJ_UFFD_COPY || point == INJ_UFFD_ZEROPAGE ||
+	       point == INJ_UFFD_CONTINUE || point == INJ_UFFD_POISON;
+}
+
 int inject_ioctl(int fd, unsigned long request, unsigned long arg)
 {
 	enum inject_point point = ioctl_point(request);
 	int err = inject_hit(point);
 
-	if (err) {
-		ioctl_fail_progress(point, arg, err);
-		errno = err;
-		return -1;
-	}
-	return ioctl(fd, request, arg);
+	if (!err)
+		return ioctl(fd, request, arg);
+	/*
+	 * EEXIST says the range was populated already, by someone else: make
+	 * it so (the real call fills it), then say EEXIST as if it had lost
+	 * the race.  An EEXIST over an empty range could never happen.
+	 */
+	if (err == EEXIST && ioctl_resolves(point) &&
+	    ioctl(fd, request, arg) < 0)
+		return -1; /* a real failure: as it is */
+	ioctl_fail_progress(point, arg, err);
+	errno = err;
+	return -1;
 }
 
 int inject_fallocate(int fd, int mode, off_t offset, off_t len)

@@ -13,7 +13,8 @@
  * errno, NULL with errno, MAP_FAILED with errno, or for pthread_create the
  * error number.  For the resolving ioctls (COPY, ZEROPAGE, CONTINUE, POISON)
  * the request's progress field is set to the negated errno too, as the
- * kernel does.
+ * kernel does; their EEXIST ("already populated") is made true first: the
+ * real call runs, then EEXIST is returned, as for a lost race.
  *
  * Every call is counted per point, failed or not, so that a test can see
  * how many calls a scenario makes and sweep the nth of them.  All of it is
