@@ -227,7 +227,9 @@ fl_object *fl_object_create(fl_engine *engine, struct fl_store *store,
  * Drop the caller's reference.  When no reference and no mapping remain,
  * dirty pages are written back and the object is freed.  Returns 0, or -1
  * with EIO if the final writeback failed (the data stays lost to the store
- * but is freed), EINVAL for NULL.
+ * but is freed), EINVAL for NULL or a handle already closed while its
+ * object lives on (of threads racing to close one handle, exactly one
+ * succeeds).  A handle must not be used once its object may be freed.
  */
 int fl_object_close(fl_object *object);
 

@@ -208,11 +208,10 @@ fl_object *fl_object_open(fl_engine *engine, const char *path, int flags)
 
 int fl_object_close(fl_object *o)
 {
-	if (!o || !o->user_ref) {
-		errno = EINVAL;
+	if (!o || !atomic_exchange(&o->user_ref, 0)) {
+		errno = EINVAL; /* NULL, or the handle was closed already */
 		return -1;
 	}
-	o->user_ref = 0;
 	return object_put(o);
 }
 

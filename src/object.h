@@ -32,7 +32,9 @@ struct fl_object {
 	char *view;	     /* the engine's view of [0, nr_pages) */
 
 	_Atomic long refs; /* caller's handle + mappings + in-flight uses */
-	int user_ref;	   /* the caller still holds the handle */
+	/* The caller still holds the handle: fl_object_close takes it, once
+	 * (an atomic exchange: racing closes, one wins, the others EINVAL). */
+	_Atomic int user_ref;
 
 	pthread_rwlock_t lock; /* pages (write: insert/remove), memfd_size */
 	struct radix pages;    /* index -> struct fl_page */

@@ -4,6 +4,8 @@
  * every case; LeakSanitizer checks memory in the sanitizer build). */
 #include "harness.h"
 
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #define RW   (PROT_READ | PROT_WRITE)
@@ -415,4 +417,94 @@ TEST(mmap_offset_overflow)
 	if (p != MAP_FAILED)
 		CHECK_EQ(fl_munmap(v.e, p, PG), 0);
 	env_down(&v);
+}
+
+/*
+ * Two threads racing to close the same object: exactly one close succeeds,
+ * the other gets EINVAL, and the object lives on for its mapping (two
+ * closes that both succeeded dropped the mapping's reference too: use after
+ * free).  The race is a few instructions wide: the two closers go through
+ * a batch of objects in lock step, each close starting as the other
+ * thread's last one ends, many times over.
+ */
+#define CLOSE_BATCH  200
+#define CLOSE_ROUNDS 10
+
+static ssize_t zero_read(struct fl_store *s, void *buf, size_t len,
+			 uint64_t off)
+{
+	(void)s;
+	(void)off;
+	memset(buf, 0, len);
+	return (ssize_t)len;
+}
+
+static int64_t zero_size(struct fl_store *s)
+{
+	(void)s;
+	return 4 * PG;
+}
+
+static void zero_destroy(struct fl_store *s)
+{
+	free(s);
+}
+
+static const struct fl_store_ops zero_ops = {
+	.read = zero_read, .size = zero_size, .destroy = zero_destroy};
+
+struct closers {
+	fl_object *o[CLOSE_BATCH];
+	_Atomic int done[CLOSE_BATCH];
+	_Atomic int ok, einval;
+};
+
+static void closer(int idx, void *arg)
+{
+	struct closers *c = arg;
+
+	(void)idx;
+	for (int i = 0; i < CLOSE_BATCH; i++) {
+		if (fl_object_close(c->o[i]) == 0)
+			atomic_fetch_add(&c->ok, 1);
+		else if (errno == EINVAL)
+			atomic_fetch_add(&c->einval, 1);
+		atomic_fetch_add(&c->done[i], 1);
+		/* Spin, so that the next closes start together; yield now and
+		 * then, for a busy machine may have only one of us running. */
+		for (unsigned spins = 1; atomic_load(&c->done[i]) < 2; spins++)
+			if (spins % 4096 == 0)
+				sched_yield();
+	}
+}
+
+TEST(close_races_close)
+{
+	fl_engine *e = h_engine(1);
+	static struct closers c;
+	unsigned char *p[CLOSE_BATCH];
+
+	for (int round = 0; round < CLOSE_ROUNDS && !h_failures(); round++) {
+		memset(&c, 0, sizeof(c));
+		for (int i = 0; i < CLOSE_BATCH; i++) {
+			struct fl_store *st = calloc(1, sizeof(*st));
+
+			REQUIRE(st != NULL);
+			st->ops = &zero_ops;
+			st->read_only = 1;
+			c.o[i] = fl_object_create(e, st, O_RDONLY);
+			REQUIRE(c.o[i] != NULL);
+			p[i] = h_map(e, 4 * PG, PROT_READ, MAP_SHARED, c.o[i],
+				     0);
+		}
+		h_run_threads(2, closer, &c);
+		CHECK_EQ(c.ok, CLOSE_BATCH);
+		CHECK_EQ(c.einval, CLOSE_BATCH);
+		for (int i = 0; i < CLOSE_BATCH; i++) {
+			CHECK_ERR(fl_object_close(c.o[i]) == -1, EINVAL);
+			CHECK_EQ(p[i][PG], 0); /* the object is still there */
+			CHECK_EQ(fl_munmap(e, p[i], 4 * PG), 0); /* last ref */
+		}
+	}
+	CHECK_EQ(fl_engine_destroy(e), 0);
 }
