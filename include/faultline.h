@@ -155,7 +155,10 @@ struct fl_store {
  * Open a file as a store.  flags: O_RDONLY or O_RDWR (other bits are
  * ignored).  Uses O_DIRECT where the file system allows it, so that
  * faultline's page cache is the only cache of the data; falls back to
- * buffered I/O elsewhere (tmpfs).  Errors as open(2), and EISDIR.
+ * buffered I/O elsewhere (tmpfs).  Only a regular file can be a store: the
+ * type is checked without blocking (a FIFO is not waited on).  Errors: as
+ * open(2); EISDIR for a directory, EINVAL for anything else that is not a
+ * regular file (a FIFO, a device, a socket) and for bad flags.
  */
 struct fl_store *fl_store_file_open(const char *path, int flags);
 
@@ -210,7 +213,8 @@ long fl_store_faulty_held(struct fl_store *store);
  * Open the file at path as an object of engine.  flags: O_RDONLY or O_RDWR.
  * The object's size is the file's size when it is opened.  The returned
  * reference is the caller's; mappings take their own.
- * Errors: as open(2); EINVAL for bad flags or a NULL argument.
+ * Errors: as fl_store_file_open (EISDIR, EINVAL for a file that is not a
+ * regular one); EINVAL for bad flags or a NULL argument.
  */
 fl_object *fl_object_open(fl_engine *engine, const char *path, int flags);
 

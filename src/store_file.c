@@ -87,17 +87,8 @@ static const struct fl_store_ops file_store_ops = {
 	.destroy = file_destroy,
 };
 
-/* Open path, with O_DIRECT if the file system takes it. */
-static int file_open_fd(const char *path, int mode, int *direct)
-{
-	int fd = open(path, mode | O_CLOEXEC | O_DIRECT);
-
-	*direct = fd >= 0;
-	if (fd < 0 && errno == EINVAL) /* tmpfs and friends */
-		fd = open(path, mode | O_CLOEXEC);
-	return fd;
-}
-
+/* 0 if fd is a regular file; else -1 with EISDIR or EINVAL (a FIFO, a
+ * device, a socket: nothing with a size that pages can be read from). */
 static int file_check_type(int fd)
 {
 	struct stat st;
@@ -113,6 +104,46 @@ static int file_check_type(int fd)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Open path without blocking: O_NONBLOCK, because open(2) of a FIFO waits
+ * for a writer, which a file that is refused anyway must not do.  A
+ * regular file whose lease is being broken answers EWOULDBLOCK: it is
+ * opened again, waiting as open(2) does.
+ */
+static int file_open_nonblock(const char *path, int flags)
+{
+	int fd = open(path, flags | O_NONBLOCK);
+
+	if (fd < 0 && errno == EWOULDBLOCK)
+		fd = open(path, flags);
+	return fd;
+}
+
+/*
+ * Open path, with O_DIRECT if the file system takes it; refuse what is not
+ * a regular file (see file_check_type) before anything could block on it.
+ */
+static int file_open_fd(const char *path, int mode, int *direct)
+{
+	int fd = file_open_nonblock(path, mode | O_CLOEXEC | O_DIRECT);
+	int flags;
+
+	*direct = fd >= 0;
+	if (fd < 0 && errno == EINVAL) /* tmpfs and friends */
+		fd = file_open_nonblock(path, mode | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (file_check_type(fd) || (flags = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
 }
 
 struct fl_store *fl_store_file_open(const char *path, int flags)
@@ -131,7 +162,7 @@ struct fl_store *fl_store_file_open(const char *path, int flags)
 	f->base.read_only = mode == O_RDONLY;
 	f->buffered_fd = -1;
 	f->fd = file_open_fd(path, mode, &f->direct);
-	if (f->fd < 0 || file_check_type(f->fd))
+	if (f->fd < 0)
 		goto fail;
 	if (f->direct && mode == O_RDWR) {
 		f->buffered_fd = open(path, mode | O_CLOEXEC);

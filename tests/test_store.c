@@ -6,6 +6,8 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct mem_store {
@@ -533,4 +535,55 @@ TEST(msync_waits_for_writeback_in_flight)
 	CHECK_EQ(fl_munmap(e, p, 4 * PG), 0);
 	CHECK_EQ(fl_object_close(o), 0);
 	CHECK_EQ(fl_engine_destroy(e), 0);
+}
+
+/* In a child, so that a hang is a bounded failure: what opening path as
+ * a store and as an object gave, as exit bits (0: both EINVAL). */
+static int open_refused_in_child(const char *path, int flags)
+{
+	int status = -1;
+	pid_t pid = fork();
+
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		fl_engine *e;
+		int bad = 0;
+
+		alarm(5); /* a blocked open(2) ends here, as a failure */
+		errno = 0;
+		bad |= fl_store_file_open(path, flags) != NULL ||
+		       errno != EINVAL;
+		e = fl_engine_create(NULL);
+		if (!e)
+			_exit(4);
+		errno = 0;
+		bad |= (fl_object_open(e, path, flags) != NULL ||
+			errno != EINVAL)
+		       << 1;
+		fl_engine_destroy(e);
+		_exit(bad);
+	}
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	if (WIFSIGNALED(status))
+		h_note("%s: child killed by signal %d (open blocked?)", path,
+		       WTERMSIG(status));
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/*
+ * A FIFO, or a character device, is not a file faultline can map: it is
+ * refused with EINVAL, and at once (open(2) of a FIFO for reading waits
+ * for a writer; nothing here may wait).
+ */
+TEST(file_store_refuses_fifo_and_devices)
+{
+	char fifo[300];
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo", h_tmpdir());
+	REQUIRE(mkfifo(fifo, 0600) == 0);
+	CHECK_EQ(open_refused_in_child(fifo, O_RDONLY), 0);
+	CHECK_EQ(open_refused_in_child(fifo, O_RDWR), 0);
+	CHECK_EQ(open_refused_in_child("/dev/null", O_RDONLY), 0);
+	CHECK_EQ(open_refused_in_child("/dev/zero", O_RDWR), 0);
+	CHECK_EQ(unlink(fifo), 0);
 }
