@@ -197,6 +197,9 @@ int fl_store_faulty_set(struct fl_store *store,
  * Hold reads touching [offset, offset+length) of a faulty store: they wait,
  * in the store, until fl_store_faulty_release.  Lets a test stall a read
  * on purpose instead of by a timer.  EINVAL if not a faulty store.
+ * A faulty store implements the cancel op: once the engine that owns it is
+ * being destroyed, held reads and delays end at once and none starts again
+ * (injected errors stay), so fl_engine_destroy never waits for a hold.
  */
 int fl_store_faulty_hold(struct fl_store *store, uint64_t offset,
 			 uint64_t length);

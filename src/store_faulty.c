@@ -5,10 +5,13 @@
  * slow or failing storage.
  *
  * Every setting lives under one mutex, which an I/O takes twice: once to
- * count itself, read the settings and draw its jitter, once when it is done.
- * It never holds the mutex while it sleeps or calls the inner store.  A read
+ * count itself, read the settings, draw its jitter and wait out its delay,
+ * once when it is done.  It never holds the mutex while it waits (a timed
+ * wait on the condition variable) or calls the inner store.  A read
  * touching the held range waits on the condition variable, in the store,
- * until fl_store_faulty_release.
+ * until fl_store_faulty_release.  Once cancelled (the cancel op, at engine
+ * destroy) nothing waits: holds and delays end at once, and no new one
+ * starts.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,12 +33,7 @@ struct faulty_store {
 	uint64_t release_gen;	     /* bumped by each release */
 	long held;		     /* reads waiting in the hold */
 	long inflight;		     /* reads and writes under way */
-};
-
-/* What one I/O does, decided under the lock. */
-struct faulty_plan {
-	uint64_t delay_us;
-	int err; /* 0: pass the I/O through */
+	int cancelled;		     /* no hold, no delay any more */
 };
 
 static const struct fl_store_ops faulty_store_ops;
@@ -113,12 +111,32 @@ static void hold_wait(struct faulty_store *f, uint64_t off, size_t len)
 {
 	uint64_t gen = f->release_gen;
 
-	if (!held_here(f, off, len))
+	if (f->cancelled || !held_here(f, off, len))
 		return;
 	f->held++;
-	while (f->release_gen == gen && held_here(f, off, len))
+	while (!f->cancelled && f->release_gen == gen && held_here(f, off, len))
 		pthread_cond_wait(&f->cond, &f->lock);
 	f->held--;
+}
+
+/* Called with the lock held, which the wait drops: wait us microseconds,
+ * or less if the store is cancelled meanwhile. */
+static void delay_wait(struct faulty_store *f, uint64_t us)
+{
+	struct timespec end;
+
+	if (!us || f->cancelled)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += (time_t)(us / 1000000);
+	end.tv_nsec += (long)(us % 1000000) * 1000;
+	if (end.tv_nsec >= 1000000000) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000;
+	}
+	while (!f->cancelled &&
+	       pthread_cond_timedwait(&f->cond, &f->lock, &end) != ETIMEDOUT)
+		; /* woken by another I/O or a hold change: wait on */
 }
 
 /* Keeps errno: it is the inner store's answer to the caller. */
@@ -133,46 +151,25 @@ static void io_done(struct faulty_store *f)
 	errno = saved;
 }
 
-static void sleep_us(uint64_t us)
-{
-	struct timespec ts = {
-		.tv_sec = (time_t)(us / 1000000),
-		.tv_nsec = (long)(us % 1000000) * 1000,
-	};
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
-/* Sleep, then fail or return 0 to let the I/O through.  errno is kept for
- * the caller, whatever nanosleep did to it. */
-static int plan_run(const struct faulty_plan *plan)
-{
-	int saved = errno;
-
-	if (plan->delay_us)
-		sleep_us(plan->delay_us);
-	errno = plan->err ? plan->err : saved;
-	return plan->err ? -1 : 0;
-}
-
 static ssize_t faulty_read(struct fl_store *s, void *buf, size_t len,
 			   uint64_t off)
 {
 	struct faulty_store *f = to_faulty(s);
 	const struct fl_store_faults *ff = &f->faults;
-	struct faulty_plan plan;
 	ssize_t r = -1;
+	int err;
 
 	pthread_mutex_lock(&f->lock);
 	f->inflight++;
 	hold_wait(f, off, len);
 	/* Counted after the hold: the settings that apply are those at the
 	 * moment the read really goes ahead. */
-	plan.err = fails(ff, ff->fail_every_nth_read, ++f->reads, off, len);
-	plan.delay_us = draw_delay(f, ff->read_delay_us, ff->read_jitter_us);
+	err = fails(ff, ff->fail_every_nth_read, ++f->reads, off, len);
+	delay_wait(f, draw_delay(f, ff->read_delay_us, ff->read_jitter_us));
 	pthread_mutex_unlock(&f->lock);
-	if (plan_run(&plan) == 0)
+	if (err)
+		errno = err;
+	else
 		r = f->inner->ops->read(f->inner, buf, len, off);
 	io_done(f);
 	return r;
@@ -183,17 +180,19 @@ static ssize_t faulty_write(struct fl_store *s, const void *buf, size_t len,
 {
 	struct faulty_store *f = to_faulty(s);
 	const struct fl_store_faults *ff = &f->faults;
-	struct faulty_plan plan;
 	ssize_t r = -1;
+	int err;
 
 	pthread_mutex_lock(&f->lock);
 	f->inflight++;
-	plan.err = fails(ff, ff->fail_every_nth_write, ++f->writes, off, len);
-	plan.delay_us = draw_delay(f, ff->write_delay_us, ff->write_jitter_us);
+	err = fails(ff, ff->fail_every_nth_write, ++f->writes, off, len);
+	delay_wait(f, draw_delay(f, ff->write_delay_us, ff->write_jitter_us));
 	pthread_mutex_unlock(&f->lock);
 	if (!f->inner->ops->write) /* only if called past read_only */
 		errno = EROFS;
-	else if (plan_run(&plan) == 0)
+	else if (err)
+		errno = err;
+	else
 		r = f->inner->ops->write(f->inner, buf, len, off);
 	io_done(f);
 	return r;
@@ -214,9 +213,26 @@ static int faulty_flush(struct fl_store *s)
 }
 
 /*
+ * Stop waiting: held reads and delayed I/O go on at once (to the inner
+ * store: they can complete), and later ones neither wait in a hold nor
+ * sleep.  Injected errors stay.  The inner store is told too.
+ */
+static void faulty_cancel(struct fl_store *s)
+{
+	struct faulty_store *f = to_faulty(s);
+
+	pthread_mutex_lock(&f->lock);
+	f->cancelled = 1;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	if (f->inner->ops->cancel)
+		f->inner->ops->cancel(f->inner);
+}
+
+/*
  * Reads and writes still under way at destroy are the caller's bug, but a
- * held one would never end: release the hold and wait for them all, so that
- * none touches the inner store after it is gone.
+ * held one would never end: release the hold, end delays and wait for them
+ * all, so that none touches the inner store after it is gone.
  */
 static void faulty_destroy(struct fl_store *s)
 {
@@ -225,6 +241,7 @@ static void faulty_destroy(struct fl_store *s)
 	pthread_mutex_lock(&f->lock);
 	f->hold_len = 0;
 	f->release_gen++;
+	f->cancelled = 1;
 	pthread_cond_broadcast(&f->cond);
 	while (f->inflight)
 		pthread_cond_wait(&f->cond, &f->lock);
@@ -241,6 +258,7 @@ static const struct fl_store_ops faulty_store_ops = {
 	.size = faulty_size,
 	.flush = faulty_flush,
 	.destroy = faulty_destroy,
+	.cancel = faulty_cancel,
 };
 
 /* Called with the lock held (or before the store is shared). */
@@ -259,6 +277,26 @@ static void faults_apply(struct faulty_store *f,
 	f->writes = 0;
 }
 
+/* The lock, and the condition variable on CLOCK_MONOTONIC (delays). */
+static int faulty_init_sync(struct faulty_store *f)
+{
+	pthread_condattr_t attr;
+	int rc;
+
+	if (pthread_condattr_init(&attr))
+		return -1;
+	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) ||
+	     pthread_cond_init(&f->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	if (rc)
+		return -1;
+	if (pthread_mutex_init(&f->lock, NULL)) {
+		pthread_cond_destroy(&f->cond);
+		return -1;
+	}
+	return 0;
+}
+
 struct fl_store *fl_store_faulty(struct fl_store *inner,
 				 const struct fl_store_faults *faults)
 {
@@ -272,9 +310,7 @@ struct fl_store *fl_store_faulty(struct fl_store *inner,
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
-	if (pthread_mutex_init(&f->lock, NULL) ||
-	    pthread_cond_init(&f->cond, NULL)) {
-		/* Neither can fail on Linux with default attributes. */
+	if (faulty_init_sync(f)) {
 		free(f);
 		errno = ENOMEM;
 		return NULL;

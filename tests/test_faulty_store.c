@@ -712,3 +712,162 @@ TEST(delays_file)
 {
 	delays(1);
 }
+
+/*
+ * fl_engine_destroy while a fault's read waits in the hold: the engine
+ * tells the store to stop waiting (the cancel op) before it waits for its
+ * threads, so destroy returns.  Bounded: if destroy has not returned after
+ * 10 s, the hold is released so that the case can end, as a failure.  The
+ * reader then sees the page or, its mapping gone, SIGSEGV.
+ */
+struct destroyer {
+	fl_engine *e;
+	int rc, done;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+};
+
+static void *destroyer_main(void *arg)
+{
+	struct destroyer *d = arg;
+	int rc = fl_engine_destroy(d->e);
+
+	pthread_mutex_lock(&d->lock);
+	d->rc = rc;
+	d->done = 1;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+static int wait_destroyed(struct destroyer *d, int seconds)
+{
+	struct timespec ts;
+	int ok;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += seconds;
+	pthread_mutex_lock(&d->lock);
+	while (!d->done)
+		if (pthread_cond_timedwait(&d->cond, &d->lock, &ts) != 0)
+			break;
+	ok = d->done;
+	pthread_mutex_unlock(&d->lock);
+	return ok;
+}
+
+struct probe_read {
+	unsigned char *p;
+	unsigned char val;
+	int signo;
+};
+
+static void *probe_reader(void *arg)
+{
+	struct probe_read *r = arg;
+
+	r->signo = h_try_read(r->p, &r->val, NULL);
+	return NULL;
+}
+
+static void destroy_while_held(int file)
+{
+	struct inner in;
+	struct fl_store *st =
+		faulty(inner_new(&in, file, 32 * PG, 216, O_RDONLY), NULL);
+	struct destroyer d = {.e = h_engine_cfg(1, 1, 1)};
+	struct probe_read r = {0};
+	pthread_t reader, destroyer;
+	fl_object *o = fl_object_create(d.e, st, O_RDONLY);
+
+	REQUIRE(o != NULL);
+	pthread_mutex_init(&d.lock, NULL);
+	pthread_cond_init(&d.cond, NULL);
+	r.p = h_map(d.e, 32 * PG, PROT_READ, MAP_SHARED, o, 0);
+	r.p += 10 * PG + 5;
+	CHECK_EQ(fl_store_faulty_hold(st, 10 * PG, PG), 0);
+	REQUIRE(pthread_create(&reader, NULL, probe_reader, &r) == 0);
+	REQUIRE(wait_held(st, 1));
+	/* the object is left open: destroy releases it, store and all */
+	REQUIRE(pthread_create(&destroyer, NULL, destroyer_main, &d) == 0);
+	if (!wait_destroyed(&d, 10)) {
+		h_fail(__FILE__, __LINE__,
+		       "fl_engine_destroy waits for the held read");
+		fl_store_faulty_release(st); /* still there: destroy is stuck */
+	}
+	pthread_join(destroyer, NULL);
+	pthread_join(reader, NULL);
+	CHECK_EQ(d.rc, 0);
+	CHECK(r.signo == SIGSEGV ||
+	      (r.signo == 0 && r.val == h_pattern(216, 10 * PG + 5)));
+	pthread_mutex_destroy(&d.lock);
+	pthread_cond_destroy(&d.cond);
+	inner_done(&in);
+}
+
+TEST(destroy_while_read_held_mem)
+{
+	destroy_while_held(0);
+}
+
+TEST(destroy_while_read_held_file)
+{
+	destroy_while_held(1);
+}
+
+/*
+ * The cancel op itself: a held read and a delayed write go on at once,
+ * and later I/O neither waits in a hold nor sleeps; injected errors stay.
+ */
+struct direct_io {
+	struct fl_store *st;
+	void *buf;
+	uint64_t off;
+	int write;
+	ssize_t r;
+};
+
+static void *direct_io_main(void *arg)
+{
+	struct direct_io *io = arg;
+
+	io->r = io->write ? io->st->ops->write(io->st, io->buf, PG, io->off)
+			  : io->st->ops->read(io->st, io->buf, PG, io->off);
+	return NULL;
+}
+
+TEST(cancel_ends_holds_and_delays)
+{
+	struct inner in;
+	struct fl_store_faults ff = {.write_delay_us = 3600ull * 1000000,
+				     .fail_offset = 30 * PG,
+				     .fail_length = PG};
+	struct fl_store *st =
+		faulty(inner_new(&in, 0, 32 * PG, 217, O_RDWR), &ff);
+	static unsigned char rbuf[PG], wbuf[PG];
+	struct direct_io rd = {st, rbuf, 4 * PG, 0, 0};
+	struct direct_io wr = {st, wbuf, 8 * PG, 1, 0};
+	pthread_t rt, wt;
+
+	REQUIRE(st->ops->cancel != NULL);
+	memset(wbuf, 0x5a, PG);
+	CHECK_EQ(fl_store_faulty_hold(st, 0, 16 * PG), 0);
+	REQUIRE(pthread_create(&rt, NULL, direct_io_main, &rd) == 0);
+	REQUIRE(pthread_create(&wt, NULL, direct_io_main, &wr) == 0);
+	REQUIRE(wait_held(st, 1));
+	st->ops->cancel(st); /* the write sleeps an hour, the read is held */
+	pthread_join(rt, NULL);
+	pthread_join(wt, NULL);
+	CHECK_EQ(rd.r, PG);
+	CHECK_EQ(h_mismatch(rbuf, PG, 217, 4 * PG), -1);
+	CHECK_EQ(wr.r, PG);
+	CHECK_EQ(inner_differs(&in, 8 * PG, PG, 0x5a), -1);
+	CHECK_EQ(fl_store_faulty_held(st), 0);
+	/* later: no hold, no delay, errors as set */
+	CHECK_EQ(fl_store_faulty_hold(st, 0, 32 * PG), 0);
+	CHECK_EQ(st->ops->read(st, rbuf, PG, 5 * PG), PG);
+	CHECK_EQ(st->ops->write(st, wbuf, PG, 9 * PG), PG);
+	CHECK_ERR(st->ops->read(st, rbuf, PG, 30 * PG) == -1, EIO);
+	st->ops->destroy(st);
+	inner_done(&in);
+}
