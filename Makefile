@@ -48,7 +48,8 @@ $(BUILD)/%.o: %.c $(HEADERS) Makefile
 # The tests link a second copy of the library with failure injection
 # (tests/inject.h): its calls to the allocator, the userfaultfd ioctls,
 # fallocate, madvise, thread creation and more can be failed on demand.
-# The library that is installed has none of it.
+# The library that is installed has none of it.  FL_DEBUG: the locking
+# contracts are asserted too.
 INJ_OBJ    := $(LIB_SRC:%.c=$(BUILD)/inject/%.o)
 INJ_LIB    := $(BUILD)/libfaultline-inject.a
 INJ_FLAGS  := -DFL_INJECT -DFL_DEBUG -include tests/inject.h
