@@ -14,13 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_CASES     256
-#define CHECKS_FAILED 3 /* a child's exit status; sanitizers use 1 */
+#define CHECKS_FAILED 3	 /* a child's exit status; sanitizers use 1 */
+#define SKIP_STATUS   77 /* the binary's (and a child's) status: skipped */
 
 struct h_case {
 	const char *name;
@@ -246,11 +248,58 @@ int h_settle_threads(int want)
 {
 	int n = h_count_threads();
 
-	for (int i = 0; i < 200 && n > want; i++) {
+	for (int i = 0; i < 1000 && n > want; i++) {
 		usleep(10000);
 		n = h_count_threads();
 	}
 	return n;
+}
+
+/* ---- waiting for events ----------------------------------------------- */
+
+int h_wait_until(int (*cond)(void *), void *arg)
+{
+	double end = h_now() + H_WAIT_SECONDS;
+
+	while (!cond(arg)) {
+		if (h_now() > end)
+			return cond(arg);
+		usleep(1000);
+	}
+	return 1;
+}
+
+/* The state letter of thread tid (R, S, D, ...), or 0 if it is gone. */
+static char thread_state(pid_t tid)
+{
+	char path[64], buf[512], *close_paren;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* "tid (comm) S ...": comm may hold spaces and parentheses. */
+	close_paren = strrchr(buf, ')');
+	return close_paren && close_paren[1] == ' ' ? close_paren[2] : 0;
+}
+
+static int thread_blocked(void *arg)
+{
+	char state = thread_state(*(pid_t *)arg);
+
+	return state == 'S' || state == 'D';
+}
+
+int h_wait_thread_blocked(pid_t tid)
+{
+	return h_wait_until(thread_blocked, &tid);
 }
 
 /* ---- threads ---------------------------------------------------------- */
@@ -375,12 +424,70 @@ int h_try_write(void *p, unsigned char val, struct h_sig *sig)
 	return probe(p, 1, &val, sig ? sig : &local);
 }
 
+/* ---- skipping where userfaultfd cannot be used ------------------------- */
+
+/* Why the binary is skipped (an errno), set by a case's child: shared. */
+static int *skip_errno;
+
+static int userfaultfd_refused(int err)
+{
+	return err == EPERM || err == EACCES || err == ENOSYS;
+}
+
+static void print_skip(int err)
+{
+	if (err == ENOSYS)
+		printf("SKIP %s: userfaultfd unavailable or lacking a feature "
+		       "faultline needs (ENOSYS): it needs Linux 6.6 or later "
+		       "built with CONFIG_USERFAULTFD\n",
+		       binary);
+	else
+		printf("SKIP %s: userfaultfd not permitted (%s): run as root "
+		       "or sysctl vm.unprivileged_userfaultfd=1, or give "
+		       "read/write access to /dev/userfaultfd\n",
+		       binary, err == EPERM ? "EPERM" : "EACCES");
+	fflush(stdout);
+}
+
+/* End the running case, and with it the binary, as skipped. */
+static void __attribute__((noreturn)) skip_binary(int err)
+{
+	*skip_errno = err;
+	fflush(stdout);
+	if (nofork) {
+		print_skip(err);
+		remove_tmpdir();
+		exit(SKIP_STATUS);
+	}
+	_exit(SKIP_STATUS); /* no exit handlers: nothing to report */
+}
+
 /* ---- faultline helpers ------------------------------------------------ */
+
+fl_engine *h_engine_create(const struct fl_config *cfg)
+{
+	fl_engine *e = fl_engine_create(cfg);
+
+	if (!e && userfaultfd_refused(errno))
+		skip_binary(errno);
+	REQUIRE(e != NULL);
+	return e;
+}
+
+void h_require_userfaultfd(void)
+{
+	struct fl_config c;
+
+	fl_config_init(&c);
+	c.handler_threads = 1;
+	c.io_threads = 1;
+	c.print_stats_at_destroy = 0;
+	REQUIRE(fl_engine_destroy(h_engine_create(&c)) == 0);
+}
 
 fl_engine *h_engine_cfg(unsigned threads, unsigned around, unsigned readahead)
 {
 	struct fl_config c;
-	fl_engine *e;
 
 	fl_config_init(&c);
 	if (threads)
@@ -389,9 +496,7 @@ fl_engine *h_engine_cfg(unsigned threads, unsigned around, unsigned readahead)
 		c.fault_around_pages = around;
 	if (readahead)
 		c.readahead_pages = readahead;
-	e = fl_engine_create(&c);
-	REQUIRE(e != NULL);
-	return e;
+	return h_engine_create(&c);
 }
 
 fl_engine *h_engine(unsigned threads)
@@ -443,7 +548,7 @@ static void check_resources(int fds0, int threads0)
 {
 	int fds = 0, threads = 0;
 
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 1000; i++) {
 		fds = h_count_fds();
 		threads = h_count_threads();
 		if (fds == fds0 && threads == threads0)
@@ -481,9 +586,10 @@ static int case_timeout(void)
 	const char *s = getenv("FL_TEST_TIMEOUT");
 	int t = s ? atoi(s) : 0;
 
-	return t > 0 ? t : 30;
+	return t > 0 ? t : 120;
 }
 
+/* 1 if the case passed, 0 if it failed, -1 if it skipped the binary. */
 static int run_case(const struct h_case *c)
 {
 	double t0 = h_now(), deadline = t0 + case_timeout();
@@ -524,6 +630,9 @@ static int run_case(const struct h_case *c)
 			usleep(2000);
 		}
 	}
+	if (!timed_out && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == SKIP_STATUS && *skip_errno)
+		return -1;
 	if (!timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		printf("PASS %s.%s (%.2fs)\n", binary, c->name, h_now() - t0);
 		return 1;
@@ -561,7 +670,7 @@ static void *nothing(void *arg)
 int main(int argc, char **argv)
 {
 	const char *slash = strrchr(argv[0], '/');
-	int passed = 0, failed = 0;
+	int passed = 0, failed = 0, result;
 	pthread_t t;
 
 	/* ThreadSanitizer starts a thread of its own with the first one made:
@@ -577,12 +686,30 @@ int main(int argc, char **argv)
 		       binary, sysconf(_SC_PAGESIZE), PG);
 		return 1;
 	}
+	/* Shared with the cases' children, which set it to skip. */
+	skip_errno = mmap(NULL, sizeof(*skip_errno), PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (skip_errno == MAP_FAILED) {
+		perror("harness: mmap");
+		return 2;
+	}
 	install_handlers();
 	make_tmpdir();
 	for (int i = 0; i < ncases; i++) {
 		if (!selected(cases[i].name, argc, argv))
 			continue;
-		if (run_case(&cases[i]))
+		result = run_case(&cases[i]);
+		if (result < 0) {
+			/* Every case left would skip too: stop here. */
+			print_skip(*skip_errno);
+			remove_tmpdir();
+			if (!failed)
+				return SKIP_STATUS;
+			printf("SUMMARY %s: %d passed, %d failed\n", binary,
+			       passed, failed);
+			return 1;
+		}
+		if (result)
 			passed++;
 		else
 			failed++;

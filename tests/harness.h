@@ -9,10 +9,13 @@
  *   PASS <binary>.<case> (<seconds>s)
  *   FAIL <binary>.<case>: <why>
  *   SUMMARY <binary>: N passed, N failed
- * tests/run.sh counts the PASS and FAIL lines.
+ *   SKIP <binary>: <why>   (then exit status 77: see h_engine_create)
+ * tests/run.sh counts the PASS, FAIL and SKIP lines.
  *
- * Environment: FL_TEST_TIMEOUT=seconds per case (default 30),
- * FL_TEST_NOFORK=1 runs cases in-process (for a debugger).
+ * Environment: FL_TEST_TIMEOUT=seconds per case (default 120: generous,
+ * as a busy machine may run a case many times slower than an idle one;
+ * it only catches hangs), FL_TEST_NOFORK=1 runs cases in-process (for a
+ * debugger).
  */
 #ifndef FAULTLINE_TEST_HARNESS_H
 #define FAULTLINE_TEST_HARNESS_H
@@ -144,9 +147,25 @@ uint64_t h_file_size(const char *path);
 
 int h_count_fds(void);
 int h_count_threads(void);
-/* Wait (up to 2 s) for the thread count to drop to at most want: a joined
+/* Wait (up to 10 s) for the thread count to drop to at most want: a joined
  * thread can linger in /proc/self/task for a moment.  Returns the count. */
 int h_settle_threads(int want);
+
+/* ---- waiting for events ----------------------------------------------- */
+
+/*
+ * How long a case waits for an event that must come (a background read, a
+ * fault reaching the engine, a thread blocking): generous, because a busy
+ * machine can delay any thread by seconds.  Only whether the event came is
+ * ever checked, never how long it took.
+ */
+#define H_WAIT_SECONDS 30
+
+/* Poll cond(arg) until it is true (1) or H_WAIT_SECONDS pass (0). */
+int h_wait_until(int (*cond)(void *), void *arg);
+/* Wait until thread tid of this process sleeps (blocked in a lock or a
+ * wait, state S or D in /proc): 1, or 0 after H_WAIT_SECONDS. */
+int h_wait_thread_blocked(pid_t tid);
 
 /* ---- threads ---------------------------------------------------------- */
 
@@ -174,6 +193,16 @@ unsigned long h_stray_signals(void);
 
 /* ---- faultline helpers ------------------------------------------------ */
 
+/*
+ * fl_engine_create(cfg) (cfg may be NULL), REQUIRE-ing success.  If
+ * userfaultfd is not permitted here or lacks a feature (EPERM, EACCES,
+ * ENOSYS), the whole binary is skipped instead: it prints one line saying
+ * why and exits 77, as automake's and liburing's tests do.  Cases that need
+ * no engine run first and are reported as usual.
+ */
+fl_engine *h_engine_create(const struct fl_config *cfg);
+/* Skip the binary (as above) unless an engine can be made here. */
+void h_require_userfaultfd(void);
 /* Create an engine with the given handler threads (0: default). */
 fl_engine *h_engine(unsigned threads);
 /* An engine with handler threads, fault-around and readahead pages set

@@ -94,8 +94,7 @@ TEST(zero_fills_counted_exactly)
 	fl_config_init(&cfg);
 	cfg.anon_fault_around_pages = 1;
 	cfg.handler_threads = 2;
-	e = fl_engine_create(&cfg);
-	REQUIRE(e != NULL);
+	e = h_engine_create(&cfg);
 	p = h_map(e, 64 * PG, PROT_READ | PROT_WRITE,
 		  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
 	s0 = h_estats(e);
@@ -209,8 +208,7 @@ TEST(store_racing_zero_page_counts)
 	fl_config_init(&cfg);
 	cfg.handler_threads = 2;
 	cfg.fault_around_pages = 512;
-	e = fl_engine_create(&cfg);
-	REQUIRE(e != NULL);
+	e = h_engine_create(&cfg);
 	for (int round = 0; round < 200 && !h_failures(); round++) {
 		struct zero_race c = {0};
 
@@ -240,8 +238,7 @@ TEST(zero_fill_window_grows_only_when_sequential)
 	fl_config_init(&cfg);
 	cfg.handler_threads = 2;
 	cfg.anon_fault_around_pages = 16;
-	e = fl_engine_create(&cfg);
-	REQUIRE(e != NULL);
+	e = h_engine_create(&cfg);
 	p = h_map(e, 256 * PG, PROT_READ | PROT_WRITE,
 		  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
 	p[200 * PG] = 1; /* scattered: one page each */

@@ -143,8 +143,7 @@ TEST(recovery_while_others_fault)
 	cfg.handler_threads = 2;
 	cfg.fault_around_pages = 1; /* every good page is its own fault */
 	cfg.readahead_pages = 4;
-	e = fl_engine_create(&cfg);
-	REQUIRE(e != NULL);
+	e = h_engine_create(&cfg);
 	h_file_create(&f, 2 * PG, 53);
 	h_file_create(&g, 128 * PG, 54);
 	o = h_open(e, &f, O_RDONLY);
