@@ -96,7 +96,8 @@ void fl_config_init(struct fl_config *config);
  * Create an engine: open a userfaultfd and start the handler threads.
  * config may be NULL (defaults plus environment, as fl_config_init).
  * Errors: EPERM (userfaultfd not permitted), ENOSYS (kernel lacks a needed
- * userfaultfd feature), EINVAL (a field out of range), ENOMEM, EMFILE.
+ * userfaultfd feature), ENOTSUP (a base page size other than 4 KiB),
+ * EINVAL (a field out of range), ENOMEM, EMFILE.
  */
 fl_engine *fl_engine_create(const struct fl_config *config);
 
@@ -225,7 +226,10 @@ fl_object *fl_object_open(fl_engine *engine, const char *path, int flags);
  * Make an object from a store the caller built.  On success the object owns
  * the store (its destroy op runs when the object is released); on failure
  * the store is left to the caller.  flags: O_RDONLY or O_RDWR (EACCES if
- * the store is read-only and O_RDWR is asked).
+ * the store is read-only and O_RDWR is asked).  Errors: EINVAL (a NULL
+ * argument, bad flags, a store without read or size, or without write for
+ * O_RDWR), EACCES, the errno of a failing size op (EIO if it set none),
+ * ENOMEM, EMFILE.
  */
 fl_object *fl_object_create(fl_engine *engine, struct fl_store *store,
 			    int flags);
@@ -288,15 +292,17 @@ void *fl_mmap(fl_engine *engine, void *addr, size_t length, int prot, int flags,
  * Unmap [addr, addr+length).  Parts of the range that faultline does not
  * map are left alone; a mapping that straddles an end is split.  When the
  * last mapping of an object goes, its dirty pages are written back.
- * Returns 0, or -1 with EINVAL (unaligned addr, zero length) or EIO
- * (writeback failed; the range is unmapped anyway).
+ * Returns 0, or -1 with EINVAL (unaligned addr, zero length, a length that
+ * wraps around), ENOMEM (no memory to split a mapping; nothing unmapped) or
+ * EIO (writeback failed; the range is unmapped anyway).
  */
 int fl_munmap(fl_engine *engine, void *addr, size_t length);
 
 /*
  * Change the protection of [addr, addr+length), which must be wholly
- * mapped by faultline (ENOMEM otherwise, as mprotect(2)).  Splits mappings
- * as needed.  EACCES for PROT_WRITE on a shared mapping of a read-only
+ * mapped by faultline (ENOMEM otherwise, also for a length that wraps
+ * around, as mprotect(2)).  Splits mappings as needed; a zero length does
+ * nothing.  EACCES for PROT_WRITE on a shared mapping of a read-only
  * object; EINVAL for unaligned addr or bad prot.
  */
 int fl_mprotect(fl_engine *engine, void *addr, size_t length, int prot);
@@ -312,7 +318,8 @@ int fl_mprotect(fl_engine *engine, void *addr, size_t length, int prot);
  *                                  freed (the next access sees the object,
  *                                  or zeros); the page cache is kept; a
  *                                  page poisoned by SIGBUS faults afresh.
- * EINVAL for other advice or an unaligned addr.
+ * A zero length does nothing.  EINVAL for other advice, an unaligned addr
+ * or a length that wraps around (as madvise(2)).
  */
 int fl_madvise(fl_engine *engine, void *addr, size_t length, int advice);
 
@@ -321,8 +328,9 @@ int fl_madvise(fl_engine *engine, void *addr, size_t length, int advice);
  * flags: MS_SYNC or MS_ASYNC (both write back before returning), optionally
  * MS_INVALIDATE (accepted, nothing to do: views are always coherent).
  * Returns 0; -1 with EIO if a store write failed (those pages stay dirty
- * and a later msync tries again), ENOMEM if the range is not wholly mapped,
- * EINVAL for unaligned addr or bad flags.
+ * and a later msync tries again), ENOMEM if the range is not wholly mapped
+ * (also for a length that wraps around, as msync(2)), EINVAL for unaligned
+ * addr or bad flags.
  */
 int fl_msync(fl_engine *engine, void *addr, size_t length, int flags);
 

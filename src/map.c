@@ -765,14 +765,22 @@ void *fl_mmap(fl_engine *e, void *addr, size_t length, int prot, int flags,
 
 /* ---- protection, advice, sync ----------------------------------------- */
 
-static int range_check(fl_engine *e, void *addr, size_t length,
+/*
+ * [*start, *end) of a range call: -1 with EINVAL for no engine or an
+ * unaligned addr, or with wrap_errno for a length that wraps around the
+ * address space (mprotect(2) and msync(2) say ENOMEM, madvise(2) EINVAL).
+ */
+static int range_check(fl_engine *e, void *addr, size_t length, int wrap_errno,
 		       uintptr_t *start, uintptr_t *end)
 {
 	*start = (uintptr_t)addr;
 	*end = *start + page_round_up(length);
-	if (!e || (*start & ~PAGE_MASK) || *end < *start ||
-	    (length && *end == *start)) { /* length wraps around */
+	if (!e || (*start & ~PAGE_MASK)) {
 		errno = EINVAL;
+		return -1;
+	}
+	if (*end < *start || (length && *end == *start)) {
+		errno = wrap_errno;
 		return -1;
 	}
 	return 0;
@@ -815,8 +823,10 @@ int fl_mprotect(fl_engine *e, void *addr, size_t length, int prot)
 	uintptr_t start, end;
 	int err;
 
-	if (range_check(e, addr, length, &start, &end))
+	if (range_check(e, addr, length, ENOMEM, &start, &end))
 		return -1;
+	if (length == 0) /* as mprotect(2): nothing to do, nothing split */
+		return 0;
 	map_write_lock(e);
 	err = mprotect_allowed(e, start, end, prot);
 	if (!err && (mapping_split_range(&e->mappings, start, end) ||
@@ -953,7 +963,7 @@ int fl_madvise(fl_engine *e, void *addr, size_t length, int advice)
 {
 	uintptr_t start, end;
 
-	if (range_check(e, addr, length, &start, &end))
+	if (range_check(e, addr, length, EINVAL, &start, &end))
 		return -1;
 	if (advice != MADV_NORMAL && advice != MADV_RANDOM &&
 	    advice != MADV_SEQUENTIAL && advice != MADV_WILLNEED &&
@@ -961,6 +971,8 @@ int fl_madvise(fl_engine *e, void *addr, size_t length, int advice)
 		errno = EINVAL;
 		return -1;
 	}
+	if (length == 0) /* as madvise(2): nothing to do, nothing split */
+		return 0;
 	if (range_mapped(e, start, end))
 		return -1;
 	switch (advice) {
@@ -980,13 +992,13 @@ int fl_msync(fl_engine *e, void *addr, size_t length, int flags)
 	size_t nr;
 	int rc = 0;
 
-	if (range_check(e, addr, length, &start, &end))
-		return -1;
-	if ((flags & ~(MS_SYNC | MS_ASYNC | MS_INVALIDATE)) ||
-	    ((flags & MS_SYNC) && (flags & MS_ASYNC))) {
-		errno = EINVAL;
+	if (e && ((flags & ~(MS_SYNC | MS_ASYNC | MS_INVALIDATE)) ||
+		  ((flags & MS_SYNC) && (flags & MS_ASYNC)))) {
+		errno = EINVAL; /* before the range, as msync(2) */
 		return -1;
 	}
+	if (range_check(e, addr, length, ENOMEM, &start, &end))
+		return -1;
 	if (range_mapped(e, start, end))
 		return -1;
 	r = collect_object_ranges(e, start, end, 1, &nr);

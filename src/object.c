@@ -175,9 +175,13 @@ fl_object *fl_object_create(fl_engine *engine, struct fl_store *store,
 		errno = EACCES;
 		return NULL;
 	}
+	errno = 0;
 	size = store->ops->size(store);
-	if (size < 0)
+	if (size < 0) {
+		if (errno == 0) /* a store that failed without saying why */
+			errno = EIO;
 		return NULL;
+	}
 	o = object_new(engine, store, (uint64_t)size, writable);
 	if (o)
 		o->user_ref = 1;

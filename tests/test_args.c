@@ -339,8 +339,11 @@ TEST(length_wraps_around)
 
 	CHECK_ERR(fl_munmap(e, p, SIZE_MAX), EINVAL);
 	CHECK_ERR(fl_madvise(e, p, SIZE_MAX - 100, MADV_NORMAL), EINVAL);
-	CHECK_ERR(fl_mprotect(e, p, SIZE_MAX, PROT_READ), EINVAL);
-	CHECK_ERR(fl_msync(e, p, SIZE_MAX, MS_SYNC), EINVAL);
+	/* mprotect(2) and msync(2) say ENOMEM: not all of it is mapped */
+	CHECK_ERR(fl_mprotect(e, p, SIZE_MAX, PROT_READ), ENOMEM);
+	CHECK_ERR(fl_mprotect(e, p, SIZE_MAX - 3 * PG, PROT_READ), ENOMEM);
+	CHECK_ERR(fl_msync(e, p, SIZE_MAX, MS_SYNC), ENOMEM);
+	CHECK_ERR(fl_msync(e, p, SIZE_MAX - 3 * PG, MS_SYNC), ENOMEM);
 	p[0] = 1; /* still mapped */
 	CHECK_EQ(fl_munmap(e, p, 4 * PG), 0);
 	CHECK_EQ(fl_engine_destroy(e), 0);
@@ -506,5 +509,53 @@ TEST(close_races_close)
 			CHECK_EQ(fl_munmap(e, p[i], 4 * PG), 0); /* last ref */
 		}
 	}
+	CHECK_EQ(fl_engine_destroy(e), 0);
+}
+
+/* A zero length is fine for mprotect, madvise and msync, as for the system
+ * calls (not for munmap): nothing is done.  Bad advice or flags are still
+ * refused. */
+TEST(zero_length_range_calls)
+{
+	fl_engine *e = h_engine(1);
+	unsigned char *p = h_map(e, 4 * PG, RW, ANON, NULL, 0);
+
+	p[PG] = 4;
+	CHECK_EQ(fl_mprotect(e, p + PG, 0, PROT_READ), 0);
+	CHECK_EQ(fl_madvise(e, p + PG, 0, MADV_DONTNEED), 0);
+	CHECK_EQ(fl_msync(e, p + PG, 0, MS_SYNC), 0);
+	CHECK_ERR(fl_madvise(e, p + PG, 0, 9999) == -1, EINVAL);
+	CHECK_ERR(fl_msync(e, p + PG, 0, MS_SYNC | MS_ASYNC) == -1, EINVAL);
+	CHECK_ERR(fl_munmap(e, p + PG, 0) == -1, EINVAL);
+	p[PG]++; /* still writable, still there */
+	CHECK_EQ(p[PG], 5);
+	CHECK_EQ(fl_munmap(e, p, 4 * PG), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+}
+
+/* A store whose size op fails: its errno, or EIO if it set none (was:
+ * NULL with errno 0).  The store stays the caller's. */
+static int size_errno;
+
+static int64_t failing_size(struct fl_store *st)
+{
+	(void)st;
+	if (size_errno)
+		errno = size_errno;
+	return -1;
+}
+
+static const struct fl_store_ops failing_size_ops = {
+	.read = zero_read, .size = failing_size, .destroy = zero_destroy};
+
+TEST(object_create_size_fails)
+{
+	fl_engine *e = h_engine(1);
+	struct fl_store st = {.ops = &failing_size_ops, .read_only = 1};
+
+	size_errno = 0;
+	CHECK_ERR(fl_object_create(e, &st, O_RDONLY) == NULL, EIO);
+	size_errno = ENXIO;
+	CHECK_ERR(fl_object_create(e, &st, O_RDONLY) == NULL, ENXIO);
 	CHECK_EQ(fl_engine_destroy(e), 0);
 }
