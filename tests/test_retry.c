@@ -6,6 +6,7 @@
  * every wait for an event is bounded, and only whether the event came is
  * checked, never how long it took.
  */
+#define _GNU_SOURCE /* gettid */
 #include "harness.h"
 
 #include <pthread.h>
@@ -57,14 +58,24 @@ static void held_close(struct held_file *h, fl_engine *e)
 	h_file_remove(&h->file);
 }
 
-/* Wait (up to 10 s) until n reads are held in the store. */
+struct held_goal {
+	struct fl_store *store;
+	long n;
+};
+
+static int held_reached(void *arg)
+{
+	struct held_goal *g = arg;
+
+	return fl_store_faulty_held(g->store) == g->n;
+}
+
+/* Wait (bounded) until n reads are held in the store. */
 static int wait_held(struct fl_store *st, long n)
 {
-	double end = h_now() + 10;
+	struct held_goal g = {st, n};
 
-	while (fl_store_faulty_held(st) != n && h_now() < end)
-		usleep(500);
-	return fl_store_faulty_held(st) == n;
+	return h_wait_until(held_reached, &g);
 }
 
 /* ---- a thread that reads one page, reporting what it saw -------------- */
@@ -130,13 +141,14 @@ static void *bystander_main(void *arg)
 	return NULL;
 }
 
+static int flag_set(void *flag)
+{
+	return __atomic_load_n((int *)flag, __ATOMIC_ACQUIRE);
+}
+
 static int wait_done(int *flag)
 {
-	double end = h_now() + 10;
-
-	while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE) && h_now() < end)
-		usleep(500);
-	return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+	return h_wait_until(flag_set, flag);
 }
 
 /*
@@ -179,13 +191,24 @@ TEST(stalled_store_does_not_stall_engine)
 	CHECK_EQ(fl_engine_destroy(e), 0);
 }
 
-/* Wait (up to 10 s) until the engine has read n pages. */
+struct count_goal {
+	fl_engine *e;
+	uint64_t n;
+};
+
+static int pages_read_reached(void *arg)
+{
+	struct count_goal *g = arg;
+
+	return h_estats(g->e).pages_read >= g->n;
+}
+
+/* Wait (bounded) until the engine has read n pages. */
 static int wait_pages_read(fl_engine *e, uint64_t n)
 {
-	double end = h_now() + 10;
+	struct count_goal g = {e, n};
 
-	while (h_estats(e).pages_read < n && h_now() < end)
-		usleep(500);
+	h_wait_until(pages_read_reached, &g);
 	return h_estats(e).pages_read == n;
 }
 
@@ -246,24 +269,36 @@ TEST(map_fixed_replace_while_fault_waits)
 	CHECK_EQ(fl_engine_destroy(e), 0);
 }
 
-/* Wait (up to 10 s) until the engine has seen n fault messages. */
-static int wait_messages(fl_engine *e, uint64_t n)
+static int fault_attempts_reached(void *arg)
 {
-	double end = h_now() + 10;
+	struct count_goal *g = arg;
+	struct fl_lock_stats ls;
 
-	while (h_estats(e).fault_messages < n && h_now() < end)
-		usleep(500);
-	return h_estats(e).fault_messages >= n;
+	REQUIRE(fl_engine_lock_stats(g->e, &ls) == 0);
+	return ls.fault_holds >= g->n;
 }
 
-/* Wait (up to 10 s) until the engine has counted n retries. */
+/* Wait (bounded) until n fault attempts have let go of the map lock. */
+static int wait_fault_attempts(fl_engine *e, uint64_t n)
+{
+	struct count_goal g = {e, n};
+
+	return h_wait_until(fault_attempts_reached, &g);
+}
+
+static int retries_reached(void *arg)
+{
+	struct count_goal *g = arg;
+
+	return h_estats(g->e).retries >= g->n;
+}
+
+/* Wait (bounded) until the engine has counted n retries. */
 static int wait_retries(fl_engine *e, uint64_t n)
 {
-	double end = h_now() + 10;
+	struct count_goal g = {e, n};
 
-	while (h_estats(e).retries < n && h_now() < end)
-		usleep(500);
-	return h_estats(e).retries >= n;
+	return h_wait_until(retries_reached, &g);
 }
 
 /* A fault that reads is retried once; one that waits for the page the
@@ -277,10 +312,19 @@ TEST(retries_and_majors_counted_once)
 
 	held_open(&h, e, 75);
 	CHECK_EQ(fl_store_faulty_hold(h.store, 9 * PG, PG), 0);
+	CHECK_EQ(fl_engine_lock_stats_reset(e), 0);
 	reader_start(&r1, h.p, 9 * PG + 1, 75);
 	REQUIRE(wait_held(h.store, 1));
 	reader_start(&r2, h.p, 9 * PG + 2, 75);
-	REQUIRE(wait_messages(e, 2)); /* the second fault has arrived */
+	/*
+	 * Release the read only once the second fault has found the page
+	 * locked and parked: that is its first attempt letting go of the map
+	 * lock (the first fault's made the read, and the read is held).  Its
+	 * message merely arriving is not enough: a handler delayed between
+	 * reading the message and looking at the page would find it mapped,
+	 * and the fault would rightly count as nothing.
+	 */
+	REQUIRE(wait_fault_attempts(e, 2));
 	CHECK_EQ(fl_store_faulty_release(h.store), 0);
 	pthread_join(r1.thread, NULL);
 	pthread_join(r2.thread, NULL);
@@ -328,14 +372,18 @@ TEST(lock_stats)
 
 struct mapper {
 	fl_engine *e;
+	pid_t tid;
 	int done;
 };
 
 static void *mapper_main(void *arg)
 {
 	struct mapper *m = arg;
-	void *a = fl_mmap(m->e, NULL, PG, PROT_READ,
-			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	void *a;
+
+	__atomic_store_n(&m->tid, gettid(), __ATOMIC_RELEASE);
+	a = fl_mmap(m->e, NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+		    NULL, 0);
 
 	if (a == MAP_FAILED || fl_munmap(m->e, a, PG))
 		h_fail(__FILE__, __LINE__, "map/unmap");
@@ -343,17 +391,23 @@ static void *mapper_main(void *arg)
 	return NULL;
 }
 
+static int mapper_started(void *arg)
+{
+	return __atomic_load_n(&((struct mapper *)arg)->tid, __ATOMIC_ACQUIRE);
+}
+
 /*
  * The comparison mode keeps the map lock across store reads: a map waits
  * for the held read (the default, above, does not).  What is checked is
- * only that the map had not completed while the read was held.
+ * that the map, once its thread has blocked, had not completed while the
+ * read was held.
  */
 TEST(locked_mode_holds_map_lock_across_reads)
 {
 	fl_engine *e = retry_engine(2, 1);
 	struct held_file h = {0};
 	struct reader r;
-	struct mapper m = {e, 0};
+	struct mapper m = {e, 0, 0};
 	pthread_t mt;
 
 	held_open(&h, e, 77);
@@ -361,7 +415,9 @@ TEST(locked_mode_holds_map_lock_across_reads)
 	reader_start(&r, h.p, 3 * PG + 5, 77);
 	REQUIRE(wait_held(h.store, 1));
 	REQUIRE(pthread_create(&mt, NULL, mapper_main, &m) == 0);
-	usleep(100000);
+	/* Its thread asleep: in the map lock, as nothing else sleeps there */
+	CHECK(h_wait_until(mapper_started, &m));
+	CHECK(h_wait_thread_blocked(m.tid));
 	CHECK_EQ(__atomic_load_n(&m.done, __ATOMIC_ACQUIRE), 0);
 	CHECK_EQ(fl_store_faulty_release(h.store), 0);
 	pthread_join(mt, NULL);
@@ -374,6 +430,10 @@ TEST(locked_mode_holds_map_lock_across_reads)
 
 /* ---- stress: faults, unmaps, remaps and drops of the same ranges ------- */
 
+/* Each thread goes on for the run's second and at least this many rounds:
+ * on a busy machine a thread may get the CPU only after the second. */
+#define CHURN_MIN_ROUNDS 50
+
 struct churn {
 	fl_engine *e;
 	unsigned char *p;
@@ -384,7 +444,9 @@ struct churn {
 
 static void churn_reader(struct churn *c, unsigned seed)
 {
-	while (h_now() < c->end && !h_failures()) {
+	for (int round = 0;
+	     (round < CHURN_MIN_ROUNDS || h_now() < c->end) && !h_failures();
+	     round++) {
 		unsigned pg = (unsigned)rand_r(&seed) % NPAGES;
 		unsigned char v;
 		struct h_sig sig;
@@ -401,7 +463,9 @@ static void churn_reader(struct churn *c, unsigned seed)
 
 static void churn_remapper(struct churn *c, fl_object *o, unsigned seed)
 {
-	while (h_now() < c->end && !h_failures()) {
+	for (int round = 0;
+	     (round < CHURN_MIN_ROUNDS || h_now() < c->end) && !h_failures();
+	     round++) {
 		unsigned pg = (unsigned)rand_r(&seed) % (NPAGES - 8);
 		unsigned char *at = c->p + pg * PG;
 
