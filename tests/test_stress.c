@@ -2,7 +2,9 @@
 /*
  * Concurrency stress, bounded: a few seconds at most per case.  Time only
  * limits how long a case runs; what it checks is the data, the counters and
- * that every thread finishes.
+ * that every thread finishes.  What a check relies on having happened (an
+ * msync while writers write, a round, a churn) is waited for or counted,
+ * never assumed from the time: a busy machine may run a thread late.
  */
 #include "harness.h"
 
@@ -12,6 +14,7 @@
 #define WRITERS	    4
 #define SLOTS	    128 /* 8-byte words per quarter page */
 #define RUN_SECONDS 1.0
+#define MIN_ROUNDS  2 /* first_store_races and map churn, however slow */
 
 static unsigned char filebuf[NPAGES * PG];
 
@@ -50,12 +53,25 @@ static int word_ok(struct stress *c, const unsigned char *base, int pg, int t,
 	return h_mismatch(&w, 8, c->seed, off) == -1;
 }
 
+static unsigned long msyncs_done(struct stress *c)
+{
+	return __atomic_load_n(&c->msyncs, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Writers go on for the run's time and until two msyncs have completed
+ * since each had dirtied its quarter of every page: then some page was
+ * cleaned under the writers, and their final stores dirty it again.
+ */
 static void writer(struct stress *c, int t)
 {
 	unsigned char *m = t % 2 ? c->b : c->a;
+	unsigned long base = ~0ul; /* msyncs when every page was dirtied */
 	uint64_t k = 0;
 
-	while (h_now() < c->end && k < 5000000) {
+	while (h_now() < c->end || base == ~0ul || msyncs_done(c) < base + 2) {
+		if (k == 3) /* pages k % 3, stepping 3: all of them written */
+			base = msyncs_done(c);
 		k++;
 		__atomic_store_n(&c->progress[t], k, __ATOMIC_RELEASE);
 		for (int pg = (int)(k % 3); pg < NPAGES; pg += 3) {
@@ -98,14 +114,14 @@ static void reader(struct stress *c, int idx)
 static void syncer(struct stress *c, int use_dontneed)
 {
 	while (__atomic_load_n(&c->writers_done, __ATOMIC_ACQUIRE) < WRITERS) {
-		int flags = c->msyncs % 2 ? MS_SYNC : MS_ASYNC;
+		int flags = msyncs_done(c) % 2 ? MS_SYNC : MS_ASYNC;
 
 		if (fl_msync(c->e, c->a, NPAGES * PG, flags) != 0) {
 			h_fail(__FILE__, __LINE__, "fl_msync: %s",
 			       strerror(errno));
-			return;
+			break;
 		}
-		c->msyncs++;
+		__atomic_add_fetch(&c->msyncs, 1, __ATOMIC_RELEASE);
 		if (use_dontneed) {
 			size_t pg = c->dontneeds % (NPAGES - 3);
 
@@ -113,11 +129,14 @@ static void syncer(struct stress *c, int use_dontneed)
 				       MADV_DONTNEED) != 0) {
 				h_fail(__FILE__, __LINE__, "fl_madvise: %s",
 				       strerror(errno));
-				return;
+				break;
 			}
 			c->dontneeds++;
 		}
 	}
+	/* Failed: the writers wait for msyncs that will not come. */
+	if (h_failures())
+		__atomic_add_fetch(&c->msyncs, 1ul << 30, __ATOMIC_RELEASE);
 }
 
 static int dontneed_mode;
@@ -240,7 +259,8 @@ TEST(first_store_races)
 
 	h_file_create(&f, NPAGES * PG, 143);
 	o = h_open(e, &f, O_RDWR);
-	while (h_now() < end && rounds < 50 && !h_failures()) {
+	while ((rounds < MIN_ROUNDS || h_now() < end) && rounds < 50 &&
+	       !h_failures()) {
 		c.round = rounds;
 		c.s = h_map(e, NPAGES * PG, PROT_READ | PROT_WRITE, MAP_SHARED,
 			    o, 0);
@@ -317,7 +337,8 @@ static void churn_thread(int idx, void *arg)
 	if (idx == 0) {
 		double end = h_now() + RUN_SECONDS;
 
-		while (h_now() < end && c->churns < 2000) {
+		while ((c->churns < MIN_ROUNDS || h_now() < end) &&
+		       c->churns < 2000) {
 			unsigned char *a = fl_mmap(
 				c->e, NULL, 4 * PG, PROT_READ | PROT_WRITE,
 				MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
