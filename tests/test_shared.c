@@ -4,6 +4,7 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #define NPAGES 300 /* more than one readahead batch, not a multiple */
@@ -172,9 +173,11 @@ static unsigned char *slot(unsigned char *base, int r)
 	return base + (size_t)(r % 48) * PG + (size_t)(r / 48) * 8;
 }
 
+/* Wait (bounded) for the other thread's answer; yield meanwhile, as on a
+ * busy machine that thread may be waiting for this CPU. */
 static int wait_for(unsigned char *p, unsigned char v, struct pingpong *pp)
 {
-	double limit = h_now() + 10;
+	double limit = h_now() + H_WAIT_SECONDS;
 
 	while (__atomic_load_n(p, __ATOMIC_ACQUIRE) != v) {
 		if (__atomic_load_n(&pp->stuck, __ATOMIC_RELAXED))
@@ -183,6 +186,7 @@ static int wait_for(unsigned char *p, unsigned char v, struct pingpong *pp)
 			__atomic_store_n(&pp->stuck, 1, __ATOMIC_RELAXED);
 			return 0;
 		}
+		sched_yield();
 	}
 	return 1;
 }
