@@ -168,6 +168,11 @@ static int run_scenario(const struct bench_opts *opts, const struct scenario *s)
 	return s->run(&o);
 }
 
+static int scenario_selected(const char *name, int i)
+{
+	return !strcmp(name, "all") || !strcmp(name, scenarios[i].name);
+}
+
 int bench_main(int argc, char **argv)
 {
 	struct bench_opts o = {.dir = "/var/tmp", .runs = 0};
@@ -183,22 +188,26 @@ int bench_main(int argc, char **argv)
 			  "bench --help)");
 		return 2;
 	}
-	cleanup_on_fatal_signals("bench", 0);
-	for (i = 0; i < NR_SCENARIOS; i++) {
-		if (strcmp(name, "all") && strcmp(name, scenarios[i].name))
-			continue;
-		found = 1;
-		if (run_scenario(&o, &scenarios[i]) < 0)
-			ret = 1;
-		fflush(stdout);
-	}
-	alarm(0);
+	for (i = 0; i < NR_SCENARIOS; i++)
+		found |= scenario_selected(name, i);
 	if (!found) {
 		cli_error("bench: unknown scenario '%s' (anon, minor, "
 			  "livelock, seqscan, randread, retry or all)",
 			  name);
 		return 2;
 	}
+	/* Without userfaultfd, say so before any data file is written. */
+	if (cli_check_engine("bench") < 0)
+		return 1;
+	cleanup_on_fatal_signals("bench", 0);
+	for (i = 0; i < NR_SCENARIOS; i++) {
+		if (!scenario_selected(name, i))
+			continue;
+		if (run_scenario(&o, &scenarios[i]) < 0)
+			ret = 1;
+		fflush(stdout);
+	}
+	alarm(0);
 	return ret;
 }
 
@@ -311,8 +320,7 @@ fl_engine *bench_engine_create(void)
 	fl_config_init(&config);
 	engine = fl_engine_create(&config);
 	if (engine == NULL)
-		cli_error("bench: fl_engine_create failed: %s",
-			  strerror(errno));
+		cli_engine_error("bench", errno);
 	return engine;
 }
 

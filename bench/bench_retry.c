@@ -163,8 +163,7 @@ static fl_engine *retry_engine(int locked)
 	config.hold_map_lock_for_io = locked;
 	engine = fl_engine_create(&config);
 	if (engine == NULL)
-		cli_error("bench retry: fl_engine_create failed: %s",
-			  strerror(errno));
+		cli_engine_error("bench retry", errno);
 	return engine;
 }
 

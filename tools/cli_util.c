@@ -4,6 +4,8 @@
  */
 #include "cli_util.h"
 
+#include <faultline.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +13,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -132,6 +135,87 @@ int opt_value(int argc, char **argv, int *i, const char *name,
 		return -1;
 	}
 	return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Engines and the standard output
+ * ------------------------------------------------------------------------ */
+
+const char *cli_engine_hint(int err)
+{
+	switch (err) {
+	case EPERM:
+	case EACCES:
+		return " (userfaultfd needs root, "
+		       "vm.unprivileged_userfaultfd=1 "
+		       "or access to /dev/userfaultfd)";
+	case ENOSYS:
+		return " (no userfaultfd, or one without the features "
+		       "faultline "
+		       "needs: Linux 6.6 or later)";
+	case ENOTSUP:
+		return " (faultline needs a kernel with 4 KiB pages)";
+	default:
+		return "";
+	}
+}
+
+void cli_engine_error(const char *who, int err)
+{
+	cli_error("%s: fl_engine_create failed: %s%s", who, strerror(err),
+		  cli_engine_hint(err));
+}
+
+int cli_check_engine(const char *who)
+{
+	struct fl_config config;
+	fl_engine *engine;
+
+	fl_config_init(&config);
+	config.handler_threads = 1;
+	config.io_threads = 1;
+	config.print_stats_at_destroy = 0; /* a probe: nothing to report */
+	engine = fl_engine_create(&config);
+	if (engine == NULL) {
+		cli_engine_error(who, errno);
+		return -1;
+	}
+	if (fl_engine_destroy(engine) < 0) {
+		cli_error("%s: fl_engine_destroy failed: %s", who,
+			  strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void check_stdout(void)
+{
+	int pending = __fpending(stdout) > 0;
+	int err = 0, failed = 0;
+
+	if (fflush(stdout) != 0) {
+		err = errno;
+		failed = 1;
+	} else if (ferror(stdout)) {
+		failed = 1; /* an earlier write failed; its errno is gone */
+	}
+	/* A closed descriptor with nothing written to it is no error. */
+	if (fclose(stdout) != 0 && !failed && (pending || errno != EBADF)) {
+		err = errno;
+		failed = 1;
+	}
+	if (!failed)
+		return;
+	if (err)
+		cli_error("write error on standard output: %s", strerror(err));
+	else
+		cli_error("write error on standard output");
+	_exit(1); /* from an exit handler: exit() must not be called again */
+}
+
+void cli_check_stdout_at_exit(void)
+{
+	atexit(check_stdout);
 }
 
 const char *format_size(uint64_t bytes, char *buf, size_t len)

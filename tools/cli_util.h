@@ -41,6 +41,34 @@ int opt_value(int argc, char **argv, int *i, const char *name,
 /* Print "faultline: " and a formatted message to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ------------------------------------------------------------------------
+ * Engines and the standard output
+ * ------------------------------------------------------------------------ */
+
+/*
+ * What to do about an errno of fl_engine_create, as " (...)" to append to
+ * the message: userfaultfd not permitted (EPERM, EACCES), missing or too
+ * old (ENOSYS), another page size (ENOTSUP); "" for other errors.
+ */
+const char *cli_engine_hint(int err);
+
+/* Print "faultline: WHO: fl_engine_create failed: ERROR (hint)". */
+void cli_engine_error(const char *who, int err);
+
+/*
+ * Whether this process may make engines: make one and destroy it.  On
+ * failure print why (cli_engine_error) and return -1.  Called before
+ * anything is written (data files), so that a refusal leaves nothing.
+ */
+int cli_check_engine(const char *who);
+
+/*
+ * At exit, flush and close the standard output and check it: a write error
+ * (a full disk, /dev/full, a closed descriptor) prints a message and makes
+ * the exit status 1, so that lost output never looks like success.
+ */
+void cli_check_stdout_at_exit(void);
+
 /* Format a byte count for people ("64 MiB", "1.5 GiB", "4096 B"). */
 const char *format_size(uint64_t bytes, char *buf, size_t len);
 

@@ -459,12 +459,7 @@ static int demo_map(struct demo *d)
 	fl_config_init(&config);
 	d->engine = fl_engine_create(&config);
 	if (d->engine == NULL) {
-		cli_error("demo: fl_engine_create failed: %s%s",
-			  strerror(errno),
-			  errno == EPERM ? " (userfaultfd needs root, "
-					   "vm.unprivileged_userfaultfd=1 or "
-					   "access to /dev/userfaultfd)"
-					 : "");
+		cli_engine_error("demo", errno);
 		return -1;
 	}
 	d->object = fl_object_open(d->engine, d->data.path, O_RDWR);
@@ -966,6 +961,9 @@ int demo_main(int argc, char **argv)
 		d.size = 2 * d.limit;
 	if (demo_check_size(&d) < 0)
 		return 2;
+	/* Without userfaultfd, say so before writing anything. */
+	if (cli_check_engine("demo") < 0)
+		return 1;
 	d.pages = d.size / d.page;
 	d.private_end = d.pages;
 	d.anon_pages = d.pages;

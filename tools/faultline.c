@@ -139,6 +139,7 @@ int main(int argc, char **argv)
 	const struct command *c;
 	int ret;
 
+	cli_check_stdout_at_exit();
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
@@ -156,6 +157,5 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	ret = c->main(argc - 1, argv + 1);
-	fflush(stdout);
-	return ret;
+	return ret; /* a write error on stdout makes it 1 (at exit) */
 }
