@@ -268,6 +268,8 @@ uint64_t fl_object_size(const fl_object *object);
  * unmapped (as memory marked MADV_DONTFORK), since nothing would serve its
  * faults or track its stores.  The parent's mappings are untouched.  A
  * child must not use the parent's engines (their threads are not there).
+ * Do not move or resize a faultline mapping with mremap(2): faultline does
+ * not follow it, and accesses to the moved range would never be served.
  *
  * A MAP_SHARED mapping sees and makes the object's page cache: stores are
  * visible at once through every other shared mapping of the object and are
