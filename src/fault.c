@@ -21,9 +21,12 @@
  *   beyond the object  SIGBUS (UFFDIO_POISON), counted
  */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "fault.h"
@@ -33,6 +36,8 @@
 #include "readahead.h"
 #include "reclaim.h"
 #include "uffd.h"
+
+static int fault_is_stale(const struct fault *f);
 
 /* The fault-around window around a lone fault, in pages. */
 #define AROUND_START_PAGES 16
@@ -84,21 +89,32 @@ static int fault_empty_page(struct fault *f)
 	if (pte_get(pt, vpn) != PTE_PRIVATE) {
 		madvise((void *)f->addr, PAGE_SIZE, MADV_DONTNEED);
 		uffd_unprotect_quiet(f->e->uffd, f->addr, PAGE_SIZE);
-		pte_set(pt, vpn, PTE_NONE);
 		rc = 0;
 	}
 	pagetable_unlock(pt);
 	return rc;
 }
 
-/* Remember the poison, so that fault-around never maps over it. */
-static void fault_note_poison(struct fault *f)
+/*
+ * Record the poison before placing it, so that from the moment the thread
+ * is woken by it no claim (of another fault, say the thread's next one,
+ * whose window covers this page) can fill the page, and fault-around
+ * never maps over it.  Not over a private page: -1 then (the thread's own
+ * page stays).  Map lock held.
+ */
+static int fault_mark_poison(struct fault *f)
 {
 	struct pagetable *pt = &f->e->pagetable;
+	uint64_t vpn = f->addr >> PAGE_SHIFT;
+	int rc = 0;
 
 	pagetable_lock(pt);
-	pte_set(pt, f->addr >> PAGE_SHIFT, PTE_POISON); /* best effort */
+	if (pte_get(pt, vpn) == PTE_PRIVATE)
+		rc = -1;
+	else
+		pte_set(pt, vpn, PTE_POISON); /* best effort */
 	pagetable_unlock(pt);
+	return rc;
 }
 
 static void fault_forget_poison(struct fault *f)
@@ -113,9 +129,25 @@ static void fault_forget_poison(struct fault *f)
 }
 
 /*
+ * The poison could not be placed (the entry could not be emptied: an ioctl
+ * failing): queue SIGBUS for the faulting thread itself, so that it is
+ * delivered when the woken thread returns to user space, before it retries
+ * the access.  Only the kernel may send BUS_ADRERR to another thread: this
+ * one comes as SI_QUEUE, with si_addr set all the same.
+ */
+static void fault_signal_thread(struct fault *f)
+{
+	siginfo_t info = {.si_signo = SIGBUS, .si_code = SI_QUEUE};
+
+	info.si_addr = (void *)f->addr;
+	syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)f->tid, SIGBUS, &info);
+}
+
+/*
  * Every mapping kind and every prior state of the entry (never mapped,
  * mapped, evicted, write-protected, the zero page) ends in the poison, so
- * the thread gets exactly one SIGBUS instead of faulting again forever.
+ * the thread gets exactly one SIGBUS instead of faulting again forever;
+ * where the poison cannot be placed, the signal is sent to the thread.
  * Only a private page of the thread's own stops it (then it is woken and
  * finds its page).
  */
@@ -123,16 +155,25 @@ enum fault_result fault_sigbus(struct fault *f)
 {
 	f->signalled = 1;
 	COUNT(f, errors, 1);
+	if (fault_mark_poison(f)) { /* the thread's own page */
+		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
+		return FAULT_DONE;
+	}
 	for (int tries = 0; tries < 16; tries++) {
-		if (uffd_poison(f->e->uffd, f->addr, PAGE_SIZE) == 0) {
-			fault_note_poison(f); /* it woke the thread */
-			return FAULT_DONE;
-		}
+		if (uffd_poison(f->e->uffd, f->addr, PAGE_SIZE) == 0)
+			return FAULT_DONE; /* it woke the thread */
 		if (errno == EAGAIN)
 			continue; /* an mm change in flight */
-		if (errno != EEXIST || fault_empty_page(f))
-			break; /* unregistered, or the thread's own page */
+		if (errno != EEXIST)
+			break;
+		if (fault_empty_page(f)) { /* the thread's own page */
+			uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
+			return FAULT_DONE;
+		}
 	}
+	/* Not poisoned after all: a later fault there is served again. */
+	fault_forget_poison(f);
+	fault_signal_thread(f);
 	uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
 	return FAULT_DONE;
 }
@@ -200,25 +241,83 @@ static int claim_private(struct fault *f, uint64_t vpn, struct fl_group **over)
 	return old;
 }
 
+/*
+ * Undo claim_private (the ioctl that was to make the page failed): the
+ * entry goes back to old and the charge is given back.  Map lock held.
+ */
+static void unclaim_private(struct fault *f, uint64_t vpn, int old)
+{
+	struct pagetable *pt = &f->e->pagetable;
+
+	pagetable_lock(pt);
+	if (pte_get(pt, vpn) == PTE_PRIVATE &&
+	    pte_set(pt, vpn, (enum pte_state)old) >= 0) {
+		atomic_fetch_sub(&f->m->group->private_pages, 1);
+		group_uncharge(f->m->group, 1);
+	}
+	pagetable_unlock(pt);
+}
+
 /* ---- anonymous memory --------------------------------------------------- */
 
 #define ANON_WINDOW_MAX 512
+
+/*
+ * A resolving ioctl failed for part of the run [start, start + pages):
+ * forget the claims (as state) of the pages it left unmapped, uncharging
+ * private ones, so that a later fault claims them again instead of finding
+ * them claimed and never filled.  If what is mapped cannot be known, the
+ * claims stay.  Map lock held.
+ */
+static void anon_unclaim_unmapped(struct fault *f, uintptr_t start,
+				  size_t pages, enum pte_state state)
+{
+	struct pagetable *pt = &f->e->pagetable;
+	unsigned char present[ANON_WINDOW_MAX];
+	uint64_t freed = 0;
+
+	if (uffd_present_pages(f->e->pagemap_fd, start, pages << PAGE_SHIFT,
+			       present) < 0)
+		return;
+	pagetable_lock(pt);
+	for (size_t i = 0; i < pages; i++) {
+		uint64_t vpn = (start >> PAGE_SHIFT) + i;
+
+		if (present[i] || pte_get(pt, vpn) != state)
+			continue;
+		pte_set(pt, vpn, PTE_NONE);
+		freed += state == PTE_PRIVATE;
+	}
+	pagetable_unlock(pt);
+	if (freed) {
+		atomic_fetch_sub(&f->m->group->private_pages, freed);
+		group_uncharge(f->m->group, freed);
+	}
+}
 
 /*
  * Map the zero page over a run, write-protected so that stores are seen.
  * A store by another thread can land between the two ioctls and make a
  * private page unseen: find such pages and record them.  Returns how many.
  */
-static long anon_zero_run(struct fault *f, uintptr_t start, size_t pages)
+static long anon_zero_run(struct fault *f, uintptr_t start, size_t pages,
+			  int *failed)
 {
 	struct pagetable *pt = &f->e->pagetable;
 	unsigned char written[ANON_WINDOW_MAX];
-	long n;
+	size_t len = pages << PAGE_SHIFT;
+	long n = uffd_zeropage(f->e->uffd, f->e->pagemap_fd, start, len);
 
-	uffd_zeropage(f->e->uffd, f->e->pagemap_fd, start, pages << PAGE_SHIFT);
-	uffd_writeprotect(f->e->uffd, start, pages << PAGE_SHIFT, 1);
-	n = uffd_exclusive_pages(f->e->pagemap_fd, start, pages << PAGE_SHIFT,
-				 written);
+	if (n != (long)pages)
+		*failed = 1;
+	if (uffd_writeprotect(f->e->uffd, start, len, 1)) {
+		/* Unprotected, a store would go unseen: take it all back. */
+		madvise((void *)start, len, MADV_DONTNEED);
+		*failed = 1;
+	}
+	if (*failed)
+		anon_unclaim_unmapped(f, start, pages, PTE_ZERO);
+	n = uffd_exclusive_pages(f->e->pagemap_fd, start, len, written);
 	if (n <= 0)
 		return 0;
 	pagetable_lock(pt);
@@ -282,9 +381,11 @@ static long anon_claim(struct fault *f, uintptr_t lo, size_t n,
 /*
  * Fill [lo, hi): zeroed private pages, or the zero page.  Returns the
  * number of private pages made, or -EDQUOT with *over set (see anon_claim).
+ * *failed is set if an ioctl failed (the pages it left are unclaimed).
  */
 static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
-			     enum pte_state state, struct fl_group **over)
+			     enum pte_state state, struct fl_group **over,
+			     int *failed)
 {
 	unsigned char claimed[ANON_WINDOW_MAX];
 	size_t n = (hi - lo) >> PAGE_SHIFT;
@@ -302,12 +403,18 @@ static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 			j++;
 			continue;
 		}
-		if (state == PTE_PRIVATE)
+		if (state == PTE_PRIVATE) {
 			done = uffd_copy(f->e->uffd, f->e->pagemap_fd, start,
 					 f->e->zero_buffer,
 					 (j - i) << PAGE_SHIFT);
-		else
-			done = anon_zero_run(f, start, j - i);
+			if (done != (long)(j - i)) {
+				*failed = 1;
+				anon_unclaim_unmapped(f, start, j - i,
+						      PTE_PRIVATE);
+			}
+		} else {
+			done = anon_zero_run(f, start, j - i, failed);
+		}
 		filled += done > 0 ? done : 0;
 	}
 	return filled;
@@ -368,9 +475,16 @@ static enum fault_result fault_anon_wp(struct fault *f)
 		return fault_wait_memory(f, over, 1);
 	if (old < 0)
 		return fault_sigbus(f);
+	/* Counted before the ioctl wakes the thread; taken back if it fails. */
 	if (old == PTE_ZERO)
 		COUNT(f, zero_fills, 1);
-	uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0); /* wakes */
+	if (uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0)) { /* wakes */
+		if (old == PTE_ZERO)
+			COUNT(f, zero_fills, (uint64_t)-1);
+		if (old != PTE_PRIVATE)
+			unclaim_private(f, f->addr >> PAGE_SHIFT, old);
+		return fault_sigbus(f);
+	}
 	return FAULT_DONE;
 }
 
@@ -385,6 +499,7 @@ static enum fault_result fault_anon(struct fault *f)
 	struct fl_group *over;
 	uintptr_t lo, hi;
 	long filled;
+	int failed = 0;
 
 	fault_count_first(f, 0);
 	if (f->wp && !f->write) { /* stale: the mapping is read-only now */
@@ -400,9 +515,11 @@ static enum fault_result fault_anon(struct fault *f)
 		hi = lo + PAGE_SIZE;
 	}
 	filled = anon_fill_window(f, lo, hi, f->write ? PTE_PRIVATE : PTE_ZERO,
-				  &over);
+				  &over, &failed);
 	if (filled == -EDQUOT)
 		return fault_wait_memory(f, over, 1);
+	if (failed && !fault_is_stale(f)) /* the faulting page is not there */
+		return fault_sigbus(f);
 	COUNT(f, zero_fills, (uint64_t)filled);
 	uffd_wake(f->e->uffd, lo, hi - lo);
 	return FAULT_DONE;
@@ -443,6 +560,7 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 struct around {
 	struct fault *f;
 	int wp;
+	int failed; /* an ioctl failed: the faulting page may be unmapped */
 };
 
 /* Map a run of cached pages, stepping over poisoned ones (the poison
@@ -465,6 +583,8 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 
 		if (n > 0)
 			COUNT(a->f, pages_mapped, (uint64_t)n);
+		else if (n < 0)
+			a->failed = 1;
 		at = stop + PAGE_SIZE;
 	}
 }
@@ -472,10 +592,10 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 /* Map the cached pages of [lo, hi), then wake the threads waiting there.
  * Map lock held; takes the cache lock (read) while mapping, so that no
  * page is removed while it is being mapped. */
-static void fault_around_range(struct fault *f, struct fl_object *o,
-			       uintptr_t lo, uintptr_t hi)
+static int fault_around_range(struct fault *f, struct fl_object *o,
+			      uintptr_t lo, uintptr_t hi)
 {
-	struct around a = {f, o->store != NULL};
+	struct around a = {f, o->store != NULL, 0};
 	uint64_t last = mapping_index(f->m, hi - 1);
 
 	if (last >= o->nr_pages)
@@ -483,7 +603,11 @@ static void fault_around_range(struct fault *f, struct fl_object *o,
 	if (lo < hi && mapping_index(f->m, lo) <= last)
 		pagecache_for_each_run(o, mapping_index(f->m, lo), last,
 				       fault_around_run, &a);
-	uffd_wake(f->e->uffd, lo, hi - lo);
+	if (!a.failed || fault_is_stale(f)) {
+		uffd_wake(f->e->uffd, lo, hi - lo);
+		return 0;
+	}
+	return -1; /* the faulting page is not mapped: not woken */
 }
 
 /*
@@ -520,7 +644,7 @@ static unsigned fault_around_pages(struct fault *f, int *sequential)
  * waking it early only brings its next fault to a second handler that maps
  * the same range at the same time, which measured slower than one.
  */
-static void fault_around(struct fault *f, struct fl_object *o)
+static int fault_around(struct fault *f, struct fl_object *o)
 {
 	int sequential;
 	unsigned pages = fault_around_pages(f, &sequential);
@@ -534,7 +658,7 @@ static void fault_around(struct fault *f, struct fl_object *o)
 			     ? lo + ((uintptr_t)pages << PAGE_SHIFT)
 			     : f->m->end;
 	}
-	fault_around_range(f, o, lo, hi);
+	return fault_around_range(f, o, lo, hi);
 }
 
 /*
@@ -588,6 +712,8 @@ static int fault_dismiss(struct fault *f, int stale)
 static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
 				       struct fl_page *page, int mapped)
 {
+	int failed;
+
 	if (!page_trylock(page))
 		return fault_wait_page(f, page);
 	if (mapped && fault_dismiss(f, fault_predates_clean(f, page))) {
@@ -601,12 +727,14 @@ static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
 	if (o->store && pagecache_mark_dirty(o, page))
 		COUNT(f, wp_faults, 1);
 	if (mapped) /* write-protected in this view: lift it (wakes) */
-		uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
+		failed = uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
 	else
-		uffd_continue(f->e->uffd, f->e->pagemap_fd, f->addr, PAGE_SIZE,
-			      0);
+		failed = uffd_continue(f->e->uffd, f->e->pagemap_fd, f->addr,
+				       PAGE_SIZE, 0) < 0;
 	page_unlock(page);
 	page_put(page);
+	if (failed) /* dirty, but not writable here: it cannot go on */
+		return fault_sigbus(f);
 	return FAULT_DONE;
 }
 
@@ -622,7 +750,7 @@ static enum fault_result fault_cow(struct fault *f, int mapped,
 				   struct fl_page *page)
 {
 	struct fl_group *over;
-	int old = claim_private(f, f->addr >> PAGE_SHIFT, &over);
+	int old = claim_private(f, f->addr >> PAGE_SHIFT, &over), failed;
 
 	if (old == -EDQUOT) {
 		f->held_page = page; /* put by the retry, or the cancel */
@@ -630,13 +758,21 @@ static enum fault_result fault_cow(struct fault *f, int mapped,
 	}
 	if (old < 0)
 		return fault_sigbus(f);
+	/* Counted before the ioctl wakes the thread; taken back if it fails. */
 	if (old == PTE_NONE)
 		COUNT(f, cow_copies, 1);
 	if (mapped)
-		uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
+		failed = uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
 	else
-		uffd_continue(f->e->uffd, f->e->pagemap_fd, f->addr, PAGE_SIZE,
-			      0);
+		failed = uffd_continue(f->e->uffd, f->e->pagemap_fd, f->addr,
+				       PAGE_SIZE, 0) < 0;
+	if (failed) { /* no copy was made: give its charge back */
+		if (old == PTE_NONE)
+			COUNT(f, cow_copies, (uint64_t)-1);
+		if (old != PTE_PRIVATE)
+			unclaim_private(f, f->addr >> PAGE_SHIFT, old);
+		return fault_sigbus(f);
+	}
 	return FAULT_DONE;
 }
 
@@ -671,8 +807,8 @@ static enum fault_result fault_file(struct fault *f)
 	if (f->write && f->m->kind == MAP_KIND_SHARED) {
 		enum fault_result r = fault_mkwrite(f, o, page, f->wp);
 
-		if (r != FAULT_DONE)
-			return r; /* waiting: retried, or parked elsewhere */
+		if (r != FAULT_DONE || f->signalled)
+			return r; /* waiting (retried, or parked), or SIGBUS */
 	} else {
 		/* The cache page is held while the copy is charged, so that
 		 * reclaim for that charge cannot take the page to be copied. */
@@ -688,8 +824,8 @@ static enum fault_result fault_file(struct fault *f)
 	}
 	if (f->wp) /* resolved by lifting the protection; wake it */
 		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
-	else
-		fault_around(f, o);
+	else if (fault_around(f, o))
+		return fault_sigbus(f); /* the page could not be mapped */
 	return FAULT_DONE;
 }
 

@@ -106,19 +106,22 @@ static void fault_reclaim_work(struct fl_engine *e, struct work *w)
 							: RECLAIM_AT_LEAST;
 
 	/*
-	 * Pages being read or written are busy, not gone: while the group
-	 * has pages on its lists, keep trying a while (this is an I/O
-	 * thread; no handler waits).  With none, only memory that cannot
-	 * be reclaimed is left: OOM at once.
+	 * Pages being read or written are busy, not gone: while reclaim
+	 * passes over busy pages, keep trying a while (this is an I/O
+	 * thread; no handler waits).  With none busy, what is left cannot
+	 * be reclaimed (private or shared anonymous memory, pages whose
+	 * writeback fails): OOM at once.
 	 */
 	for (int tries = 0; tries < RECLAIM_TRIES; tries++) {
-		if (reclaim_group(g, want) > 0 ||
+		uint64_t busy;
+
+		if (reclaim_group_busy(g, want, &busy) > 0 ||
 		    atomic_load(&g->usage) + f->mem_pages <=
 			    atomic_load(&g->max)) {
 			fault_memory_resume_work(e, w);
 			return;
 		}
-		if (!reclaim_lru_pages(g))
+		if (!busy)
 			break;
 		usleep(1000);
 	}

@@ -14,6 +14,7 @@
  * or read, until its retry has mapped it (see fault_blocks).  Only the
  * comparison mode (hold_map_lock_for_io) waits with the map lock held.
  */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "engine.h"
@@ -25,13 +26,41 @@
 #define fault_of(ptr, member)                                                  \
 	((struct fault *)((char *)(ptr)-offsetof(struct fault, member)))
 
+/*
+ * Records of faults that parked come back here when they are done, and
+ * handlers take them before they allocate: records circulate, so that the
+ * engine keeps serving faults even when no memory can be allocated.
+ */
+#define RECORD_POOL_MAX 256
+
+static pthread_mutex_t record_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fault *record_pool; /* linked through their parked_page */
+static unsigned record_pool_nr;
+
 struct fault *fault_alloc(void)
 {
-	return malloc(sizeof(struct fault));
+	struct fault *f;
+
+	pthread_mutex_lock(&record_pool_lock);
+	f = record_pool;
+	if (f) {
+		record_pool = (struct fault *)f->parked_page;
+		record_pool_nr--;
+	}
+	pthread_mutex_unlock(&record_pool_lock);
+	return f ? f : malloc(sizeof(struct fault));
 }
 
 void fault_free(struct fault *f)
 {
+	pthread_mutex_lock(&record_pool_lock);
+	if (record_pool_nr < RECORD_POOL_MAX) {
+		f->parked_page = (struct fl_page *)record_pool;
+		record_pool = f;
+		record_pool_nr++;
+		f = NULL;
+	}
+	pthread_mutex_unlock(&record_pool_lock);
 	free(f);
 }
 

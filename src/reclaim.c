@@ -12,7 +12,8 @@
 #include "object.h"
 #include "reclaim.h"
 
-#define RECLAIM_BATCH 256 /* pages taken off the lists per lock hold */
+#define RECLAIM_BATCH	    256 /* pages taken off the lists per lock hold */
+#define RECLAIM_IDLE_ROUNDS 8	/* rounds in a row that free nothing: stop */
 
 /* ---- the lists: circular, doubly linked, head = most recent ------------- */
 
@@ -136,6 +137,8 @@ struct reclaim_batch {
 	struct fl_page *unmap[RECLAIM_BATCH], *dirty[RECLAIM_BATCH],
 		*evict[RECLAIM_BATCH];
 	unsigned nr_unmap, nr_dirty, nr_evict, activated;
+	unsigned busy;	/* locked, under writeback, or being read */
+	unsigned stuck; /* could not be punched out */
 };
 
 static int take_refs(struct fl_page *p)
@@ -184,6 +187,7 @@ static void scan_page(struct lru *lru, struct fl_page *p,
 		b->unmap[b->nr_unmap++] = p;
 	} else if ((fl & (PG_LOCKED | PG_WRITEBACK)) || !(fl & PG_UPTODATE)) {
 		lru_push_inactive(lru, p); /* busy: later */
+		b->busy++;
 	} else if (fl & PG_DIRTY) {
 		lru_push_inactive(lru, p);
 		if (b->nr_dirty < RECLAIM_BATCH && take_refs(p))
@@ -307,7 +311,7 @@ static int evictable(struct fl_object *o, struct fl_page *p)
  * of the memfd (out of every view at once) in one call per contiguous part,
  * under the cache lock so that no fault maps them meanwhile.
  */
-static uint64_t evict_run(struct fl_page **v, unsigned n)
+static uint64_t evict_run(struct fl_page **v, unsigned n, unsigned *stuck)
 {
 	struct fl_object *o = v[0]->object;
 	unsigned char locked[RECLAIM_BATCH], gone[RECLAIM_BATCH];
@@ -331,6 +335,7 @@ static uint64_t evict_run(struct fl_page **v, unsigned n)
 			      (off_t)((j - k) << PAGE_SHIFT))) {
 			/* Still resident: keep the pages and their charge. */
 			memset(gone + k, 0, j - k);
+			*stuck += j - k;
 			continue;
 		}
 		for (unsigned i = k; i < j; i++)
@@ -357,7 +362,7 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 	qsort(b->evict, b->nr_evict, sizeof(b->evict[0]), page_order);
 	for (unsigned i = 0, len; i < b->nr_evict; i += len) {
 		len = run_length(b->evict, i, b->nr_evict);
-		freed += evict_run(b->evict + i, len);
+		freed += evict_run(b->evict + i, len, &b->stuck);
 	}
 	for (unsigned i = 0; i < b->nr_evict; i++)
 		drop_refs(b->evict[i]); /* the last put uncharges */
@@ -366,8 +371,9 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 }
 
 /* One batch from g's lists; returns pages freed, *progress if anything
- * moved (a page unmapped, written, activated or freed). */
-static uint64_t shrink_group(struct fl_group *g, int *progress)
+ * moved (a page unmapped, written, activated or freed), and adds to *busy
+ * the pages that could not go only because they were busy. */
+static uint64_t shrink_group(struct fl_group *g, int *progress, uint64_t *busy)
 {
 	struct reclaim_batch b = {.nr_unmap = 0};
 	uint64_t freed;
@@ -377,6 +383,7 @@ static uint64_t shrink_group(struct fl_group *g, int *progress)
 	*progress = b.nr_unmap + b.activated + write_pages(g, &b) > 0;
 	freed = evict_pages(g, &b);
 	*progress |= freed > 0;
+	*busy += b.busy + (b.nr_evict - freed - b.stuck);
 	return freed;
 }
 
@@ -411,44 +418,45 @@ static struct fl_group **subtree_pin(struct fl_group *g, unsigned *nr)
 	return v;
 }
 
-uint64_t reclaim_lru_pages(struct fl_group *g)
+uint64_t reclaim_group(struct fl_group *g, uint64_t want)
 {
-	unsigned nr;
-	struct fl_group **v = subtree_pin(g, &nr);
-	uint64_t pages = 0;
+	uint64_t busy;
 
-	for (unsigned i = 0; i < nr; i++) {
-		struct lru *lru = &v[i]->lru;
-
-		pthread_mutex_lock(&lru->lock);
-		pages += lru->nr_inactive + lru->nr_active;
-		pthread_mutex_unlock(&lru->lock);
-		atomic_fetch_sub(&v[i]->pins, 1);
-	}
-	free(v);
-	return pages;
+	return reclaim_group_busy(g, want, &busy);
 }
 
-uint64_t reclaim_group(struct fl_group *g, uint64_t want)
+uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want, uint64_t *busy)
 {
 	unsigned nr;
 	struct fl_group **v;
 	uint64_t freed = 0;
 	int progress = 1;
 
+	*busy = 0;
 	fl_assert_may_block(); /* it takes the map lock, writes back */
 	v = subtree_pin(g, &nr);
 
-	/* Rounds over every group until enough is freed or nothing moves. */
-	for (unsigned round = 0; freed < want && progress && round < 4096;
+	/*
+	 * Rounds over every group until enough is freed or nothing moves.
+	 * A page needs a few rounds (unmapped for its second chance, written
+	 * back, then evicted), but rounds that free nothing are bounded: pages
+	 * that keep moving without ever going (activated and balanced back,
+	 * or dirty with writeback failing) must not keep reclaim spinning.
+	 */
+	for (unsigned round = 0, idle = 0;
+	     freed < want && progress && idle < RECLAIM_IDLE_ROUNDS &&
+	     round < 4096;
 	     round++) {
+		uint64_t before = freed;
+
 		progress = 0;
 		for (unsigned i = 0; i < nr && freed < want; i++) {
 			int moved;
 
-			freed += shrink_group(v[i], &moved);
+			freed += shrink_group(v[i], &moved, busy);
 			progress |= moved;
 		}
+		idle = freed > before ? 0 : idle + 1;
 	}
 	if (getenv("FL_DEBUG_RECLAIM"))
 		fprintf(stderr, "reclaim %s want %lu freed %lu groups %u\n",

@@ -33,9 +33,13 @@ void lru_mark_accessed(struct fl_page *page);
  * locks briefly, and writes dirty pages back).  Returns pages freed.
  */
 uint64_t reclaim_group(struct fl_group *g, uint64_t want);
-/* Pages on the lists of g and the groups below it: what reclaim could
- * free, given time (busy pages included). */
-uint64_t reclaim_lru_pages(struct fl_group *g);
+/*
+ * As reclaim_group, and *busy is how many pages it passed over only
+ * because they were busy (locked, under writeback, being read): pages that
+ * a later try may free.  Pages that cannot go for other reasons (dirty
+ * pages whose writeback fails, punches that fail) are not busy.
+ */
+uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want, uint64_t *busy);
 /* Queue a reclaim of g down to its high limit, unless one is queued. */
 void reclaim_background(struct fl_group *g);
 

@@ -155,8 +155,9 @@ int uffd_page_flags(int pagemap, uintptr_t addr)
 	return UFFD_PAGE_PRESENT | (e & PM_UFFD_WP ? UFFD_PAGE_WP : 0);
 }
 
-long uffd_exclusive_pages(int pagemap, uintptr_t start, size_t len,
-			  unsigned char *exclusive)
+/* Mark in out[i] whether page i of the range has all of the bits want. */
+static long pagemap_match(int pagemap, uintptr_t start, size_t len,
+			  uint64_t want, unsigned char *out)
 {
 	uint64_t entry[PM_BATCH];
 	size_t n = len / PAGE_SIZE;
@@ -168,11 +169,23 @@ long uffd_exclusive_pages(int pagemap, uintptr_t start, size_t len,
 		    (ssize_t)(n * sizeof(entry[0])))
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		exclusive[i] = (entry[i] & PM_PRESENT) &&
-			       (entry[i] & PM_MMAP_EXCLUSIVE);
-		found += exclusive[i];
+		out[i] = (entry[i] & want) == want;
+		found += out[i];
 	}
 	return found;
+}
+
+long uffd_exclusive_pages(int pagemap, uintptr_t start, size_t len,
+			  unsigned char *exclusive)
+{
+	return pagemap_match(pagemap, start, len,
+			     PM_PRESENT | PM_MMAP_EXCLUSIVE, exclusive);
+}
+
+long uffd_present_pages(int pagemap, uintptr_t start, size_t len,
+			unsigned char *present)
+{
+	return pagemap_match(pagemap, start, len, PM_PRESENT, present);
 }
 
 /*
@@ -202,7 +215,8 @@ static long uffd_resolve_range(int uffd, int pagemap, uintptr_t start,
 		if (done > 0) { /* partial progress: go on from there */
 			pages += (long)(done / PAGE_SIZE);
 			start += (uintptr_t)done;
-			arg = (const char *)arg + (arg_step ? done : 0);
+			if (arg_step)
+				arg = (const char *)arg + done;
 			continue;
 		}
 		if (errno == EEXIST || done == -EEXIST) {
@@ -210,7 +224,8 @@ static long uffd_resolve_range(int uffd, int pagemap, uintptr_t start,
 			uintptr_t next =
 				skip_populated(pagemap, start + PAGE_SIZE, end);
 
-			arg = (const char *)arg + (arg_step ? next - start : 0);
+			if (arg_step)
+				arg = (const char *)arg + (next - start);
 			start = next;
 			continue;
 		}

@@ -59,6 +59,11 @@ int uffd_page_flags(int pagemap, uintptr_t addr);
 long uffd_exclusive_pages(int pagemap, uintptr_t start, size_t len,
 			  unsigned char *exclusive);
 
+/* Mark in present[i] whether page i of [start, start + len) (at most 512
+ * pages) is mapped.  Returns how many, or -1 if unknown. */
+long uffd_present_pages(int pagemap, uintptr_t start, size_t len,
+			unsigned char *present);
+
 /* Open a userfaultfd (system call, else /dev/userfaultfd) with our API. */
 int uffd_open(void);
 int uffd_register(int uffd, uintptr_t start, size_t len, enum uffd_modes m);
