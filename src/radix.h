@@ -38,7 +38,9 @@ void *radix_next(const struct radix *tree, uint64_t *index, uint64_t last);
 /*
  * Gang lookup: store up to max entries with indices in [*index, last], in
  * index order, into items[] (and their indices into indices[]).  Returns
- * how many; *index is left just past the last one returned.
+ * how many; *index is left just past the last index looked at, which may
+ * be beyond the last one returned, and is 0 if that wrapped past
+ * UINT64_MAX: a caller that loops stops when *index is 0 or past last.
  */
 unsigned radix_gang(const struct radix *tree, uint64_t *index, uint64_t last,
 		    void **items, uint64_t *indices, unsigned max);
