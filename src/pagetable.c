@@ -32,7 +32,11 @@ int pte_set(struct pagetable *pt, uint64_t vpn, enum pte_state state)
 	    radix_insert(&pt->entries, vpn, (void *)(uintptr_t)state))
 		return -1;
 	pt->nr_private += (state == PTE_PRIVATE) - (old == PTE_PRIVATE);
-	pt->nr_poisoned += (state == PTE_POISON) - (old == PTE_POISON);
+	/* Read without the lock by pagetable_next_poisoned: atomic. */
+	__atomic_fetch_add(
+		&pt->nr_poisoned,
+		(uint64_t)((state == PTE_POISON) - (old == PTE_POISON)),
+		__ATOMIC_RELAXED);
 	if (state == PTE_NONE)
 		radix_delete(&pt->entries, vpn);
 	else if (old != PTE_NONE)
@@ -54,7 +58,7 @@ uint64_t pagetable_clear(struct pagetable *pt, uint64_t first, uint64_t last)
 			break;
 	}
 	pt->nr_private -= private;
-	pt->nr_poisoned -= poisoned;
+	__atomic_fetch_sub(&pt->nr_poisoned, poisoned, __ATOMIC_RELAXED);
 	pagetable_unlock(pt);
 	return private;
 }

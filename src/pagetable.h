@@ -25,7 +25,7 @@ struct pagetable {
 	pthread_mutex_t lock;
 	struct radix entries;
 	uint64_t nr_private;  /* PTE_PRIVATE entries */
-	uint64_t nr_poisoned; /* PTE_POISON entries */
+	uint64_t nr_poisoned; /* PTE_POISON entries (atomic: read unlocked) */
 };
 
 void pagetable_init(struct pagetable *pt);
