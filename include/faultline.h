@@ -13,11 +13,14 @@
  * pointer is EINVAL everywhere.  All calls are thread-safe.
  *
  * Faults that cannot be served (a store read error, a page wholly beyond
- * the end of the object) reach the faulting thread as SIGBUS with si_addr
- * set, as with mmap; a system call handed such an address fails with
- * EFAULT.  The page then stays poisoned: later accesses raise SIGBUS
- * without reaching faultline (so `errors` counts each poisoning once)
- * until fl_madvise(MADV_DONTNEED) or fl_munmap of the page clears it.
+ * the end of the object, no memory under FL_OOM_FAIL) reach the faulting
+ * thread as one SIGBUS with si_addr set, as with mmap; a system call handed
+ * such an address fails with EFAULT.  The page then stays poisoned: later
+ * accesses raise SIGBUS without reaching faultline (so `errors` counts each
+ * poisoning once) until fl_madvise(MADV_DONTNEED) or fl_munmap of the page
+ * clears it.  Only if the kernel refuses faultline's own calls to place
+ * the poison is the SIGBUS sent to the thread directly (si_code SI_QUEUE,
+ * si_addr still set), for that access alone.
  *
  * Requirements: Linux >= 6.6 with userfaultfd, and permission to use it
  * (root, vm.unprivileged_userfaultfd=1, or read/write access to
@@ -460,7 +463,7 @@ struct fl_stats {
 				      its range, shared mappings only) */
 	uint64_t cached_pages;	   /* page-cache pages now (engine only) */
 	uint64_t errors;	   /* faults answered with SIGBUS */
-	uint64_t writeback_errors; /* store writes that failed */
+	uint64_t writeback_errors; /* pages whose store write failed */
 	uint64_t fault_messages;   /* userfaultfd messages handled (engine) */
 	uint64_t retries;	   /* fault attempts retried after blocking */
 	uint64_t private_pages;	   /* private copies and anonymous pages now */
@@ -480,8 +483,9 @@ int fl_mapping_stats(fl_engine *engine, const void *addr,
 /*
  * How long the map lock was held by faults, and how long map, unmap and
  * protect waited for it, since the engine was made or the last reset.
- * Quantiles come from a histogram with power-of-two buckets (each figure
- * is the upper end of its bucket, so within a factor of two).
+ * Quantiles come from a histogram with log-linear buckets, four per power
+ * of two (each figure is the upper end of its bucket, so within 25%, and
+ * never above the largest value seen).
  */
 struct fl_lock_stats {
 	uint64_t fault_holds; /* fault attempts that held the lock */
