@@ -467,6 +467,18 @@ struct fl_stats {
 	uint64_t fault_messages;   /* userfaultfd messages handled (engine) */
 	uint64_t retries;	   /* fault attempts retried after blocking */
 	uint64_t private_pages;	   /* private copies and anonymous pages now */
+	/* Readahead: did it pay?  Pages read from a store beyond the page a
+	 * fault needed (read-around and windows read ahead), those a fault
+	 * then used, and those evicted before any fault used them (engine
+	 * only: eviction has no mapping). */
+	uint64_t readahead_pages;
+	uint64_t readahead_used;
+	uint64_t readahead_evicted;
+	/* Store reads submitted, and the sum over them of the reads then in
+	 * flight in the engine (this one included): their ratio is the mean
+	 * queue depth the store saw (engine only). */
+	uint64_t store_reads;
+	uint64_t store_read_depth;
 };
 
 /* Statistics of the whole engine (counters since creation). */

@@ -64,6 +64,7 @@ struct fl_engine {
 	_Atomic uint64_t dismissed_batch[256]; /* when */
 
 	struct counters stats;
+	_Atomic uint64_t reads_in_flight; /* store reads now (queue depth) */
 	_Atomic uint64_t dirty_pages;
 	_Atomic uint64_t cached_pages;
 

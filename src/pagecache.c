@@ -112,6 +112,15 @@ long pagecache_start_read(struct fl_object *o, uint64_t index,
 	return (long)n;
 }
 
+/* A store read starts: counted, with the queue depth it joins. */
+static void store_read_begin(struct fl_engine *e)
+{
+	uint64_t depth = atomic_fetch_add(&e->reads_in_flight, 1) + 1;
+
+	count_add(&e->stats, store_reads, 1);
+	count_add(&e->stats, store_read_depth, depth);
+}
+
 /* Read [index, index+count) from the store into the memfd. */
 static int store_read_pages(struct fl_object *o, uint64_t index,
 			    unsigned long count)
@@ -123,8 +132,12 @@ static int store_read_pages(struct fl_object *o, uint64_t index,
 	if (!o->store) /* anonymous shared memory: the memfd's zeros */
 		return madvise(buf, len, MADV_POPULATE_WRITE) ? -errno : 0;
 	while (done < valid) {
-		ssize_t r = o->store->ops->read(o->store, buf + done,
-						len - done, off + done);
+		ssize_t r;
+
+		store_read_begin(o->engine);
+		r = o->store->ops->read(o->store, buf + done, len - done,
+					off + done);
+		atomic_fetch_sub(&o->engine->reads_in_flight, 1);
 
 		if (r < 0)
 			return errno ? -errno : -EIO;

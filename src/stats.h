@@ -21,7 +21,12 @@
 	X(errors)                                                              \
 	X(writeback_errors)                                                    \
 	X(fault_messages)                                                      \
-	X(retries)
+	X(retries)                                                             \
+	X(readahead_pages)                                                     \
+	X(readahead_used)                                                      \
+	X(readahead_evicted)                                                   \
+	X(store_reads)                                                         \
+	X(store_read_depth)
 
 struct counters {
 #define FL_COUNTER_FIELD(name) _Atomic uint64_t name;
