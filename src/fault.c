@@ -554,7 +554,7 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 	}
 	/* The windows after it, in the background, if sequential. */
 	readahead_update(f->e, f->m, o, index, (unsigned long)n);
-	return fault_start_read(f, o, index, (unsigned long)n);
+	return fault_start_read(f, o, index, (unsigned long)n, index);
 }
 
 struct around {

@@ -192,14 +192,15 @@ enum fault_result fault_wait_page(struct fault *f, struct fl_page *page)
 /* ---- waiting for a store read ------------------------------------------- */
 
 static void fault_read_pages(struct fault *f, struct fl_object *o,
-			     uint64_t index, unsigned long count)
+			     uint64_t index, unsigned long count,
+			     uint64_t must_have)
 {
-	if (pagecache_read(o, index, count, index) == 0) {
+	if (pagecache_read(o, index, count, must_have) == 0) {
 		f->pages_read += count;
 		f->read_object = o;
 	} else {
 		f->error_object = o;
-		f->error_index = index;
+		f->error_index = must_have;
 	}
 }
 
@@ -209,9 +210,9 @@ static void fault_read_work(struct fl_engine *e, struct work *w)
 	struct fl_object *o = w->object;
 	struct fl_page *page;
 
-	fault_read_pages(f, o, w->index, w->count);
+	fault_read_pages(f, o, w->index, w->count, w->must_have);
 	/* The faulting page is held through the retry (see above). */
-	page = f->error_object ? NULL : pagecache_get(o, w->index);
+	page = f->error_object ? NULL : pagecache_get(o, w->must_have);
 	object_put(o);
 	fault_resume(f); /* f may be gone after this */
 	if (page)
@@ -228,10 +229,11 @@ static void fault_read_cancel(struct work *w)
 }
 
 enum fault_result fault_start_read(struct fault *f, struct fl_object *o,
-				   uint64_t index, unsigned long count)
+				   uint64_t index, unsigned long count,
+				   uint64_t must_have)
 {
 	if (fault_blocks(f)) {
-		fault_read_pages(f, o, index, count);
+		fault_read_pages(f, o, index, count, must_have);
 		return FAULT_AGAIN;
 	}
 	object_get(o);
@@ -240,7 +242,8 @@ enum fault_result fault_start_read(struct fault *f, struct fl_object *o,
 				.cancel = fault_read_cancel,
 				.object = o,
 				.index = index,
-				.count = count};
+				.count = count,
+				.must_have = must_have};
 	threads_post_work(f->e, &f->work);
 	return FAULT_PARKED;
 }

@@ -106,12 +106,14 @@ void fault_cancel(struct fault *f);
  */
 enum fault_result fault_wait_page(struct fault *f, struct fl_page *page);
 /*
- * Read the locked, inserted pages [index, index + count) of o, then retry.
- * Map lock held on entry.  Returns PARKED (map lock dropped; an I/O thread
- * reads and retries) or AGAIN (comparison mode: read with the lock held).
+ * Read the locked, inserted pages [index, index + count) of o, among them
+ * must_have, the page the fault needs, then retry.  Map lock held on
+ * entry.  Returns PARKED (map lock dropped; an I/O thread reads and
+ * retries) or AGAIN (comparison mode: read with the lock held).
  */
 enum fault_result fault_start_read(struct fault *f, struct fl_object *o,
-				   uint64_t index, unsigned long count);
+				   uint64_t index, unsigned long count,
+				   uint64_t must_have);
 
 /* fault_oom.c */
 
