@@ -14,6 +14,15 @@ ALLCFLAGS  := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -fPIC \
               -Iinclude -Isrc
 LDLIBS     := -pthread
 
+# io_uring for asynchronous store reads, where liburing is installed
+# (Debian: liburing-dev); without it the I/O threads serve every read.
+HAVE_LIBURING := $(shell pkg-config --exists liburing 2>/dev/null && echo 1 || \
+                   { test -f /usr/include/liburing.h && echo 1; })
+ifeq ($(HAVE_LIBURING),1)
+ALLCFLAGS  += -DFL_HAVE_LIBURING
+LDLIBS     += -luring
+endif
+
 LIB_SRC    := $(sort $(wildcard src/*.c))
 TOOL_SRC   := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRC   := $(sort $(wildcard tests/test_*.c))
@@ -29,7 +38,7 @@ SHARED     := $(BUILD)/libfaultline.so
 PROGRAM    := $(BUILD)/faultline
 
 .PHONY: all test sanitize clang clang-sanitize tsan check check-exports demo \
-        install uninstall clean format format-check
+        install uninstall clean format format-check test-no-io-uring
 all: $(STATIC) $(SHARED) $(PROGRAM)
 
 # Quiet by default; `make V=1` shows the commands.
@@ -138,9 +147,14 @@ check-exports: $(SHARED)
 	    grep -c ' fl_') fl_ symbols, nothing else)"
 
 # What CI runs: the exports, then the suite four times (gcc, gcc with
-# ASan+UBSan, clang, clang with ASan+UBSan), one after the other.  Every
-# run goes on after a failure; the last line adds them up.
-CHECK_RUNS := test sanitize clang clang-sanitize
+# ASan+UBSan, clang, clang with ASan+UBSan), one after the other, and the
+# plain gcc suite once more with io_uring turned off (FAULTLINE_IO_URING=0:
+# the I/O-thread path for file stores).  Every run goes on after a
+# failure; the last line adds them up.
+CHECK_RUNS := test sanitize clang clang-sanitize test-no-io-uring
+
+test-no-io-uring:
+	FAULTLINE_IO_URING=0 $(MAKE) --no-print-directory test
 
 check:
 	@tally=$$(mktemp "$${TMPDIR:-/tmp}/faultline-check.XXXXXX") || exit 2; \
@@ -171,7 +185,9 @@ install: all
 	ln -sf libfaultline.so.0 $(DESTDIR)$(PREFIX)/lib/libfaultline.so
 	install -m 644 include/faultline.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(PROGRAM) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' faultline.pc.in > \
+	sed -e 's|@PREFIX@|$(PREFIX)|g' \
+	    -e 's|@LIBS_PRIVATE@|$(if $(filter 1,$(HAVE_LIBURING)),-luring)|g' \
+	    faultline.pc.in > \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/faultline.pc
 
 uninstall:

@@ -91,6 +91,8 @@ struct fl_config {
  *   FAULTLINE_ANON_AROUND=N    anonymous zero-fill batch, in pages
  *   FAULTLINE_IO_THREADS=N     background readahead threads
  *   FAULTLINE_STATS=1          print statistics when the engine is destroyed
+ *   FAULTLINE_IO_URING=0       no io_uring: file stores read on I/O threads
+ *                              (read at fl_engine_create, not a field)
  * A malformed value is ignored and the default kept.
  */
 void fl_config_init(struct fl_config *config);
@@ -118,12 +120,17 @@ int fl_engine_destroy(fl_engine *engine);
  * ------------------------------------------------------------------------ */
 
 struct fl_store;
+struct fl_store_io;
 
 /*
  * Store operations.  read and write mirror pread(2)/pwrite(2): they return
  * the number of bytes transferred (read returns fewer at the end of the
- * store) or -1 with errno set.  They are called from handler threads and
- * from fl_msync/fl_munmap callers, concurrently, and must be thread-safe.
+ * store) or -1 with errno set.  They are the simple, blocking path: read
+ * runs on the engine's I/O threads (and in fl_madvise(MADV_WILLNEED)
+ * callers), write in whoever writes back (fl_msync, fl_munmap,
+ * fl_object_close, fl_engine_destroy callers, I/O threads reclaiming),
+ * concurrently, so they must be thread-safe.  submit (below) is the
+ * optional asynchronous path.
  * buf, len and off are always multiples of the page size, except that a
  * write of the store's last page is cut to the store's size.
  */
@@ -146,7 +153,55 @@ struct fl_store_ops {
 	 * stays usable for writeback afterwards.
 	 */
 	void (*cancel)(struct fl_store *store);
+	/*
+	 * Optional: asynchronous, batched I/O.  Start the n requests of ios
+	 * (struct fl_store_io below) and return without waiting for them:
+	 * the number started (the first ones of ios, in order), or -1 with
+	 * errno if none was (EOPNOTSUPP: not now; the engine then uses read
+	 * on one of its I/O threads instead, so a store may refuse any call).
+	 * Each started request is completed exactly once with
+	 * fl_store_io_complete, from any thread (the store's own, or inside
+	 * submit itself).  Called with no engine lock held, from the engine's
+	 * handler threads (faults that miss the cache: no fault waits in a
+	 * thread for the store) and I/O threads; it must not block for long,
+	 * and never for the I/O it starts.  Requests may complete in any
+	 * order and overlap in time, which is the point: several faults'
+	 * reads are in flight at once.  After cancel, requests still held
+	 * must complete soon (with -ECANCELED if they cannot):
+	 * fl_engine_destroy waits for every started request.  Today the
+	 * engine submits reads only (write stays synchronous), one range per
+	 * request.  A store without submit has every read run by read on an
+	 * I/O thread.  The file store implements it with io_uring where the
+	 * library was built with liburing and the kernel allows it.
+	 */
+	int (*submit)(struct fl_store *store, struct fl_store_io *const *ios,
+		      unsigned n);
 };
+
+/*
+ * One asynchronous store request (see fl_store_ops.submit).  The engine
+ * owns it and fills it in; it stays valid until completed.  buf, len and
+ * off are as for read and write; the store must not touch buf after the
+ * completion.
+ */
+struct fl_store_io {
+	int write; /* 0: read into buf; 1: write from buf (not used yet) */
+	void *buf;
+	size_t len;
+	uint64_t off;
+	void *store_data; /* the store's, between submit and completion */
+};
+
+/*
+ * Complete a started request: result as read/write return it (bytes
+ * transferred, fewer at the end of the store) or a negative errno.  Any
+ * thread may call it, once per request, holding no lock the store's
+ * submit takes; it only queues the request for one of the engine's
+ * handler threads, which checks the data, marks the pages read (or
+ * handles the error as for read: SIGBUS for the fault that needed it) and
+ * resumes the faults that waited.
+ */
+void fl_store_io_complete(struct fl_store_io *io, ssize_t result);
 
 /* A store: embed this as the first member of your own store structure. */
 struct fl_store {

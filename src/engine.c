@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "aio.h"
 #include "engine.h"
 #include "group.h"
 #include "object.h"
@@ -103,6 +104,8 @@ static void engine_free(struct fl_engine *e)
 	int saved = errno;
 
 	threads_stop(e);
+	aio_drain(e);
+	aio_destroy(e);
 	if (e->zero_buffer)
 		munmap(e->zero_buffer, MAX_ANON_AROUND * PAGE_SIZE);
 	if (e->stop_fd >= 0)
@@ -161,6 +164,8 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 	if (e->stop_fd < 0)
 		goto fail;
 	e->pagemap_fd = uffd_open_pagemap(); /* optional: -1 is fine */
+	if (aio_init(e))
+		goto fail;
 	/* Never written: reads of it map the kernel's zero page. */
 	e->zero_buffer = mmap(NULL, MAX_ANON_AROUND * PAGE_SIZE, PROT_READ,
 			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -268,6 +273,8 @@ int fl_engine_destroy(fl_engine *e)
 	 * below. */
 	engine_cancel_stores(e);
 	threads_stop(e);
+	/* Reads still in flight end here: their faults are cancelled. */
+	aio_drain(e);
 	groups_wake_waiters(e); /* their faults are cancelled just below */
 	workqueue_destroy(&e->work);
 	/* Objects the caller did not close go too: write back, then free. */

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "aio.h"
 #include "engine.h"
 #include "fault.h"
 #include "fault_priv.h"
@@ -191,11 +192,11 @@ enum fault_result fault_wait_page(struct fault *f, struct fl_page *page)
 
 /* ---- waiting for a store read ------------------------------------------- */
 
-static void fault_read_pages(struct fault *f, struct fl_object *o,
-			     uint64_t index, unsigned long count,
-			     uint64_t must_have)
+/* The read of [index, index + count) for must_have ended with err. */
+static void fault_read_noted(struct fault *f, struct fl_object *o,
+			     unsigned long count, uint64_t must_have, int err)
 {
-	if (pagecache_read(o, index, count, must_have) == 0) {
+	if (err == 0) {
 		f->pages_read += count;
 		f->read_object = o;
 	} else {
@@ -204,19 +205,50 @@ static void fault_read_pages(struct fault *f, struct fl_object *o,
 	}
 }
 
-static void fault_read_work(struct fl_engine *e, struct work *w)
+static void fault_read_pages(struct fault *f, struct fl_object *o,
+			     uint64_t index, unsigned long count,
+			     uint64_t must_have)
 {
-	struct fault *f = fault_of(w, work);
-	struct fl_object *o = w->object;
+	fault_read_noted(f, o, count, must_have,
+			 pagecache_read(o, index, count, must_have));
+}
+
+/* The read is done: retry the fault on this thread, holding the faulting
+ * page through the retry (see above); the object's reference goes. */
+static void fault_read_resume(struct fault *f)
+{
+	struct fl_object *o = f->work.object;
 	struct fl_page *page;
 
-	fault_read_pages(f, o, w->index, w->count, w->must_have);
-	/* The faulting page is held through the retry (see above). */
-	page = f->error_object ? NULL : pagecache_get(o, w->must_have);
+	page = f->error_object ? NULL : pagecache_get(o, f->work.must_have);
 	object_put(o);
 	fault_resume(f); /* f may be gone after this */
 	if (page)
 		page_put(page);
+}
+
+static void fault_read_work(struct fl_engine *e, struct work *w)
+{
+	struct fault *f = fault_of(w, work);
+
+	fault_read_pages(f, w->object, w->index, w->count, w->must_have);
+	fault_read_resume(f);
+}
+
+/* An asynchronous read ended: on a handler thread, which resumes the
+ * fault, or in engine teardown (cancelled), which cancels it. */
+static void fault_read_finished(void *arg, int err, int cancelled)
+{
+	struct fault *f = arg;
+
+	if (cancelled) {
+		object_put(f->work.object);
+		fault_cancel(f);
+		return;
+	}
+	fault_read_noted(f, f->work.object, f->work.count, f->work.must_have,
+			 err);
+	fault_read_resume(f);
 }
 
 static void fault_read_cancel(struct work *w)
@@ -244,6 +276,12 @@ enum fault_result fault_start_read(struct fault *f, struct fl_object *o,
 				.index = index,
 				.count = count,
 				.must_have = must_have};
+	/* Submitted to the store, the read completes on a handler thread,
+	 * which resumes the fault; a store without an asynchronous path
+	 * (or refusing now) has it read on an I/O thread instead. */
+	if (pagecache_read_start(o, index, count, must_have,
+				 fault_read_finished, f) == 0)
+		return FAULT_PARKED; /* f may be running elsewhere already */
 	threads_post_work(f->e, &f->work);
 	return FAULT_PARKED;
 }

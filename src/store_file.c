@@ -4,7 +4,9 @@
  * O_DIRECT where the file system allows it, so faultline's page cache is
  * the only copy of the data in memory.  A write of the file's last,
  * partial page goes through a second, buffered descriptor, because O_DIRECT
- * can only write whole blocks and must not extend the file.
+ * can only write whole blocks and must not extend the file.  Where the
+ * library has io_uring, reads are also submitted asynchronously through
+ * the engine's ring (aio.c), several in flight at once.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "aio.h"
 #include "faultline.h"
 
 #define DIRECT_ALIGN 4096
@@ -34,6 +37,30 @@ static ssize_t file_read(struct fl_store *s, void *buf, size_t len,
 {
 	return pread(to_file(s)->fd, buf, len, (off_t)off);
 }
+
+#ifdef FL_HAVE_LIBURING
+/* Reads go to the engine's io_uring; without one, the engine reads with
+ * file_read on an I/O thread. */
+static int file_submit(struct fl_store *s, struct fl_store_io *const *ios,
+		       unsigned n)
+{
+	unsigned reads = 0;
+	int started;
+
+	while (reads < n && !ios[reads]->write) /* the reads in front */
+		reads++;
+	if (reads == 0) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	started = aio_ring_read(ios, reads, to_file(s)->fd);
+	if (started < 0) {
+		errno = -started;
+		return -1;
+	}
+	return started;
+}
+#endif
 
 static ssize_t file_write(struct fl_store *s, const void *buf, size_t len,
 			  uint64_t off)
@@ -85,6 +112,9 @@ static const struct fl_store_ops file_store_ops = {
 	.size = file_size,
 	.flush = file_flush,
 	.destroy = file_destroy,
+#ifdef FL_HAVE_LIBURING
+	.submit = file_submit,
+#endif
 };
 
 /* 0 if fd is a regular file; else -1 with EISDIR or EINVAL (a FIFO, a

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "aio.h"
 #include "engine.h"
 #include "fault.h"
 
@@ -68,8 +69,10 @@ static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
 static void *handler_main(void *arg)
 {
 	struct fl_engine *e = arg;
-	struct pollfd pfd[2] = {{.fd = e->uffd, .events = POLLIN},
-				{.fd = e->stop_fd, .events = POLLIN}};
+	/* Store reads complete on the thread that polls their eventfd. */
+	struct pollfd pfd[3] = {{.fd = e->uffd, .events = POLLIN},
+				{.fd = e->stop_fd, .events = POLLIN},
+				{.fd = aio_fd(e), .events = POLLIN}};
 	struct uffd_msg msgs[MSGS_PER_READ];
 	struct fault_reserve reserve = {.nr = 0};
 
@@ -78,10 +81,12 @@ static void *handler_main(void *arg)
 		ssize_t n;
 
 		/* Without a record, wait for memory rather than read. */
-		if (poll(pfd, 2, have ? -1 : 1) < 0 && errno != EINTR)
+		if (poll(pfd, 3, have ? -1 : 1) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents)
 			break;
+		if (pfd[2].revents & POLLIN)
+			aio_reap(e);
 		if (!have || !(pfd[0].revents & POLLIN))
 			continue;
 		n = read(e->uffd, msgs, have * sizeof(msgs[0]));

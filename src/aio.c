@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Asynchronous store I/O (see aio.h): submission, the engine's completion
+ * queue and eventfd, the engine's io_uring (where built with liburing and
+ * the kernel allows it), and what a completion does with the data.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#ifdef FL_HAVE_LIBURING
+#include <liburing.h>
+#endif
+
+#include "aio.h"
+#include "engine.h"
+#include "object.h"
+
+#define RING_ENTRIES 256
+#define REAP_BATCH   32
+
+struct aio {
+	int fd; /* eventfd: completions are ready (ring or list) */
+	pthread_mutex_t done_lock;
+	struct store_req *done;		 /* completed by stores, not yet run */
+	_Atomic unsigned long in_flight; /* submitted, not yet run */
+#ifdef FL_HAVE_LIBURING
+	int have_ring;
+	struct io_uring ring;
+	pthread_mutex_t sq_lock; /* one submitter at a time */
+	pthread_mutex_t cq_lock; /* one reaper at a time */
+#endif
+};
+
+static struct store_req *req_of(struct fl_store_io *io)
+{
+	return (struct store_req *)((char *)io -
+				    offsetof(struct store_req, io));
+}
+
+/* FAULTLINE_IO_URING=0 turns the ring off (the thread path serves). */
+static int ring_wanted(void)
+{
+	const char *s = getenv("FAULTLINE_IO_URING");
+
+	return !s || strcmp(s, "0") != 0;
+}
+
+static void ring_init(struct aio *a)
+{
+#ifdef FL_HAVE_LIBURING
+	/* An old kernel or a seccomp filter refuses: the thread path. */
+	if (!ring_wanted() || io_uring_queue_init(RING_ENTRIES, &a->ring, 0))
+		return;
+	if (io_uring_register_eventfd(&a->ring, a->fd)) {
+		io_uring_queue_exit(&a->ring);
+		return;
+	}
+	pthread_mutex_init(&a->sq_lock, NULL);
+	pthread_mutex_init(&a->cq_lock, NULL);
+	a->have_ring = 1;
+#else
+	(void)a;
+	(void)ring_wanted;
+#endif
+}
+
+int aio_init(struct fl_engine *e)
+{
+	struct aio *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -1;
+	a->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (a->fd < 0) {
+		free(a);
+		return -1;
+	}
+	pthread_mutex_init(&a->done_lock, NULL);
+	ring_init(a);
+	e->aio = a;
+	return 0;
+}
+
+void aio_destroy(struct fl_engine *e)
+{
+	struct aio *a = e->aio;
+
+	if (!a)
+		return;
+#ifdef FL_HAVE_LIBURING
+	if (a->have_ring) {
+		io_uring_queue_exit(&a->ring);
+		pthread_mutex_destroy(&a->sq_lock);
+		pthread_mutex_destroy(&a->cq_lock);
+	}
+#endif
+	pthread_mutex_destroy(&a->done_lock);
+	close(a->fd);
+	free(a);
+	e->aio = NULL;
+}
+
+int aio_has_ring(const struct fl_engine *e)
+{
+#ifdef FL_HAVE_LIBURING
+	return e->aio && e->aio->have_ring;
+#else
+	(void)e;
+	return 0;
+#endif
+}
+
+int aio_fd(const struct fl_engine *e)
+{
+	return e->aio ? e->aio->fd : -1;
+}
+
+/* ---- submission ---------------------------------------------------------- */
+
+int aio_submit(struct store_req *req)
+{
+	struct fl_engine *e = req->e;
+	struct fl_store *s = req->o->store;
+	struct fl_store_io *ios[1] = {&req->io};
+	uint64_t depth;
+	int n;
+
+	req->io = (struct fl_store_io){
+		.buf = object_page_data(req->o, req->index) + req->done,
+		.len = (req->count << PAGE_SHIFT) - req->done,
+		.off = (req->index << PAGE_SHIFT) + req->done,
+	};
+	/* The queue depth this read joins: every store read in flight. */
+	depth = atomic_fetch_add(&e->reads_in_flight, 1) + 1;
+	atomic_fetch_add(&e->aio->in_flight, 1);
+	errno = 0;
+	n = s->ops->submit(s, ios, 1);
+	if (n != 1) { /* not started: nobody will complete it */
+		int err = n < 0 && errno ? -errno : -EOPNOTSUPP;
+
+		atomic_fetch_sub(&e->aio->in_flight, 1);
+		atomic_fetch_sub(&e->reads_in_flight, 1);
+		return err;
+	}
+	/* req may be completed (even freed) by now: only e from here. */
+	count_add(&e->stats, store_reads, 1);
+	count_add(&e->stats, store_read_depth, depth);
+	return 0;
+}
+
+int aio_ring_read(struct fl_store_io *const *ios, unsigned n, int fd)
+{
+#ifdef FL_HAVE_LIBURING
+	struct aio *a = n ? req_of(ios[0])->e->aio : NULL;
+	unsigned i;
+
+	if (!a || !a->have_ring)
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&a->sq_lock);
+	for (i = 0; i < n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
+
+		if (!sqe)
+			break;
+		io_uring_prep_read(sqe, fd, ios[i]->buf, (unsigned)ios[i]->len,
+				   ios[i]->off);
+		io_uring_sqe_set_data(sqe, req_of(ios[i]));
+	}
+	/* An SQE the kernel did not take now is taken by the next submit
+	 * (aio_reap submits what is left). */
+	while (i && io_uring_submit(&a->ring) == -EINTR)
+		;
+	pthread_mutex_unlock(&a->sq_lock);
+	return i ? (int)i : -EAGAIN;
+#else
+	(void)ios;
+	(void)n;
+	(void)fd;
+	return -EOPNOTSUPP;
+#endif
+}
+
+void fl_store_io_complete(struct fl_store_io *io, ssize_t result)
+{
+	struct store_req *req = req_of(io);
+	struct aio *a = req->e->aio;
+	uint64_t one = 1;
+
+	req->result = result;
+	pthread_mutex_lock(&a->done_lock);
+	req->next = a->done;
+	a->done = req;
+	pthread_mutex_unlock(&a->done_lock);
+	if (write(a->fd, &one, sizeof(one)) < 0)
+		abort(); /* an eventfd write of 1 cannot fail */
+}
+
+/* ---- completion ---------------------------------------------------------- */
+
+static void req_run(struct fl_engine *e, struct store_req *req, int cancelled)
+{
+	atomic_fetch_sub(&e->reads_in_flight, 1);
+	atomic_fetch_sub(&e->aio->in_flight, 1);
+	pagecache_read_complete(req, cancelled);
+}
+
+/* Run the completions stores queued; returns how many. */
+static unsigned reap_list(struct fl_engine *e, int cancelled)
+{
+	struct aio *a = e->aio;
+	struct store_req *req, *next;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&a->done_lock);
+	req = a->done;
+	a->done = NULL;
+	pthread_mutex_unlock(&a->done_lock);
+	for (; req; req = next, n++) {
+		next = req->next;
+		req_run(e, req, cancelled);
+	}
+	return n;
+}
+
+/* Run the ring's completions; returns how many. */
+static unsigned reap_ring(struct fl_engine *e, int cancelled)
+{
+#ifdef FL_HAVE_LIBURING
+	struct aio *a = e->aio;
+	struct io_uring_cqe *cqes[REAP_BATCH];
+	struct store_req *reqs[REAP_BATCH];
+	unsigned n, total = 0;
+
+	if (!a->have_ring)
+		return 0;
+	do {
+		pthread_mutex_lock(&a->cq_lock);
+		n = io_uring_peek_batch_cqe(&a->ring, cqes, REAP_BATCH);
+		for (unsigned i = 0; i < n; i++) {
+			reqs[i] = io_uring_cqe_get_data(cqes[i]);
+			reqs[i]->result = cqes[i]->res;
+		}
+		io_uring_cq_advance(&a->ring, n);
+		pthread_mutex_unlock(&a->cq_lock);
+		for (unsigned i = 0; i < n; i++)
+			req_run(e, reqs[i], cancelled);
+		total += n;
+	} while (n == REAP_BATCH);
+	/* SQEs a failed submit left behind. */
+	if (io_uring_sq_ready(&a->ring)) {
+		pthread_mutex_lock(&a->sq_lock);
+		io_uring_submit(&a->ring);
+		pthread_mutex_unlock(&a->sq_lock);
+	}
+	return total;
+#else
+	(void)e;
+	(void)cancelled;
+	return 0;
+#endif
+}
+
+static void reap(struct fl_engine *e, int cancelled)
+{
+	uint64_t v;
+
+	/* Reset first: a completion after this signals again. */
+	if (read(e->aio->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	while (reap_list(e, cancelled) + reap_ring(e, cancelled))
+		;
+}
+
+void aio_reap(struct fl_engine *e)
+{
+	fl_assert_may_block();
+	reap(e, 0);
+}
+
+void aio_drain(struct fl_engine *e)
+{
+	struct aio *a = e->aio;
+
+	if (!a)
+		return;
+	fl_assert_may_block();
+	while (atomic_load(&a->in_flight)) {
+		struct pollfd pfd = {.fd = a->fd, .events = POLLIN};
+
+		reap(e, 1);
+		if (atomic_load(&a->in_flight))
+			poll(&pfd, 1, 100);
+	}
+}
+
+/*
+ * What a completion does with the data, as pagecache_read does it: a
+ * short read goes on from where it stopped; a failed batch is retried
+ * for the page the reader needs alone, the others abandoned; then
+ * finish, and req is freed.  No lock held.
+ */
+void pagecache_read_complete(struct store_req *req, int cancelled)
+{
+	struct fl_object *o = req->o;
+	uint64_t len = (uint64_t)req->count << PAGE_SHIFT;
+	uint64_t off = req->index << PAGE_SHIFT;
+	uint64_t valid = o->size - off < len ? o->size - off : len;
+	ssize_t r = req->result;
+	int err = 0;
+
+	if (r < 0)
+		err = (int)r;
+	else if (r == 0 || (uint64_t)r > len - req->done)
+		err = -EIO; /* short of the object's end, or more than asked */
+	else
+		req->done += (uint64_t)r;
+	if (!err && req->done < valid) { /* a short read: go on */
+		if (!cancelled && aio_submit(req) == 0)
+			return;
+		err = -EIO;
+	}
+	if (!err) {
+		/* Beyond the end of the object: zeros, as mmap. */
+		if (valid < len)
+			memset(object_page_data(o, req->index) + valid, 0,
+			       len - valid);
+		pagecache_mark_uptodate(o, req->index, req->count);
+	} else if (req->count > 1 && !cancelled) {
+		/* The batch failed: the faulting page may be readable alone. */
+		uint64_t end = req->index + req->count;
+
+		pagecache_abandon_read(o, req->index,
+				       req->must_have - req->index);
+		pagecache_abandon_read(o, req->must_have + 1,
+				       end - req->must_have - 1);
+		req->index = req->must_have;
+		req->count = 1;
+		req->done = 0;
+		if (aio_submit(req) == 0)
+			return;
+		pagecache_abandon_read(o, req->index, 1);
+	} else {
+		pagecache_abandon_read(o, req->index, req->count);
+	}
+	req->finish(req->arg, err, cancelled);
+	object_put(o);
+	free(req);
+}
+
+int pagecache_read_start(struct fl_object *o, uint64_t index,
+			 unsigned long count, uint64_t must_have,
+			 void (*finish)(void *arg, int err, int cancelled),
+			 void *arg)
+{
+	struct fl_engine *e = o->engine;
+	struct store_req *req;
+	int err;
+
+	if (!o->store || !o->store->ops->submit || !e->aio)
+		return -EOPNOTSUPP;
+	req = malloc(sizeof(*req));
+	if (!req)
+		return -ENOMEM;
+	*req = (struct store_req){.e = e,
+				  .o = o,
+				  .index = index,
+				  .must_have = must_have,
+				  .count = count,
+				  .finish = finish,
+				  .arg = arg};
+	object_get(o);
+	err = aio_submit(req);
+	if (err) {
+		object_put(o);
+		free(req);
+	}
+	return err;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Asynchronous store I/O.  A store read that a fault (or readahead) needs
+ * is submitted to the store (fl_store_ops.submit) instead of being handed
+ * to an I/O thread that blocks in read; the store completes it later with
+ * fl_store_io_complete, or, for the file store, the engine's io_uring
+ * does.  Completions are run by the handler threads, which poll the
+ * engine's completion eventfd beside the userfaultfd: they check the
+ * data, mark the pages up to date (or handle the error) and resume the
+ * fault that waited, on the spot.
+ */
+#ifndef FL_AIO_H
+#define FL_AIO_H
+
+#include <stdint.h>
+
+#include "faultline.h"
+
+struct fl_engine;
+struct fl_object;
+
+/*
+ * A store read of the locked, inserted pages [index, index + count) of o.
+ * finish(arg, err, cancelled) runs once, on a handler thread (or in
+ * fl_engine_destroy, with cancelled set: resume nothing), with the pages
+ * up to date and unlocked (err 0: at least must_have was read; a batch
+ * that failed is retried for must_have alone, the others abandoned as
+ * pagecache_read does) or abandoned (err < 0).
+ */
+struct store_req {
+	struct fl_store_io io; /* what the store sees */
+	struct fl_engine *e;
+	struct fl_object *o; /* with a reference */
+	uint64_t index, must_have;
+	unsigned long count;
+	uint64_t done; /* bytes read so far */
+	ssize_t result;
+	void (*finish)(void *arg, int err, int cancelled);
+	void *arg;
+	struct store_req *next; /* on the engine's completed list */
+};
+
+/* Engine life cycle.  aio_init: 0, or -1 with errno (no memory, no
+ * eventfd); a ring that cannot be set up is silently left out. */
+int aio_init(struct fl_engine *e);
+/* After aio_drain: free what aio_init made. */
+void aio_destroy(struct fl_engine *e);
+/* 1 if the engine reads file stores through its io_uring (tests ask). */
+int aio_has_ring(const struct fl_engine *e);
+/* The eventfd the handler threads poll, or -1. */
+int aio_fd(const struct fl_engine *e);
+/* A handler thread: run every completion that is ready.  No lock held. */
+void aio_reap(struct fl_engine *e);
+/* fl_engine_destroy, once the handler threads are gone: wait for every
+ * request in flight and finish it cancelled. */
+void aio_drain(struct fl_engine *e);
+
+/* Submit req to its object's store; 0, or a negative errno (none started:
+ * the caller reads synchronously instead). */
+int aio_submit(struct store_req *req);
+/* The engine's io_uring, for the file store: start reads of fd.  Returns
+ * how many of ios were started, or -EOPNOTSUPP without a ring. */
+int aio_ring_read(struct fl_store_io *const *ios, unsigned n, int fd);
+
+/*
+ * Read the locked, inserted pages [index, index + count) of o through the
+ * store's submit; finish(arg, err, cancelled) runs when done (see struct
+ * store_req).  No lock held.  Returns 0 if started, or a negative errno
+ * with nothing started (-EOPNOTSUPP: the store has no asynchronous path
+ * now; -ENOMEM): the caller then reads with pagecache_read.
+ */
+int pagecache_read_start(struct fl_object *o, uint64_t index,
+			 unsigned long count, uint64_t must_have,
+			 void (*finish)(void *arg, int err, int cancelled),
+			 void *arg);
+/* What a completion does with the data (aio.c); frees req. */
+void pagecache_read_complete(struct store_req *req, int cancelled);
+/* pagecache.c: the locked pages were read: up to date, unlocked. */
+void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
+			     unsigned long count);
+
+#endif /* FL_AIO_H */
