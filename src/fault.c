@@ -527,6 +527,17 @@ static enum fault_result fault_anon(struct fault *f)
 
 /* ---- the page cache ----------------------------------------------------- */
 
+/* The fault found its page in the cache: readahead learns of it.
+ * Returns 1 if this is the first use of a page read ahead. */
+static int fault_readahead_hit(struct fault *f, struct fl_object *o,
+			       struct fl_page *page)
+{
+	if (!readahead_hit(f->e, f->m, o, page))
+		return 0;
+	COUNT(f, readahead_used, 1);
+	return 1;
+}
+
 /*
  * The page is absent: insert it (and what follows) locked, charged, and
  * read it from the store on an I/O thread, then retry.  Map lock held on
@@ -539,10 +550,17 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 				    uint64_t index)
 {
 	struct fl_group *over;
+	struct ra_run run;
 	uint64_t want;
-	long n = pagecache_start_read(
-		o, index, f->read_one ? 1 : readahead_sync_pages(f->e, f->m),
-		f->m->group, &over, &want);
+	long n;
+
+	readahead_plan(f->e, f->m, index, &run);
+	if (f->read_one)
+		run = (struct ra_run){.index = index,
+				      .max = 1,
+				      .demand = index,
+				      .mark = UINT64_MAX};
+	n = pagecache_start_run(o, &run, f->m->group, &over, &want);
 
 	if (n == -EDQUOT) /* the group is full: make room for the run */
 		return fault_wait_memory(f, over, want);
@@ -552,9 +570,10 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 		fault_unlock(f);
 		return FAULT_RETRY;
 	}
-	/* The windows after it, in the background, if sequential. */
-	readahead_update(f->e, f->m, o, index, (unsigned long)n);
-	return fault_start_read(f, o, index, (unsigned long)n, index);
+	readahead_missed(f->e, f->m, o, &run, (unsigned long)n);
+	if (n > 1)
+		COUNT(f, readahead_pages, (uint64_t)n - 1);
+	return fault_start_read(f, o, run.first, (unsigned long)n, index);
 }
 
 struct around {
@@ -600,9 +619,14 @@ static int fault_around_range(struct fault *f, struct fl_object *o,
 
 	if (last >= o->nr_pages)
 		last = o->nr_pages - 1;
-	if (lo < hi && mapping_index(f->m, lo) <= last)
-		pagecache_for_each_run(o, mapping_index(f->m, lo), last,
-				       fault_around_run, &a);
+	if (lo < hi && mapping_index(f->m, lo) <= last) {
+		unsigned long used = pagecache_for_each_run(
+			o, mapping_index(f->m, lo), last,
+			mapping_index(f->m, f->addr), fault_around_run, &a);
+
+		if (used)
+			COUNT(f, readahead_used, used);
+	}
 	if (!a.failed || fault_is_stale(f)) {
 		uffd_wake(f->e->uffd, lo, hi - lo);
 		return 0;
@@ -626,7 +650,9 @@ static unsigned fault_around_pages(struct fault *f, int *sequential)
 	*sequential = f->m->advice == MADV_SEQUENTIAL ||
 		      (pages && f->addr > last &&
 		       f->addr - last <= (uintptr_t)pages << PAGE_SHIFT);
-	if (f->m->advice == MADV_SEQUENTIAL)
+	if (readahead_random(f->m))
+		pages = 1; /* random faults: nothing around them is wanted */
+	else if (f->m->advice == MADV_SEQUENTIAL)
 		pages = max;
 	else if (*sequential)
 		pages = pages * 4 < max ? pages * 4 : max;
@@ -787,13 +813,14 @@ static enum fault_result fault_file(struct fault *f)
 	struct fl_object *o = f->m->object;
 	uint64_t index = mapping_index(f->m, f->addr);
 	struct fl_page *page;
+	int first_use = 0;
 
 	if (index >= o->nr_pages ||
 	    (f->error_object == o && f->error_index == index))
 		return fault_sigbus(f);
 	page = pagecache_get(o, index);
-	if (page && f->attempts == 0)
-		readahead_update(f->e, f->m, o, index, 0);
+	if (page && page_test(page, PG_UPTODATE))
+		first_use = fault_readahead_hit(f, o, page);
 	/* Anonymous shared memory's pages are zero-filled: minor. */
 	fault_count_first(f,
 			  (!page || !page_test(page, PG_UPTODATE)) && o->store);
@@ -802,7 +829,9 @@ static enum fault_result fault_file(struct fault *f)
 			return fault_wait_page(f, page);
 		return fault_read(f, o, index);
 	}
-	if (!f->major) /* used again: the fault that read it does not count */
+	/* Used again: the fault that read it, or the first use of a page
+	 * read ahead, does not count (a stream's pages are used once). */
+	if (!f->major && !first_use)
 		lru_mark_accessed(page);
 	if (f->write && f->m->kind == MAP_KIND_SHARED) {
 		enum fault_result r = fault_mkwrite(f, o, page, f->wp);

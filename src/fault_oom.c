@@ -121,7 +121,7 @@ static void fault_reclaim_work(struct fl_engine *e, struct work *w)
 			fault_memory_resume_work(e, w);
 			return;
 		}
-		if (!busy)
+		if (!busy && !reclaim_isolated(g))
 			break;
 		usleep(1000);
 	}

@@ -34,6 +34,7 @@ struct fl_group {
 	_Atomic uint64_t peak;
 	_Atomic uint64_t max, high; /* pages; UINT64_MAX: none */
 	_Atomic uint64_t cache_pages, private_pages; /* own */
+	_Atomic uint64_t isolated; /* own pages off the lists, being evicted */
 
 	_Atomic uint64_t minor_faults, major_faults;
 	_Atomic uint64_t pages_reclaimed, pages_written_back;

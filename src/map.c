@@ -578,8 +578,9 @@ static struct fl_mapping *mapping_new(int prot, int flags, fl_object *o,
 	m->advice = MADV_NORMAL;
 	m->object = o;
 	m->pgoff = (uint64_t)offset >> PAGE_SHIFT;
-	atomic_init(&m->ra_next, m->pgoff);	 /* reading from the start is */
-	atomic_init(&m->ra_trigger, UINT64_MAX); /* sequential at once */
+	atomic_init(&m->ra_next, m->pgoff); /* reading from the start is */
+	atomic_init(&m->ra_window, 0);	    /* sequential at once */
+	atomic_init(&m->mmap_miss, 0);
 	if (!o)
 		m->kind = MAP_KIND_ANON;
 	else if (flags & MAP_SHARED)

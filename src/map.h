@@ -34,9 +34,11 @@ struct fl_mapping {
 	_Atomic uintptr_t last_fault;
 	_Atomic unsigned around_pages;
 	/* Readahead (readahead.c): the object page just past the last read
-	 * started, and the page whose fault starts the next one. */
+	 * started, the window of a sequential stream, and misses less
+	 * read-around pages used (many: the faults are random). */
 	_Atomic uint64_t ra_next;
-	_Atomic uint64_t ra_trigger;
+	_Atomic unsigned ra_window;
+	_Atomic unsigned mmap_miss;
 	/* The object's list of mappings (object lock and map lock). */
 	struct fl_mapping *obj_prev, *obj_next;
 };

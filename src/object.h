@@ -106,6 +106,30 @@ long pagecache_start_read(struct fl_object *o, uint64_t index,
 			  unsigned long max, struct fl_group *g,
 			  struct fl_group **over, uint64_t *want);
 
+/* The first index in [first, last] not in the cache (and within the
+ * object), or UINT64_MAX. */
+uint64_t pagecache_next_absent(struct fl_object *o, uint64_t first,
+			       uint64_t last);
+
+/* A run readahead asks for (readahead.c): index and what may join it. */
+struct ra_run {
+	uint64_t index;	      /* the page wanted (must be absent) */
+	unsigned long before; /* absent pages just before it that may join */
+	unsigned long max;    /* most pages in all */
+	uint64_t demand;      /* the page a fault needs, or UINT64_MAX */
+	uint64_t mark;	      /* a page to mark PG_RA_MARK, or UINT64_MAX */
+	uint64_t first;	      /* out: where the inserted run starts */
+};
+
+/*
+ * As pagecache_start_read, for a run that may start before run->index
+ * (read-around); pages other than run->demand are marked PG_READAHEAD.
+ * Returns the run's length from run->first, or as pagecache_start_read.
+ */
+long pagecache_start_run(struct fl_object *o, struct ra_run *run,
+			 struct fl_group *g, struct fl_group **over,
+			 uint64_t *want);
+
 /*
  * Fill the locked pages [index, index+count) from the store, mark them up
  * to date and unlock them.  If the store fails, the pages are removed
@@ -118,14 +142,18 @@ int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 
 /*
  * Call fn for each run of up-to-date, unlocked pages within [first, last]:
- * the pages fault-around may map.  Runs are maximal.  fn runs with the
- * cache lock held for reading (so no page of the run is removed meanwhile)
- * and must not take it again.  Under no page lock.
+ * the pages fault-around may map (a page marked to start the next
+ * readahead window is left out, unless it is fault_index).  Runs are
+ * maximal.  fn runs with the cache lock held for reading (so no page of
+ * the run is removed meanwhile) and must not take it again.  Under no page
+ * lock.  Returns how many of the pages were read ahead and not used
+ * before: they count as used now.
  */
-void pagecache_for_each_run(struct fl_object *o, uint64_t first, uint64_t last,
-			    void (*fn)(uint64_t index, unsigned long count,
-				       void *arg),
-			    void *arg);
+unsigned long pagecache_for_each_run(struct fl_object *o, uint64_t first,
+				     uint64_t last, uint64_t fault_index,
+				     void (*fn)(uint64_t index,
+						unsigned long count, void *arg),
+				     void *arg);
 
 /* Give up a read started by pagecache_start_read that will never run:
  * the pages (locked by the caller's read) are unlocked, removed and put. */

@@ -25,6 +25,10 @@ enum page_flag {
 	PG_REFERENCED = 1u << 8, /* faulted on since last looked at */
 	PG_UNMAPPED = 1u << 9,	 /* taken out of the views to see if it
 				    comes back (its second chance) */
+	/* Readahead (readahead.c). */
+	PG_READAHEAD = 1u << 10, /* read ahead, not yet used by a fault */
+	PG_RA_MARK = 1u << 11,	 /* a fault here starts the next window:
+				    fault-around leaves it unmapped */
 };
 
 struct fl_group;

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "aio.h"
 #include "engine.h"
 #include "group.h"
 #include "object.h"
@@ -46,14 +45,46 @@ static unsigned long absent_run(struct fl_object *o, uint64_t index,
 	return n;
 }
 
-/* Under the cache lock: n pages charged to g, inserted locked. */
+/* Under the cache lock: how many pages just before index are absent, up
+ * to max. */
+static unsigned long absent_before(struct fl_object *o, uint64_t index,
+				   unsigned long max)
+{
+	unsigned long n = 0;
+
+	while (n < max && index > n && !radix_lookup(&o->pages, index - n - 1))
+		n++;
+	return n;
+}
+
+/* Under the cache lock: take back the first n pages insert_locked made. */
+static void uninsert_locked(struct fl_object *o, uint64_t index,
+			    unsigned long n)
+{
+	for (unsigned long i = 0; i < n; i++) {
+		struct fl_page *page = radix_delete(&o->pages, index + i);
+
+		lru_del(page);
+		page_put(page); /* uncharges it */
+	}
+}
+
+/*
+ * Under the cache lock: n pages from index, charged to g, inserted locked;
+ * all but the page the reader needs (run->demand) marked read ahead, and
+ * run->mark marked to start the next window.  Returns how many (a prefix:
+ * allocation may stop it), or 0 if the prefix would not hold the demanded
+ * page.
+ */
 static unsigned long insert_locked(struct fl_object *o, uint64_t index,
-				   unsigned long n, struct fl_group *g)
+				   unsigned long n, struct fl_group *g,
+				   const struct ra_run *run)
 {
 	unsigned long i;
 
 	for (i = 0; i < n; i++) {
 		struct fl_page *page = page_alloc(o, index + i, g);
+		uint32_t flags = PG_LOCKED;
 
 		if (!page || radix_insert(&o->pages, index + i, page)) {
 			if (page)
@@ -63,27 +94,69 @@ static unsigned long insert_locked(struct fl_object *o, uint64_t index,
 			group_uncharge(g, n - i - 1);
 			break; /* read the run we have */
 		}
-		atomic_store(&page->flags, PG_LOCKED);
+		if (index + i != run->demand)
+			flags |= PG_READAHEAD;
+		if (index + i == run->mark)
+			flags |= PG_RA_MARK;
+		atomic_store(&page->flags, flags);
 		/* Without a store a page cannot be written back and read
 		 * again: like anonymous memory, it stays (no swap yet). */
 		if (o->store)
 			lru_add(page);
 	}
+	if (i < n && run->demand != UINT64_MAX && run->demand >= index + i) {
+		uninsert_locked(o, index, i); /* the fault's page is not in */
+		return 0;
+	}
 	return i;
+}
+
+uint64_t pagecache_next_absent(struct fl_object *o, uint64_t first,
+			       uint64_t last)
+{
+	uint64_t found = UINT64_MAX;
+
+	pthread_rwlock_rdlock(&o->lock);
+	for (uint64_t i = first; i <= last && i < o->nr_pages; i++)
+		if (!radix_lookup(&o->pages, i)) {
+			found = i;
+			break;
+		}
+	pthread_rwlock_unlock(&o->lock);
+	return found;
 }
 
 long pagecache_start_read(struct fl_object *o, uint64_t index,
 			  unsigned long max, struct fl_group *g,
 			  struct fl_group **over, uint64_t *want)
 {
-	unsigned long n;
+	struct ra_run run = {.index = index,
+			     .max = max,
+			     .demand = index,
+			     .mark = UINT64_MAX};
+
+	return pagecache_start_run(o, &run, g, over, want);
+}
+
+long pagecache_start_run(struct fl_object *o, struct ra_run *run,
+			 struct fl_group *g, struct fl_group **over,
+			 uint64_t *want)
+{
+	uint64_t index = run->index;
+	unsigned long n, back;
 
 	pthread_rwlock_wrlock(&o->lock);
-	n = absent_run(o, index, max);
+	n = absent_run(o, index, run->max);
 	if (n == 0) { /* present: another fault read it */
 		pthread_rwlock_unlock(&o->lock);
 		return 0;
 	}
+	/* Read-around: the absent pages just before index join the run. */
+	back = absent_before(o, index, run->before);
+	if (back + n > run->max)
+		n = run->max > back ? run->max - back : 1;
+	index -= back;
+	n += back;
 	/*
 	 * Charged in one step, before any page exists or is locked.  A full
 	 * group reclaims room for the whole run (the caller does, on -2),
@@ -98,16 +171,18 @@ long pagecache_start_read(struct fl_object *o, uint64_t index,
 				pthread_rwlock_unlock(&o->lock);
 				return -EDQUOT;
 			}
+			index = run->index; /* the wanted page alone */
 			n = 1;
 		} else {
 			pthread_rwlock_unlock(&o->lock);
 			return -EDQUOT; /* reclaim *want, then try again */
 		}
 	}
-	n = insert_locked(o, index, n, g);
+	n = insert_locked(o, index, n, g, run);
 	pthread_rwlock_unlock(&o->lock);
 	if (n == 0)
 		return -ENOMEM;
+	run->first = index;
 	atomic_fetch_add(&o->engine->cached_pages, n);
 	group_check_high(g);
 	return (long)n;
@@ -180,8 +255,8 @@ void pagecache_abandon_read(struct fl_object *o, uint64_t index,
 	atomic_fetch_sub(&o->engine->cached_pages, count);
 }
 
-void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
-			     unsigned long count)
+static void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
+				    unsigned long count)
 {
 	/* Counted before any waiter can see the pages. */
 	if (o->store)
@@ -221,12 +296,13 @@ int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 
 #define GANG 64
 
-void pagecache_for_each_run(struct fl_object *o, uint64_t first, uint64_t last,
-			    void (*fn)(uint64_t, unsigned long, void *),
-			    void *arg)
+unsigned long
+pagecache_for_each_run(struct fl_object *o, uint64_t first, uint64_t last,
+		       uint64_t fault_index,
+		       void (*fn)(uint64_t, unsigned long, void *), void *arg)
 {
 	uint64_t index = first, run_start = 0, indices[GANG];
-	unsigned long run_len = 0;
+	unsigned long run_len = 0, ra_used = 0;
 	void *pages[GANG];
 	unsigned n;
 
@@ -235,11 +311,19 @@ void pagecache_for_each_run(struct fl_object *o, uint64_t first, uint64_t last,
 	while ((n = radix_gang(&o->pages, &index, last, pages, indices,
 			       GANG))) {
 		for (unsigned i = 0; i < n; i++) {
+			struct fl_page *page = pages[i];
 			uint32_t flags = atomic_load_explicit(
-				&((struct fl_page *)pages[i])->flags,
-				memory_order_acquire);
-			int mappable =
-				(flags & PG_UPTODATE) && !(flags & PG_LOCKED);
+				&page->flags, memory_order_acquire);
+			/* A readahead mark is left for its own fault, which
+			 * starts the next window. */
+			int mappable = (flags & PG_UPTODATE) &&
+				       !(flags & PG_LOCKED) &&
+				       (!(flags & PG_RA_MARK) ||
+					indices[i] == fault_index);
+
+			if (mappable && (flags & PG_READAHEAD) &&
+			    page_test_and_clear(page, PG_READAHEAD))
+				ra_used++;
 
 			if (run_len &&
 			    (!mappable || indices[i] != run_start + run_len)) {
@@ -255,6 +339,7 @@ void pagecache_for_each_run(struct fl_object *o, uint64_t first, uint64_t last,
 	if (run_len)
 		fn(run_start, run_len, arg);
 	pthread_rwlock_unlock(&o->lock);
+	return ra_used;
 }
 
 int pagecache_mark_dirty(struct fl_object *o, struct fl_page *page)

@@ -211,6 +211,7 @@ static void scan_lru(struct fl_group *g, struct reclaim_batch *b)
 			break;
 		scan_page(lru, list_tail(lru->inactive), b);
 	}
+	atomic_fetch_add(&g->isolated, b->nr_evict);
 	pthread_mutex_unlock(&lru->lock);
 }
 
@@ -338,8 +339,12 @@ static uint64_t evict_run(struct fl_page **v, unsigned n, unsigned *stuck)
 			*stuck += j - k;
 			continue;
 		}
-		for (unsigned i = k; i < j; i++)
+		for (unsigned i = k; i < j; i++) {
 			radix_delete(&o->pages, v[i]->index);
+			if (page_test(v[i], PG_READAHEAD))
+				count_add(&o->engine->stats, readahead_evicted,
+					  1);
+		}
 		atomic_fetch_sub(&o->engine->cached_pages, j - k);
 		freed += j - k;
 	}
@@ -366,6 +371,7 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 	}
 	for (unsigned i = 0; i < b->nr_evict; i++)
 		drop_refs(b->evict[i]); /* the last put uncharges */
+	atomic_fetch_sub(&g->isolated, b->nr_evict);
 	atomic_fetch_add(&g->pages_reclaimed, freed);
 	return freed;
 }
@@ -383,7 +389,9 @@ static uint64_t shrink_group(struct fl_group *g, int *progress, uint64_t *busy)
 	*progress = b.nr_unmap + b.activated + write_pages(g, &b) > 0;
 	freed = evict_pages(g, &b);
 	*progress |= freed > 0;
-	*busy += b.busy + (b.nr_evict - freed - b.stuck);
+	/* In use now (locked, held, or referenced since last looked at):
+	 * a later pass may take them. */
+	*busy += b.busy + b.activated + (b.nr_evict - freed - b.stuck);
 	return freed;
 }
 
@@ -416,6 +424,19 @@ static struct fl_group **subtree_pin(struct fl_group *g, unsigned *nr)
 	pthread_mutex_unlock(&e->groups_lock);
 	*nr = n;
 	return v;
+}
+
+uint64_t reclaim_isolated(struct fl_group *g)
+{
+	struct fl_engine *e = g->engine;
+	uint64_t pages = 0;
+
+	pthread_mutex_lock(&e->groups_lock);
+	for (struct fl_group *h = e->groups; h; h = h->next)
+		if (group_within(h, g))
+			pages += atomic_load(&h->isolated);
+	pthread_mutex_unlock(&e->groups_lock);
+	return pages;
 }
 
 uint64_t reclaim_group(struct fl_group *g, uint64_t want)

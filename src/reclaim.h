@@ -35,11 +35,15 @@ void lru_mark_accessed(struct fl_page *page);
 uint64_t reclaim_group(struct fl_group *g, uint64_t want);
 /*
  * As reclaim_group, and *busy is how many pages it passed over only
- * because they were busy (locked, under writeback, being read): pages that
- * a later try may free.  Pages that cannot go for other reasons (dirty
- * pages whose writeback fails, punches that fail) are not busy.
+ * because they were busy (locked, under writeback, being read, held, or
+ * used since reclaim last looked): pages that a later try may free.  Pages that
+ * cannot go for other reasons (dirty pages whose writeback fails, punches that
+ * fail) are not busy.
  */
 uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want, uint64_t *busy);
+/* Pages of g and the groups below it that another reclaim has taken off
+ * the lists to evict right now (they may stay: wait and look again). */
+uint64_t reclaim_isolated(struct fl_group *g);
 /* Queue a reclaim of g down to its high limit, unless one is queued. */
 void reclaim_background(struct fl_group *g);
 
