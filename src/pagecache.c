@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "aio.h"
 #include "engine.h"
 #include "group.h"
 #include "object.h"
@@ -255,8 +256,8 @@ void pagecache_abandon_read(struct fl_object *o, uint64_t index,
 	atomic_fetch_sub(&o->engine->cached_pages, count);
 }
 
-static void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
-				    unsigned long count)
+void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
+			     unsigned long count)
 {
 	/* Counted before any waiter can see the pages. */
 	if (o->store)
