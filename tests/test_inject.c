@@ -643,12 +643,13 @@ static void churn_remapper(struct churn *c, fl_object *o)
 		} else if (q != c->p) {
 			h_fail(__FILE__, __LINE__, "MAP_FIXED moved");
 		}
-		/* Let the readers fault on this one before the next. */
+		/* Let the readers fault on this one before the next (briefly:
+		 * readers whose every access gets SIGBUS finish early). */
 		for (unsigned long
 			     r0 = __atomic_load_n(&c->reads, __ATOMIC_RELAXED),
 			     spins = 0;
 		     __atomic_load_n(&c->reads, __ATOMIC_RELAXED) < r0 + 8 &&
-		     spins < 2000;
+		     spins < 200;
 		     spins++)
 			usleep(100);
 	}
