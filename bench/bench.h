@@ -15,10 +15,11 @@
 
 /* Options shared by every scenario. */
 struct bench_opts {
-	uint64_t size;	 /* bytes; 0: the scenario's default */
-	const char *dir; /* parent of the temporary data directory */
-	unsigned runs;	 /* runs per configuration; the best is reported */
-	size_t page;	 /* the system page size */
+	uint64_t size;	  /* bytes; 0: the scenario's default */
+	const char *dir;  /* parent of the temporary data directory */
+	unsigned runs;	  /* runs per configuration; the best is reported */
+	unsigned threads; /* reader threads (randread); 0: the default */
+	size_t page;	  /* the system page size */
 };
 
 /* One timed run of one configuration. */
@@ -53,6 +54,7 @@ int bench_retry(const struct bench_opts *o);
 int bench_seqscan(const struct bench_opts *o);
 int bench_randread(const struct bench_opts *o);
 int bench_livelock(const struct bench_opts *o);
+int bench_mixed(const struct bench_opts *o);
 
 /*
  * Run every configuration that is not skipped o->runs times, interleaved
@@ -100,6 +102,14 @@ int bench_on_fresh_engine(const char *scenario,
 
 /* Print a one-line summary of the engine's counters ("# faultline: ..."). */
 void bench_engine_summary(fl_engine *engine, const char *label);
+
+/*
+ * Print whether readahead paid and the queue depth the store saw, from the
+ * engine's counters: "  # ROW (LABEL): readahead N pages, used U, evicted
+ * unused E; store reads S, mean queue depth D".
+ */
+void bench_readahead_summary(fl_engine *engine, const char *row,
+			     const char *label);
 
 /* Page faults the kernel has counted for this process (minor + major):
  * the kernel baselines' own fault counts, to set beside faultline's. */
@@ -159,14 +169,15 @@ void bench_group_summary(fl_group *group, const char *label);
 int bench_group_check(fl_group *group, const char *what);
 
 /*
- * The end of a timed run in a group: print the engine's and the group's
- * counters once (if *print_stats and the run so far succeeded, ret == 0),
- * check the group kept its limit, unmap p and close obj.  Returns ret, or
- * -1 if any of that failed.
+ * The end of a timed run of the configuration named row in a group: print
+ * the engine's counters, its readahead statistics and the group's counters
+ * once (if *print_stats and the run so far succeeded, ret == 0), check the
+ * group kept its limit, unmap p and close obj.  Returns ret, or -1 if any
+ * of that failed.
  */
-int bench_end_group_run(const char *scenario, fl_engine *engine,
-			fl_group *group, fl_object *obj, void *p, uint64_t size,
-			int *print_stats, int ret);
+int bench_end_group_run(const char *scenario, const char *row,
+			fl_engine *engine, fl_group *group, fl_object *obj,
+			void *p, uint64_t size, int *print_stats, int ret);
 
 /* Random numbers for access patterns (xorshift64*); *s must not be 0. */
 static inline uint64_t bench_random(uint64_t *s)

@@ -126,8 +126,8 @@ static int seqscan_faultline_timed(void *arg, fl_engine *engine,
 	}
 	out->checksum = sum_stride64(p, c->size);
 	out->seconds = now_seconds() - t0;
-	return bench_end_group_run("seqscan", engine, group, obj, p, c->size,
-				   &c->print_stats, ret);
+	return bench_end_group_run("seqscan", "faultline", engine, group, obj,
+				   p, c->size, &c->print_stats, ret);
 }
 
 static int seqscan_faultline(void *arg, struct bench_run *out)
