@@ -171,9 +171,12 @@ enum fault_result fault_sigbus(struct fault *f)
 			return FAULT_DONE;
 		}
 	}
-	/* Not poisoned after all: a later fault there is served again. */
+	/* Not poisoned after all: a later fault there is served again.  The
+	 * signal goes only to a thread still waiting for this page (a stale
+	 * message's thread has gone on, and must not get it elsewhere). */
 	fault_forget_poison(f);
-	fault_signal_thread(f);
+	if (!fault_is_stale(f))
+		fault_signal_thread(f);
 	uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
 	return FAULT_DONE;
 }

@@ -86,6 +86,23 @@ static struct fl_group_stats gstats(fl_group *g)
 	return s;
 }
 
+/*
+ * Lower g's max to 0 until its cache is empty: a page just read is held
+ * for a moment by the I/O thread that read it (until the faulting thread
+ * has been woken), and cannot be evicted before it lets go.
+ */
+static int evicted(void *arg)
+{
+	fl_group *g = arg;
+
+	return fl_group_set_max(g, 0) == 0 && gstats(g).cache_pages == 0;
+}
+
+static void evict_all(fl_group *g)
+{
+	CHECK(h_wait_until(evicted, g));
+}
+
 enum cause { BY_OOM, BY_READ_ERROR };
 
 /*
@@ -116,8 +133,7 @@ static void evicted_then_unservable(int flags, enum cause cause)
 			  0);
 	REQUIRE(p != MAP_FAILED);
 	CHECK_EQ(h_mismatch(p + 2 * PG, PG, 71, 2 * PG), -1); /* mapped */
-	CHECK_EQ(fl_group_set_max(g, 0), 0);		      /* evicted */
-	CHECK_EQ(gstats(g).cache_pages, 0);
+	evict_all(g);
 	if (cause == BY_READ_ERROR) {
 		CHECK_EQ(fl_group_set_max(g, FL_GROUP_UNLIMITED), 0);
 		ff.fail_offset = 2 * PG;
@@ -582,6 +598,13 @@ TEST(failed_write_protect_keeps_page_dirty)
 	h_file_remove(&f);
 }
 
+/* Eviction tried to punch (and failed, as injected). */
+static int punch_tried(void *arg)
+{
+	return fl_group_set_max(arg, 0) == 0 &&
+	       inject_fired(INJ_FALLOCATE) >= 1;
+}
+
 /* Eviction whose hole punch fails keeps the page, its charge and data. */
 TEST(failed_punch_keeps_page_and_charge)
 {
@@ -598,13 +621,12 @@ TEST(failed_punch_keeps_page_and_charge)
 	REQUIRE(p != MAP_FAILED);
 	CHECK_EQ(h_mismatch(p + 2 * PG, PG, 75, 2 * PG), -1);
 	inject_set_mode(INJ_FALLOCATE, 1, EIO, INJECT_FROM);
-	CHECK_EQ(fl_group_set_max(g, 0), 0); /* cannot evict it */
-	CHECK_GE(inject_fired(INJ_FALLOCATE), 1);
+	CHECK(h_wait_until(punch_tried, g)); /* it cannot be evicted */
 	inject_clear();
 	CHECK_EQ(gstats(g).usage, PG);
 	CHECK_EQ(gstats(g).cache_pages, 1);
 	CHECK_EQ(h_mismatch(p + 2 * PG, PG, 75, 2 * PG), -1);
-	CHECK_EQ(fl_group_set_max(g, 0), 0); /* now it goes */
+	evict_all(g); /* now it goes */
 	CHECK_EQ(gstats(g).usage, 0);
 	CHECK_EQ(fl_munmap(e, p, 4 * PG), 0);
 	CHECK_EQ(fl_object_close(o), 0);

@@ -244,7 +244,7 @@ TEST(uncharge_wakes_waiters_here_and_above)
 /* ---- concurrent charging ------------------------------------------------- */
 
 #define LEAVES 4
-#define ROUNDS 20000
+#define ROUNDS 4000
 
 struct race {
 	struct fl_group *parent, *leaf[LEAVES];
