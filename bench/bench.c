@@ -332,10 +332,27 @@ void bench_table(const struct bench_config *cfg, int n, uint64_t pages,
 void bench_ratio(const char *scenario, const struct bench_config *fl,
 		 const struct bench_config *base)
 {
-	if (base->skipped || fl->skipped || fl->best <= 0 || base->best < 0)
+	double r = bench_ratio_value(fl, base);
+
+	if (r < 0)
 		return;
-	printf("ratio: %s/%s=%.3f\n", scenario, base->name,
-	       base->best / fl->best);
+	printf("ratio: %s/%s=%.3f\n", scenario, base->name, r);
+}
+
+double bench_ratio_value(const struct bench_config *fl,
+			 const struct bench_config *base)
+{
+	if (base->skipped || fl->skipped || fl->best <= 0 || base->best < 0)
+		return -1;
+	return base->best / fl->best;
+}
+
+void bench_target(const char *name, double ratio, double min)
+{
+	if (ratio < 0)
+		return;
+	printf("  # target: %s >= %.2f: %s\n", name, min,
+	       ratio >= min ? "met" : "MISSED");
 }
 
 void bench_figure(const char *name, double value)

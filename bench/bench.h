@@ -74,6 +74,14 @@ void bench_table(const struct bench_config *cfg, int n, uint64_t pages,
 void bench_ratio(const char *scenario, const struct bench_config *fl,
 		 const struct bench_config *base);
 
+/* Print "  # target: NAME >= MIN: met" (or MISSED), the scenario's goal
+ * for a ratio (issue 8); nothing if the ratio was not measured (< 0). */
+void bench_target(const char *name, double ratio, double min);
+
+/* A ratio as bench_ratio prints it, or -1 if either side did not run. */
+double bench_ratio_value(const struct bench_config *fl,
+			 const struct bench_config *base);
+
 /* Print "figure: NAME=VALUE". */
 void bench_figure(const char *name, double value);
 

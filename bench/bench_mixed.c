@@ -303,6 +303,9 @@ int bench_mixed(const struct bench_opts *o)
 					     kb->seq_bytes / c.page +
 						     kb->rand_reads);
 		bench_ratio("mixed", &cfg[CFG_FL], &cfg[CFG_KERNEL]);
+		bench_target("mixed/kernel",
+			     bench_ratio_value(&cfg[CFG_FL], &cfg[CFG_KERNEL]),
+			     1.0);
 		bench_figure("mixed-seq-mib-per-s",
 			     seq_mib_per_s(&c.best[CFG_FL]));
 		bench_figure("mixed-rand-reads-per-s",

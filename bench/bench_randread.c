@@ -377,6 +377,15 @@ static void randread_report(const struct randread_ctx *c,
 	snprintf(figure, sizeof(figure), "%s-faultline-reads-per-s", name);
 	if (cfg[CFG_FL].best > 0)
 		bench_figure(figure, (double)c->reads / cfg[CFG_FL].best);
+	/* Issue 8's goals, without advice. */
+	snprintf(figure, sizeof(figure), "%s/kernel-random", name);
+	bench_target(figure,
+		     bench_ratio_value(&cfg[CFG_FL], &cfg[CFG_KERNEL_RANDOM]),
+		     1.0);
+	if (c->threads == 1)
+		bench_target("randread/odirect",
+			     bench_ratio_value(&cfg[CFG_FL], &cfg[CFG_ODIRECT]),
+			     0.85);
 }
 
 static int randread_prepare(struct randread_ctx *c, struct bench_config *cfg,
