@@ -15,8 +15,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-static void print_engine_counters(fl_engine *engine, const char *who);
-
 struct scenario {
 	const char *name;
 	int (*run)(const struct bench_opts *o);
@@ -230,10 +228,9 @@ int bench_main(int argc, char **argv)
 	if (bench_parse(&o, argc, argv, &name) < 0)
 		return 2;
 	if (name == NULL) {
-		cli_error(
-			"bench: which scenario? (anon, minor, livelock, "
-			"seqscan, randread, mixed, retry or all; see faultline "
-			"bench --help)");
+		cli_error("bench: which scenario? (anon, minor, livelock, "
+			  "seqscan, randread, mixed, retry or all; see "
+			  "faultline bench --help)");
 		return 2;
 	}
 	for (i = 0; i < NR_SCENARIOS; i++)
@@ -393,6 +390,23 @@ fl_engine *bench_engine_create(void)
 	return engine;
 }
 
+/* "  # WHO: fault_messages=... pages_mapped=..." */
+static void print_engine_counters(fl_engine *engine, const char *who)
+{
+	struct fl_stats s;
+
+	if (fl_engine_stats(engine, &s) < 0)
+		return;
+	printf("  # %s: fault_messages=%llu minor=%llu major=%llu "
+	       "zero_fills=%llu pages_read=%llu pages_mapped=%llu\n",
+	       who, (unsigned long long)s.fault_messages,
+	       (unsigned long long)s.minor_faults,
+	       (unsigned long long)s.major_faults,
+	       (unsigned long long)s.zero_fills,
+	       (unsigned long long)s.pages_read,
+	       (unsigned long long)s.pages_mapped);
+}
+
 int bench_end_group_run(const char *scenario, const char *row,
 			fl_engine *engine, fl_group *group, fl_object *obj,
 			void *p, uint64_t size, int *print_stats, int ret)
@@ -432,23 +446,6 @@ int bench_on_fresh_engine(const char *scenario,
 		ret = -1;
 	}
 	return ret;
-}
-
-/* "  # WHO: fault_messages=... pages_mapped=..." */
-static void print_engine_counters(fl_engine *engine, const char *who)
-{
-	struct fl_stats s;
-
-	if (fl_engine_stats(engine, &s) < 0)
-		return;
-	printf("  # %s: fault_messages=%llu minor=%llu major=%llu "
-	       "zero_fills=%llu pages_read=%llu pages_mapped=%llu\n",
-	       who, (unsigned long long)s.fault_messages,
-	       (unsigned long long)s.minor_faults,
-	       (unsigned long long)s.major_faults,
-	       (unsigned long long)s.zero_fills,
-	       (unsigned long long)s.pages_read,
-	       (unsigned long long)s.pages_mapped);
 }
 
 void bench_engine_summary(fl_engine *engine, const char *label)
