@@ -54,7 +54,11 @@ static unsigned readahead_fit(const struct fl_mapping *m, unsigned pages)
 	return pages;
 }
 
-/* Credit pages read to the mapping that asked, if it is still there. */
+/*
+ * Credit pages read to the mapping that asked, if it is still there: n
+ * pages, or -n to take a credit back.  Credited before the pages can be
+ * seen, so that a reader that sees them sees the count too.
+ */
 static void readahead_count(struct fl_engine *e, struct work *w, long n)
 {
 	struct fl_mapping *m;
@@ -91,9 +95,12 @@ static void readahead_work(struct fl_engine *e, struct work *w)
 	if (n > 0)
 		count_add(&e->stats, readahead_pages, (uint64_t)n);
 	/* A failed read drops its pages: a fault there reads them again. */
-	if (n > 0 && pagecache_read(w->object, run.first, (unsigned long)n,
-				    run.first) == 0)
+	if (n > 0) {
 		readahead_count(e, w, n);
+		if (pagecache_read(w->object, run.first, (unsigned long)n,
+				   run.first))
+			readahead_count(e, w, -n);
+	}
 	object_put(w->object);
 	atomic_fetch_sub(&g->pins, 1);
 	free(w);
