@@ -562,7 +562,8 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 		run = (struct ra_run){.index = index,
 				      .max = 1,
 				      .demand = index,
-				      .mark = UINT64_MAX};
+				      .mark = UINT64_MAX,
+				      .stream = -1};
 	n = pagecache_start_run(o, &run, f->m->group, &over, &want);
 
 	if (n == -EDQUOT) /* the group is full: make room for the run */
@@ -653,7 +654,7 @@ static unsigned fault_around_pages(struct fault *f, int *sequential)
 	*sequential = f->m->advice == MADV_SEQUENTIAL ||
 		      (pages && f->addr > last &&
 		       f->addr - last <= (uintptr_t)pages << PAGE_SHIFT);
-	if (readahead_random(f->m))
+	if (readahead_random(f->m, mapping_index(f->m, f->addr)))
 		pages = 1; /* random faults: nothing around them is wanted */
 	else if (f->m->advice == MADV_SEQUENTIAL)
 		pages = max;

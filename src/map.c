@@ -578,8 +578,12 @@ static struct fl_mapping *mapping_new(int prot, int flags, fl_object *o,
 	m->advice = MADV_NORMAL;
 	m->object = o;
 	m->pgoff = (uint64_t)offset >> PAGE_SHIFT;
-	atomic_init(&m->ra_next, m->pgoff); /* reading from the start is */
-	atomic_init(&m->ra_window, 0);	    /* sequential at once */
+	for (int i = 0; i < RA_STREAMS; i++) {
+		atomic_init(&m->ra[i].next, i ? UINT64_MAX : m->pgoff);
+		atomic_init(&m->ra[i].window, 0);
+		atomic_init(&m->ra[i].reader, m->pgoff);
+	} /* reading from the start is sequential at once */
+	atomic_init(&m->ra_clock, 0);
 	atomic_init(&m->mmap_miss, 0);
 	if (!o)
 		m->kind = MAP_KIND_ANON;

@@ -15,6 +15,16 @@
 struct fl_engine;
 struct fl_object;
 
+/* Sequential streams followed at once per mapping (threads scanning parts
+ * of one mapping, a scan beside random reads): readahead.c. */
+#define RA_STREAMS 4
+
+struct ra_stream {
+	_Atomic uint64_t next;	 /* object page just past its last read */
+	_Atomic uint64_t reader; /* where its reader last faulted */
+	_Atomic unsigned window; /* its window (0: not started) */
+};
+
 enum map_kind {
 	MAP_KIND_ANON,	  /* private anonymous memory */
 	MAP_KIND_SHARED,  /* shared view of an object's page cache */
@@ -33,11 +43,10 @@ struct fl_mapping {
 	/* Sequential-fault detection for adaptive fault-around. */
 	_Atomic uintptr_t last_fault;
 	_Atomic unsigned around_pages;
-	/* Readahead (readahead.c): the object page just past the last read
-	 * started, the window of a sequential stream, and misses less
+	/* Readahead (readahead.c): the sequential streams, and misses less
 	 * read-around pages used (many: the faults are random). */
-	_Atomic uint64_t ra_next;
-	_Atomic unsigned ra_window;
+	struct ra_stream ra[RA_STREAMS];
+	_Atomic unsigned ra_clock; /* which slot a new stream takes */
 	_Atomic unsigned mmap_miss;
 	/* The object's list of mappings (object lock and map lock). */
 	struct fl_mapping *obj_prev, *obj_next;

@@ -134,7 +134,8 @@ long pagecache_start_read(struct fl_object *o, uint64_t index,
 	struct ra_run run = {.index = index,
 			     .max = max,
 			     .demand = index,
-			     .mark = UINT64_MAX};
+			     .mark = UINT64_MAX,
+			     .stream = -1};
 
 	return pagecache_start_run(o, &run, g, over, want);
 }

@@ -86,7 +86,8 @@ static void readahead_work(struct fl_engine *e, struct work *w)
 	struct ra_run run = {.index = w->index,
 			     .max = w->count,
 			     .demand = UINT64_MAX,
-			     .mark = w->index};
+			     .mark = w->index,
+			     .stream = -1};
 	uint64_t want;
 	/* No room: the window is dropped, never made room for.  Reclaim
 	 * would take the oldest unused pages, which are the windows read
@@ -136,66 +137,104 @@ static void readahead_post(struct fl_engine *e, struct fl_mapping *m,
 	threads_post_work(e, w);
 }
 
-/* The next window of a sequential stream: growing fourfold to the most
- * that fits. */
+/* The next window of stream st: growing fourfold to the most that fits. */
 static unsigned long readahead_next_window(const struct fl_engine *e,
-					   struct fl_mapping *m)
+					   const struct fl_mapping *m,
+					   struct ra_stream *st)
 {
 	unsigned long max = readahead_fit(m, e->config.readahead_pages);
 	unsigned long w =
-		atomic_load_explicit(&m->ra_window, memory_order_relaxed);
+		atomic_load_explicit(&st->window, memory_order_relaxed);
 
 	w = w ? w * 4 : RA_INIT_PAGES;
 	if (w > max)
 		w = max;
-	atomic_store_explicit(&m->ra_window, (unsigned)w, memory_order_relaxed);
+	atomic_store_explicit(&st->window, (unsigned)w, memory_order_relaxed);
 	return w;
 }
 
-/* Whether a miss at index falls in the windows a sequential stream has
- * queued and not yet read (the reader overtook them). */
-static int readahead_in_stream(const struct fl_mapping *m, uint64_t index,
-			       uint64_t next)
+/*
+ * The stream a miss (or a marked page) at index belongs to: just past
+ * where the stream last read, or a little ahead of where its reader last
+ * faulted, inside the windows it queued and has not read yet (the reader
+ * overtook them).  NULL if none: a random fault elsewhere in the mapping
+ * is not taken for the stream.
+ */
+static struct ra_stream *readahead_stream_at(struct fl_mapping *m,
+					     uint64_t index)
 {
-	unsigned window =
-		atomic_load_explicit(&m->ra_window, memory_order_relaxed);
+	for (int i = 0; i < RA_STREAMS; i++) {
+		struct ra_stream *st = &m->ra[i];
+		uint64_t next = atomic_load(&st->next);
+		uint64_t reader = atomic_load(&st->reader);
+		unsigned w =
+			atomic_load_explicit(&st->window, memory_order_relaxed);
 
-	return window && index < next &&
-	       next - index <= (uint64_t)window * (READAHEAD_DEPTH + 2);
+		if (index == next ||
+		    (w && index < next && index > reader &&
+		     index - reader <= (uint64_t)w * (READAHEAD_DEPTH + 1)))
+			return st;
+	}
+	return NULL;
 }
 
-int readahead_random(const struct fl_mapping *m)
+/*
+ * A slot for a possible new stream: one that has not started (no window),
+ * else the least recently begun.  A random reader's misses so churn only
+ * the slots no stream uses, and a scan beside it keeps its own.
+ */
+static struct ra_stream *readahead_stream_new(struct fl_mapping *m)
 {
-	return m->advice == MADV_RANDOM ||
-	       atomic_load_explicit(&m->mmap_miss, memory_order_relaxed) >
-		       RA_LOTSAMISS;
+	unsigned clock = atomic_fetch_add(&m->ra_clock, 1);
+
+	for (int i = 0; i < RA_STREAMS; i++) {
+		struct ra_stream *st = &m->ra[(clock + i) % RA_STREAMS];
+
+		if (!atomic_load_explicit(&st->window, memory_order_relaxed))
+			return st;
+	}
+	return &m->ra[clock % RA_STREAMS];
+}
+
+int readahead_random(struct fl_mapping *m, uint64_t index)
+{
+	if (m->advice == MADV_RANDOM)
+		return 1;
+	return atomic_load_explicit(&m->mmap_miss, memory_order_relaxed) >
+		       RA_LOTSAMISS &&
+	       !readahead_stream_at(m, index);
 }
 
 void readahead_plan(struct fl_engine *e, struct fl_mapping *m, uint64_t index,
 		    struct ra_run *run)
 {
-	uint64_t next = atomic_load(&m->ra_next);
+	struct ra_stream *st;
 	unsigned miss;
 
-	*run = (struct ra_run){
-		.index = index, .max = 1, .demand = index, .mark = UINT64_MAX};
+	*run = (struct ra_run){.index = index,
+			       .max = 1,
+			       .demand = index,
+			       .mark = UINT64_MAX,
+			       .stream = -1};
 	if (m->advice == MADV_RANDOM)
 		return;
-	/* Sequential: just past the last read, or a reader that caught up
-	 * with windows queued and not read yet.  A window from here, marked
-	 * halfway so that the reader starts the next one before it runs
-	 * out; never behind (those pages were used). */
-	if (m->advice == MADV_SEQUENTIAL || index == next ||
-	    readahead_in_stream(m, index, next)) {
-		atomic_store(&m->mmap_miss, 0);
-		run->max = readahead_next_window(e, m);
+	/* Sequential: a window from here, marked halfway so that the reader
+	 * starts the next one before it runs out; never behind (those
+	 * pages were used). */
+	st = readahead_stream_at(m, index);
+	if (st || m->advice == MADV_SEQUENTIAL) {
+		if (!st)
+			st = readahead_stream_new(m);
+		run->stream = (int)(st - m->ra);
+		run->max = readahead_next_window(e, m, st);
 		if (run->max > 1)
 			run->mark = index + run->max / 2;
 		return;
 	}
 	/* Unknown or random: read around the fault until read-around pages
-	 * keep going unused, then the faulting page alone. */
-	atomic_store_explicit(&m->ra_window, 0, memory_order_relaxed);
+	 * keep going unused, then the faulting page alone.  Where the read
+	 * ends, a stream may begin. */
+	run->stream = (int)(readahead_stream_new(m) - m->ra);
 	miss = atomic_load_explicit(&m->mmap_miss, memory_order_relaxed);
 	if (miss < RA_LOTSAMISS * 10)
 		atomic_store_explicit(&m->mmap_miss, miss + 1,
@@ -208,36 +247,51 @@ void readahead_plan(struct fl_engine *e, struct fl_mapping *m, uint64_t index,
 	run->before = run->max / 2;
 }
 
+/* Queue windows of st from start on, each marked at its first page, until
+ * READAHEAD_DEPTH windows are in flight beyond reader (or the end). */
+static void readahead_queue(struct fl_engine *e, struct fl_mapping *m,
+			    struct fl_object *o, struct ra_stream *st,
+			    uint64_t start, uint64_t reader)
+{
+	for (int i = 0; i < READAHEAD_DEPTH && start < o->nr_pages; i++) {
+		unsigned long window = readahead_next_window(e, m, st);
+
+		atomic_store(&st->next, start + window);
+		readahead_post(e, m, o, start, window);
+		start += window;
+		if (start - reader > READAHEAD_DEPTH * window)
+			break; /* far enough ahead */
+	}
+}
+
 void readahead_missed(struct fl_engine *e, struct fl_mapping *m,
 		      struct fl_object *o, const struct ra_run *run,
 		      unsigned long n)
 {
-	uint64_t end = run->first + n, next = atomic_load(&m->ra_next);
-	unsigned long window;
+	struct ra_stream *st;
+	uint64_t end = run->first + n;
 
-	if (run->mark == UINT64_MAX) { /* not a new sequential window */
-		if (end > next)
-			atomic_store(&m->ra_next, end);
+	if (run->stream < 0)
+		return;
+	st = &m->ra[run->stream];
+	if (run->mark == UINT64_MAX) { /* a stream may begin where it ends */
+		atomic_store(&st->next, end);
+		atomic_store_explicit(&st->window, 0, memory_order_relaxed);
 		return;
 	}
 	/* A sequential miss: the reader waits for this window; queue the
-	 * ones after it now, each marked at its first page. */
-	atomic_store(&m->ra_next, end);
-	next = end;
-	for (int i = 0; i < READAHEAD_DEPTH && next < o->nr_pages; i++) {
-		window = readahead_next_window(e, m);
-		atomic_store(&m->ra_next, next + window);
-		readahead_post(e, m, o, next, window);
-		next += window;
-	}
+	 * ones after it now. */
+	atomic_store(&st->reader, run->index);
+	atomic_store(&st->next, end);
+	readahead_queue(e, m, o, st, end, run->index);
 }
 
 int readahead_hit(struct fl_engine *e, struct fl_mapping *m,
 		  struct fl_object *o, struct fl_page *page)
 {
+	struct ra_stream *st;
+	uint64_t next;
 	unsigned miss;
-	uint64_t next, start;
-	unsigned long window;
 	int used = 0;
 
 	if (page_test(page, PG_READAHEAD) &&
@@ -252,22 +306,17 @@ int readahead_hit(struct fl_engine *e, struct fl_mapping *m,
 	if (!page_test(page, PG_RA_MARK) ||
 	    !page_test_and_clear(page, PG_RA_MARK) || m->advice == MADV_RANDOM)
 		return used;
-	/* The reader reached a marked page: the stream is sequential. Keep
+	/* The reader reached a marked page: its stream goes on.  Keep
 	 * READAHEAD_DEPTH windows in flight beyond it. */
-	atomic_store(&m->mmap_miss, 0);
-	next = atomic_load(&m->ra_next);
-	start = next > page->index ? next : page->index + 1;
-	for (int i = 0; i < READAHEAD_DEPTH; i++) {
-		window = readahead_next_window(e, m);
-		if (start >= o->nr_pages ||
-		    !atomic_compare_exchange_strong(&m->ra_next, &next,
-						    start + window))
-			break; /* the end, or another handler posted it */
-		readahead_post(e, m, o, start, window);
-		if (start + window - page->index > READAHEAD_DEPTH * window)
-			break; /* far enough ahead */
-		next = start + window;
-		start = next;
+	st = readahead_stream_at(m, page->index);
+	if (!st) {
+		st = readahead_stream_new(m);
+		atomic_store(&st->next, page->index + 1);
 	}
+	atomic_store(&st->reader, page->index);
+	next = atomic_load(&st->next);
+	readahead_queue(e, m, o, st,
+			next > page->index ? next : page->index + 1,
+			page->index);
 	return used;
 }

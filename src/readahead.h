@@ -37,8 +37,9 @@ void readahead_missed(struct fl_engine *e, struct fl_mapping *m,
  */
 int readahead_hit(struct fl_engine *e, struct fl_mapping *m,
 		  struct fl_object *o, struct fl_page *page);
-/* Whether m's faults are random (advice, or read-around going unused):
- * fault-around then maps the faulting page alone. */
-int readahead_random(const struct fl_mapping *m);
+/* Whether a fault of m at index is random (advice, or read-around going
+ * unused, and no sequential stream there): fault-around then maps the
+ * faulting page alone. */
+int readahead_random(struct fl_mapping *m, uint64_t index);
 
 #endif /* FL_READAHEAD_H */

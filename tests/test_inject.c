@@ -766,11 +766,14 @@ static void describe(char *buf, size_t len, const struct scenario *sc,
 			 err_name(inj->err), mode_suffix(inj->mode), sc->name);
 }
 
+/* Seconds a run may take before it counts as hung: generous, since a
+ * loaded machine (a sanitizer build beside other work) is many times
+ * slower; a run takes well under a second when nothing is wrong. */
 static int run_timeout(void)
 {
 	const char *s = getenv("FL_INJECT_TIMEOUT");
 
-	return s && atoi(s) > 0 ? atoi(s) : 5;
+	return s && atoi(s) > 0 ? atoi(s) : 20;
 }
 
 static char self_path[PATH_MAX];
