@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The engine's threads.  Handler threads read fault messages from the
- * userfaultfd and serve them; I/O threads run the work that may block
- * (store reads of parked faults, readahead, reclaim), and their pool grows
+ * userfaultfd and serve them, and run the completions of asynchronous
+ * store reads (aio.c), resuming the faults that waited for them; I/O
+ * threads run the work that may block (synchronous store reads of parked
+ * faults, readahead, reclaim), and their pool grows
  * while every one of them is busy, so that a stalled store never stalls
  * the engine.  Every thread runs with all signals blocked: signals are the
  * program's.
