@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -447,4 +448,79 @@ TEST(destroy_while_async_read_in_flight)
 	CHECK(d.signo == SIGSEGV ||
 	      (d.signo == 0 && d.val == h_pattern(76, 10 * PG + 5)));
 	CHECK_LE(h_count_fds(), fds);
+}
+
+struct racing_reader {
+	unsigned char *p;
+	uint64_t pages;
+	_Atomic int signalled;
+};
+
+/* Read random pages until the mapping goes (SIGSEGV), or 100000 reads. */
+static void racing_read(int idx, void *arg)
+{
+	struct racing_reader *rr = arg;
+	uint64_t x = (uint64_t)idx * 0x9E3779B97F4A7C15ull + 7;
+	unsigned char v;
+
+	for (int i = 0; i < 100000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (h_try_read(rr->p + x % rr->pages * PG, &v, NULL)) {
+			atomic_fetch_add(&rr->signalled, 1);
+			return;
+		}
+	}
+}
+
+struct racing_destroy {
+	fl_engine *e;
+	struct racing_reader *rr;
+};
+
+static int enough_reads(void *arg)
+{
+	return h_estats(arg).store_reads >= 64;
+}
+
+static void *racing_destroyer(void *arg)
+{
+	struct racing_destroy *d = arg;
+
+	if (!h_wait_until(enough_reads, d->e))
+		h_fail(__FILE__, __LINE__, "no store reads");
+	CHECK_EQ(fl_engine_destroy(d->e), 0);
+	return NULL;
+}
+
+/*
+ * The file store's reads in flight (through the ring, where there is one)
+ * when the engine is destroyed under four random readers: destroy waits
+ * for them, every reader ends (its mapping gone: SIGSEGV), and nothing is
+ * left charged (checked at destroy) or open.
+ */
+TEST(destroy_under_random_readers)
+{
+	struct h_file f;
+	fl_engine *e = h_engine_cfg(2, 1, 1);
+	struct racing_reader rr = {.pages = 4096};
+	struct racing_destroy d = {.e = e, .rr = &rr};
+	int fds;
+	pthread_t t;
+	fl_object *o;
+
+	check_ring(e);
+	h_file_create(&f, rr.pages * PG, 77);
+	fds = h_count_fds();
+	o = h_open(e, &f, O_RDONLY);
+	rr.p = h_map(e, rr.pages * PG, PROT_READ, MAP_SHARED, o, 0);
+	CHECK_EQ(fl_madvise(e, rr.p, rr.pages * PG, MADV_RANDOM), 0);
+	REQUIRE(pthread_create(&t, NULL, racing_destroyer, &d) == 0);
+	h_run_threads(4, racing_read, &rr);
+	pthread_join(t, NULL);
+	h_note("%d of 4 readers ended by the unmap",
+	       atomic_load(&rr.signalled));
+	CHECK_LE(h_count_fds(), fds);
+	h_file_remove(&f);
 }
