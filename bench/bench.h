@@ -170,6 +170,15 @@ int kcg_run(struct kcg *cg, int (*fn)(void *arg, struct bench_run *out),
 /* A group below the root with max bytes; NULL after printing why. */
 fl_group *bench_group_create(fl_engine *engine, const char *name, uint64_t max);
 
+/*
+ * Open the file at path and map its first size bytes shared, read-only,
+ * in a new group named name with max bytes.  Returns the mapping (and the
+ * group and object), or NULL after printing why (nothing left open).
+ */
+void *bench_map_in_group(fl_engine *engine, const char *name, const char *path,
+			 uint64_t size, uint64_t max, fl_group **group,
+			 fl_object **obj);
+
 /* Print a group's statistics as one "  # LABEL: ..." line. */
 void bench_group_summary(fl_group *group, const char *label);
 

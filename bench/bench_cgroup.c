@@ -253,6 +253,32 @@ int bench_group_check(fl_group *group, const char *what)
 	return 0;
 }
 
+void *bench_map_in_group(fl_engine *engine, const char *name, const char *path,
+			 uint64_t size, uint64_t max, fl_group **group,
+			 fl_object **obj)
+{
+	void *p;
+
+	*group = bench_group_create(engine, name, max);
+	if (*group == NULL)
+		return NULL;
+	*obj = fl_object_open(engine, path, O_RDONLY);
+	if (*obj == NULL) {
+		cli_error("bench %s: fl_object_open: %s", name,
+			  strerror(errno));
+		return NULL;
+	}
+	p = fl_mmap_group(engine, *group, NULL, size, PROT_READ, MAP_SHARED,
+			  *obj, 0);
+	if (p == MAP_FAILED) {
+		cli_error("bench %s: fl_mmap_group failed: %s", name,
+			  strerror(errno));
+		fl_object_close(*obj);
+		return NULL;
+	}
+	return p;
+}
+
 fl_group *bench_group_create(fl_engine *engine, const char *name, uint64_t max)
 {
 	fl_group *g = fl_group_create(engine, NULL, name);

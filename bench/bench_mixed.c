@@ -192,27 +192,15 @@ static int mixed_faultline_timed(void *arg, fl_engine *engine,
 				 struct bench_run *out)
 {
 	struct mixed_ctx *c = arg;
-	fl_group *group = bench_group_create(engine, "mixed", c->limit);
+	fl_group *group;
 	double t0 = now_seconds();
 	fl_object *obj;
 	int ret;
-	void *p;
+	void *p = bench_map_in_group(engine, "mixed", c->path, c->size,
+				     c->limit, &group, &obj);
 
-	if (group == NULL)
+	if (p == NULL)
 		return -1;
-	obj = fl_object_open(engine, c->path, O_RDONLY);
-	if (obj == NULL) {
-		cli_error("bench mixed: fl_object_open: %s", strerror(errno));
-		return -1;
-	}
-	p = fl_mmap_group(engine, group, NULL, c->size, PROT_READ, MAP_SHARED,
-			  obj, 0);
-	if (p == MAP_FAILED) {
-		cli_error("bench mixed: fl_mmap_group failed: %s",
-			  strerror(errno));
-		fl_object_close(obj);
-		return -1;
-	}
 	ret = run_mixed(c, p, t0, &c->back, out);
 	if (ret == 0)
 		keep_best(c, CFG_FL, &c->back, out);

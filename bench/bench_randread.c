@@ -322,28 +322,15 @@ static int randread_faultline_timed(void *arg, fl_engine *engine,
 	struct fl_run *f = arg;
 	struct randread_ctx *c = f->c;
 	const char *row = f->cfg == CFG_FL ? "faultline" : "faultline-random";
-	fl_group *group = bench_group_create(engine, "randread", c->limit);
+	fl_group *group;
 	double t0 = now_seconds();
 	fl_object *obj;
 	int ret = 0;
-	void *p;
+	void *p = bench_map_in_group(engine, "randread", c->path, c->size,
+				     c->limit, &group, &obj);
 
-	if (group == NULL)
+	if (p == NULL)
 		return -1;
-	obj = fl_object_open(engine, c->path, O_RDONLY);
-	if (obj == NULL) {
-		cli_error("bench randread: fl_object_open: %s",
-			  strerror(errno));
-		return -1;
-	}
-	p = fl_mmap_group(engine, group, NULL, c->size, PROT_READ, MAP_SHARED,
-			  obj, 0);
-	if (p == MAP_FAILED) {
-		cli_error("bench randread: fl_mmap_group failed: %s",
-			  strerror(errno));
-		fl_object_close(obj);
-		return -1;
-	}
 	if (f->advice && fl_madvise(engine, p, c->size, f->advice) < 0) {
 		cli_error("bench randread: fl_madvise failed: %s",
 			  strerror(errno));

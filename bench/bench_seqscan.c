@@ -177,26 +177,15 @@ static int seqscan_faultline_timed(void *arg, fl_engine *engine,
 				   struct bench_run *out)
 {
 	struct seqscan_ctx *c = arg;
-	fl_group *group = bench_group_create(engine, "seqscan", c->limit);
+	fl_group *group;
 	double t0 = now_seconds();
 	fl_object *obj;
 	int ret = 0;
-	void *p;
+	void *p = bench_map_in_group(engine, "seqscan", c->path, c->size,
+				     c->limit, &group, &obj);
 
-	if (group == NULL)
+	if (p == NULL)
 		return -1;
-	obj = fl_object_open(engine, c->path, O_RDONLY);
-	if (obj == NULL) {
-		cli_error("bench seqscan: fl_object_open: %s", strerror(errno));
-		return -1;
-	}
-	p = fl_mmap_group(engine, group, NULL, c->size, PROT_READ, MAP_SHARED,
-			  obj, 0);
-	if (p == MAP_FAILED) {
-		cli_error("bench seqscan: fl_mmap failed: %s", strerror(errno));
-		fl_object_close(obj);
-		return -1;
-	}
 	out->checksum = sum_stride64(p, c->size);
 	out->seconds = now_seconds() - t0;
 	return bench_end_group_run("seqscan", "faultline", engine, group, obj,
