@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "aio.h"
 #include "engine.h"
 #include "group.h"
 #include "object.h"
@@ -76,6 +77,25 @@ static void readahead_count(struct fl_engine *e, struct work *w, long n)
 	map_unlock(e);
 }
 
+static void readahead_free(struct work *w)
+{
+	struct fl_group *g = w->arg;
+
+	object_put(w->object);
+	atomic_fetch_sub(&g->pins, 1);
+	free(w);
+}
+
+/* A window submitted to the store is done (or cancelled at destroy). */
+static void readahead_read_done(void *arg, int err, int cancelled)
+{
+	struct work *w = arg;
+
+	if (err || cancelled) /* its pages were dropped: no credit */
+		readahead_count(w->object->engine, w, -(long)w->count);
+	readahead_free(w);
+}
+
 static void readahead_work(struct fl_engine *e, struct work *w)
 {
 	struct fl_group *g = w->arg, *over;
@@ -95,25 +115,26 @@ static void readahead_work(struct fl_engine *e, struct work *w)
 	long n = pagecache_start_run(w->object, &run, g, &over, &want);
 	if (n > 0)
 		count_add(&e->stats, readahead_pages, (uint64_t)n);
-	/* A failed read drops its pages: a fault there reads them again. */
+	/* A failed read drops its pages: a fault there reads them again.
+	 * Submitted where the store can (the window completes on a handler
+	 * thread, and this I/O thread goes on), else read here. */
 	if (n > 0) {
 		readahead_count(e, w, n);
+		w->count = (uint64_t)n;
+		if (pagecache_read_start(w->object, run.first, (unsigned long)n,
+					 run.first, readahead_read_done,
+					 w) == 0)
+			return; /* readahead_read_done finishes w */
 		if (pagecache_read(w->object, run.first, (unsigned long)n,
 				   run.first))
 			readahead_count(e, w, -n);
 	}
-	object_put(w->object);
-	atomic_fetch_sub(&g->pins, 1);
-	free(w);
+	readahead_free(w);
 }
 
 static void readahead_cancel(struct work *w)
 {
-	struct fl_group *g = w->arg;
-
-	object_put(w->object);
-	atomic_fetch_sub(&g->pins, 1);
-	free(w);
+	readahead_free(w);
 }
 
 static void readahead_post(struct fl_engine *e, struct fl_mapping *m,
