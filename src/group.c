@@ -9,6 +9,8 @@
 #include "group.h"
 #include "reclaim.h"
 
+#define SET_MAX_TRIES 1000 /* 1 ms apart while pages are busy */
+
 static uint64_t bytes_to_pages(uint64_t bytes)
 {
 	return bytes == FL_GROUP_UNLIMITED ? UINT64_MAX : bytes >> PAGE_SHIFT;
@@ -273,11 +275,20 @@ int fl_group_set_max(fl_group *g, uint64_t bytes)
 		return -1;
 	}
 	atomic_store(&g->max, max);
-	/* Reclaim down to it (what cannot go stays); pages another reclaim
-	 * holds for a moment are waited for a little. */
-	for (int idle = 0; idle < 8 && (usage = atomic_load(&g->usage)) > max;)
-		if (reclaim_group(g, usage - max) == 0 && ++idle)
-			usleep(1000);
+	/* Reclaim down to it.  What cannot go stays; pages that are only busy
+	 * for a moment (being read, held by the fault that read them, taken
+	 * by another reclaim) are waited for, up to a second. */
+	for (int tries = 0;
+	     tries < SET_MAX_TRIES && (usage = atomic_load(&g->usage)) > max;
+	     tries++) {
+		uint64_t busy;
+
+		if (reclaim_group_busy(g, usage - max, &busy))
+			continue;
+		if (!busy && !reclaim_isolated(g))
+			break;
+		usleep(1000);
+	}
 	group_wake_all(g); /* room, perhaps: waiters look again */
 	return 0;
 }
