@@ -136,7 +136,7 @@ int aio_submit(struct store_req *req)
 		.off = (req->index << PAGE_SHIFT) + req->done,
 	};
 	/* The queue depth this read joins: every store read in flight. */
-	depth = atomic_fetch_add(&e->reads_in_flight, 1) + 1;
+	depth = store_read_enter(e);
 	atomic_fetch_add(&e->aio->in_flight, 1);
 	errno = 0;
 	n = s->ops->submit(s, ios, 1);
@@ -144,12 +144,11 @@ int aio_submit(struct store_req *req)
 		int err = n < 0 && errno ? -errno : -EOPNOTSUPP;
 
 		atomic_fetch_sub(&e->aio->in_flight, 1);
-		atomic_fetch_sub(&e->reads_in_flight, 1);
+		store_read_leave(e);
 		return err;
 	}
 	/* req may be completed (even freed) by now: only e from here. */
-	count_add(&e->stats, store_reads, 1);
-	count_add(&e->stats, store_read_depth, depth);
+	store_read_started(e, depth);
 	return 0;
 }
 
@@ -204,7 +203,7 @@ void fl_store_io_complete(struct fl_store_io *io, ssize_t result)
 
 static void req_run(struct fl_engine *e, struct store_req *req, int cancelled)
 {
-	atomic_fetch_sub(&e->reads_in_flight, 1);
+	store_read_leave(e);
 	atomic_fetch_sub(&e->aio->in_flight, 1);
 	pagecache_read_complete(req, cancelled);
 }

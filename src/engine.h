@@ -101,6 +101,27 @@ static inline void map_unlock(struct fl_engine *e)
 	pthread_rwlock_unlock(&e->map_lock);
 }
 
+/*
+ * Store reads in flight, synchronous and submitted alike: the queue depth
+ * a store sees.  A read enters (learning the depth it joins, itself
+ * included), is counted once started, and leaves when done.
+ */
+static inline uint64_t store_read_enter(struct fl_engine *e)
+{
+	return atomic_fetch_add(&e->reads_in_flight, 1) + 1;
+}
+
+static inline void store_read_started(struct fl_engine *e, uint64_t depth)
+{
+	count_add(&e->stats, store_reads, 1);
+	count_add(&e->stats, store_read_depth, depth);
+}
+
+static inline void store_read_leave(struct fl_engine *e)
+{
+	atomic_fetch_sub(&e->reads_in_flight, 1);
+}
+
 /* threads.c: the handler and I/O threads, and work for the I/O threads. */
 int threads_start(struct fl_engine *e);
 /* Stop and join every thread; none starts after.  Work left queued stays. */

@@ -557,13 +557,10 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 	uint64_t want;
 	long n;
 
-	readahead_plan(f->e, f->m, index, &run);
-	if (f->read_one)
-		run = (struct ra_run){.index = index,
-				      .max = 1,
-				      .demand = index,
-				      .mark = UINT64_MAX,
-				      .stream = -1};
+	if (f->read_one) /* the group has room for this page alone */
+		run = ra_run_from(index, 1);
+	else
+		readahead_plan(f->e, f->m, index, &run);
 	n = pagecache_start_run(o, &run, f->m->group, &over, &want);
 
 	if (n == -EDQUOT) /* the group is full: make room for the run */

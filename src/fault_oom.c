@@ -113,15 +113,15 @@ static void fault_reclaim_work(struct fl_engine *e, struct work *w)
 	 * writeback fails): OOM at once.
 	 */
 	for (int tries = 0; tries < RECLAIM_TRIES; tries++) {
-		uint64_t busy;
+		enum reclaim_outcome r = reclaim_try(g, want);
 
-		if (reclaim_group_busy(g, want, &busy) > 0 ||
+		if (r == RECLAIM_FREED ||
 		    atomic_load(&g->usage) + f->mem_pages <=
 			    atomic_load(&g->max)) {
 			fault_memory_resume_work(e, w);
 			return;
 		}
-		if (!busy && !reclaim_isolated(g))
+		if (r == RECLAIM_STUCK)
 			break;
 		usleep(1000);
 	}

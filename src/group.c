@@ -281,13 +281,12 @@ int fl_group_set_max(fl_group *g, uint64_t bytes)
 	for (int tries = 0;
 	     tries < SET_MAX_TRIES && (usage = atomic_load(&g->usage)) > max;
 	     tries++) {
-		uint64_t busy;
+		enum reclaim_outcome r = reclaim_try(g, usage - max);
 
-		if (reclaim_group_busy(g, usage - max, &busy))
-			continue;
-		if (!busy && !reclaim_isolated(g))
+		if (r == RECLAIM_STUCK)
 			break;
-		usleep(1000);
+		if (r == RECLAIM_BUSY)
+			usleep(1000);
 	}
 	group_wake_all(g); /* room, perhaps: waiters look again */
 	return 0;

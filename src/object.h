@@ -106,11 +106,6 @@ long pagecache_start_read(struct fl_object *o, uint64_t index,
 			  unsigned long max, struct fl_group *g,
 			  struct fl_group **over, uint64_t *want);
 
-/* The first index in [first, last] not in the cache (and within the
- * object), or UINT64_MAX. */
-uint64_t pagecache_next_absent(struct fl_object *o, uint64_t first,
-			       uint64_t last);
-
 /* A run readahead asks for (readahead.c): index and what may join it. */
 struct ra_run {
 	uint64_t index;	      /* the page wanted (must be absent) */
@@ -121,6 +116,17 @@ struct ra_run {
 	int stream;	      /* the mapping's readahead stream, or -1 */
 	uint64_t first;	      /* out: where the inserted run starts */
 };
+
+/* A run of up to max pages from index, which a fault needs: nothing
+ * before it, nothing marked, no stream. */
+static inline struct ra_run ra_run_from(uint64_t index, unsigned long max)
+{
+	return (struct ra_run){.index = index,
+			       .max = max,
+			       .demand = index,
+			       .mark = UINT64_MAX,
+			       .stream = -1};
+}
 
 /*
  * As pagecache_start_read, for a run that may start before run->index

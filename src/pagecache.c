@@ -112,30 +112,11 @@ static unsigned long insert_locked(struct fl_object *o, uint64_t index,
 	return i;
 }
 
-uint64_t pagecache_next_absent(struct fl_object *o, uint64_t first,
-			       uint64_t last)
-{
-	uint64_t found = UINT64_MAX;
-
-	pthread_rwlock_rdlock(&o->lock);
-	for (uint64_t i = first; i <= last && i < o->nr_pages; i++)
-		if (!radix_lookup(&o->pages, i)) {
-			found = i;
-			break;
-		}
-	pthread_rwlock_unlock(&o->lock);
-	return found;
-}
-
 long pagecache_start_read(struct fl_object *o, uint64_t index,
 			  unsigned long max, struct fl_group *g,
 			  struct fl_group **over, uint64_t *want)
 {
-	struct ra_run run = {.index = index,
-			     .max = max,
-			     .demand = index,
-			     .mark = UINT64_MAX,
-			     .stream = -1};
+	struct ra_run run = ra_run_from(index, max);
 
 	return pagecache_start_run(o, &run, g, over, want);
 }
@@ -161,7 +142,7 @@ long pagecache_start_run(struct fl_object *o, struct ra_run *run,
 	n += back;
 	/*
 	 * Charged in one step, before any page exists or is locked.  A full
-	 * group reclaims room for the whole run (the caller does, on -2),
+	 * group reclaims room for the whole run (the caller does, on -EDQUOT),
 	 * unless the run is large beside the limit: then the faulting page
 	 * alone is read, so that a small group still makes progress.
 	 */
@@ -190,15 +171,6 @@ long pagecache_start_run(struct fl_object *o, struct ra_run *run,
 	return (long)n;
 }
 
-/* A store read starts: counted, with the queue depth it joins. */
-static void store_read_begin(struct fl_engine *e)
-{
-	uint64_t depth = atomic_fetch_add(&e->reads_in_flight, 1) + 1;
-
-	count_add(&e->stats, store_reads, 1);
-	count_add(&e->stats, store_read_depth, depth);
-}
-
 /* Read [index, index+count) from the store into the memfd. */
 static int store_read_pages(struct fl_object *o, uint64_t index,
 			    unsigned long count)
@@ -212,10 +184,10 @@ static int store_read_pages(struct fl_object *o, uint64_t index,
 	while (done < valid) {
 		ssize_t r;
 
-		store_read_begin(o->engine);
+		store_read_started(o->engine, store_read_enter(o->engine));
 		r = o->store->ops->read(o->store, buf + done, len - done,
 					off + done);
-		atomic_fetch_sub(&o->engine->reads_in_flight, 1);
+		store_read_leave(o->engine);
 
 		if (r < 0)
 			return errno ? -errno : -EIO;

@@ -16,7 +16,6 @@
 #include "group.h"
 #include "object.h"
 #include "readahead.h"
-#include "reclaim.h"
 #include "stats.h"
 
 /* Windows kept in flight ahead of a sequential reader. */
@@ -113,12 +112,12 @@ static void readahead_work(struct fl_engine *e, struct work *w)
 	 * would take the oldest unused pages, which are the windows read
 	 * ahead before this one: readahead evicting its own readahead. */
 	long n = pagecache_start_run(w->object, &run, g, &over, &want);
-	if (n > 0)
-		count_add(&e->stats, readahead_pages, (uint64_t)n);
+
 	/* A failed read drops its pages: a fault there reads them again.
 	 * Submitted where the store can (the window completes on a handler
 	 * thread, and this I/O thread goes on), else read here. */
 	if (n > 0) {
+		count_add(&e->stats, readahead_pages, (uint64_t)n);
 		readahead_count(e, w, n);
 		w->count = (uint64_t)n;
 		if (pagecache_read_start(w->object, run.first, (unsigned long)n,
@@ -129,11 +128,6 @@ static void readahead_work(struct fl_engine *e, struct work *w)
 				   run.first))
 			readahead_count(e, w, -n);
 	}
-	readahead_free(w);
-}
-
-static void readahead_cancel(struct work *w)
-{
 	readahead_free(w);
 }
 
@@ -149,7 +143,7 @@ static void readahead_post(struct fl_engine *e, struct fl_mapping *m,
 	atomic_fetch_add(&m->group->pins, 1);
 	*w = (struct work){.fn = readahead_work,
 			   .arg = m->group,
-			   .cancel = readahead_cancel,
+			   .cancel = readahead_free,
 			   .object = o,
 			   .index = index,
 			   .count = count,
@@ -232,11 +226,7 @@ void readahead_plan(struct fl_engine *e, struct fl_mapping *m, uint64_t index,
 	struct ra_stream *st;
 	unsigned miss;
 
-	*run = (struct ra_run){.index = index,
-			       .max = 1,
-			       .demand = index,
-			       .mark = UINT64_MAX,
-			       .stream = -1};
+	*run = ra_run_from(index, 1);
 	if (m->advice == MADV_RANDOM)
 		return;
 	/* Sequential: a window from here, marked halfway so that the reader

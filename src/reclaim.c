@@ -426,7 +426,9 @@ static struct fl_group **subtree_pin(struct fl_group *g, unsigned *nr)
 	return v;
 }
 
-uint64_t reclaim_isolated(struct fl_group *g)
+/* Pages of g and the groups below it that another reclaim has taken off
+ * the lists to evict right now (they may stay: wait and look again). */
+static uint64_t reclaim_isolated(struct fl_group *g)
 {
 	struct fl_engine *e = g->engine;
 	uint64_t pages = 0;
@@ -439,14 +441,12 @@ uint64_t reclaim_isolated(struct fl_group *g)
 	return pages;
 }
 
-uint64_t reclaim_group(struct fl_group *g, uint64_t want)
-{
-	uint64_t busy;
-
-	return reclaim_group_busy(g, want, &busy);
-}
-
-uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want, uint64_t *busy)
+/*
+ * As reclaim_group, and *busy is how many pages it passed over only
+ * because they were busy: pages that a later try may free.
+ */
+static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
+				   uint64_t *busy)
 {
 	unsigned nr;
 	struct fl_group **v;
@@ -486,6 +486,22 @@ uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want, uint64_t *busy)
 		atomic_fetch_sub(&v[i]->pins, 1);
 	free(v);
 	return freed;
+}
+
+uint64_t reclaim_group(struct fl_group *g, uint64_t want)
+{
+	uint64_t busy;
+
+	return reclaim_group_busy(g, want, &busy);
+}
+
+enum reclaim_outcome reclaim_try(struct fl_group *g, uint64_t want)
+{
+	uint64_t busy;
+
+	if (reclaim_group_busy(g, want, &busy))
+		return RECLAIM_FREED;
+	return busy || reclaim_isolated(g) ? RECLAIM_BUSY : RECLAIM_STUCK;
 }
 
 static void background_work(struct fl_engine *e, struct work *w)

@@ -33,17 +33,20 @@ void lru_mark_accessed(struct fl_page *page);
  * locks briefly, and writes dirty pages back).  Returns pages freed.
  */
 uint64_t reclaim_group(struct fl_group *g, uint64_t want);
-/*
- * As reclaim_group, and *busy is how many pages it passed over only
- * because they were busy (locked, under writeback, being read, held, or
- * used since reclaim last looked): pages that a later try may free.  Pages that
- * cannot go for other reasons (dirty pages whose writeback fails, punches that
- * fail) are not busy.
- */
-uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want, uint64_t *busy);
-/* Pages of g and the groups below it that another reclaim has taken off
- * the lists to evict right now (they may stay: wait and look again). */
-uint64_t reclaim_isolated(struct fl_group *g);
+
+enum reclaim_outcome {
+	RECLAIM_FREED, /* some pages were freed */
+	RECLAIM_BUSY,  /* none, but some were only busy for a moment (locked,
+			  under writeback, being read, held, used since
+			  reclaim last looked, or taken by another reclaim):
+			  a try a little later may free them */
+	RECLAIM_STUCK, /* none, and what is left cannot be reclaimed (private
+			  or shared anonymous memory, dirty pages whose
+			  writeback fails, punches that fail) */
+};
+/* One try of reclaim_group for callers that wait and try again while the
+ * outcome is RECLAIM_BUSY.  Same locking as reclaim_group. */
+enum reclaim_outcome reclaim_try(struct fl_group *g, uint64_t want);
 /* Queue a reclaim of g down to its high limit, unless one is queued. */
 void reclaim_background(struct fl_group *g);
 
