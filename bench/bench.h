@@ -167,6 +167,10 @@ void kcg_remove(struct kcg *cg);
 int kcg_run(struct kcg *cg, int (*fn)(void *arg, struct bench_run *out),
 	    void *arg, struct bench_run *out, void *back, size_t back_len);
 
+/* The memory limit of a scenario over size bytes of data: a quarter of
+ * it, in whole pages, at least one page. */
+uint64_t bench_quarter_limit(const struct bench_opts *o, uint64_t size);
+
 /* A group below the root with max bytes; NULL after printing why. */
 fl_group *bench_group_create(fl_engine *engine, const char *name, uint64_t max);
 

@@ -253,6 +253,13 @@ int bench_group_check(fl_group *group, const char *what)
 	return 0;
 }
 
+uint64_t bench_quarter_limit(const struct bench_opts *o, uint64_t size)
+{
+	uint64_t limit = size / 4 / o->page * o->page;
+
+	return limit < o->page ? o->page : limit;
+}
+
 void *bench_map_in_group(fl_engine *engine, const char *name, const char *path,
 			 uint64_t size, uint64_t max, fl_group **group,
 			 fl_object **obj)

@@ -263,9 +263,7 @@ int bench_mixed(const struct bench_opts *o)
 	char buf[32], lim[32];
 	int ret = -1;
 
-	c.limit = c.size / 4 / o->page * o->page;
-	if (c.limit < o->page)
-		c.limit = o->page;
+	c.limit = bench_quarter_limit(o, c.size);
 	bench_title(o, "mixed",
 		    "a sequential scan and random page reads at once, one "
 		    "file, limit a quarter of it");

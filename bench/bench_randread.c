@@ -429,9 +429,7 @@ int bench_randread(const struct bench_opts *o)
 		snprintf(name, sizeof(name), "randread%u", c.threads);
 	else
 		snprintf(name, sizeof(name), "randread");
-	c.limit = c.size / 4 / o->page * o->page;
-	if (c.limit < o->page)
-		c.limit = o->page;
+	c.limit = bench_quarter_limit(o, c.size);
 	/* 0.375 reads per page: most pages read once, some again, and
 	 * more distinct pages (about 0.31 of the file) than the limit
 	 * holds. */

@@ -226,10 +226,7 @@ int bench_seqscan(const struct bench_opts *o)
 	char buf[32], lim[32];
 	int ret = -1;
 
-	/* A quarter of the file, in whole pages. */
-	c.limit = c.size / 4 / o->page * o->page;
-	if (c.limit < o->page)
-		c.limit = o->page;
+	c.limit = bench_quarter_limit(o, c.size);
 	bench_title(o, "seqscan",
 		    "cold sequential read of a file, one word per 64 bytes, "
 		    "limit a quarter of it");
