@@ -23,6 +23,29 @@ ALLCFLAGS  += -DFL_HAVE_LIBURING
 LDLIBS     += -luring
 endif
 
+# Optional libraries, each detected at build time; the core builds and its
+# tests pass without them.  zstd and lz4 compress blocks and swapped pages
+# (Debian: libzstd-dev, liblz4-dev); hiredis talks to Redis
+# (libhiredis-dev).  FL_NO_<NAME>=1 builds without one even where it is.
+have_pkg = $(if $(FL_NO_$(1)),,$(shell pkg-config --exists $(2) 2>/dev/null              && echo 1 || { test -f /usr/include/$(3) && echo 1; }))
+HAVE_ZSTD     := $(call have_pkg,ZSTD,libzstd,zstd.h)
+HAVE_LZ4      := $(call have_pkg,LZ4,liblz4,lz4.h)
+HAVE_HIREDIS  := $(call have_pkg,HIREDIS,hiredis,hiredis/hiredis.h)
+ifeq ($(HAVE_ZSTD),1)
+ALLCFLAGS  += -DFL_HAVE_ZSTD
+LDLIBS     += -lzstd
+endif
+ifeq ($(HAVE_LZ4),1)
+ALLCFLAGS  += -DFL_HAVE_LZ4
+LDLIBS     += -llz4
+endif
+ifeq ($(HAVE_HIREDIS),1)
+ALLCFLAGS  += -DFL_HAVE_HIREDIS
+LDLIBS     += -lhiredis
+endif
+# What a static link needs beside the library (faultline.pc Libs.private).
+LIBS_PRIVATE := $(filter-out -pthread,$(LDLIBS))
+
 LIB_SRC    := $(sort $(wildcard src/*.c))
 TOOL_SRC   := $(sort $(wildcard tools/*.c bench/*.c))
 TEST_SRC   := $(sort $(wildcard tests/test_*.c))
@@ -186,7 +209,7 @@ install: all
 	install -m 644 include/faultline.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(PROGRAM) $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' \
-	    -e 's|@LIBS_PRIVATE@|$(if $(filter 1,$(HAVE_LIBURING)),-luring)|g' \
+	    -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' \
 	    faultline.pc.in > \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/faultline.pc
 

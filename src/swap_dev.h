@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Swap devices: where evicted anonymous pages and private copies go.  A
+ * device hands out slots (one page each) and reads and writes pages by
+ * slot.  Devices stack: compressed memory (swap_zpool.c) sits in front of
+ * another device and passes down what it cannot keep.  Each kind is a
+ * struct swap_dev with its ops; the fault path, reclaim and the swap cache
+ * (swap.c) see only this interface.
+ *
+ * Locking: every op may be called from any engine thread with no engine
+ * lock held (map lock, page locks, group locks: none).  alloc and free
+ * never block for I/O; read and write may block (they run on I/O threads
+ * or in reclaim, never with a lock held).  A device serialises its own
+ * state.
+ */
+#ifndef FL_SWAP_DEV_H
+#define FL_SWAP_DEV_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct fl_engine;
+struct swap_dev;
+
+struct swap_dev_ops {
+	/*
+	 * Reserve n consecutive slots (n >= 1), the first in *slot; a device
+	 * may reserve fewer when it cannot find n together: returns how many
+	 * (>= 1), or -1 with ENOSPC when it has no slot at all.
+	 */
+	int (*alloc)(struct swap_dev *dev, unsigned n, uint64_t *slot);
+	/*
+	 * Write n pages from buf (n * page size bytes) to slots [slot,
+	 * slot + n), all reserved by alloc.  0, or -1 with errno (EIO...):
+	 * the slots stay reserved and hold nothing valid.
+	 */
+	int (*write)(struct swap_dev *dev, uint64_t slot, const void *buf,
+		     unsigned n);
+	/* Read n pages of slots [slot, slot + n) into buf.  0 or -1. */
+	int (*read)(struct swap_dev *dev, uint64_t slot, void *buf, unsigned n);
+	/* Release n slots from slot (written or not). */
+	void (*free)(struct swap_dev *dev, uint64_t slot, unsigned n);
+	/* Release everything; every slot has been freed before. */
+	void (*destroy)(struct swap_dev *dev);
+};
+
+struct swap_dev {
+	const struct swap_dev_ops *ops;
+	struct fl_engine *engine;
+	const char *kind;	/* "file", "store", "compressed" */
+	uint64_t nr_slots;	/* capacity */
+	_Atomic uint64_t slots_used;
+	_Atomic uint64_t pages_written, pages_read;
+	_Atomic uint64_t bytes_stored; /* what the slots in use occupy */
+	_Atomic uint64_t write_errors, read_errors;
+};
+
+#endif /* FL_SWAP_DEV_H */
