@@ -47,8 +47,8 @@ struct swap_dev_ops {
 struct swap_dev {
 	const struct swap_dev_ops *ops;
 	struct fl_engine *engine;
-	const char *kind;	/* "file", "store", "compressed" */
-	uint64_t nr_slots;	/* capacity */
+	const char *kind;  /* "file", "store", "compressed" */
+	uint64_t nr_slots; /* capacity */
 	_Atomic uint64_t slots_used;
 	_Atomic uint64_t pages_written, pages_read;
 	_Atomic uint64_t bytes_stored; /* what the slots in use occupy */
