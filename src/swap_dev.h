@@ -4,8 +4,8 @@
  * device hands out slots (one page each) and reads and writes pages by
  * slot.  Devices stack: compressed memory (swap_zpool.c) sits in front of
  * another device and passes down what it cannot keep.  Each kind is a
- * struct swap_dev with its ops; the fault path, reclaim and the swap cache
- * (swap.c) see only this interface.
+ * struct fl_swap (public name, opaque to users) with its ops; the fault path,
+ * reclaim and the swap cache (swap.c) see only this interface.
  *
  * Locking: every op may be called from any engine thread with no engine
  * lock held (map lock, page locks, group locks: none).  alloc and free
@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 struct fl_engine;
-struct swap_dev;
+struct fl_swap;
 
 struct swap_dev_ops {
 	/*
@@ -28,23 +28,23 @@ struct swap_dev_ops {
 	 * may reserve fewer when it cannot find n together: returns how many
 	 * (>= 1), or -1 with ENOSPC when it has no slot at all.
 	 */
-	int (*alloc)(struct swap_dev *dev, unsigned n, uint64_t *slot);
+	int (*alloc)(struct fl_swap *dev, unsigned n, uint64_t *slot);
 	/*
 	 * Write n pages from buf (n * page size bytes) to slots [slot,
 	 * slot + n), all reserved by alloc.  0, or -1 with errno (EIO...):
 	 * the slots stay reserved and hold nothing valid.
 	 */
-	int (*write)(struct swap_dev *dev, uint64_t slot, const void *buf,
+	int (*write)(struct fl_swap *dev, uint64_t slot, const void *buf,
 		     unsigned n);
 	/* Read n pages of slots [slot, slot + n) into buf.  0 or -1. */
-	int (*read)(struct swap_dev *dev, uint64_t slot, void *buf, unsigned n);
+	int (*read)(struct fl_swap *dev, uint64_t slot, void *buf, unsigned n);
 	/* Release n slots from slot (written or not). */
-	void (*free)(struct swap_dev *dev, uint64_t slot, unsigned n);
+	void (*free)(struct fl_swap *dev, uint64_t slot, unsigned n);
 	/* Release everything; every slot has been freed before. */
-	void (*destroy)(struct swap_dev *dev);
+	void (*destroy)(struct fl_swap *dev);
 };
 
-struct swap_dev {
+struct fl_swap {
 	const struct swap_dev_ops *ops;
 	struct fl_engine *engine;
 	const char *kind;  /* "file", "store", "compressed" */
