@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Swap: devices, groups' swap settings, and private, anonymous and
+ * file-private memory several times its group's limit with every byte
+ * back; the races of a swap-in (unmap, MADV_DONTNEED, MAP_FIXED, a failed
+ * charge) on purpose, with totals checked after a reclaim pass.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void swap_path(char *buf, size_t len, const char *tag)
+{
+	snprintf(buf, len, "%s/swap-%s-%d", h_tmpdir(), tag, (int)getpid());
+}
+
+TEST(swap_api_arguments)
+{
+	fl_engine *e = h_engine(1);
+	char path[256];
+	struct fl_swap_stats st;
+	struct fl_group_stats gs;
+	fl_group *g = fl_group_create(e, NULL, "g");
+	fl_swap *s;
+
+	swap_path(path, sizeof(path), "api");
+	errno = 0;
+	CHECK(fl_swap_file_create(NULL, path, 1 << 20) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(fl_swap_file_create(e, NULL, 1 << 20) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(fl_swap_file_create(e, path, 100) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(fl_swap_file_create(e, "/nonexistent-dir/swap", 1 << 20) == NULL);
+	CHECK_EQ(errno, ENOENT);
+	errno = 0;
+	CHECK(fl_swap_store_create(e, NULL, 1 << 20) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	CHECK_ERR(fl_swap_stats(NULL, &st), EINVAL);
+	CHECK_ERR(fl_group_set_swap(NULL, NULL), EINVAL);
+	CHECK_ERR(fl_group_set_swap_max(NULL, 0), EINVAL);
+
+	s = fl_swap_file_create(e, path, (1 << 20) + 100);
+	REQUIRE(s != NULL);
+	CHECK_EQ(fl_swap_stats(s, &st), 0);
+	CHECK_EQ(st.slots, 256);
+	CHECK_EQ(st.slots_used, 0);
+	CHECK_EQ(st.pages_written, 0);
+	CHECK_EQ(fl_group_set_swap(g, s), 0);
+	CHECK_EQ(fl_group_set_swap(g, NULL), 0);
+	CHECK_EQ(fl_group_set_swap(g, s), 0);
+	CHECK_EQ(fl_group_set_swap_max(g, 64 * PG), 0);
+	CHECK_EQ(fl_group_stats(g, &gs), 0);
+	CHECK_EQ(gs.swap_max, 64 * PG);
+	CHECK_EQ(gs.swap_usage, 0);
+	CHECK_EQ(gs.swap_ins, 0);
+	CHECK_EQ(gs.swap_outs, 0);
+	CHECK_EQ(fl_group_stats(fl_group_root(e), &gs), 0);
+	CHECK_EQ(gs.swap_max, FL_GROUP_UNLIMITED);
+
+	/* A device of another engine is refused. */
+	{
+		fl_engine *e2 = h_engine(1);
+		char path2[256];
+		fl_swap *s2;
+
+		swap_path(path2, sizeof(path2), "api2");
+		s2 = fl_swap_file_create(e2, path2, 1 << 20);
+		REQUIRE(s2 != NULL);
+		CHECK_ERR(fl_group_set_swap(g, s2), EINVAL);
+		CHECK_EQ(fl_engine_destroy(e2), 0);
+		unlink(path2);
+	}
+	CHECK_EQ(fl_group_destroy(g), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0); /* frees the device */
+	CHECK_EQ(h_file_size(path), 0);
+	unlink(path);
+}
