@@ -275,8 +275,37 @@ static int cache_may_drop(const struct swap_page *sp)
 {
 	uint32_t fl = atomic_load(&sp->page.flags);
 
-	return atomic_load(&sp->page.refcount) == 1 && !(fl & PG_LOCKED) &&
+	return atomic_load(&sp->page.refcount) == 1 &&
+	       !(fl & (PG_LOCKED | PG_WRITEBACK)) &&
 	       (sp->orphan || !sp->write_failed);
+}
+
+int swap_cache_write_done(struct fl_engine *e, struct swap_page *sp, int ok)
+{
+	int in_cache, drop;
+
+	pagetable_lock(&e->pagetable);
+	pthread_mutex_lock(&e->swap.lock);
+	in_cache = cache_lookup(e, sp->dev, sp->slot) == sp;
+	if (!ok)
+		sp->write_failed = 1;
+	page_test_and_clear(&sp->page, PG_WRITEBACK);
+	/* The cache's reference and ours: nobody else wants it. */
+	drop = in_cache && atomic_load(&sp->page.refcount) == 2 &&
+	       (ok || sp->orphan);
+	if (drop)
+		cache_unlink(e, sp);
+	pthread_mutex_unlock(&e->swap.lock);
+	pagetable_unlock(&e->pagetable);
+	if (drop) {
+		swap_page_release(sp);
+	} else if (!in_cache && sp->orphan) {
+		/* A fault installed it meanwhile and left us the slot. */
+		sp->orphan = 0;
+		sp->dev->ops->free(sp->dev, sp->slot, 1);
+	}
+	page_put(&sp->page);
+	return drop;
 }
 
 void swap_entry_dropped(struct fl_engine *e, uint64_t entry)

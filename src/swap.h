@@ -13,14 +13,15 @@
  * The swap cache holds the pages being swapped out (written) or in (read),
  * keyed by (device, slot): two faults on one slot read it once, and a
  * fault during writeout finds the page instead of a half-written slot.  A
- * swap-cache page is a struct fl_page (PG_LOCKED while its I/O runs,
- * PG_UPTODATE once its data is valid) followed by its data; the cache holds
- * one reference, faults waiting on it others.  A page is charged when it is
- * created (swap-in: before any lock) or inherits the charge of the page it
- * was swapped out from; the charge moves to the private page it becomes,
- * or is given back when the cache lets it go.  A failed charge never
- * touches a swap-cache page another path made: stale pages (orphaned, or
- * read for a fault that went away) are left for reclaim (swap_cache_sweep).
+ * swap-cache page is a struct fl_page (PG_LOCKED while it is read,
+ * PG_WRITEBACK while it is written, PG_UPTODATE once its data is valid)
+ * followed by its data; the cache holds one reference, faults waiting on it
+ * others.  A page is charged when it is created (swap-in: before any lock) or
+ * inherits the charge of the page it was swapped out from; the charge moves to
+ * the private page it becomes, or is given back when the cache lets it go.  A
+ * failed charge never touches a swap-cache page another path made: stale pages
+ * (orphaned, or read for a fault that went away) are left for reclaim
+ * (swap_cache_sweep).
  *
  * Lock order: map lock, page-table lock, swap-cache lock, group locks.
  * Every insertion into and removal from the cache of a slot an entry owns
@@ -96,6 +97,14 @@ struct swap_page *swap_cache_find(struct fl_engine *e, struct fl_swap *dev,
 struct swap_page *swap_page_new(struct fl_swap *dev, uint64_t slot);
 void swap_cache_insert(struct fl_engine *e, struct swap_page *sp);
 void swap_cache_remove(struct fl_engine *e, struct swap_page *sp);
+/*
+ * The writeout of sp ended (ok: the slot holds its data); the writer's
+ * reference is dropped.  If nobody else wants the page, the cache lets it
+ * go (its memory charge given back): returns 1.  A page a fault installed
+ * meanwhile leaves its slot for us to free.  Takes the page-table and
+ * cache locks.
+ */
+int swap_cache_write_done(struct fl_engine *e, struct swap_page *sp, int ok);
 /* Out of the cache: give back its charge, free an orphaned slot, drop the
  * cache's reference.  No cache lock needed. */
 void swap_page_release(struct swap_page *sp);

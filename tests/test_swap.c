@@ -84,3 +84,76 @@ TEST(swap_api_arguments)
 	CHECK_EQ(h_file_size(path), 0);
 	unlink(path);
 }
+
+/* An engine with a group of max_pages, swapping to a swap file. */
+struct swap_env {
+	fl_engine *e;
+	fl_group *g;
+	fl_swap *s;
+	char path[256];
+};
+
+static void env_open(struct swap_env *v, const char *tag, uint64_t max_pages,
+		     uint64_t swap_pages)
+{
+	v->e = h_engine(2);
+	v->g = fl_group_create(v->e, NULL, tag);
+	REQUIRE(v->g != NULL);
+	swap_path(v->path, sizeof(v->path), tag);
+	v->s = fl_swap_file_create(v->e, v->path, swap_pages * PG);
+	REQUIRE(v->s != NULL);
+	REQUIRE(fl_group_set_swap(v->g, v->s) == 0);
+	REQUIRE(fl_group_set_max(v->g, max_pages * PG) == 0);
+}
+
+static void env_close(struct swap_env *v)
+{
+	struct fl_swap_stats st;
+
+	CHECK_EQ(fl_swap_stats(v->s, &st), 0);
+	CHECK_EQ(st.slots_used, 0); /* every slot back */
+	CHECK_EQ(fl_group_destroy(v->g), 0);
+	CHECK_EQ(fl_engine_destroy(v->e), 0);
+	unlink(v->path);
+}
+
+/* Write every page of p (npages) with its pattern, then read it all back,
+ * twice (the second pass swaps everything in and out again). */
+static void write_verify(unsigned char *p, size_t npages, uint32_t seed)
+{
+	for (size_t i = 0; i < npages; i++)
+		h_fill(p + i * PG, PG, seed, i * PG);
+	for (int pass = 0; pass < 2; pass++) {
+		long bad = h_mismatch(p, npages * PG, seed, 0);
+
+		CHECK_EQ(bad, -1);
+	}
+}
+
+TEST(swap_anon_four_times_limit)
+{
+	struct swap_env v;
+	size_t npages = 1024;
+	unsigned char *p;
+	struct fl_group_stats gs;
+	struct fl_swap_stats st;
+
+	env_open(&v, "anon4", 256, 4096);
+	p = fl_mmap_group(v.e, v.g, NULL, npages * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	write_verify(p, npages, 11);
+	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
+	CHECK_LE(gs.usage, 256 * PG);
+	CHECK_GE(gs.swap_outs, npages - 256);
+	CHECK_GE(gs.swap_ins, npages - 256);
+	CHECK_EQ(fl_swap_stats(v.s, &st), 0);
+	CHECK_GE(st.slots_used, npages - 256);
+	CHECK_EQ(gs.swap_usage, st.slots_used * PG);
+	CHECK_EQ(fl_munmap(v.e, p, npages * PG), 0);
+	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
+	CHECK_EQ(gs.usage, 0);
+	CHECK_EQ(gs.swap_usage, 0);
+	CHECK_EQ(gs.private_pages, 0);
+	env_close(&v);
+}
