@@ -512,7 +512,12 @@ enum reclaim_outcome reclaim_try(struct fl_group *g, uint64_t want)
 
 	if (reclaim_group_busy(g, want, &busy))
 		return RECLAIM_FREED;
-	return busy || reclaim_isolated(g) ? RECLAIM_BUSY : RECLAIM_STUCK;
+	/* Pages in the swap cache (written out or read in right now) are
+	 * busy too: another reclaim's swap-out frees them in a moment. */
+	return busy || reclaim_isolated(g) ||
+			       atomic_load(&g->engine->swap.cache_pages)
+		       ? RECLAIM_BUSY
+		       : RECLAIM_STUCK;
 }
 
 static void background_work(struct fl_engine *e, struct work *w)

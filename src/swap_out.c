@@ -28,6 +28,7 @@
 
 #include "engine.h"
 #include "group.h"
+#include "object.h"
 #include "swap.h"
 #include "uffd.h"
 
@@ -65,6 +66,12 @@ static int swap_out_page(struct fl_engine *e, struct fl_mapping *m,
 	sp = swap_page_new(dev, slot);
 	if (!sp)
 		goto undo;
+	/* Fault-around maps cache pages into a private view under the cache
+	 * lock (read), past entries it saw as not swapped: exclude it, so
+	 * that it never maps the object's page over a private one swapped
+	 * out meanwhile. */
+	if (m->object)
+		pthread_rwlock_wrlock(&m->object->lock);
 	pagetable_lock(pt);
 	if (pte_get(pt, vpn) != PTE_PRIVATE ||
 	    uffd_present_pages(e->pagemap_fd, addr, PAGE_SIZE, &present) != 1 ||
@@ -83,11 +90,15 @@ static int swap_out_page(struct fl_engine *e, struct fl_mapping *m,
 	page_get(&sp->page); /* the writer's */
 	swap_cache_insert(e, sp);
 	pagetable_unlock(pt);
+	if (m->object)
+		pthread_rwlock_unlock(&m->object->lock);
 	b->v[b->n] = sp;
 	b->group[b->n++] = g;
 	return 1;
 unlock:
 	pagetable_unlock(pt);
+	if (m->object)
+		pthread_rwlock_unlock(&m->object->lock);
 	page_put(&sp->page);
 undo:
 	dev->ops->free(dev, slot, 1);
