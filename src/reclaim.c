@@ -368,7 +368,11 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 	qsort(b->evict, b->nr_evict, sizeof(b->evict[0]), page_order);
 	for (unsigned i = 0, len; i < b->nr_evict; i += len) {
 		len = run_length(b->evict, i, b->nr_evict);
-		freed += evict_run(b->evict + i, len, &b->stuck);
+		if (b->evict[i]->object->store)
+			freed += evict_run(b->evict + i, len, &b->stuck);
+		else /* shared anonymous memory: to swap */
+			freed += swap_evict_object_run(b->evict + i, len,
+						       &b->stuck);
 	}
 	for (unsigned i = 0; i < b->nr_evict; i++)
 		drop_refs(b->evict[i]); /* the last put uncharges */

@@ -206,6 +206,19 @@ struct swap_page *swap_cache_find(struct fl_engine *e, struct fl_swap *dev,
 	return sp;
 }
 
+struct swap_page *swap_cache_get(struct fl_engine *e, struct fl_swap *dev,
+				 uint64_t slot)
+{
+	struct swap_page *sp;
+
+	pthread_mutex_lock(&e->swap.lock);
+	sp = cache_lookup(e, dev, slot);
+	if (sp)
+		page_get(&sp->page);
+	pthread_mutex_unlock(&e->swap.lock);
+	return sp;
+}
+
 struct swap_page *swap_page_new(struct fl_swap *dev, uint64_t slot)
 {
 	struct swap_page *sp = aligned_alloc(PAGE_SIZE, sizeof(*sp));

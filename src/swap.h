@@ -93,6 +93,9 @@ void swap_entry_dropped(struct fl_engine *e, uint64_t entry);
 /* The swap cache.  Page-table lock held (see above); takes the cache lock. */
 struct swap_page *swap_cache_find(struct fl_engine *e, struct fl_swap *dev,
 				  uint64_t slot);
+/* The same, with a reference (the caller's to put); cache lock only. */
+struct swap_page *swap_cache_get(struct fl_engine *e, struct fl_swap *dev,
+				 uint64_t slot);
 /* A new page for slot (not in the cache), locked, with no charge. */
 struct swap_page *swap_page_new(struct fl_swap *dev, uint64_t slot);
 void swap_cache_insert(struct fl_engine *e, struct swap_page *sp);
@@ -120,6 +123,25 @@ uint64_t swap_cache_sweep(struct fl_engine *e);
  * Returns pages freed.
  */
 uint64_t swap_reclaim(struct fl_group *g, uint64_t want);
+
+/*
+ * Shared anonymous memory (swap_object.c).  The store read of a store-less
+ * object: fill the locked pages [index, index + count) from their slots,
+ * or with zeros; the entries of the pages read go.  No lock held (blocks
+ * on the device).  0 or a negative errno.
+ */
+struct fl_object;
+struct fl_page;
+int swap_object_fill(struct fl_object *o, uint64_t index, unsigned long count);
+/*
+ * Evict a run of isolated pages of one store-less object (a reference on
+ * each is the caller's) to their groups' swap devices.  No lock held.
+ * Pages that cannot go (no device, busy) are counted in *stuck and put
+ * back on their lists.  Returns pages freed.
+ */
+uint64_t swap_evict_object_run(struct fl_page **v, unsigned n, unsigned *stuck);
+/* The object is being freed: its swap entries and their slots go. */
+void swap_object_release(struct fl_object *o);
 
 /*
  * Test-only hooks (builds with FL_INJECT): called at each point with the

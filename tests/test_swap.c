@@ -635,3 +635,46 @@ TEST(swap_max_limits_swap)
 	check_totals_zero(&v);
 	env_close(&v);
 }
+
+/* ---- shared anonymous memory -------------------------------------------- */
+
+TEST(swap_shared_anon_four_times_limit)
+{
+	struct swap_env v;
+	size_t npages = 1024;
+	unsigned char *p;
+	struct fl_group_stats gs;
+
+	env_open(&v, "shanon", 256, 4096);
+	p = fl_mmap_group(v.e, v.g, NULL, npages * PG, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	write_verify(p, npages, 41);
+	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
+	CHECK_LE(gs.usage, 256 * PG);
+	CHECK_GE(gs.swap_outs, npages - 256);
+	CHECK_GE(gs.swap_ins, npages - 256);
+	/* Read again after a full cycle: everything is still there. */
+	CHECK_EQ(h_mismatch(p, npages * PG, 41, 0), -1);
+	CHECK_EQ(fl_munmap(v.e, p, npages * PG), 0);
+	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
+	CHECK_EQ(gs.swap_usage, 0);
+	CHECK_EQ(gs.usage, 0);
+	env_close(&v);
+}
+
+TEST(swap_shared_anon_threads)
+{
+	struct swap_env v;
+	struct thread_ctx c = {.npages = 1024};
+
+	env_open(&v, "shthreads", 128, 4096);
+	c.p = fl_mmap_group(v.e, v.g, NULL, c.npages * PG,
+			    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			    NULL, 0);
+	REQUIRE(c.p != MAP_FAILED);
+	h_run_threads(4, own_pages_rw, &c);
+	CHECK_EQ(h_mismatch(c.p, c.npages * PG, 31, 0), -1);
+	CHECK_EQ(fl_munmap(v.e, c.p, c.npages * PG), 0);
+	env_close(&v);
+}
