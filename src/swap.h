@@ -140,6 +140,13 @@ int swap_object_fill(struct fl_object *o, uint64_t index, unsigned long count);
  * back on their lists.  Returns pages freed.
  */
 uint64_t swap_evict_object_run(struct fl_page **v, unsigned n, unsigned *stuck);
+/*
+ * MADV_REMOVE of a store-less object's pages [first, last]: their swap
+ * entries (and slots), cache pages and memfd pages go; the range reads as
+ * zeros.  No lock held (waits for pages being read or evicted).  0, or -1
+ * with errno if the memfd could not be punched.
+ */
+int swap_object_punch(struct fl_object *o, uint64_t first, uint64_t last);
 /* The object is being freed: its swap entries and their slots go. */
 void swap_object_release(struct fl_object *o);
 

@@ -106,17 +106,88 @@ static int fill_page(struct fl_object *o, uint64_t index)
 	if (failed)
 		return -EIO; /* the entry stays: a later fault reads again */
 	swap_hook(SWAP_HOOK_CONFIRMED, slot);
-	/* In the cache now: the entry and its slot go (unless a hole punch
-	 * took them meanwhile). */
+	/* In the cache now: the entry and its slot go.  Unless a hole punch
+	 * took them meanwhile (os is freed then, and no new entry can be
+	 * made for the page while it is locked here): then the page is a
+	 * hole, zeros, whatever the slot held. */
 	pthread_rwlock_wrlock(&o->lock);
 	if (radix_lookup(&o->swap, index) == os) {
 		radix_delete(&o->swap, index);
 		atomic_fetch_sub(&o->nr_swap, 1);
 		atomic_fetch_add(&os->group->swap_ins, 1);
 		object_swap_drop(e, os);
+	} else {
+		memset(buf, 0, PAGE_SIZE);
 	}
 	pthread_rwlock_unlock(&o->lock);
 	return 0;
+}
+
+/* ---- hole punch (MADV_REMOVE) ------------------------------------------- */
+
+/* Drop the swap entries of [first, last].  Takes the cache lock. */
+static void punch_entries(struct fl_object *o, uint64_t first, uint64_t last)
+{
+	uint64_t index = first;
+	struct object_swap *os;
+
+	if (!atomic_load(&o->nr_swap))
+		return;
+	pthread_rwlock_wrlock(&o->lock);
+	while ((os = radix_next(&o->swap, &index, last))) {
+		radix_delete(&o->swap, index);
+		atomic_fetch_sub(&o->nr_swap, 1);
+		object_swap_drop(o->engine, os);
+		if (index++ == last)
+			break;
+	}
+	pthread_rwlock_unlock(&o->lock);
+}
+
+/* Take page index out of the cache and the memfd, waiting for its lock
+ * (a read, an eviction) first.  No lock held on entry. */
+static void punch_page(struct fl_object *o, struct fl_page *page)
+{
+	int gone = 0;
+
+	page_lock(page);
+	pthread_rwlock_wrlock(&o->lock);
+	if (radix_lookup(&o->pages, page->index) == page) {
+		radix_delete(&o->pages, page->index);
+		atomic_fetch_sub(&o->engine->cached_pages, 1);
+		gone = 1;
+	}
+	fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		  (off_t)(page->index << PAGE_SHIFT), PAGE_SIZE);
+	pthread_rwlock_unlock(&o->lock);
+	if (gone)
+		lru_del(page);
+	page_unlock(page);
+	if (gone)
+		page_put(page); /* the cache's reference */
+	page_put(page);
+}
+
+int swap_object_punch(struct fl_object *o, uint64_t first, uint64_t last)
+{
+	if (last >= o->nr_pages)
+		last = o->nr_pages - 1;
+	/* Entries first, so that a swap-in in flight finds its entry gone and
+	 * makes a hole; then the pages; then the entries evictions made
+	 * meanwhile. */
+	punch_entries(o, first, last);
+	for (uint64_t i = first; i <= last; i++) {
+		struct fl_page *page = pagecache_get(o, i);
+
+		if (page)
+			punch_page(o, page);
+	}
+	punch_entries(o, first, last);
+	return fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			 (off_t)(first << PAGE_SHIFT),
+			 (off_t)((last - first + 1) << PAGE_SHIFT))
+		       ? -1
+		       : 0;
 }
 
 int swap_object_fill(struct fl_object *o, uint64_t index, unsigned long count)

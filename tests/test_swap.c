@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* The library's test hook (swap.h; built in the tests' library). */
@@ -359,6 +360,7 @@ struct reader {
 	unsigned char val;
 	struct h_sig sig;
 	int signo;
+	_Atomic int done;
 };
 
 static void *reader_main(void *arg)
@@ -366,12 +368,21 @@ static void *reader_main(void *arg)
 	struct reader *r = arg;
 
 	r->signo = h_try_read(r->p, &r->val, &r->sig);
+	atomic_store(&r->done, 1);
 	return NULL;
+}
+
+static int reached_or_done(void *arg)
+{
+	struct reader *r = arg;
+
+	return atomic_load(&hk_reached) || atomic_load(&r->done);
 }
 
 static void reader_start(struct reader *r, const void *p)
 {
 	r->p = p;
+	atomic_store(&r->done, 0);
 	REQUIRE(pthread_create(&r->thread, NULL, reader_main, r) == 0);
 }
 
@@ -676,5 +687,103 @@ TEST(swap_shared_anon_threads)
 	h_run_threads(4, own_pages_rw, &c);
 	CHECK_EQ(h_mismatch(c.p, c.npages * PG, 31, 0), -1);
 	CHECK_EQ(fl_munmap(v.e, c.p, c.npages * PG), 0);
+	env_close(&v);
+}
+
+TEST(swap_madv_remove_shared_anon)
+{
+	struct swap_env v;
+	unsigned char *p, *q;
+	struct fl_group_stats gs;
+
+	env_open(&v, "remove", 64, 1024);
+	p = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (size_t i = 0; i < 256; i++)
+		h_fill(p + i * PG, PG, 43, i * PG);
+	/* A hole over swapped and resident pages alike. */
+	CHECK_EQ(fl_madvise(v.e, p, 256 * PG, MADV_REMOVE), 0);
+	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
+	CHECK_EQ(gs.swap_usage, 0);
+	CHECK_EQ(h_nonzero(p, 256 * PG), -1);
+	/* Not for private or store mappings. */
+	q = fl_mmap_group(v.e, v.g, NULL, 4 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(q != MAP_FAILED);
+	CHECK_ERR(fl_madvise(v.e, q, 4 * PG, MADV_REMOVE), EINVAL);
+	CHECK_EQ(fl_munmap(v.e, q, 4 * PG), 0);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+struct remover {
+	pthread_t thread;
+	_Atomic pid_t tid;
+	struct swap_env *v;
+	unsigned char *p;
+	int rc;
+};
+
+static void *remover_main(void *arg)
+{
+	struct remover *r = arg;
+
+	atomic_store(&r->tid, (pid_t)syscall(SYS_gettid));
+	r->rc = fl_madvise(r->v->e, r->p, PG, MADV_REMOVE);
+	return NULL;
+}
+
+/* Change (d): a swap-in of shared anonymous memory racing a hole punch.
+ * The page is read from its slot and confirmed when the punch drops the
+ * entry and waits for the page: the swap-in must make a hole, and leave
+ * no slot, no swap-cache page and no charge behind. */
+TEST(swap_race_shared_swapin_vs_hole_punch)
+{
+	struct swap_env v;
+	unsigned char *p;
+	struct reader rd;
+	struct remover rm = {.tid = 0};
+	size_t pg;
+
+	env_open(&v, "race-punch", 64, 1024);
+	p = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (size_t i = 0; i < 256; i++)
+		h_fill(p + i * PG, PG, 47, i * PG);
+	/* The first page whose read stalls at the hook is one swapped out
+	 * (read-around may have read some back in). */
+	for (pg = 0; pg < 256; pg++) {
+		hooks_arm(SWAP_HOOK_CONFIRMED, -1, 0);
+		reader_start(&rd, p + pg * PG);
+		REQUIRE(h_wait_until(reached_or_done, &rd));
+		if (atomic_load(&hk_reached))
+			break;
+		pthread_join(rd.thread, NULL);
+	}
+	REQUIRE(pg < 256);
+	p += pg * PG;
+	rm.v = &v;
+	rm.p = p;
+	REQUIRE(pthread_create(&rm.thread, NULL, remover_main, &rm) == 0);
+	while (!atomic_load(&rm.tid))
+		usleep(100);
+	CHECK(h_wait_thread_blocked(atomic_load(&rm.tid))); /* on the page */
+	hooks_off();
+	pthread_join(rm.thread, NULL);
+	pthread_join(rd.thread, NULL);
+	CHECK_EQ(rm.rc, 0);
+	CHECK_EQ(rd.signo, 0);
+	CHECK_EQ(rd.val, 0); /* a hole */
+	CHECK_EQ(h_nonzero(p, PG), -1);
+	p -= pg * PG;
+	CHECK_EQ(h_mismatch(p, pg * PG, 47, 0), -1);
+	CHECK_EQ(h_mismatch(p + (pg + 1) * PG, (255 - pg) * PG, 47,
+			    (pg + 1) * PG),
+		 -1);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
 	env_close(&v);
 }
