@@ -136,8 +136,9 @@ int swap_object_fill(struct fl_object *o, uint64_t index, unsigned long count);
 /*
  * Evict a run of isolated pages of one store-less object (a reference on
  * each is the caller's) to their groups' swap devices.  No lock held.
- * Pages that cannot go (no device, busy) are counted in *stuck and put
- * back on their lists.  Returns pages freed.
+ * Pages that cannot go are put back on their lists; those with no swap
+ * room (no device, a swap_max, a full device) are counted in *stuck.
+ * Returns pages freed.
  */
 uint64_t swap_evict_object_run(struct fl_page **v, unsigned n, unsigned *stuck);
 /*

@@ -214,12 +214,33 @@ static int evictable(struct fl_object *o, struct fl_page *p)
 }
 
 /*
+ * Take page index out of every shared view.  Its stores are not seen
+ * (shared anonymous pages are mapped writable): with the page out of every
+ * view, no store can land between the copy and the punch.  Faults cannot
+ * map it again meanwhile: they need the cache lock or the page lock, both
+ * held.  Map lock (read), cache lock and page lock held.  0 or -1.
+ */
+static int unmap_shared_views(struct fl_object *o, uint64_t index)
+{
+	uint64_t lo, hi;
+
+	for (struct fl_mapping *m = o->mappings; m; m = m->obj_next)
+		if (m->kind == MAP_KIND_SHARED &&
+		    mapping_clamp(m, index, index, &lo, &hi) &&
+		    madvise((void *)mapping_addr(m, index), PAGE_SIZE,
+			    MADV_DONTNEED))
+			return -1;
+	return 0;
+}
+
+/*
  * Move page p (isolated by reclaim, a reference ours) to a swap-cache page
  * and a swap entry, out of the cache and the memfd.  Takes the cache lock.
- * Returns the swap-cache page to write, or NULL if p stays.
+ * Returns the swap-cache page to write, or NULL if p stays (*no_room set
+ * if there is no swap for it, clear if it was only busy).
  */
 static struct swap_page *swap_out_object_page(struct fl_object *o,
-					      struct fl_page *p)
+					      struct fl_page *p, int *no_room)
 {
 	struct fl_group *g = p->group;
 	struct fl_swap *dev = g ? group_swap_dev(g) : NULL;
@@ -228,19 +249,23 @@ static struct swap_page *swap_out_object_page(struct fl_object *o,
 	uint64_t slot;
 	int locked = 0;
 
+	*no_room = 1;
 	if (!dev || swap_try_charge(g, 1))
 		return NULL;
 	if (swap_hook(SWAP_HOOK_ALLOC, 0) || dev->ops->alloc(dev, 1, &slot) < 1)
 		goto uncharge;
+	*no_room = 0; /* what fails now is only busy (or short of memory) */
 	sp = swap_page_new(dev, slot);
 	os = malloc(sizeof(*os));
 	if (!sp || !os)
 		goto free;
 	os->entry = swap_entry(dev, slot);
 	os->group = g;
+	map_read_lock(o->engine); /* o's list of mappings */
 	pthread_rwlock_wrlock(&o->lock);
 	locked = page_trylock(p);
-	if (!locked || !evictable(o, p) || radix_insert(&o->swap, p->index, os))
+	if (!locked || !evictable(o, p) || unmap_shared_views(o, p->index) ||
+	    radix_insert(&o->swap, p->index, os))
 		goto unlock;
 	memcpy(sp->data, object_page_data(o, p->index), PAGE_SIZE);
 	if (fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -257,11 +282,13 @@ static struct swap_page *swap_out_object_page(struct fl_object *o,
 	page_get(&sp->page); /* the writer's */
 	swap_cache_insert(o->engine, sp);
 	pthread_rwlock_unlock(&o->lock);
+	map_unlock(o->engine);
 	page_unlock(p); /* waiters find it gone, and read it again */
 	page_put(p);	/* the cache's reference */
 	return sp;
 unlock:
 	pthread_rwlock_unlock(&o->lock);
+	map_unlock(o->engine);
 	if (locked)
 		page_unlock(p);
 free:
@@ -282,13 +309,13 @@ uint64_t swap_evict_object_run(struct fl_page **v, unsigned n, unsigned *stuck)
 	for (unsigned k = 0; k < n; k++) {
 		struct fl_page *p = v[k];
 		struct fl_group *g = p->group;
-		struct swap_page *sp = swap_out_object_page(o, p);
-		int injected, ok;
+		int injected, ok, no_room;
+		struct swap_page *sp = swap_out_object_page(o, p, &no_room);
 
 		if (!sp) {
 			int cached;
 
-			*stuck += 1;
+			*stuck += (unsigned)no_room; /* else busy: later */
 			pthread_rwlock_rdlock(&o->lock);
 			cached = radix_lookup(&o->pages, p->index) == p;
 			pthread_rwlock_unlock(&o->lock);
