@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -171,16 +172,65 @@ static void swap_pick(struct fl_group *g, uint64_t want, struct swap_batch *b)
 	}
 }
 
+/* Pages from i on whose slots follow each other on one device. */
+static unsigned slot_run(const struct swap_batch *b, unsigned i)
+{
+	unsigned j = i + 1;
+
+	while (j < b->n && b->v[j]->dev == b->v[i]->dev &&
+	       b->v[j]->slot == b->v[j - 1]->slot + 1)
+		j++;
+	return j - i;
+}
+
+/*
+ * Write the run of len pages from i, in one device write through stage
+ * (SWAP_OUT_BATCH pages, or NULL: page by page); ok[k] says which went.
+ * If the run's write fails, each page is written on its own.
+ */
+static void write_run(struct swap_batch *b, unsigned i, unsigned len,
+		      unsigned char *stage, unsigned char *ok)
+{
+	struct fl_swap *dev = b->v[i]->dev;
+	unsigned char failed[SWAP_OUT_BATCH];
+	int injected = 0;
+
+	for (unsigned k = 0; k < len; k++) {
+		failed[k] = (unsigned char)swap_hook(SWAP_HOOK_WRITE,
+						     b->v[i + k]->slot);
+		injected |= failed[k];
+	}
+	if (len > 1 && stage && !injected) {
+		for (unsigned k = 0; k < len; k++)
+			memcpy(stage + ((size_t)k << PAGE_SHIFT),
+			       b->v[i + k]->data, PAGE_SIZE);
+		if (dev->ops->write(dev, b->v[i]->slot, stage, len) == 0) {
+			memset(ok, 1, len);
+			return;
+		}
+	}
+	for (unsigned k = 0; k < len; k++) {
+		struct swap_page *sp = b->v[i + k];
+
+		if (failed[k])
+			atomic_fetch_add(&dev->write_errors, 1);
+		ok[k] = !failed[k] &&
+			dev->ops->write(dev, sp->slot, sp->data, 1) == 0;
+	}
+}
+
 uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
 {
 	struct fl_engine *e = g->engine;
 	struct swap_batch b;
 	uint64_t freed = swap_cache_sweep(e);
+	/* Runs of consecutive slots go in one write, through this. */
+	unsigned char *stage =
+		aligned_alloc(PAGE_SIZE, (size_t)SWAP_OUT_BATCH << PAGE_SHIFT);
+	unsigned char ok[SWAP_OUT_BATCH];
 
 	fl_assert_may_block();
 	while (freed < want) {
-		uint64_t batch_freed = 0;
-
 		b.n = 0;
 		b.full = 0;
 		map_read_lock(e);
@@ -189,26 +239,22 @@ uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
 							: SWAP_OUT_BATCH,
 			  &b);
 		map_unlock(e);
+		for (unsigned i = 0, len; i < b.n; i += len) {
+			len = slot_run(&b, i);
+			write_run(&b, i, len, stage, ok + i);
+		}
 		for (unsigned i = 0; i < b.n; i++) {
-			struct swap_page *sp = b.v[i];
-			int injected = swap_hook(SWAP_HOOK_WRITE, sp->slot);
-			int ok = !injected &&
-				 sp->dev->ops->write(sp->dev, sp->slot,
-						     sp->data, 1) == 0;
-
-			if (injected)
-				atomic_fetch_add(&sp->dev->write_errors, 1);
-			if (ok)
+			if (ok[i])
 				atomic_fetch_add(&b.group[i]->swap_outs, 1);
-			if (swap_cache_write_done(e, sp, ok)) {
-				batch_freed++;
+			if (swap_cache_write_done(e, b.v[i], ok[i])) {
+				freed++;
 				atomic_fetch_add(&b.group[i]->pages_reclaimed,
 						 1);
 			}
 		}
-		freed += batch_freed;
 		if (b.n == 0 || b.full)
 			break;
 	}
+	free(stage);
 	return freed;
 }

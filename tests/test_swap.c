@@ -114,9 +114,26 @@ static void env_open(struct swap_env *v, const char *tag, uint64_t max_pages,
 	REQUIRE(fl_group_set_max(v->g, max_pages * PG) == 0);
 }
 
+static int drained(void *arg)
+{
+	struct swap_env *v = arg;
+	struct fl_group_stats gs;
+	struct fl_swap_stats st;
+
+	/* The I/O thread that read a page lets it go after the retry: a
+	 * reclaim pass frees it once it has. */
+	reclaim_group(v->g, 1);
+	fl_group_stats(v->g, &gs);
+	fl_swap_stats(v->s, &st);
+	return gs.usage == 0 && st.slots_used == 0 && st.cache_pages == 0;
+}
+
 static void env_close(struct swap_env *v)
 {
 	struct fl_swap_stats st;
+
+	/* Stale swap-cache pages are reclaim's to free. */
+	h_wait_until(drained, v);
 
 	CHECK_EQ(fl_swap_stats(v->s, &st), 0);
 	CHECK_EQ(st.slots_used, 0); /* every slot back */
@@ -403,20 +420,6 @@ static unsigned char *race_setup(struct swap_env *v, const char *tag)
 
 /* After a reclaim pass, nothing is left: no slot, no swap-cache page, no
  * charge, no swap usage. */
-static int drained(void *arg)
-{
-	struct swap_env *v = arg;
-	struct fl_group_stats gs;
-	struct fl_swap_stats st;
-
-	/* The I/O thread that read a page lets it go after the retry: a
-	 * reclaim pass frees it once it has. */
-	reclaim_group(v->g, 1);
-	fl_group_stats(v->g, &gs);
-	fl_swap_stats(v->s, &st);
-	return gs.usage == 0 && st.slots_used == 0 && st.cache_pages == 0;
-}
-
 static void check_totals_zero(struct swap_env *v)
 {
 	struct fl_group_stats gs;
