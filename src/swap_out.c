@@ -318,9 +318,9 @@ uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
 	struct fl_engine *e = g->engine;
 	struct swap_batch b;
 	uint64_t freed = swap_cache_sweep(e);
-	/* Runs of consecutive slots go in one write, through this. */
-	unsigned char *stage =
-		aligned_alloc(PAGE_SIZE, (size_t)SWAP_OUT_BATCH << PAGE_SHIFT);
+	/* Runs of consecutive slots go in one write, through this (made
+	 * once there is something to write). */
+	unsigned char *stage = NULL;
 	unsigned char ok[SWAP_OUT_BATCH];
 
 	fl_assert_may_block();
@@ -333,6 +333,9 @@ uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
 							: SWAP_OUT_BATCH,
 			  &b);
 		map_unlock(e);
+		if (b.n > 1 && !stage)
+			stage = aligned_alloc(PAGE_SIZE, (size_t)SWAP_OUT_BATCH
+								 << PAGE_SHIFT);
 		for (unsigned i = 0, len; i < b.n; i += len) {
 			len = slot_run(&b, i);
 			write_run(&b, i, len, stage, ok + i);
