@@ -790,3 +790,30 @@ TEST(swap_race_shared_swapin_vs_hole_punch)
 	check_totals_zero(&v);
 	env_close(&v);
 }
+
+/* A sequential reader of swapped-out memory reads ahead: each read brings
+ * several pages, which its fault installs together. */
+TEST(swap_sequential_readahead)
+{
+	struct swap_env v;
+	size_t npages = 1024;
+	unsigned char *p;
+	struct fl_group_stats before, after;
+
+	env_open(&v, "ra", 256, 4096);
+	p = fl_mmap_group(v.e, v.g, NULL, npages * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (size_t i = 0; i < npages; i++)
+		h_fill(p + i * PG, PG, 53, i * PG);
+	CHECK_EQ(fl_group_stats(v.g, &before), 0);
+	CHECK_EQ(h_mismatch(p, npages * PG, 53, 0), -1);
+	CHECK_EQ(fl_group_stats(v.g, &after), 0);
+	CHECK_GE(after.swap_ins - before.swap_ins, npages / 2);
+	/* Faults that read a slot: a fraction of the pages swapped in. */
+	CHECK_LE(after.major_faults - before.major_faults,
+		 (after.swap_ins - before.swap_ins) / 2);
+	CHECK_EQ(fl_munmap(v.e, p, npages * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
