@@ -354,7 +354,7 @@ static void hooks_arm(int stall, int fail, int fail_count)
 	atomic_store(&hk_fail_left, fail_count);
 	atomic_store(&hk_fail, fail);
 	atomic_store(&hk_stall, stall);
-	swap_test_hook = hook;
+	__atomic_store_n(&swap_test_hook, hook, __ATOMIC_RELEASE);
 }
 
 static void hooks_off(void)
@@ -362,7 +362,7 @@ static void hooks_off(void)
 	atomic_store(&hk_release, 1);
 	atomic_store(&hk_stall, -1);
 	atomic_store(&hk_fail, -1);
-	swap_test_hook = NULL;
+	__atomic_store_n(&swap_test_hook, NULL, __ATOMIC_RELEASE);
 }
 
 static int reached(void *arg)
