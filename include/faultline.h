@@ -448,9 +448,9 @@ fl_group *fl_group_create(fl_engine *engine, fl_group *parent,
 			  const char *name);
 
 /*
- * Free a group.  EBUSY while it has children, mappings or charged memory
- * (work in flight that still refers to it, such as readahead, is waited
- * for, briefly); EINVAL for the root or NULL.  fl_engine_destroy frees
+ * Free a group.  EBUSY while it has children, mappings, charged memory or
+ * swap slots (work in flight that still refers to it, such as readahead, is
+ * waited for, briefly); EINVAL for the root or NULL.  fl_engine_destroy frees
  * every group.
  */
 int fl_group_destroy(fl_group *group);
