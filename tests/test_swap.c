@@ -816,3 +816,86 @@ TEST(swap_sequential_readahead)
 	check_totals_zero(&v);
 	env_close(&v);
 }
+
+/* ---- churn ------------------------------------------------------------------
+ */
+
+struct churn_ctx {
+	struct swap_env *v;
+	unsigned char *p; /* shared by the writers, each its own pages */
+	size_t npages;
+};
+
+/* Writers: stamp their pages (thread, round) in a scrambled order, and
+ * check the stamp of each page before writing the next round's. */
+static void churn_writer(int idx, struct churn_ctx *c)
+{
+	uint32_t *stamp = calloc(c->npages, sizeof(*stamp));
+	uint64_t x = 0x9E3779B97F4A7C15ull * (uint64_t)(idx + 1);
+
+	REQUIRE(stamp != NULL);
+	for (unsigned round = 1; round <= 3000; round++) {
+		size_t pg;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		pg = (size_t)(x % (c->npages / 2)) * 2 + (size_t)idx;
+		if (*(uint32_t *)(c->p + pg * PG) != stamp[pg])
+			h_fail(__FILE__, __LINE__, "page %zu: %u, not %u", pg,
+			       *(uint32_t *)(c->p + pg * PG), stamp[pg]);
+		stamp[pg] = round;
+		*(uint32_t *)(c->p + pg * PG) = round;
+		c->p[pg * PG + PG - 1] = (unsigned char)round;
+	}
+	free(stamp);
+}
+
+/* The churner: maps, fills, checks and unmaps (or advises away) small
+ * anonymous mappings in the same group, so that unmaps and
+ * MADV_DONTNEED race swap-outs and swap-ins of its pages. */
+static void churn_mapper(struct churn_ctx *c)
+{
+	for (int i = 0; i < 60; i++) {
+		size_t n = 32;
+		int flags = MAP_ANONYMOUS | (i % 2 ? MAP_SHARED : MAP_PRIVATE);
+		unsigned char *q =
+			fl_mmap_group(c->v->e, c->v->g, NULL, n * PG,
+				      PROT_READ | PROT_WRITE, flags, NULL, 0);
+
+		REQUIRE(q != MAP_FAILED);
+		for (size_t k = 0; k < n; k++)
+			q[k * PG] = (unsigned char)(k + 1);
+		for (size_t k = 0; k < n; k++)
+			if (q[k * PG] != (unsigned char)(k + 1))
+				h_fail(__FILE__, __LINE__, "churn page %zu", k);
+		if (i % 3 == 0)
+			CHECK_EQ(fl_madvise(c->v->e, q, n * PG, MADV_DONTNEED),
+				 0);
+		CHECK_EQ(fl_munmap(c->v->e, q, n * PG), 0);
+	}
+}
+
+static void churn_thread(int idx, void *arg)
+{
+	if (idx < 2)
+		churn_writer(idx, arg);
+	else
+		churn_mapper(arg);
+}
+
+TEST(swap_churn_unmap_while_swapping)
+{
+	struct swap_env v;
+	struct churn_ctx c = {.v = &v, .npages = 512};
+
+	env_open(&v, "churn", 96, 4096);
+	c.p = fl_mmap_group(v.e, v.g, NULL, c.npages * PG,
+			    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			    NULL, 0);
+	REQUIRE(c.p != MAP_FAILED);
+	h_run_threads(3, churn_thread, &c);
+	CHECK_EQ(fl_munmap(v.e, c.p, c.npages * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
