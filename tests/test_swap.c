@@ -6,6 +6,7 @@
  * charge) on purpose, with totals checked after a reclaim pass.
  */
 #include "harness.h"
+#include "inject.h"
 #include "reclaim.h"
 #include "swap.h"
 
@@ -898,4 +899,59 @@ TEST(swap_churn_unmap_while_swapping)
 	CHECK_EQ(fl_munmap(v.e, c.p, c.npages * PG), 0);
 	check_totals_zero(&v);
 	env_close(&v);
+}
+
+/* ---- system calls failing (tests/inject.h) --------------------------------
+ */
+
+/* UFFDIO_COPY of a swap-in fails once: that fault gets SIGBUS, the entry
+ * stays (the data is not lost), the next fault is served. */
+TEST(swap_install_copy_fails_once)
+{
+	struct swap_env v;
+	unsigned char *p = race_setup(&v, "copyfail");
+	unsigned char val;
+	struct h_sig sig;
+
+	inject_set(INJ_UFFD_COPY, 1, ENOMEM);
+	CHECK_EQ(h_try_read(p, &val, &sig), SIGBUS);
+	inject_clear();
+	CHECK_EQ(h_try_read(p, &val, &sig), 0);
+	CHECK_EQ(val, h_pattern(17, 0));
+	CHECK_EQ(h_mismatch(p, 256 * PG, 17, 0), -1);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+/* Pages cannot be dropped (madvise fails) or write-protected: nothing is
+ * swapped out, the group runs out of memory (SIGBUS under FL_OOM_FAIL),
+ * and nothing leaks. */
+TEST(swap_out_syscalls_fail)
+{
+	enum inject_point points[] = {INJ_MADVISE, INJ_UFFD_WRITEPROTECT};
+
+	for (size_t k = 0; k < sizeof(points) / sizeof(points[0]); k++) {
+		struct swap_env v;
+		unsigned char *p;
+		struct h_sig sig;
+		int got = 0;
+
+		env_open(&v, "sysfail", 64, 1024);
+		p = fl_mmap_group(v.e, v.g, NULL, 256 * PG,
+				  PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+		REQUIRE(p != MAP_FAILED);
+		for (size_t i = 0; i < 32; i++)
+			h_fill(p + i * PG, PG, 59, i * PG);
+		inject_set_mode(points[k], 1, EIO, INJECT_FROM);
+		for (size_t i = 32; i < 256 && !got; i++)
+			got = h_try_write(p + i * PG, 1, &sig);
+		inject_clear();
+		CHECK_EQ(got, SIGBUS);
+		CHECK_EQ(h_mismatch(p, 32 * PG, 59, 0), -1);
+		CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+		check_totals_zero(&v);
+		env_close(&v);
+	}
 }
