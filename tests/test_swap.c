@@ -176,6 +176,7 @@ TEST(swap_anon_four_times_limit)
 	CHECK_EQ(fl_swap_stats(v.s, &st), 0);
 	CHECK_GE(st.slots_used, npages - 256);
 	CHECK_EQ(gs.swap_usage, st.slots_used * PG);
+	CHECK_EQ(st.bytes_stored, st.slots_used * PG);
 	CHECK_EQ(fl_munmap(v.e, p, npages * PG), 0);
 	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
 	CHECK_EQ(gs.usage, 0);
@@ -433,6 +434,7 @@ static void check_totals_zero(struct swap_env *v)
 	CHECK_EQ(gs.private_pages, 0);
 	CHECK_EQ(fl_swap_stats(v->s, &st), 0);
 	CHECK_EQ(st.slots_used, 0);
+	CHECK_EQ(st.bytes_stored, 0);
 	CHECK_EQ(st.cache_pages, 0);
 }
 
