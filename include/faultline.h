@@ -511,11 +511,14 @@ void *fl_mmap_group(fl_engine *engine, fl_group *group, void *addr,
 
 /*
  * A swap device: slots of one page each, on a file or another store.
- * Reclaim writes a private copy or an anonymous page of a group that has a
- * device (fl_group_set_swap) to a free slot, records the slot and drops the
- * page; the next fault there reads it back (without holding the map lock:
- * it waits like a store read) and frees the slot.  A device belongs to its
- * engine: fl_engine_destroy frees it (there is no other way to free one).
+ * Reclaim writes a private copy, an anonymous page or a page of shared
+ * anonymous memory of a group that has a device (fl_group_set_swap) to a
+ * free slot, records the slot and drops the page; the next fault there
+ * reads it back (without holding the map lock or a thread: it waits like a
+ * store read; a sequential reader's fault reads the next slots with it) and
+ * frees the slot.  A device belongs to its engine: fl_engine_destroy frees
+ * it (there is no other way to free one); an engine has at most 32.  All
+ * swap calls may be made from any thread.
  */
 typedef struct fl_swap fl_swap;
 
@@ -526,7 +529,7 @@ typedef struct fl_swap fl_swap;
  * allows it.  fl_engine_destroy truncates it to nothing (the file stays:
  * remove it yourself when you like).
  * Errors: EINVAL (NULL engine or path, max_bytes below one page), what
- * open(2) reports for path, ENOMEM.
+ * open(2) reports for path, ENOMEM, ENOSPC (the engine has 32 devices).
  */
 fl_swap *fl_swap_file_create(fl_engine *engine, const char *path,
 			     uint64_t max_bytes);
@@ -537,15 +540,15 @@ fl_swap *fl_swap_file_create(fl_engine *engine, const char *path,
  * takes the store over: it is destroyed with the engine, also when this
  * call fails.  max_bytes bounds the slots (rounded down to pages, at least
  * one).  Errors: EINVAL (NULL engine or store, a read-only store,
- * max_bytes below one page), ENOMEM.
+ * max_bytes below one page), ENOMEM, ENOSPC (the engine has 32 devices).
  */
 fl_swap *fl_swap_store_create(fl_engine *engine, struct fl_store *store,
 			      uint64_t max_bytes);
 
 /*
- * The device group's private and anonymous pages are swapped to; NULL: its
- * parent's (the root's default is none: nothing is swapped, private and
- * anonymous pages stay in memory).  Reclaim for a group swaps its pages
+ * The device group's private, anonymous and shared anonymous pages are
+ * swapped to; NULL: its parent's (the root's default is none: nothing is
+ * swapped, those pages stay in memory).  Reclaim for a group swaps its pages
  * out only once the group's cache pages are hot or gone (the kernel's
  * balance of file and anonymous LRUs).  Pages already swapped stay where
  * they are.  Errors: EINVAL (NULL group, a device of another engine).
