@@ -88,8 +88,14 @@ TEST(swap_api_arguments)
 		CHECK_EQ(fl_engine_destroy(e2), 0);
 		unlink(path2);
 	}
+	/* At most 32 devices an engine (this one has one). */
+	for (int i = 1; i < 32; i++)
+		CHECK(fl_swap_file_create(e, path, 1 << 20) != NULL);
+	errno = 0;
+	CHECK(fl_swap_file_create(e, path, 1 << 20) == NULL);
+	CHECK_EQ(errno, ENOSPC);
 	CHECK_EQ(fl_group_destroy(g), 0);
-	CHECK_EQ(fl_engine_destroy(e), 0); /* frees the device */
+	CHECK_EQ(fl_engine_destroy(e), 0); /* frees the devices */
 	CHECK_EQ(h_file_size(path), 0);
 	unlink(path);
 }
