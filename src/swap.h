@@ -121,6 +121,14 @@ void swap_page_release(struct swap_page *sp);
 uint64_t swap_cache_sweep(struct fl_engine *e);
 
 /*
+ * Write the swap-cache pages v[0..n) (under writeback) to their slots, a
+ * run of consecutive slots in one device write; ok[i] says which went.
+ * No lock held (blocks on the devices).
+ */
+void swap_write_pages(struct swap_page *const *v, unsigned n,
+		      unsigned char *ok);
+
+/*
  * Reclaim up to want private and anonymous pages of g's subtree: write
  * them to their groups' swap devices and drop them.  No lock held (takes
  * the map lock for reading to pick and drop pages, writes without it).
