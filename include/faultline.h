@@ -268,6 +268,26 @@ int fl_store_faulty_release(struct fl_store *store);
 long fl_store_faulty_held(struct fl_store *store);
 
 /* ------------------------------------------------------------------------
+ * Compression
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Compression algorithms, for fl_store_compressed (and compressed swap
+ * memory).  zstd and lz4 are there where the library was built with
+ * libzstd and liblz4 (Debian: libzstd-dev, liblz4-dev); asking for one
+ * that is not fails with EOPNOTSUPP.  FL_COMPRESS_NONE stores data as it
+ * is.  Levels: 0 is the algorithm's default; zstd takes its own range
+ * (negative: faster, up to 22: smaller); lz4 takes -65537..-1 (the fast
+ * mode with acceleration -level), 0 (the fast mode) and 1..12 (its
+ * high-compression levels); a level out of range is EINVAL.
+ */
+enum fl_compression {
+	FL_COMPRESS_NONE = 0,
+	FL_COMPRESS_ZSTD = 1,
+	FL_COMPRESS_LZ4 = 2,
+};
+
+/* ------------------------------------------------------------------------
  * Objects: what mappings map
  * ------------------------------------------------------------------------ */
 
