@@ -265,10 +265,12 @@ static int zpool_alloc(struct fl_swap *d, unsigned n, uint64_t *slot)
 	return got;
 }
 
-/* Slots [slot, slot + n) are ours to use (without next: in range). */
+/* Slots [slot, slot + n) are in range (next's, which may grow, or ours). */
 static int zpool_range_ok(struct zpool *z, uint64_t slot, unsigned n)
 {
-	return n && slot < z->dev.nr_slots && n <= z->dev.nr_slots - slot;
+	uint64_t nr = z->next ? z->next->nr_slots : z->dev.nr_slots;
+
+	return n && slot < nr && n <= nr - slot;
 }
 
 /* Send pages [i, j) of a write on to the next device.  0 or -errno. */
