@@ -322,9 +322,10 @@ enum fl_compression {
  * size it was made with (block_size 0, or the same) and any algorithm (it
  * applies to blocks written from now on; each block records its own).
  * Read-only if inner is.  A block that cannot be read or decompressed
- * fails the read with EIO (or the inner store's errno): a fault that
- * needs it gets SIGBUS, as with any store; a failed write is EIO for
- * fl_msync.  Thread-safe.
+ * fails the read with EIO (the inner store's errno if it failed;
+ * EOPNOTSUPP for a block compressed with an algorithm this build lacks):
+ * a fault that needs it gets SIGBUS, as with any store; a failed write is
+ * EIO for fl_msync.  Thread-safe.
  *
  * Returns NULL with errno, leaving inner to the caller: EINVAL (NULL or an
  * inner store without read, size or destroy; a block_size that is not a

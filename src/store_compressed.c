@@ -129,8 +129,8 @@ static int block_hdr_get(const struct cz_store *z, const unsigned char *p,
 	h->algorithm = p[4];
 	h->orig = get_le32(p + 8);
 	h->stored = get_le32(p + 12);
-	if (get_le32(p) != CZ_BLK_MAGIC || h->orig > z->block_size ||
-	    h->stored > z->stride - CZ_HDR ||
+	if (get_le32(p) != CZ_BLK_MAGIC || h->algorithm > FL_COMPRESS_LZ4 ||
+	    h->orig > z->block_size || h->stored > z->stride - CZ_HDR ||
 	    (h->algorithm == FL_COMPRESS_NONE && h->stored != h->orig))
 		return -EIO;
 	return 1;

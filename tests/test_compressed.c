@@ -443,6 +443,37 @@ TEST(store_corrupt_block)
 	h_file_remove(&f);
 }
 
+/* Each block records its algorithm: a store written with one and
+ * re-opened with another reads both kinds of blocks. */
+TEST(store_mixed_algorithms)
+{
+	const size_t size = 4 * BS16;
+	unsigned char *data = malloc(size);
+	struct fl_store *z;
+	struct h_file f;
+
+	REQUIRE(data != NULL);
+	if (!built_in(FL_COMPRESS_ZSTD) || !built_in(FL_COMPRESS_LZ4)) {
+		h_note("needs zstd and lz4");
+		free(data);
+		return;
+	}
+	fill_text(data, size, 70, 0);
+	h_file_create(&f, 0, 0);
+	z = cz_open(f.path, FL_COMPRESS_ZSTD, BS16);
+	st_write(z, data, size, 0);
+	z->ops->destroy(z);
+	z = cz_open(f.path, FL_COMPRESS_LZ4, 0);
+	st_write(z, data + BS16, BS16, BS16); /* block 1 now lz4 */
+	CHECK_EQ(cz_stats(z).blocks_raw, 0);
+	z->ops->destroy(z);
+	z = cz_open(f.path, FL_COMPRESS_NONE, 0);
+	st_verify(z, data, size, 0);
+	z->ops->destroy(z);
+	free(data);
+	h_file_remove(&f);
+}
+
 /* ---- real mappings of compressed stores --------------------------------- */
 
 /* A new compressed file store of size bytes holding text (seed). */
