@@ -5,6 +5,7 @@
  */
 #include "codec.h"
 #include "harness.h"
+#include "inject.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -688,5 +689,36 @@ TEST(mapped_inner_errors)
 	st_verify(z, model, size, 0);
 	z->ops->destroy(z);
 	free(model);
+	h_file_remove(&f);
+}
+
+/* No memory: making a compressed store fails with ENOMEM and leaves the
+ * inner store to the caller; a read or write without memory for its
+ * buffers fails with ENOMEM and changes nothing. */
+TEST(store_no_memory)
+{
+	unsigned char data[2 * PG], back[2 * PG];
+	struct fl_store *file, *z;
+	struct h_file f;
+
+	h_file_create(&f, 0, 0);
+	file = fl_store_file_open(f.path, O_RDWR);
+	REQUIRE(file != NULL);
+	inject_set(INJ_CALLOC, 1, ENOMEM);
+	CHECK_ERR(fl_store_compressed(file, FL_COMPRESS_NONE, 0, 0) == NULL,
+		  ENOMEM);
+	inject_clear();
+	CHECK_EQ(file->ops->size(file), 0); /* untouched, still the caller's */
+	z = fl_store_compressed(file, FL_COMPRESS_NONE, 0, BS16);
+	REQUIRE(z != NULL);
+	fill_text(data, sizeof(data), 80, 0);
+	st_write(z, data, sizeof(data), 0);
+	inject_set(INJ_MALLOC, 1, ENOMEM);
+	CHECK_ERR(z->ops->write(z, back, sizeof(back), 0) == -1, ENOMEM);
+	inject_set(INJ_MALLOC, 1, ENOMEM);
+	CHECK_ERR(z->ops->read(z, back, sizeof(back), 0) == -1, ENOMEM);
+	inject_clear();
+	st_verify(z, data, sizeof(data), 0);
+	z->ops->destroy(z);
 	h_file_remove(&f);
 }
