@@ -313,7 +313,7 @@ enum fl_compression {
  * unused space in the inner store is given back through its discard op
  * where it has one (the file store's).  The layout in the inner store
  * (docs/design.md) is: a 4 KiB superblock (block size, logical size), then
- * block i at 4096 + i * (block_size + 4096), a 16-byte header (algorithm,
+ * block i at (i + 1) * (block_size + 4096), a 16-byte header (algorithm,
  * original and stored length) and the data.
  *
  * An empty inner store becomes a new compressed store of size 0, block

@@ -7,8 +7,9 @@
  *
  *   [0, 4096)                    superblock: magic "FLCZ", version, block
  *                                header size, block size, algorithm of new
- *                                blocks, logical size
- *   4096 + i * stride            block i's slot, stride = block_size + 4096:
+ *                                blocks, logical size (the rest of the
+ *                                first stride is unused)
+ *   (i + 1) * stride             block i's slot, stride = block_size + 4096:
  *     16-byte header             magic "FLCB", algorithm (0: raw), original
  *                                length, stored length
  *     stored bytes               compressed (or raw) data, zero-padded to
@@ -19,9 +20,11 @@
  * not save at least a page by compression is stored raw, so a slot always
  * has room.  The unused tail of a slot is given back through the inner
  * store's discard op where it has one (the file store punches a hole), so
- * a file holds about the compressed size.  The original length is how much
- * of the block the data reached when it was written; bytes beyond it read
- * as zeros.
+ * a file holds about the compressed size.  Slots start at multiples of the
+ * stride, so that over a store of fixed-size blocks (Redis keys) a
+ * block_size one page below that size puts each slot in one of them.
+ * The original length is how much of the block the data reached when it
+ * was written; bytes beyond it read as zeros.
  *
  * Locking: each block is read and written under a rwlock of a table of
  * STRIPES, chosen by block index (read: shared; write, which may be a
@@ -30,8 +33,8 @@
  * each other's bytes.  A call holds one stripe at a time.  meta_lock
  * (inside a stripe, never around one) guards the logical size and the
  * superblock.  Statistics are atomic counters.  The inner store is called
- * with a stripe (or meta_lock, for the superblock) held, never with both
- * kinds across two blocks.
+ * with one stripe held (for that block's slot) or meta_lock (for the
+ * superblock), never both.
  *
  * No submit op: decompressing is CPU work, which belongs on the engine's
  * I/O threads (where reads of a store without submit run), not in a
@@ -140,7 +143,7 @@ static int block_hdr_get(const struct cz_store *z, const unsigned char *p,
 
 static uint64_t slot_off(const struct cz_store *z, uint64_t idx)
 {
-	return PAGE_SIZE + idx * z->stride;
+	return (idx + 1) * z->stride;
 }
 
 /* Read len bytes at off from the inner store; what lies beyond its end

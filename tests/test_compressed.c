@@ -432,7 +432,7 @@ TEST(store_corrupt_block)
 	fd = open(f.path, O_RDWR);
 	REQUIRE(fd >= 0);
 	memset(junk, 0x5A, sizeof(junk));
-	REQUIRE(pwrite(fd, junk, sizeof(junk), PG + 2 * (BS16 + PG)) == 64);
+	REQUIRE(pwrite(fd, junk, sizeof(junk), 3 * (BS16 + PG)) == 64);
 	close(fd);
 	z = cz_open(f.path, FL_COMPRESS_NONE, 0);
 	CHECK_ERR(z->ops->read(z, buf, PG, 2 * BS16) == -1, EIO);
@@ -472,6 +472,50 @@ TEST(store_mixed_algorithms)
 	st_verify(z, data, size, 0);
 	z->ops->destroy(z);
 	free(data);
+	h_file_remove(&f);
+}
+
+/* The layout docs/design.md promises, read back from the file itself. */
+static uint32_t le32_at(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+TEST(store_layout)
+{
+	const size_t size = 2 * BS16 + 100;
+	unsigned char *data = malloc(size), *raw = malloc(BS16 + PG);
+	struct fl_store *z;
+	struct h_file f;
+
+	REQUIRE(data && raw);
+	h_file_create(&f, 0, 0);
+	z = cz_open(f.path, FL_COMPRESS_NONE, BS16);
+	h_fill(data, size, 90, 0);
+	st_write(z, data, size, 0);
+	z->ops->destroy(z);
+	h_pread(f.path, raw, PG, 0); /* the superblock */
+	CHECK(memcmp(raw, "FLCZ", 4) == 0);
+	CHECK_EQ(raw[4], 1);  /* version */
+	CHECK_EQ(raw[6], 16); /* block header */
+	CHECK_EQ(le32_at(raw + 8), BS16);
+	CHECK_EQ(raw[12], FL_COMPRESS_NONE);
+	CHECK_EQ(le32_at(raw + 16), size);
+	CHECK_EQ(le32_at(raw + 20), 0);
+	/* Block 1 at 2 strides: header, then the data, raw. */
+	h_pread(f.path, raw, BS16 + PG, 2 * (BS16 + PG));
+	CHECK(memcmp(raw, "FLCB", 4) == 0);
+	CHECK_EQ(raw[4], FL_COMPRESS_NONE);
+	CHECK_EQ(le32_at(raw + 8), BS16);
+	CHECK_EQ(le32_at(raw + 12), BS16);
+	CHECK(memcmp(raw + 16, data + BS16, BS16) == 0);
+	/* Block 2 holds the last 100 bytes only: its original length. */
+	h_pread(f.path, raw, PG, 3 * (BS16 + PG));
+	CHECK_EQ(le32_at(raw + 8), 100);
+	CHECK(memcmp(raw + 16, data + 2 * BS16, 100) == 0);
+	free(data);
+	free(raw);
 	h_file_remove(&f);
 }
 
@@ -654,7 +698,7 @@ TEST(mapped_inner_errors)
 	z = fl_store_compressed(faulty, FL_COMPRESS_NONE, 0, 0);
 	REQUIRE(z != NULL);
 	/* Reads of block 5's slot fail. */
-	ff.fail_offset = PG + 5 * (BS16 + PG);
+	ff.fail_offset = 6 * (BS16 + PG);
 	ff.fail_length = PG;
 	REQUIRE(fl_store_faulty_set(faulty, &ff) == 0);
 
