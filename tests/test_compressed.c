@@ -475,6 +475,33 @@ TEST(store_mixed_algorithms)
 	h_file_remove(&f);
 }
 
+/* The file store's discard op punches a hole: the range reads as zeros,
+ * the size stays, the disk space goes. */
+TEST(file_store_discard)
+{
+	struct h_file f;
+	struct fl_store *file;
+	unsigned char *buf = malloc(8 * PG);
+	uint64_t before;
+
+	REQUIRE(buf != NULL);
+	h_file_create(&f, 8 * PG, 95);
+	file = fl_store_file_open(f.path, O_RDWR);
+	REQUIRE(file != NULL);
+	REQUIRE(file->ops->discard != NULL);
+	before = disk_bytes(f.path);
+	CHECK_EQ(file->ops->discard(file, 2 * PG, 4 * PG), 0);
+	CHECK_EQ(file->ops->size(file), 8 * PG);
+	CHECK_LE(disk_bytes(f.path) + 4 * PG, before);
+	file->ops->destroy(file);
+	h_pread(f.path, buf, 8 * PG, 0);
+	CHECK_EQ(h_mismatch(buf, 2 * PG, 95, 0), -1);
+	CHECK_EQ(h_nonzero(buf + 2 * PG, 4 * PG), -1);
+	CHECK_EQ(h_mismatch(buf + 6 * PG, 2 * PG, 95, 6 * PG), -1);
+	free(buf);
+	h_file_remove(&f);
+}
+
 /* The layout docs/design.md promises, read back from the file itself. */
 static uint32_t le32_at(const unsigned char *p)
 {
