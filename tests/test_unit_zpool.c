@@ -9,6 +9,7 @@
  */
 #include "codec.h"
 #include "harness.h"
+#include "inject.h"
 #include "pagesize.h"
 #include "swap_zpool.h"
 
@@ -576,4 +577,39 @@ TEST(each_algorithm)
 		z->ops->destroy(z);
 		mem_destroy(&m->dev);
 	}
+}
+
+/* No memory for an entry (or for the tree's node): the page goes to next
+ * instead, nothing is lost or leaked; without next the write fails. */
+TEST(no_memory_falls_through)
+{
+	NEED_ALGORITHM(alg);
+	struct memdev *m = mem_new(8);
+	struct fl_swap *z = zpool(alg, 1 << 20, &m->dev), *y;
+	unsigned char buf[2 * PAGE_SIZE], back[2 * PAGE_SIZE];
+	uint64_t slot;
+
+	page_fill(buf, 1, 0);
+	page_fill(buf + PAGE_SIZE, 2, 0);
+	REQUIRE(z->ops->alloc(z, 2, &slot) == 2);
+	inject_set(INJ_MALLOC, 1, ENOMEM); /* the first page's entry */
+	REQUIRE(z->ops->write(z, slot, buf, 2) == 0);
+	inject_clear();
+	CHECK_EQ(zstats(z).pool_pages, 1);
+	CHECK_EQ(zstats(z).written_next, 1);
+	REQUIRE(z->ops->read(z, slot, back, 2) == 0);
+	CHECK(memcmp(buf, back, sizeof(buf)) == 0);
+	z->ops->free(z, slot, 2);
+	CHECK_EQ(zstats(z).pool_used, 0);
+	z->ops->destroy(z);
+	mem_destroy(&m->dev);
+
+	y = zpool(alg, 1 << 20, NULL);
+	REQUIRE(y->ops->alloc(y, 1, &slot) == 1);
+	inject_set(INJ_MALLOC, 1, ENOMEM);
+	CHECK_ERR(y->ops->write(y, slot, buf, 1) == -1, ENOSPC);
+	inject_clear();
+	CHECK_EQ(zstats(y).pool_pages, 0);
+	y->ops->free(y, slot, 1);
+	y->ops->destroy(y);
 }
