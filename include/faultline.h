@@ -325,7 +325,8 @@ enum fl_compression {
  * fails the read with EIO (the inner store's errno if it failed;
  * EOPNOTSUPP for a block compressed with an algorithm this build lacks):
  * a fault that needs it gets SIGBUS, as with any store; a failed write is
- * EIO for fl_msync.  Thread-safe.
+ * EIO for fl_msync.  A write reaching past 2^60 bytes fails with EFBIG.
+ * Thread-safe.
  *
  * Returns NULL with errno, leaving inner to the caller: EINVAL (NULL or an
  * inner store without read, size or destroy; a block_size that is not a
