@@ -642,6 +642,21 @@ fl_swap *fl_swap_store_create(fl_engine *engine, struct fl_store *store,
 			      uint64_t max_bytes);
 
 /*
+ * Compressed memory (zswap-like) in front of next (NULL: none), a device of
+ * the same engine: pages are compressed with algorithm (FL_COMPRESS_ZSTD or
+ * FL_COMPRESS_LZ4) at level into a pool of at most pool_bytes of memory
+ * (not charged to any group); a page that does not compress, or finds the
+ * pool full, goes to next (without next, the swap-out fails and the page
+ * stays in memory).  With next, the device uses next's slots.  Trades CPU
+ * for memory without any disk.  Errors: EINVAL (NULL engine, a next of
+ * another engine, FL_COMPRESS_NONE or an unknown algorithm, a level out of
+ * range, pool_bytes below a page), EOPNOTSUPP (an algorithm this build
+ * lacks), ENOMEM, ENOSPC (the engine has 32 devices).
+ */
+fl_swap *fl_swap_compressed_create(fl_engine *engine, int algorithm, int level,
+				   uint64_t pool_bytes, fl_swap *next);
+
+/*
  * The device group's private, anonymous and shared anonymous pages are
  * swapped to; NULL: its parent's (the root's default is none: nothing is
  * swapped, those pages stay in memory).  Reclaim for a group swaps its pages

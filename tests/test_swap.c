@@ -963,3 +963,87 @@ TEST(swap_out_syscalls_fail)
 		env_close(&v);
 	}
 }
+
+/* ---- compressed memory in front of the swap file ------------------------ */
+
+#include "swap_zpool.h"
+
+/* Page i holds i in its first and last words, zeros elsewhere: it
+ * compresses well. */
+static void stamp_pages(unsigned char *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = seed * 1000003 + i;
+
+		memcpy(p + i * PG, &v, sizeof(v));
+		memcpy(p + i * PG + PG - sizeof(v), &v, sizeof(v));
+	}
+}
+
+static long stamps_differ(const unsigned char *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = seed * 1000003 + i, a, b;
+
+		memcpy(&a, p + i * PG, sizeof(a));
+		memcpy(&b, p + i * PG + PG - sizeof(b), sizeof(b));
+		if (a != v || b != v)
+			return (long)i;
+	}
+	return -1;
+}
+
+TEST(swap_compressed_in_front_of_file)
+{
+	struct swap_env v;
+	struct swap_zpool_stats zs;
+	struct fl_swap_stats st;
+	fl_swap *z;
+	unsigned char *p, *q;
+	size_t n = 1024;
+
+	env_open(&v, "zpool", 128, 4096);
+	errno = 0;
+	z = fl_swap_compressed_create(v.e, FL_COMPRESS_LZ4, 1, 64 * PG, v.s);
+	if (!z && errno == EOPNOTSUPP)
+		z = fl_swap_compressed_create(v.e, FL_COMPRESS_ZSTD, 1, 64 * PG,
+					      v.s);
+	if (!z && errno == EOPNOTSUPP) {
+		h_note("no lz4 or zstd in this build: compressed swap not "
+		       "tested");
+		env_close(&v);
+		return;
+	}
+	REQUIRE(z != NULL);
+	CHECK_ERR(fl_swap_compressed_create(NULL, FL_COMPRESS_LZ4, 1, 64 * PG,
+					    NULL) == NULL,
+		  EINVAL);
+	CHECK_ERR(fl_swap_compressed_create(v.e, FL_COMPRESS_NONE, 1, 64 * PG,
+					    NULL) == NULL,
+		  EINVAL);
+	REQUIRE(fl_group_set_swap(v.g, z) == 0);
+	/* Compressible pages stay in the pool; random ones go on to the
+	 * file (and so do compressible ones once the pool is full). */
+	p = fl_mmap_group(v.e, v.g, NULL, n * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	q = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED && q != MAP_FAILED);
+	stamp_pages(p, n, 7);
+	for (size_t i = 0; i < 256; i++)
+		h_fill(q + i * PG, PG, 61, i * PG);
+	CHECK_EQ(stamps_differ(p, n, 7), -1);
+	CHECK_EQ(h_mismatch(q, 256 * PG, 61, 0), -1);
+	CHECK_EQ(stamps_differ(p, n, 7), -1);
+	REQUIRE(swap_zpool_stats(z, &zs) == 0);
+	CHECK_GT(zs.stored, 0);
+	CHECK_GT(zs.loaded, 0);
+	CHECK_GT(zs.written_next, 0);
+	CHECK_EQ(fl_munmap(v.e, p, n * PG), 0);
+	CHECK_EQ(fl_munmap(v.e, q, 256 * PG), 0);
+	check_totals_zero(&v);
+	REQUIRE(swap_zpool_stats(z, &zs) == 0);
+	CHECK_EQ(zs.pool_pages, 0);
+	CHECK_EQ(fl_swap_stats(z, &st), 0);
+	env_close(&v);
+}
