@@ -1047,3 +1047,40 @@ TEST(swap_compressed_in_front_of_file)
 	CHECK_EQ(fl_swap_stats(z, &st), 0);
 	env_close(&v);
 }
+
+/* The slot of a swap-in racing fl_munmap stays reserved until the cache
+ * lets its page go: swap-outs meanwhile (a small device wraps round at
+ * once) must not take it, or a later fault would find the stale page
+ * under the same slot. */
+TEST(swap_race_orphaned_slot_not_reused)
+{
+	struct swap_env v;
+	unsigned char *p, *q;
+	struct reader r;
+
+	env_open(&v, "reuse", 64, 200);
+	p = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (size_t i = 0; i < 256; i++)
+		h_fill(p + i * PG, PG, 67, i * PG);
+	hooks_arm(SWAP_HOOK_CONFIRMED, -1, 0);
+	reader_start(&r, p);
+	REQUIRE(h_wait_until(reached, NULL));
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	/* The swap-in is still stalled: fill a new mapping through the
+	 * device and read it back. */
+	q = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(q != MAP_FAILED);
+	for (size_t i = 0; i < 256; i++)
+		h_fill(q + i * PG, PG, 71, i * PG);
+	for (int pass = 0; pass < 2; pass++)
+		CHECK_EQ(h_mismatch(q, 256 * PG, 71, 0), -1);
+	hooks_off();
+	pthread_join(r.thread, NULL); /* SIGSEGV, or q's page if q took p's
+					 addresses */
+	CHECK_EQ(fl_munmap(v.e, q, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
