@@ -1084,3 +1084,41 @@ TEST(swap_race_orphaned_slot_not_reused)
 	check_totals_zero(&v);
 	env_close(&v);
 }
+
+/* A group without a device uses its parent's; a parent's swap_max counts
+ * its children's slots. */
+TEST(swap_hierarchy)
+{
+	struct swap_env v;
+	fl_group *child;
+	unsigned char *p;
+	struct fl_group_stats cs, ps;
+	struct h_sig sig;
+	int got = 0;
+	size_t i;
+
+	env_open(&v, "parent", 1024, 4096);
+	child = fl_group_create(v.e, v.g, "child");
+	REQUIRE(child != NULL);
+	REQUIRE(fl_group_set_max(child, 64 * PG) == 0);
+	REQUIRE(fl_group_set_swap_max(v.g, 100 * PG) == 0);
+	p = fl_mmap_group(v.e, child, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (i = 0; i < 128; i++)
+		h_fill(p + i * PG, PG, 73, i * PG);
+	CHECK_EQ(h_mismatch(p, 128 * PG, 73, 0), -1);
+	CHECK_EQ(fl_group_stats(child, &cs), 0);
+	CHECK_EQ(fl_group_stats(v.g, &ps), 0);
+	CHECK_GT(cs.swap_outs, 0);
+	CHECK_EQ(cs.swap_usage, ps.swap_usage); /* counted in both */
+	CHECK_LE(ps.swap_usage, 100 * PG);
+	/* Past 64 pages of memory and 100 of swap: OOM. */
+	for (; i < 256 && !got; i++)
+		got = h_try_write(p + i * PG, 1, &sig);
+	CHECK_EQ(got, SIGBUS);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v); /* the parent's totals hold the child's */
+	CHECK_EQ(fl_group_destroy(child), 0);
+	env_close(&v);
+}
