@@ -762,6 +762,9 @@ TEST(swap_race_shared_swapin_vs_hole_punch)
 	p = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
 			  MAP_SHARED | MAP_ANONYMOUS, NULL, 0);
 	REQUIRE(p != MAP_FAILED);
+	/* Each fault reads its own page only: the stall below is that
+	 * page's read, not a neighbour's read ahead with it. */
+	REQUIRE(fl_madvise(v.e, p, 256 * PG, MADV_RANDOM) == 0);
 	for (size_t i = 0; i < 256; i++)
 		h_fill(p + i * PG, PG, 47, i * PG);
 	/* The first page whose read stalls at the hook is one swapped out
