@@ -40,6 +40,15 @@ struct fl_group {
 	_Atomic uint64_t pages_reclaimed, pages_written_back;
 	_Atomic uint64_t oom_events, wait_ns;
 
+	/* Dirty data (flusher.c): pages dirty and under writeback, with
+	 * descendants; the dirty limits in percent of max; what the flusher
+	 * wrote, writers throttled and for how long, and the longest a fault
+	 * waited for memory. */
+	_Atomic uint64_t dirty, writeback;
+	_Atomic unsigned dirty_ratio, dirty_bg_ratio;
+	_Atomic uint64_t pages_flushed, throttled, throttle_ns;
+	_Atomic uint64_t max_mem_wait_ns;
+
 	/* The OOM policy: changed and read under wait_lock. */
 	enum fl_oom_policy policy;
 	fl_oom_callback callback;

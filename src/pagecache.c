@@ -13,6 +13,7 @@
 
 #include "aio.h"
 #include "engine.h"
+#include "flusher.h"
 #include "group.h"
 #include "object.h"
 #include "reclaim.h"
@@ -322,6 +323,7 @@ int pagecache_mark_dirty(struct fl_object *o, struct fl_page *page)
 		return 0;
 	atomic_fetch_add(&o->nr_dirty, 1);
 	atomic_fetch_add(&o->engine->dirty_pages, 1);
+	flusher_account_dirty(page, 1);
 	return 1;
 }
 
@@ -330,6 +332,7 @@ void pagecache_clear_dirty(struct fl_object *o, struct fl_page *page)
 	if (page_test_and_clear(page, PG_DIRTY)) {
 		atomic_fetch_sub(&o->nr_dirty, 1);
 		atomic_fetch_sub(&o->engine->dirty_pages, 1);
+		flusher_account_dirty(page, -1);
 	}
 }
 

@@ -11,9 +11,16 @@
 #define _GNU_SOURCE
 #include <errno.h>
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "aio.h"
 #include "engine.h"
+#include "flusher.h"
+#include "group.h"
 #include "object.h"
 #include "uffd.h"
+#include "writeback.h"
 
 /* Longest run written back in one store write. */
 #define WRITEBACK_BATCH 256
@@ -70,6 +77,7 @@ static void wb_undo_start(struct fl_object *o, struct fl_page **pages,
 {
 	for (unsigned i = 0; i < n; i++) {
 		pagecache_mark_dirty(o, pages[i]);
+		writeback_account(pages[i], -1);
 		page_clear_and_wake(pages[i], PG_WRITEBACK);
 	}
 }
@@ -101,6 +109,7 @@ static int wb_start(struct fl_object *o, struct fl_page **pages, unsigned n,
 	for (unsigned i = 0; i < locked; i++) {
 		pagecache_clear_dirty(o, pages[i]);
 		page_test_and_set(pages[i], PG_WRITEBACK);
+		writeback_account(pages[i], 1);
 		atomic_store(&pages[i]->cleaned_batch,
 			     atomic_load(&o->engine->msg_batches));
 	}
@@ -150,6 +159,10 @@ static void wb_count_mappings(struct fl_object *o, uint64_t first,
 	map_unlock(o->engine);
 }
 
+static void wb_end_run(struct fl_object *o, struct fl_page **pages, unsigned n,
+		       uint64_t index, const unsigned char *failed,
+		       unsigned nr_failed);
+
 /*
  * Write the run pages[0..n) (under writeback, at index) and end its
  * writeback.  If the run fails as a whole, each page is written on its
@@ -157,6 +170,7 @@ static void wb_count_mappings(struct fl_object *o, uint64_t first,
  * error recorded) before a waiter for the pages wakes.  Returns the
  * number of pages that failed.
  */
+
 static unsigned wb_write_run(struct fl_object *o, struct fl_page **pages,
 			     unsigned n, uint64_t index)
 {
@@ -169,10 +183,23 @@ static unsigned wb_write_run(struct fl_object *o, struct fl_page **pages,
 			nr_failed += failed[i];
 		}
 	}
-	if (nr_failed) {
+	if (nr_failed)
 		atomic_fetch_add(&o->wb_errors, 1);
+	wb_end_run(o, pages, n, index, failed, nr_failed);
+	return nr_failed;
+}
+
+/*
+ * The end of a run's write: count it, credit the views, make the pages
+ * that failed dirty again, end the writeback and wake waiters.  No lock
+ * held (takes the map lock for reading).
+ */
+static void wb_end_run(struct fl_object *o, struct fl_page **pages, unsigned n,
+		       uint64_t index, const unsigned char *failed,
+		       unsigned nr_failed)
+{
+	if (nr_failed)
 		count_add(&o->engine->stats, writeback_errors, nr_failed);
-	}
 	count_add(&o->engine->stats, pages_written, n - nr_failed);
 	for (unsigned i = 0, j; o->mappings && i < n; i = j) {
 		/* Credit each run of pages written. */
@@ -186,9 +213,9 @@ static unsigned wb_write_run(struct fl_object *o, struct fl_page **pages,
 	for (unsigned i = 0; i < n; i++) {
 		if (failed[i])
 			pagecache_mark_dirty(o, pages[i]);
+		writeback_account(pages[i], -1);
 		page_clear_and_wake(pages[i], PG_WRITEBACK);
 	}
-	return nr_failed;
 }
 
 /*
@@ -260,4 +287,188 @@ int object_writeback(struct fl_object *o, uint64_t first, uint64_t last)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- several runs in flight (the flusher, reclaim) ----------------------- */
+
+void writeback_account(struct fl_page *page, int delta)
+{
+	for (struct fl_group *g = page->group; g; g = g->parent)
+		atomic_fetch_add(&g->writeback, (uint64_t)(int64_t)delta);
+}
+
+void wb_batch_init(struct wb_batch *b)
+{
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	b->in_flight = 0;
+	b->written = b->failed = 0;
+}
+
+void wb_batch_wait(struct wb_batch *b, unsigned max)
+{
+	pthread_mutex_lock(&b->lock);
+	while (b->in_flight > max)
+		pthread_cond_wait(&b->cond, &b->lock);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void wb_batch_destroy(struct wb_batch *b)
+{
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->lock);
+}
+
+static void wb_batch_done(struct wb_batch *b, unsigned written, unsigned failed)
+{
+	pthread_mutex_lock(&b->lock);
+	b->in_flight--;
+	b->written += written;
+	b->failed += failed;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* A run submitted to the store: the pages (a reference each), under
+ * writeback, and the batch to tell. */
+struct wb_async {
+	struct store_req req;
+	struct wb_batch *batch;
+	unsigned n;
+	struct fl_page *pages[];
+};
+
+/*
+ * A submitted write completed (on a handler thread, or cancelled in
+ * engine teardown: the result stands either way).  A short write goes on
+ * from where it stopped; a failed one leaves the whole run dirty, to be
+ * written again later (fl_msync writes it page by page and reports EIO
+ * for the pages that fail then).  No lock held.
+ */
+static void wb_async_complete(struct store_req *req, int cancelled)
+{
+	struct wb_async *a = (struct wb_async *)req;
+	struct fl_object *o = req->o;
+	uint64_t off = req->index << PAGE_SHIFT;
+	uint64_t len = (uint64_t)a->n << PAGE_SHIFT;
+	unsigned char failed[WRITEBACK_BATCH];
+	unsigned nr_failed = 0;
+
+	if (off + len > o->size) /* the object's end cuts the write */
+		len = o->size > off ? o->size - off : 0;
+	if (req->result > 0 && (uint64_t)req->result <= len - req->done) {
+		req->done += (uint64_t)req->result;
+		if (req->done < len && !cancelled && aio_submit(req) == 0)
+			return; /* the rest of a short write */
+	}
+	if (req->done < len)
+		nr_failed = a->n;
+	memset(failed, nr_failed != 0, a->n);
+	wb_end_run(o, a->pages, a->n, req->index, failed, nr_failed);
+	for (unsigned i = 0; i < a->n; i++)
+		page_put(a->pages[i]);
+	wb_batch_done(a->batch, a->n - nr_failed, nr_failed);
+	object_put(o);
+	free(a);
+}
+
+/*
+ * Submit the run pages[0..n) of o (under writeback, at index) to the
+ * store.  0 if started (the completion ends it), or -1: not started (no
+ * asynchronous path, no memory), nothing changed.
+ */
+static int wb_submit_run(struct wb_batch *b, struct fl_object *o,
+			 struct fl_page **pages, unsigned n, uint64_t index)
+{
+	struct wb_async *a;
+
+	if (!o->store->ops->submit || !o->engine->aio)
+		return -1;
+	a = malloc(sizeof(*a) + n * sizeof(a->pages[0]));
+	if (!a)
+		return -1;
+	a->req = (struct store_req){.e = o->engine,
+				    .o = o,
+				    .index = index,
+				    .count = n,
+				    .write = 1,
+				    .complete = wb_async_complete};
+	a->batch = b;
+	a->n = n;
+	for (unsigned i = 0; i < n; i++) {
+		page_get(pages[i]);
+		a->pages[i] = pages[i];
+	}
+	object_get(o);
+	pthread_mutex_lock(&b->lock);
+	b->in_flight++;
+	pthread_mutex_unlock(&b->lock);
+	if (aio_submit(&a->req) == 0)
+		return 0;
+	pthread_mutex_lock(&b->lock);
+	b->in_flight--;
+	pthread_mutex_unlock(&b->lock);
+	object_put(o);
+	for (unsigned i = 0; i < n; i++)
+		page_put(pages[i]);
+	free(a);
+	return -1;
+}
+
+/* How many of pages[i..n) make one run: same object, consecutive, at
+ * most WRITEBACK_BATCH. */
+static unsigned wb_run_length(struct fl_page **pages, unsigned i, unsigned n)
+{
+	unsigned j = i + 1;
+
+	while (j < n && j - i < WRITEBACK_BATCH &&
+	       pages[j]->object == pages[i]->object &&
+	       pages[j]->index == pages[j - 1]->index + 1)
+		j++;
+	return j - i;
+}
+
+uint64_t writeback_pages(struct wb_batch *b, struct fl_page **pages, unsigned n,
+			 unsigned max_in_flight)
+{
+	uint64_t started_pages = 0;
+
+	fl_assert_may_block(); /* it takes the map lock, may write */
+	for (unsigned i = 0, len; i < n; i += len) {
+		struct fl_object *o = pages[i]->object;
+		unsigned skipped;
+		int started;
+
+		len = wb_run_length(pages, i, n);
+		/* A page cleaned or taken meanwhile ends the run there. */
+		for (unsigned k = 0; k < len; k++)
+			if (!page_test(pages[i + k], PG_DIRTY)) {
+				len = k ? k : 1;
+				break;
+			}
+		if (!o->store || !o->writable || !page_test(pages[i], PG_DIRTY))
+			continue;
+		started =
+			wb_start(o, pages + i, len, pages[i]->index, &skipped);
+		if (started <= 0) {
+			len = 1; /* busy, or its views could not be protected */
+			continue;
+		}
+		len = (unsigned)started;
+		started_pages += len;
+		wb_batch_wait(b, max_in_flight ? max_in_flight - 1 : 0);
+		if (wb_submit_run(b, o, pages + i, len, pages[i]->index) == 0)
+			continue;
+		/* No asynchronous path: written here. */
+		pthread_mutex_lock(&b->lock);
+		b->in_flight++;
+		pthread_mutex_unlock(&b->lock);
+		{
+			unsigned nf = wb_write_run(o, pages + i, len,
+						   pages[i]->index);
+
+			wb_batch_done(b, len - nf, nf);
+		}
+	}
+	return started_pages;
 }
