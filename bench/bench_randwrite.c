@@ -232,7 +232,14 @@ static int randwrite_faultline_timed(void *arg, fl_engine *engine,
 	out->seconds = now_seconds() - t0;
 	note_max(c, CFG_FL, longest);
 	process_rss(&rss_now, &rss_peak);
-	if (fl_group_stats(group, &gs) == 0 && rss_peak > c->rss_peak) {
+	if (fl_group_stats(group, &gs) == 0 && c->print_stats && ret == 0)
+		printf("  # faultline (first run): flushed %llu pages in the "
+		       "background, %llu writes throttled for %.1f ms in all, "
+		       "longest wait for memory %.1f ms\n",
+		       (unsigned long long)gs.pages_flushed,
+		       (unsigned long long)gs.throttled, gs.throttle_ns / 1e6,
+		       gs.max_mem_wait_ns / 1e6);
+	if (rss_peak > c->rss_peak) {
 		c->rss_before = rss_before;
 		c->rss_peak = rss_peak;
 		c->group_peak = gs.peak;

@@ -18,6 +18,7 @@
 #include "object.h"
 #include "reclaim.h"
 #include "uffd.h"
+#include "writeback.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -238,6 +239,8 @@ void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
 		count_add(&o->engine->stats, pages_read, count);
 	else
 		count_add(&o->engine->stats, zero_fills, count);
+	if (o->store) /* the read is done with the engine's view */
+		object_view_drop(o, index, count);
 	pthread_rwlock_rdlock(&o->lock);
 	for (unsigned long i = 0; i < count; i++) {
 		struct fl_page *page = radix_lookup(&o->pages, index + i);

@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "aio.h"
 #include "engine.h"
@@ -21,6 +22,9 @@
 #include "object.h"
 #include "uffd.h"
 #include "writeback.h"
+
+/* The kernel's fault-around window, in pages (64 KiB). */
+#define VIEW_AROUND_PAGES 16
 
 /* Longest run written back in one store write. */
 #define WRITEBACK_BATCH 256
@@ -210,6 +214,7 @@ static void wb_end_run(struct fl_object *o, struct fl_page **pages, unsigned n,
 		else
 			j++;
 	}
+	object_view_drop(o, index, n);
 	for (unsigned i = 0; i < n; i++) {
 		if (failed[i])
 			pagecache_mark_dirty(o, pages[i]);
@@ -290,6 +295,23 @@ int object_writeback(struct fl_object *o, uint64_t first, uint64_t last)
 }
 
 /* ---- several runs in flight (the flusher, reclaim) ----------------------- */
+
+void object_view_drop(struct fl_object *o, uint64_t index, uint64_t n)
+{
+	/* The kernel's fault-around maps the cached neighbours of a page the
+	 * I/O touched (fault_around_bytes, 64 KiB aligned by default): they
+	 * go too.  Zapping a neighbour under I/O of its own is harmless (the
+	 * I/O holds the page; a later touch maps it again). */
+	uint64_t first = index & ~(uint64_t)(VIEW_AROUND_PAGES - 1);
+	uint64_t end = (index + n + VIEW_AROUND_PAGES - 1) &
+		       ~(uint64_t)(VIEW_AROUND_PAGES - 1);
+
+	if (end > o->nr_pages)
+		end = o->nr_pages;
+	/* A failure leaves the pages mapped twice: counted, not lost. */
+	madvise(object_page_data(o, first), (end - first) << PAGE_SHIFT,
+		MADV_DONTNEED);
+}
 
 void writeback_account(struct fl_page *page, int delta)
 {

@@ -44,6 +44,16 @@ void wb_batch_destroy(struct wb_batch *b);
 uint64_t writeback_pages(struct wb_batch *b, struct fl_page **pages, unsigned n,
 			 unsigned max_in_flight);
 
+/*
+ * Store I/O on pages [index, index + n) of o through the engine's view is
+ * over: take them out of the view (not the cache), so that each cached
+ * page is mapped, and counted in the process's resident memory, once per
+ * user view only, not again in the engine's.  The pages are locked or
+ * under writeback by the caller.  Never blocks.
+ */
+struct fl_object;
+void object_view_drop(struct fl_object *o, uint64_t index, uint64_t n);
+
 /* Pages of a group under writeback now: PG_WRITEBACK set / cleared. */
 void writeback_account(struct fl_page *page, int delta);
 
