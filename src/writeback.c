@@ -341,6 +341,15 @@ void wb_batch_destroy(struct wb_batch *b)
 	pthread_mutex_destroy(&b->lock);
 }
 
+/* Pages of b written or failed outside any request. */
+static void wb_batch_add(struct wb_batch *b, unsigned written, unsigned failed)
+{
+	pthread_mutex_lock(&b->lock);
+	b->written += written;
+	b->failed += failed;
+	pthread_mutex_unlock(&b->lock);
+}
+
 static void wb_batch_done(struct wb_batch *b, unsigned written, unsigned failed)
 {
 	pthread_mutex_lock(&b->lock);
@@ -360,12 +369,36 @@ struct wb_async {
 	struct fl_page *pages[];
 };
 
+static int wb_submit_run(struct wb_batch *b, struct fl_object *o,
+			 struct fl_page **pages, unsigned n, uint64_t index);
+
+/* The failed run a: submit each page again alone (a page that cannot be
+ * submitted fails at once), then free a.  No lock held. */
+static void wb_async_split(struct wb_async *a)
+{
+	struct fl_object *o = a->req.o;
+	unsigned char one = 1;
+
+	for (unsigned i = 0; i < a->n; i++)
+		if (wb_submit_run(a->batch, o, a->pages + i, 1,
+				  a->req.index + i)) {
+			wb_end_run(o, a->pages + i, 1, a->req.index + i, &one,
+				   1);
+			wb_batch_add(a->batch, 0, 1);
+		}
+	for (unsigned i = 0; i < a->n; i++)
+		page_put(a->pages[i]);
+	wb_batch_done(a->batch, 0, 0);
+	object_put(o);
+	free(a);
+}
+
 /*
  * A submitted write completed (on a handler thread, or cancelled in
  * engine teardown: the result stands either way).  A short write goes on
- * from where it stopped; a failed one leaves the whole run dirty, to be
- * written again later (fl_msync writes it page by page and reports EIO
- * for the pages that fail then).  No lock held.
+ * from where it stopped; a run that failed is written again page by page
+ * (wb_async_split); a page that failed stays dirty, to be written again
+ * later (fl_msync reports EIO if it fails then too).  No lock held.
  */
 static void wb_async_complete(struct store_req *req, int cancelled)
 {
@@ -385,6 +418,12 @@ static void wb_async_complete(struct store_req *req, int cancelled)
 	}
 	if (req->done < len)
 		nr_failed = a->n;
+	/* A run that failed as a whole: each page again on its own, so
+	 * that one bad page keeps only itself dirty (as wb_write_run). */
+	if (nr_failed > 1 && !cancelled) {
+		wb_async_split(a);
+		return;
+	}
 	memset(failed, nr_failed != 0, a->n);
 	wb_end_run(o, a->pages, a->n, req->index, failed, nr_failed);
 	for (unsigned i = 0; i < a->n; i++)
