@@ -168,11 +168,16 @@ struct fl_store_ops {
 	 * order and overlap in time, which is the point: several faults'
 	 * reads are in flight at once.  After cancel, requests still held
 	 * must complete soon (with -ECANCELED if they cannot):
-	 * fl_engine_destroy waits for every started request.  Today the
-	 * engine submits reads only (write stays synchronous), one range per
-	 * request.  A store without submit has every read run by read on an
-	 * I/O thread.  The file store implements it with io_uring where the
-	 * library was built with liburing and the kernel allows it.
+	 * fl_engine_destroy waits for every started request.  The engine
+	 * submits one range per request: reads of faults and readahead, and
+	 * writes (write = 1) of background writeback and reclaim, from the
+	 * flusher thread and I/O threads (fl_msync and the other writebacks
+	 * call write).  A write that fails or is refused is not lost: its
+	 * pages stay dirty (a refused one is written with write at once).
+	 * A store without submit has every read run by read on an I/O
+	 * thread and every write by write.  The file store implements it
+	 * with io_uring where the library was built with liburing and the
+	 * kernel allows it.
 	 */
 	int (*submit)(struct fl_store *store, struct fl_store_io *const *ios,
 		      unsigned n);
@@ -185,7 +190,7 @@ struct fl_store_ops {
  * completion.
  */
 struct fl_store_io {
-	int write; /* 0: read into buf; 1: write from buf (not used yet) */
+	int write; /* 0: read into buf; 1: write from buf (writeback) */
 	void *buf;
 	size_t len;
 	uint64_t off;
@@ -505,7 +510,7 @@ struct fl_group_stats {
 	 * a max). */
 	uint64_t dirty_pages, writeback_pages;
 	uint64_t dirty_limit, dirty_background;
-	uint64_t pages_flushed; /* written by the background flusher */
+	uint64_t pages_flushed; /* of those, by the background flusher */
 	uint64_t throttled;	/* faults paused for dirtying over the limit */
 	uint64_t throttle_ns;	/* the time they were paused, in all */
 	uint64_t max_mem_wait_ns; /* the longest a fault of the group waited
