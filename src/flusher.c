@@ -110,7 +110,7 @@ int flusher_init(struct fl_engine *e)
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&fl->cond, &attr);
 	pthread_condattr_destroy(&attr);
-	wb_batch_init(&fl->batch);
+	wb_batch_init(&fl->batch, e);
 	e->flusher = fl;
 	return 0;
 }

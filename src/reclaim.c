@@ -281,7 +281,7 @@ static uint64_t write_pages(struct fl_group *g, struct reclaim_batch *b)
 	struct wb_batch wb;
 	uint64_t written = 0;
 
-	wb_batch_init(&wb);
+	wb_batch_init(&wb, g->engine);
 	qsort(b->dirty, b->nr_dirty, sizeof(b->dirty[0]), page_order);
 	writeback_pages(&wb, b->dirty, b->nr_dirty, RECLAIM_WRITES_IN_FLIGHT);
 	wb_batch_wait(&wb, 0);

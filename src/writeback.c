@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "aio.h"
 #include "engine.h"
@@ -25,6 +26,13 @@
 
 /* The kernel's fault-around window, in pages (64 KiB). */
 #define VIEW_AROUND_PAGES 16
+
+/* A writer waiting this long for its writes runs ready completions
+ * itself (none may be left to run them: engine teardown). */
+#define WB_REAP_AFTER_NS 5000000
+
+/* Runs a foreground writeback (fl_msync...) keeps in flight. */
+#define WB_FG_IN_FLIGHT 32
 
 /* Longest run written back in one store write. */
 #define WRITEBACK_BATCH 256
@@ -255,35 +263,59 @@ static void wb_wait_range(struct fl_object *o, uint64_t first, uint64_t last)
 	}
 }
 
+static int wb_submit_run(struct wb_batch *b, struct fl_object *o,
+			 struct fl_page **pages, unsigned n, uint64_t index);
+
+/* Write the run under writeback: submitted (up to WB_FG_IN_FLIGHT runs in
+ * flight in b) where the store can, else here.  Returns pages that failed
+ * here (a submitted run's failures are counted in b). */
+static unsigned wb_write_or_submit(struct wb_batch *b, struct fl_object *o,
+				   struct fl_page **pages, unsigned n,
+				   uint64_t index)
+{
+	wb_batch_wait(b, WB_FG_IN_FLIGHT - 1);
+	if (wb_submit_run(b, o, pages, n, index) == 0)
+		return 0;
+	return wb_write_run(o, pages, n, index);
+}
+
 int object_writeback(struct fl_object *o, uint64_t first, uint64_t last)
 {
 	struct fl_page *pages[WRITEBACK_BATCH];
 	uint64_t index = first, errors = atomic_load(&o->wb_errors);
 	int failed = 0, wrote = 0;
+	struct wb_batch b;
 	unsigned n;
 
 	fl_assert_may_block(); /* it takes the map lock and waits */
 	if (!o->store || !o->writable)
 		return 0;
+	wb_batch_init(&b, o->engine);
 	while (index <= last && (n = wb_gather(o, &index, last, pages))) {
 		unsigned skipped;
 		int started = wb_start(o, pages, n, index, &skipped);
 
 		if (started == 0) {
-			/* Busy: wait without the map lock, then look again. */
+			/* Busy: wait without the map lock (for our own writes
+			 * first: it may be one of them), then look again. */
+			wb_batch_wait(&b, 0);
 			page_wait_clear(pages[0], PG_LOCKED | PG_WRITEBACK);
 		} else if (started < 0) { /* could not clean: left dirty */
 			failed = 1;
 			index += skipped ? skipped : 1;
 		} else {
-			failed |= wb_write_run(o, pages, (unsigned)started,
-					       index) > 0;
+			failed |= wb_write_or_submit(&b, o, pages,
+						     (unsigned)started,
+						     index) > 0;
 			wrote = 1;
 			index += (unsigned)started;
 		}
 		for (unsigned i = 0; i < n; i++)
 			page_put(pages[i]);
 	}
+	wb_batch_wait(&b, 0);
+	failed |= b.failed > 0;
+	wb_batch_destroy(&b);
 	wb_wait_range(o, first, last);
 	if (wrote && o->store->ops->flush && o->store->ops->flush(o->store))
 		failed = 1;
@@ -319,8 +351,9 @@ void writeback_account(struct fl_page *page, int delta)
 		atomic_fetch_add(&g->writeback, (uint64_t)(int64_t)delta);
 }
 
-void wb_batch_init(struct wb_batch *b)
+void wb_batch_init(struct wb_batch *b, struct fl_engine *e)
 {
+	b->e = e;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
 	b->in_flight = 0;
@@ -330,8 +363,23 @@ void wb_batch_init(struct wb_batch *b)
 void wb_batch_wait(struct wb_batch *b, unsigned max)
 {
 	pthread_mutex_lock(&b->lock);
-	while (b->in_flight > max)
-		pthread_cond_wait(&b->cond, &b->lock);
+	while (b->in_flight > max) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += WB_REAP_AFTER_NS;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) == 0 ||
+		    !b->e->aio)
+			continue;
+		/* No completion for a while: run what is ready here. */
+		pthread_mutex_unlock(&b->lock);
+		aio_reap(b->e);
+		pthread_mutex_lock(&b->lock);
+	}
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -382,6 +430,7 @@ static void wb_async_split(struct wb_async *a)
 	for (unsigned i = 0; i < a->n; i++)
 		if (wb_submit_run(a->batch, o, a->pages + i, 1,
 				  a->req.index + i)) {
+			atomic_fetch_add(&o->wb_errors, 1);
 			wb_end_run(o, a->pages + i, 1, a->req.index + i, &one,
 				   1);
 			wb_batch_add(a->batch, 0, 1);
@@ -425,6 +474,8 @@ static void wb_async_complete(struct store_req *req, int cancelled)
 		return;
 	}
 	memset(failed, nr_failed != 0, a->n);
+	if (nr_failed) /* a writeback running now reports it (errseq) */
+		atomic_fetch_add(&o->wb_errors, 1);
 	wb_end_run(o, a->pages, a->n, req->index, failed, nr_failed);
 	for (unsigned i = 0; i < a->n; i++)
 		page_put(a->pages[i]);

@@ -20,15 +20,18 @@ struct fl_page;
 
 /* The writes one writer has in flight; completions may run on any thread. */
 struct wb_batch {
+	struct fl_engine *e;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned in_flight;	  /* requests submitted, not yet completed */
 	uint64_t written, failed; /* pages, as completions report them */
 };
 
-void wb_batch_init(struct wb_batch *b);
-/* Wait until at most max requests are in flight (0: all done), then
- * destroy-safe when max is 0.  No lock held. */
+void wb_batch_init(struct wb_batch *b, struct fl_engine *e);
+/* Wait until at most max requests are in flight (0: all done: then b may
+ * be destroyed).  Completions that no handler thread runs meanwhile (the
+ * handlers are busy, or gone in engine teardown) are run here.  No lock
+ * held. */
 void wb_batch_wait(struct wb_batch *b, unsigned max);
 void wb_batch_destroy(struct wb_batch *b);
 
