@@ -41,7 +41,9 @@ struct randwrite_ctx {
 	struct randwrite_back {
 		double max_write_s; /* longest single write of the run */
 	} back;
-	double max_write_s[NR_CFG];		   /* longest over all runs */
+	double max_write_s[NR_CFG];   /* longest over all runs */
+	double run_max_s[NR_CFG][16]; /* each run's longest (the first 16) */
+	unsigned nr_runs[NR_CFG];
 	uint64_t rss_before, rss_peak, group_peak; /* worst faultline run */
 };
 
@@ -143,6 +145,8 @@ static int kernel_child(void *arg, struct bench_run *out)
 
 static void note_max(struct randwrite_ctx *c, int cfg, double s)
 {
+	if (c->nr_runs[cfg] < 16)
+		c->run_max_s[cfg][c->nr_runs[cfg]++] = s;
 	if (s > c->max_write_s[cfg])
 		c->max_write_s[cfg] = s;
 }
@@ -271,9 +275,14 @@ static void randwrite_report(const struct randwrite_ctx *c,
 		bench_figure("randwrite-faultline-writes-per-s",
 			     (double)c->writes / cfg[CFG_FL].best);
 	bench_figure("randwrite-max-fault-ms", c->max_write_s[CFG_FL] * 1e3);
-	if (!cfg[CFG_KERNEL].skipped)
-		printf("  # kernel: longest single write %.1f ms\n",
-		       c->max_write_s[CFG_KERNEL] * 1e3);
+	for (int i = 0; i < NR_CFG; i++) {
+		if (cfg[i].skipped)
+			continue;
+		printf("  # %s: longest single write per run:", cfg[i].name);
+		for (unsigned r = 0; r < c->nr_runs[i]; r++)
+			printf(" %.1f ms", c->run_max_s[i][r] * 1e3);
+		printf("\n");
+	}
 	printf("  # faultline: process peak resident %s (%s before the run), "
 	       "group peak %s, limit %s\n",
 	       format_size(c->rss_peak, a, sizeof(a)),
