@@ -44,6 +44,7 @@ struct randwrite_ctx {
 	double max_write_s[NR_CFG];   /* longest over all runs */
 	double run_max_s[NR_CFG][16]; /* each run's longest (the first 16) */
 	unsigned nr_runs[NR_CFG];
+	double run_s[NR_CFG][16]; /* each run's time (the first 16) */
 	uint64_t rss_before, rss_peak, group_peak; /* worst faultline run */
 };
 
@@ -147,6 +148,13 @@ static void note_max(struct randwrite_ctx *c, int cfg, double s)
 {
 	if (c->nr_runs[cfg] < 16)
 		c->run_max_s[cfg][c->nr_runs[cfg]++] = s;
+}
+
+/* A run's time, after note_max counted the run. */
+static void note_time(struct randwrite_ctx *c, int cfg, double s)
+{
+	if (c->nr_runs[cfg] && c->nr_runs[cfg] <= 16)
+		c->run_s[cfg][c->nr_runs[cfg] - 1] = s;
 	if (s > c->max_write_s[cfg])
 		c->max_write_s[cfg] = s;
 }
@@ -161,6 +169,7 @@ static int randwrite_kernel(void *arg, struct bench_run *out)
 	if (ret == 0)
 		ret = verify(c, &out->checksum);
 	note_max(c, CFG_KERNEL, c->back.max_write_s);
+	note_time(c, CFG_KERNEL, out->seconds);
 	return ret;
 }
 
@@ -260,6 +269,7 @@ static int randwrite_faultline(void *arg, struct bench_run *out)
 	c->gen++;
 	ret = bench_on_fresh_engine("randwrite", randwrite_faultline_timed, c,
 				    out);
+	note_time(c, CFG_FL, out->seconds);
 	if (ret == 0)
 		ret = verify(c, &out->checksum);
 	return ret;
@@ -275,6 +285,17 @@ static void randwrite_report(const struct randwrite_ctx *c,
 		bench_figure("randwrite-faultline-writes-per-s",
 			     (double)c->writes / cfg[CFG_FL].best);
 	bench_figure("randwrite-max-fault-ms", c->max_write_s[CFG_FL] * 1e3);
+	if (!cfg[CFG_KERNEL].skipped) {
+		/* The spread: run i of each, side by side. */
+		printf("  # randwrite/kernel per run (interleaved):");
+		for (unsigned r = 0;
+		     r < c->nr_runs[CFG_FL] && r < c->nr_runs[CFG_KERNEL]; r++)
+			printf(" %.3f", c->run_s[CFG_FL][r] > 0
+						? c->run_s[CFG_KERNEL][r] /
+							  c->run_s[CFG_FL][r]
+						: 0.0);
+		printf("\n");
+	}
 	for (int i = 0; i < NR_CFG; i++) {
 		if (cfg[i].skipped)
 			continue;
