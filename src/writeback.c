@@ -484,6 +484,19 @@ static void wb_async_complete(struct store_req *req, int cancelled)
 	free(a);
 }
 
+/* Engine teardown (the handler threads stop, or have): write at once,
+ * rather than wait for completions that only this thread could run. */
+static int engine_stopping(struct fl_object *o)
+{
+	struct fl_engine *e = o->engine;
+	int stopping;
+
+	pthread_mutex_lock(&e->threads_lock);
+	stopping = e->stopping;
+	pthread_mutex_unlock(&e->threads_lock);
+	return stopping;
+}
+
 /*
  * Submit the run pages[0..n) of o (under writeback, at index) to the
  * store.  0 if started (the completion ends it), or -1: not started (no
@@ -494,7 +507,7 @@ static int wb_submit_run(struct wb_batch *b, struct fl_object *o,
 {
 	struct wb_async *a;
 
-	if (!o->store->ops->submit || !o->engine->aio)
+	if (!o->store->ops->submit || !o->engine->aio || engine_stopping(o))
 		return -1;
 	a = malloc(sizeof(*a) + n * sizeof(a->pages[0]));
 	if (!a)
