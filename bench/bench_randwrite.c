@@ -148,6 +148,8 @@ static void note_max(struct randwrite_ctx *c, int cfg, double s)
 {
 	if (c->nr_runs[cfg] < 16)
 		c->run_max_s[cfg][c->nr_runs[cfg]++] = s;
+	if (s > c->max_write_s[cfg])
+		c->max_write_s[cfg] = s;
 }
 
 /* A run's time, after note_max counted the run. */
@@ -155,8 +157,6 @@ static void note_time(struct randwrite_ctx *c, int cfg, double s)
 {
 	if (c->nr_runs[cfg] && c->nr_runs[cfg] <= 16)
 		c->run_s[cfg][c->nr_runs[cfg] - 1] = s;
-	if (s > c->max_write_s[cfg])
-		c->max_write_s[cfg] = s;
 }
 
 static int randwrite_kernel(void *arg, struct bench_run *out)
