@@ -26,6 +26,9 @@
 
 /* The kernel's fault-around window, in pages (64 KiB). */
 #define VIEW_AROUND_PAGES 16
+/* Pages I/O may leave mapped in the engine's view of an object before it
+ * is emptied (1 MiB). */
+#define VIEW_DROP_PAGES 256
 
 /* A writer waiting this long for its writes runs ready completions
  * itself (none may be left to run them: engine teardown). */
@@ -222,7 +225,7 @@ static void wb_end_run(struct fl_object *o, struct fl_page **pages, unsigned n,
 		else
 			j++;
 	}
-	object_view_drop(o, index, n);
+	object_view_drop(o, n, 1);
 	for (unsigned i = 0; i < n; i++) {
 		if (failed[i])
 			pagecache_mark_dirty(o, pages[i]);
@@ -328,21 +331,21 @@ int object_writeback(struct fl_object *o, uint64_t first, uint64_t last)
 
 /* ---- several runs in flight (the flusher, reclaim) ----------------------- */
 
-void object_view_drop(struct fl_object *o, uint64_t index, uint64_t n)
+void object_view_drop(struct fl_object *o, uint64_t n, int write)
 {
-	/* The kernel's fault-around maps the cached neighbours of a page the
-	 * I/O touched (fault_around_bytes, 64 KiB aligned by default): they
-	 * go too.  Zapping a neighbour under I/O of its own is harmless (the
-	 * I/O holds the page; a later touch maps it again). */
-	uint64_t first = index & ~(uint64_t)(VIEW_AROUND_PAGES - 1);
-	uint64_t end = (index + n + VIEW_AROUND_PAGES - 1) &
-		       ~(uint64_t)(VIEW_AROUND_PAGES - 1);
+	/* The pages the I/O mapped: a write's read fault also maps the
+	 * cached neighbours (the kernel's fault-around, 64 KiB). */
+	uint64_t add = n + (write ? VIEW_AROUND_PAGES : 0);
+	uint64_t mapped = atomic_fetch_add(&o->view_mapped, add) + add;
 
-	if (end > o->nr_pages)
-		end = o->nr_pages;
-	/* A failure leaves the pages mapped twice: counted, not lost. */
-	madvise(object_page_data(o, first), (end - first) << PAGE_SHIFT,
-		MADV_DONTNEED);
+	if (mapped < VIEW_DROP_PAGES || !o->nr_pages)
+		return;
+	atomic_fetch_sub(&o->view_mapped, mapped);
+	/* One zap of the whole view, not one (and one TLB shootdown) per
+	 * I/O.  Zapping a page under I/O is harmless: the I/O holds it,
+	 * and a later touch maps it again.  A failure leaves the pages
+	 * mapped twice: counted, not lost. */
+	madvise(o->view, o->nr_pages << PAGE_SHIFT, MADV_DONTNEED);
 }
 
 void writeback_account(struct fl_page *page, int delta)

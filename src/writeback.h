@@ -48,14 +48,15 @@ uint64_t writeback_pages(struct wb_batch *b, struct fl_page **pages, unsigned n,
 			 unsigned max_in_flight);
 
 /*
- * Store I/O on pages [index, index + n) of o through the engine's view is
- * over: take them out of the view (not the cache), so that each cached
- * page is mapped, and counted in the process's resident memory, once per
- * user view only, not again in the engine's.  The pages are locked or
- * under writeback by the caller.  Never blocks.
+ * A store read (write 0) or write (1) of n pages of o through the engine's
+ * view is over.  The I/O mapped them in the view; once I/O has mapped
+ * VIEW_DROP_PAGES there (writeback.c), the whole view is emptied (not the
+ * cache), so that a cached page is mapped, and counted in the process's
+ * resident memory, once per user view, and in the engine's only for a
+ * while.  Never blocks.
  */
 struct fl_object;
-void object_view_drop(struct fl_object *o, uint64_t index, uint64_t n);
+void object_view_drop(struct fl_object *o, uint64_t n, int write);
 
 /* Pages of a group under writeback now: PG_WRITEBACK set / cleared. */
 void writeback_account(struct fl_page *page, int delta);
