@@ -272,9 +272,10 @@ static void unmap_pages(struct fl_engine *e, struct reclaim_batch *b)
 }
 
 /*
- * Write the dirty pages the scan found, all in flight at once where the
- * store can (no flush: reclaim needs clean pages, not durable ones), and
- * wait for them: a bounded batch, never a long writeback run.
+ * Write dirty pages the scan found (up to RECLAIM_WRITES_IN_FLIGHT), all
+ * in flight at once where the store can (no flush: reclaim needs clean
+ * pages, not durable ones), and wait for them: a bounded batch, never a
+ * long writeback run.
  */
 static uint64_t write_pages(struct fl_group *g, struct reclaim_batch *b)
 {
@@ -283,7 +284,14 @@ static uint64_t write_pages(struct fl_group *g, struct reclaim_batch *b)
 
 	wb_batch_init(&wb, g->engine);
 	qsort(b->dirty, b->nr_dirty, sizeof(b->dirty[0]), page_order);
-	writeback_pages(&wb, b->dirty, b->nr_dirty, RECLAIM_WRITES_IN_FLIGHT);
+	/* One wave: at most as many pages as writes in flight, so that a
+	 * store without an asynchronous path (written one run at a time)
+	 * cannot keep the fault that waits for this reclaim long. */
+	writeback_pages(&wb, b->dirty,
+			b->nr_dirty < RECLAIM_WRITES_IN_FLIGHT
+				? b->nr_dirty
+				: RECLAIM_WRITES_IN_FLIGHT,
+			RECLAIM_WRITES_IN_FLIGHT);
 	wb_batch_wait(&wb, 0);
 	wb_batch_destroy(&wb);
 	for (unsigned i = 0; i < b->nr_dirty; i++) {
