@@ -425,6 +425,17 @@ static void timespec_at(struct timespec *ts, uint64_t ns)
 	ts->tv_nsec = (long)(ns % 1000000000u);
 }
 
+/* Under fl->lock: when the next pause ends (ns), or 0 if none. */
+static uint64_t paused_next_locked(struct flusher *fl)
+{
+	uint64_t next = 0;
+
+	for (struct work *w = fl->paused; w; w = w->next)
+		if (!next || w->index < next)
+			next = w->index;
+	return next;
+}
+
 static void *flusher_main(void *arg)
 {
 	struct fl_engine *e = arg;
@@ -432,24 +443,29 @@ static void *flusher_main(void *arg)
 	uint64_t idle_until = 0;
 
 	for (;;) {
-		uint64_t next = paused_release_due(e, 0), now = lockstat_now();
-		int work = atomic_load(&fl->kicked) && now >= idle_until;
+		uint64_t now, until;
 		struct timespec ts;
 
+		paused_release_due(e, 0);
+		now = lockstat_now();
 		pthread_mutex_lock(&fl->lock);
 		if (fl->stop) {
 			pthread_mutex_unlock(&fl->lock);
 			break;
 		}
-		if (!work) {
-			uint64_t until = now + FLUSH_IDLE_NS;
-
-			if (next && next < until)
-				until = next;
-			if (idle_until > now && idle_until < until)
+		/* Looked at under the lock: a kick or a new pause after this
+		 * signals the wait below. */
+		if (!atomic_load(&fl->kicked) || now < idle_until) {
+			until = paused_next_locked(fl);
+			if (idle_until > now && (!until || idle_until < until))
 				until = idle_until;
-			timespec_at(&ts, until);
-			pthread_cond_timedwait(&fl->cond, &fl->lock, &ts);
+			if (!until) { /* nothing to do until a kick or pause */
+				pthread_cond_wait(&fl->cond, &fl->lock);
+			} else {
+				timespec_at(&ts, until);
+				pthread_cond_timedwait(&fl->cond, &fl->lock,
+						       &ts);
+			}
 			pthread_mutex_unlock(&fl->lock);
 			continue;
 		}
