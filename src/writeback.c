@@ -338,9 +338,11 @@ void object_view_drop(struct fl_object *o, uint64_t n, int write)
 	uint64_t add = n + (write ? VIEW_AROUND_PAGES : 0);
 	uint64_t mapped = atomic_fetch_add(&o->view_mapped, add) + add;
 
-	if (mapped < VIEW_DROP_PAGES || !o->nr_pages)
+	/* Of threads crossing the mark together, one empties the view (the
+	 * others' small counts may be lost: a view emptied a little later). */
+	if (mapped < VIEW_DROP_PAGES || !o->nr_pages ||
+	    atomic_exchange(&o->view_mapped, 0) < VIEW_DROP_PAGES)
 		return;
-	atomic_fetch_sub(&o->view_mapped, mapped);
 	/* One zap of the whole view, not one (and one TLB shootdown) per
 	 * I/O.  Zapping a page under I/O is harmless: the I/O holds it,
 	 * and a later touch maps it again.  A failure leaves the pages
