@@ -170,10 +170,10 @@ struct fl_store_ops {
 	 * must complete soon (with -ECANCELED if they cannot):
 	 * fl_engine_destroy waits for every started request.  The engine
 	 * submits one range per request: reads of faults and readahead, and
-	 * writes (write = 1) of background writeback and reclaim, from the
-	 * flusher thread and I/O threads (fl_msync and the other writebacks
-	 * call write).  A write that fails or is refused is not lost: its
-	 * pages stay dirty (a refused one is written with write at once).
+	 * writes (write = 1) of writeback, from the engine's threads (the
+	 * flusher, reclaim) and from threads calling fl_msync, fl_munmap or
+	 * fl_object_close.  A write that fails is not lost: its pages stay
+	 * dirty; a refused one is written with write at once.
 	 * A store without submit has every read run by read on an I/O
 	 * thread and every write by write.  The file store implements it
 	 * with io_uring where the library was built with liburing and the
