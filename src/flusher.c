@@ -256,6 +256,12 @@ void flusher_account_dirty(struct fl_page *page, int delta)
 		flusher_kick(page->object->engine);
 }
 
+void flusher_group_changed(struct fl_group *g)
+{
+	if (atomic_load(&g->dirty) > group_bg_thresh(g))
+		flusher_kick(g->engine);
+}
+
 void flusher_note_mem_wait(struct fl_group *g, uint64_t wait_ns)
 {
 	uint64_t max = atomic_load(&g->max_mem_wait_ns);

@@ -47,6 +47,9 @@ uint64_t flusher_throttle_pause(struct fl_group *g);
 void flusher_throttle(struct fl_engine *e, struct fl_group *g, struct work *w,
 		      uint64_t pause_ns);
 
+/* g's limits changed: wake the flusher if g is over its threshold now. */
+void flusher_group_changed(struct fl_group *g);
+
 /* A fault of g waited wait_ns for memory: the longest is kept. */
 void flusher_note_mem_wait(struct fl_group *g, uint64_t wait_ns);
 

@@ -316,6 +316,7 @@ int fl_group_set_dirty_ratio(fl_group *g, unsigned ratio,
 	}
 	atomic_store(&g->dirty_ratio, ratio);
 	atomic_store(&g->dirty_bg_ratio, background_ratio);
+	flusher_group_changed(g);
 	return 0;
 }
 

@@ -192,6 +192,36 @@ TEST(background_writeback_starts_above_the_background_threshold)
 	h_file_remove(&f);
 }
 
+TEST(lowering_the_dirty_ratio_starts_background_writeback)
+{
+	fl_engine *e = h_engine_cfg(2, 1, 1);
+	fl_group *g = limited(e);
+	struct h_file f;
+	fl_object *o;
+	unsigned char *p;
+	struct dirty_wait w;
+
+	h_file_create(&f, 256 * PG, 97);
+	o = h_open(e, &f, O_RDWR);
+	p = fl_mmap_group(e, g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_SHARED, o, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (unsigned pg = 0; pg < BG - 5; pg++)
+		dirty_page(p, pg, 197);
+	CHECK_EQ(gstats(g).pages_flushed, 0);
+	/* 5 % of 256 pages: 12; the 20 dirty pages are over it now. */
+	CHECK_EQ(fl_group_set_dirty_ratio(g, 10, 5), 0);
+	w = (struct dirty_wait){g, 12, 1};
+	CHECK(h_wait_until(dirty_down, &w));
+	CHECK_EQ(fl_msync(e, p, 256 * PG, MS_SYNC), 0);
+	for (unsigned pg = 0; pg < BG - 5; pg++)
+		CHECK(file_page_new(f.path, pg, 197));
+	CHECK_EQ(fl_munmap(e, p, 256 * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
 /* An object over a faulty file store (no asynchronous path: the flusher
  * writes on its own thread). */
 static fl_object *faulty_object(fl_engine *e, const struct h_file *f,
