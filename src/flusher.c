@@ -97,6 +97,7 @@ uint64_t flusher_throttle_pause(struct fl_group *g)
  */
 
 static void *flusher_main(void *arg);
+static void paused_tick(struct fl_engine *e);
 
 int flusher_init(struct fl_engine *e)
 {
@@ -111,6 +112,7 @@ int flusher_init(struct fl_engine *e)
 	pthread_cond_init(&fl->cond, &attr);
 	pthread_condattr_destroy(&attr);
 	wb_batch_init(&fl->batch, e);
+	fl->batch.tick = paused_tick;
 	e->flusher = fl;
 	return 0;
 }
@@ -180,6 +182,12 @@ static uint64_t paused_release_due(struct fl_engine *e, int all)
 		paused_release(e, w, now);
 	}
 	return next;
+}
+
+/* While the flusher waits for its writes: pauses still end on time. */
+static void paused_tick(struct fl_engine *e)
+{
+	paused_release_due(e, 0);
 }
 
 void flusher_throttle(struct fl_engine *e, struct fl_group *g, struct work *w,

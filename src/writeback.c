@@ -33,6 +33,8 @@
 /* A writer waiting this long for its writes runs ready completions
  * itself (none may be left to run them: engine teardown). */
 #define WB_REAP_AFTER_NS 5000000
+/* How often a waiting writer with a tick runs it. */
+#define WB_TICK_NS 1000000
 
 /* Runs a foreground writeback (fl_msync...) keeps in flight. */
 #define WB_FG_IN_FLIGHT 32
@@ -359,6 +361,7 @@ void writeback_account(struct fl_page *page, int delta)
 void wb_batch_init(struct wb_batch *b, struct fl_engine *e)
 {
 	b->e = e;
+	b->tick = NULL;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
 	b->in_flight = 0;
@@ -367,22 +370,30 @@ void wb_batch_init(struct wb_batch *b, struct fl_engine *e)
 
 void wb_batch_wait(struct wb_batch *b, unsigned max)
 {
+	/* With a tick, wake every WB_TICK_NS to run it. */
+	uint64_t step = b->tick ? WB_TICK_NS : WB_REAP_AFTER_NS, waited = 0;
+
 	pthread_mutex_lock(&b->lock);
 	while (b->in_flight > max) {
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += WB_REAP_AFTER_NS;
+		ts.tv_nsec += (long)step;
 		if (ts.tv_nsec >= 1000000000) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) == 0 ||
-		    !b->e->aio)
+		if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) == 0)
 			continue;
-		/* No completion for a while: run what is ready here. */
+		waited += step;
 		pthread_mutex_unlock(&b->lock);
-		aio_reap(b->e);
+		if (b->tick)
+			b->tick(b->e);
+		/* No completion for a while: run what is ready here. */
+		if (waited >= WB_REAP_AFTER_NS && b->e->aio) {
+			waited = 0;
+			aio_reap(b->e);
+		}
 		pthread_mutex_lock(&b->lock);
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -566,7 +577,7 @@ uint64_t writeback_pages(struct wb_batch *b, struct fl_page **pages, unsigned n,
 	fl_assert_may_block(); /* it takes the map lock, may write */
 	for (unsigned i = 0, len; i < n; i += len) {
 		struct fl_object *o = pages[i]->object;
-		unsigned skipped;
+		unsigned skipped, nf;
 		int started;
 
 		len = wb_run_length(pages, i, n);
@@ -589,16 +600,15 @@ uint64_t writeback_pages(struct wb_batch *b, struct fl_page **pages, unsigned n,
 		wb_batch_wait(b, max_in_flight ? max_in_flight - 1 : 0);
 		if (wb_submit_run(b, o, pages + i, len, pages[i]->index) == 0)
 			continue;
-		/* No asynchronous path: written here. */
+		/* No asynchronous path: written here (the tick runs between
+		 * runs, as while waiting). */
 		pthread_mutex_lock(&b->lock);
 		b->in_flight++;
 		pthread_mutex_unlock(&b->lock);
-		{
-			unsigned nf = wb_write_run(o, pages + i, len,
-						   pages[i]->index);
-
-			wb_batch_done(b, len - nf, nf);
-		}
+		nf = wb_write_run(o, pages + i, len, pages[i]->index);
+		wb_batch_done(b, len - nf, nf);
+		if (b->tick)
+			b->tick(b->e);
 	}
 	return started_pages;
 }

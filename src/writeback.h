@@ -21,6 +21,9 @@ struct fl_page;
 /* The writes one writer has in flight; completions may run on any thread. */
 struct wb_batch {
 	struct fl_engine *e;
+	/* Run about every millisecond while the writer waits for its writes
+	 * (NULL: none); no lock held.  The flusher ends pauses in it. */
+	void (*tick)(struct fl_engine *e);
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned in_flight;	  /* requests submitted, not yet completed */
