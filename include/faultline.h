@@ -168,11 +168,16 @@ struct fl_store_ops {
 	 * order and overlap in time, which is the point: several faults'
 	 * reads are in flight at once.  After cancel, requests still held
 	 * must complete soon (with -ECANCELED if they cannot):
-	 * fl_engine_destroy waits for every started request.  Today the
-	 * engine submits reads only (write stays synchronous), one range per
-	 * request.  A store without submit has every read run by read on an
-	 * I/O thread.  The file store implements it with io_uring where the
-	 * library was built with liburing and the kernel allows it.
+	 * fl_engine_destroy waits for every started request.  The engine
+	 * submits one range per request: reads of faults and readahead, and
+	 * writes (write = 1) of writeback, from the engine's threads (the
+	 * flusher, reclaim) and from threads calling fl_msync, fl_munmap or
+	 * fl_object_close.  A write that fails is not lost: its pages stay
+	 * dirty; a refused one is written with write at once.
+	 * A store without submit has every read run by read on an I/O
+	 * thread and every write by write.  The file store implements it
+	 * with io_uring where the library was built with liburing and the
+	 * kernel allows it.
 	 */
 	int (*submit)(struct fl_store *store, struct fl_store_io *const *ios,
 		      unsigned n);
@@ -198,7 +203,7 @@ struct fl_store_ops {
  * completion.
  */
 struct fl_store_io {
-	int write; /* 0: read into buf; 1: write from buf (not used yet) */
+	int write; /* 0: read into buf; 1: write from buf (writeback) */
 	void *buf;
 	size_t len;
 	uint64_t off;
@@ -565,6 +570,28 @@ int fl_group_set_high(fl_group *group, uint64_t bytes);
 int fl_group_set_oom(fl_group *group, enum fl_oom_policy policy,
 		     fl_oom_callback callback, void *arg);
 
+/*
+ * Dirty limits of a group, in percent of its max (like the kernel's
+ * vm.dirty_ratio and vm.dirty_background_ratio, per memory cgroup).  Above
+ * background_ratio of max dirty, the engine's flusher thread writes the
+ * group's dirty pages back in the background, in batches with several
+ * writes in flight, until they are below it again; above the midpoint of
+ * the two, a fault that dirties a page of the group is paused briefly (at
+ * most FL_DIRTY_MAX_PAUSE_MS, more the further above: writers that outrun
+ * the store are slowed, never stopped), and each fault at most once.
+ * Pages under writeback count as dirty for the limits.  A group without a
+ * max has no dirty limits (its dirty pages are written by fl_msync, unmap,
+ * close and reclaim as before).  Defaults: FL_DIRTY_RATIO_DEFAULT and
+ * FL_DIRTY_BACKGROUND_RATIO_DEFAULT.  The limits of every group from the
+ * page's own up to the root apply.  Returns 0, or -1 with EINVAL (NULL
+ * group, or not 0 < background_ratio <= ratio <= 100).
+ */
+#define FL_DIRTY_RATIO_DEFAULT		  20
+#define FL_DIRTY_BACKGROUND_RATIO_DEFAULT 10
+#define FL_DIRTY_MAX_PAUSE_MS		  20
+int fl_group_set_dirty_ratio(fl_group *group, unsigned ratio,
+			     unsigned background_ratio);
+
 struct fl_group_stats {
 	uint64_t usage;		/* bytes charged now, with descendants */
 	uint64_t peak;		/* highest usage */
@@ -575,7 +602,9 @@ struct fl_group_stats {
 	uint64_t minor_faults;	/* faults of the group's own mappings */
 	uint64_t major_faults;
 	uint64_t pages_reclaimed;    /* pages evicted to make room */
-	uint64_t pages_written_back; /* dirty pages written to make room */
+	uint64_t pages_written_back; /* dirty pages written to make room (by
+					reclaim, or ahead of it by the
+					flusher) */
 	uint64_t oom_events;	     /* faults that found nothing to reclaim */
 	uint64_t wait_ns;	     /* time in waits for memory that ended */
 	/* Swap (see fl_group_set_swap). */
@@ -586,6 +615,16 @@ struct fl_group_stats {
 				from swap */
 	uint64_t swap_outs;  /* pages of the group's own mappings written to
 				swap */
+	/* Dirty data (with descendants): pages dirty now, pages being
+	 * written now, and the limits in bytes (FL_GROUP_UNLIMITED without
+	 * a max). */
+	uint64_t dirty_pages, writeback_pages;
+	uint64_t dirty_limit, dirty_background;
+	uint64_t pages_flushed; /* of those, by the background flusher */
+	uint64_t throttled;	/* faults paused for dirtying over the limit */
+	uint64_t throttle_ns;	/* the time they were paused, in all */
+	uint64_t max_mem_wait_ns; /* the longest a fault of the group waited
+				     for memory (reclaim, OOM wait) */
 };
 
 int fl_group_stats(fl_group *group, struct fl_group_stats *stats);
