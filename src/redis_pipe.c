@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pipelined batches (see redis_client.h): a round sends every pending
+ * command to its node (one connection per node per round), writes every
+ * connection's buffer out before reading any reply, so that the nodes
+ * work at the same time, then reads the replies in order.  What a round
+ * leaves pending is sent in the next one:
+ *
+ *   MOVED  the map now points the slot at the new node (and is reloaded
+ *          before the next round); the command goes there;
+ *   ASK    the command goes to the named node once, after ASKING;
+ *   a lost connection (not a timeout) on a connection that was taken
+ *          idle from the pool: once more, on a new connection (the server
+ *          may have restarted since the connection was made).
+ *
+ * Every command the store sends is idempotent (GETRANGE, SET, SETRANGE,
+ * DEL), so sending one again is safe.  A timeout fails the command
+ * (ETIMEDOUT) and closes its connection; any other error reply fails it
+ * with EIO.  Rounds are bounded: a command still redirected after
+ * MAX_ROUNDS fails with EIO.
+ */
+#ifdef FL_HAVE_HIREDIS
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis_client.h"
+
+#define MAX_ROUNDS 8
+
+/* A connection of one round: to node, ok until it fails. */
+struct round_conn {
+	unsigned node;
+	struct redis_conn conn;
+	int got;	    /* a connection was taken */
+	int ok, fresh, err; /* ok: none of its I/O failed */
+};
+
+struct round {
+	struct round_conn c[REDIS_MAX_NODES];
+	unsigned n;
+};
+
+static void cmd_fail(struct redis_client *cl, struct redis_cmd *cmd, int err)
+{
+	cmd->err = err;
+	cmd->pending = 0;
+	atomic_fetch_add(&cl->n.errors, 1);
+	if (err == ETIMEDOUT)
+		atomic_fetch_add(&cl->n.timeouts, 1);
+}
+
+/* The round's connection to node, taken on first use (check ok). */
+static struct round_conn *round_conn(struct redis_client *cl, struct round *rd,
+				     unsigned node)
+{
+	struct round_conn *rc;
+	unsigned i;
+
+	for (i = 0; i < rd->n; i++)
+		if (rd->c[i].node == node)
+			return &rd->c[i];
+	rc = &rd->c[rd->n++];
+	rc->node = node;
+	rc->got = !redis_conn_get(cl, cl->nodes[node], &rc->conn, &rc->fresh);
+	rc->ok = rc->got;
+	rc->err = rc->ok ? 0 : errno;
+	return rc;
+}
+
+/* The errno of a failed read or write on ctx: ETIMEDOUT, or EIO. */
+static int ctx_errno(redisContext *ctx, int saved)
+{
+	if (ctx->err == REDIS_ERR_IO &&
+	    (saved == EAGAIN || saved == EWOULDBLOCK ||
+	     strstr(ctx->errstr, "temporarily unavailable")))
+		return ETIMEDOUT;
+	return EIO;
+}
+
+static void conn_broken(struct round_conn *rc)
+{
+	if (rc->ok)
+		rc->err = ctx_errno(rc->conn.ctx, errno);
+	rc->ok = 0;
+}
+
+/* A command whose connection failed: once more on a new connection if
+ * the old one came from the pool and it did not time out. */
+static void cmd_lost(struct redis_client *cl, struct redis_cmd *c,
+		     const struct round_conn *rc)
+{
+	if (rc->err != ETIMEDOUT && !rc->fresh && !c->retried)
+		c->retried = 1;
+	else
+		cmd_fail(cl, c, rc->err ? rc->err : EIO);
+}
+
+/* The node that owns c's key (the only one, standalone). */
+static unsigned cmd_node(struct redis_client *cl, const struct redis_cmd *c)
+{
+	unsigned k = c->key_arg ? c->key_arg : 1;
+
+	if (!cl->cluster)
+		return 0;
+	return redis_slot_node(cl, redis_key_slot(c->argv[k], c->argvlen[k]));
+}
+
+/* Append the pending commands to their nodes' connections. */
+static void round_send(struct redis_client *cl, struct round *rd,
+		       struct redis_cmd *cmds, unsigned n)
+{
+	static const char *asking[] = {"ASKING"};
+	static const size_t asking_len[] = {6};
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		struct redis_cmd *c = &cmds[i];
+		struct round_conn *rc;
+
+		c->sent = -1;
+		if (!c->pending)
+			continue;
+		c->node = c->asking ? c->ask_node : cmd_node(cl, c);
+		rc = round_conn(cl, rd, c->node);
+		if (!rc->ok) {
+			if (rc->got) /* broke this round: try again */
+				cmd_lost(cl, c, rc);
+			else
+				cmd_fail(cl, c, rc->err ? rc->err : EIO);
+			continue;
+		}
+		if (c->asking)
+			redisAppendCommandArgv(rc->conn.ctx, 1, asking,
+					       asking_len);
+		redisAppendCommandArgv(rc->conn.ctx, c->argc, c->argv,
+				       c->argvlen);
+		atomic_fetch_add(&cl->n.commands, 1);
+		c->sent = (int)(rc - rd->c);
+	}
+	/* Every node gets its commands before any reply is awaited. */
+	for (i = 0; i < rd->n; i++) {
+		int done = 0;
+
+		while (rd->c[i].ok && !done)
+			if (redisBufferWrite(rd->c[i].conn.ctx, &done) !=
+			    REDIS_OK)
+				conn_broken(&rd->c[i]);
+	}
+	atomic_fetch_add(&cl->n.round_trips, 1);
+}
+
+/* A reply (or error) for c: done, failed, or pending again. */
+static void cmd_reply(struct redis_client *cl, struct redis_cmd *c,
+		      redisReply *r)
+{
+	unsigned node;
+	int kind;
+
+	if (r->type != REDIS_REPLY_ERROR) {
+		c->reply = r;
+		c->pending = 0;
+		return;
+	}
+	kind = redis_redirect(cl, r->str, c->node, &node);
+	freeReplyObject(r);
+	if (kind == 1) {
+		atomic_fetch_add(&cl->n.moved, 1);
+		atomic_store(&cl->slots_stale, 1);
+		c->asking = 0;
+	} else if (kind == 2) {
+		atomic_fetch_add(&cl->n.ask, 1);
+		c->asking = 1;
+		c->ask_node = node;
+	} else {
+		cmd_fail(cl, c, EIO);
+	}
+}
+
+static void round_receive(struct redis_client *cl, struct round *rd,
+			  struct redis_cmd *cmds, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		struct redis_cmd *c = &cmds[i];
+		struct round_conn *rc;
+		redisReply *r = NULL;
+		int was_asking = c->asking;
+
+		if (c->sent < 0)
+			continue;
+		rc = &rd->c[c->sent];
+		if (rc->ok && was_asking) { /* ASKING's +OK */
+			if (redisGetReply(rc->conn.ctx, (void **)&r) !=
+			    REDIS_OK)
+				conn_broken(rc);
+			else
+				freeReplyObject(r);
+			c->asking = 0; /* one command only */
+		}
+		if (rc->ok &&
+		    redisGetReply(rc->conn.ctx, (void **)&r) != REDIS_OK)
+			conn_broken(rc);
+		if (!rc->ok)
+			cmd_lost(cl, c, rc);
+		else
+			cmd_reply(cl, c, r);
+	}
+	for (i = 0; i < rd->n; i++) {
+		struct redis_node *nd = cl->nodes[rd->c[i].node];
+
+		if (!rd->c[i].got)
+			continue;
+		if (rd->c[i].ok)
+			redis_conn_put(cl, nd, &rd->c[i].conn);
+		else
+			redis_conn_drop(cl, nd, &rd->c[i].conn);
+	}
+}
+
+unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n)
+{
+	struct round *rd = malloc(sizeof(*rd));
+	unsigned i, round, left = n, failed = 0;
+
+	for (i = 0; i < n; i++) {
+		cmds[i].reply = NULL;
+		cmds[i].err = rd ? 0 : ENOMEM;
+		cmds[i].pending = rd != NULL;
+		cmds[i].asking = cmds[i].retried = 0;
+	}
+	for (round = 0; rd && left && round < MAX_ROUNDS; round++) {
+		if (cl->cluster && atomic_load(&cl->slots_stale))
+			redis_slots_load(cl); /* the MOVED already applied */
+		rd->n = 0;
+		memset(rd->c, 0, sizeof(rd->c));
+		round_send(cl, rd, cmds, n);
+		round_receive(cl, rd, cmds, n);
+		for (left = 0, i = 0; i < n; i++)
+			left += cmds[i].pending;
+	}
+	for (i = 0; i < n; i++) {
+		if (cmds[i].pending) /* redirected too often */
+			cmd_fail(cl, &cmds[i], EIO);
+		failed += cmds[i].err != 0;
+	}
+	free(rd);
+	return failed;
+}
+
+#endif /* FL_HAVE_HIREDIS */

@@ -1,0 +1,717 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Redis store: an object kept in Redis (one server, or a Redis
+ * Cluster) as fixed-size blocks, one string key per block, plus a
+ * metadata hash (docs/design.md, "Redis layout"):
+ *
+ *   PREFIX:meta   HASH  format "faultline-blocks", version "1",
+ *                       size (bytes), block_size (bytes)
+ *   PREFIX:N      STRING  block N: bytes [N * block_size, +block_size);
+ *                         missing, or shorter than a block: zeros.
+ *
+ * A range is read with one GETRANGE per block it touches, written with
+ * SET (a whole block; DEL when it is all zeros, so objects stay sparse)
+ * or SETRANGE (part of one); the commands of a range, or of every queued
+ * request, go in one pipelined round trip (redis_pipe.c).
+ *
+ * Threads: submit (the engine's handler and I/O threads) only queues a
+ * request and signals; the store's own threads (io_threads) take
+ * everything queued (up to BATCH_BLOCKS blocks), run it as one batch and
+ * complete each request with fl_store_io_complete.  read and write run
+ * in the caller's thread.  Every thread takes a connection from the
+ * pool (redis_link.c) for each batch and gives it back.  The queue's
+ * mutex is held only to queue and take requests.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "faultline.h"
+
+#ifdef FL_HAVE_HIREDIS
+#include "redis_client.h"
+
+#define PREFIX_MAX	   200
+#define KEY_MAX		   (PREFIX_MAX + 24)
+#define DEFAULT_BLOCK	   65536u
+#define MAX_BLOCK	   (64u << 20)
+#define DEFAULT_TIMEOUT_MS 2000u
+#define DEFAULT_CONNS	   4u
+#define DEFAULT_THREADS	   2u
+#define MAX_THREADS	   16u
+#define BATCH_BLOCKS	   512u /* most block commands in one batch */
+#define FORMAT		   "faultline-blocks"
+#define VERSION		   "1"
+
+struct redis_store {
+	struct fl_store base;
+	struct redis_client cl;
+	char prefix[PREFIX_MAX + 1];
+	uint64_t size;
+	uint32_t block;
+	_Atomic uint64_t blocks_read, blocks_written;
+	/* submitted requests, linked through store_data */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct fl_store_io *head, *tail;
+	int stopping, cancelled; /* under qlock */
+	pthread_t threads[MAX_THREADS];
+	unsigned nthreads;
+};
+
+/* One block command's own strings. */
+struct blk_args {
+	char key[KEY_MAX];
+	char a1[24], a2[24];
+	size_t len; /* bytes of the request in this block */
+};
+
+static const struct fl_store_ops redis_store_ops;
+
+static struct redis_store *to_redis(struct fl_store *s)
+{
+	return (struct redis_store *)s;
+}
+
+/* ---- commands for a range -------------------------------------------- */
+
+/* Bytes of [off, off + len) within the object. */
+static size_t clip(const struct redis_store *rs, uint64_t off, size_t len)
+{
+	if (off >= rs->size)
+		return 0;
+	return rs->size - off < len ? (size_t)(rs->size - off) : len;
+}
+
+static unsigned range_blocks(const struct redis_store *rs, uint64_t off,
+			     size_t len)
+{
+	size_t n = clip(rs, off, len);
+
+	if (!n)
+		return 0;
+	return (unsigned)((off + n - 1) / rs->block - off / rs->block + 1);
+}
+
+static int all_zero(const unsigned char *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static void cmd_key(struct redis_store *rs, struct redis_cmd *c,
+		    struct blk_args *a, uint64_t block)
+{
+	int n = snprintf(a->key, sizeof(a->key), "%s:%llu", rs->prefix,
+			 (unsigned long long)block);
+
+	c->key_arg = 1;
+	c->argv[1] = a->key;
+	c->argvlen[1] = (size_t)n;
+}
+
+static void cmd_arg(struct redis_cmd *c, int i, const void *p, size_t len)
+{
+	c->argv[i] = p;
+	c->argvlen[i] = len;
+}
+
+static void cmd_num(struct redis_cmd *c, int i, char *buf, uint64_t v)
+{
+	cmd_arg(c, i, buf, (size_t)sprintf(buf, "%llu", (unsigned long long)v));
+}
+
+/* The block commands of one request, into c and a (range_blocks of them). */
+static unsigned build(struct redis_store *rs, const struct fl_store_io *io,
+		      struct redis_cmd *c, struct blk_args *a)
+{
+	uint64_t end = io->off + clip(rs, io->off, io->len);
+	uint64_t b, pos = io->off;
+	unsigned n = 0;
+
+	for (b = io->off / rs->block; pos < end; b++, n++) {
+		uint64_t bstart = b * rs->block;
+		uint64_t bend =
+			bstart + rs->block < end ? bstart + rs->block : end;
+		const unsigned char *data =
+			(const unsigned char *)io->buf + (pos - io->off);
+		size_t len = (size_t)(bend - pos);
+
+		cmd_key(rs, &c[n], &a[n], b);
+		a[n].len = len;
+		if (!io->write) {
+			c[n].argc = 4;
+			cmd_arg(&c[n], 0, "GETRANGE", 8);
+			cmd_num(&c[n], 2, a[n].a1, pos - bstart);
+			cmd_num(&c[n], 3, a[n].a2, bend - bstart - 1);
+		} else if (pos == bstart &&
+			   (len == rs->block || bend == rs->size)) {
+			int zero = all_zero(data, len);
+
+			c[n].argc = zero ? 2 : 3;
+			cmd_arg(&c[n], 0, zero ? "DEL" : "SET", 3);
+			cmd_arg(&c[n], 2, data, len);
+		} else {
+			c[n].argc = 4;
+			cmd_arg(&c[n], 0, "SETRANGE", 8);
+			cmd_num(&c[n], 2, a[n].a1, pos - bstart);
+			cmd_arg(&c[n], 3, data, len);
+		}
+		pos = bend;
+	}
+	return n;
+}
+
+/* The result of one request from its n commands' replies (freed here). */
+static ssize_t finish(struct redis_store *rs, const struct fl_store_io *io,
+		      struct redis_cmd *c, const struct blk_args *a, unsigned n)
+{
+	size_t done = clip(rs, io->off, io->len), pos = 0;
+	int err = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		size_t want = a[i].len;
+		redisReply *r = c[i].reply;
+
+		if (c[i].err) {
+			err = err ? err : c[i].err;
+		} else if (!io->write) {
+			size_t got = 0;
+
+			if (r->type == REDIS_REPLY_STRING)
+				got = r->len < want ? r->len : want;
+			else if (r->type != REDIS_REPLY_NIL)
+				err = err ? err : EIO;
+			memcpy((char *)io->buf + pos, r->str, got);
+			memset((char *)io->buf + pos + got, 0, want - got);
+		}
+		if (r)
+			freeReplyObject(r);
+		pos += want;
+	}
+	if (err)
+		return -(ssize_t)(err == ECANCELED ? ECANCELED : EIO);
+	atomic_fetch_add(io->write ? &rs->blocks_written : &rs->blocks_read, n);
+	return (ssize_t)done;
+}
+
+/*
+ * Run n requests as one batch: their commands in one pipelined round
+ * trip (more only for redirections); results[i] as read/write return it,
+ * or a negative errno.  No lock held.
+ */
+static void run_batch(struct redis_store *rs, struct fl_store_io *const *ios,
+		      unsigned n, ssize_t *results)
+{
+	unsigned i, total = 0, at = 0;
+	struct redis_cmd *c;
+	struct blk_args *a;
+
+	for (i = 0; i < n; i++)
+		total += range_blocks(rs, ios[i]->off, ios[i]->len);
+	c = calloc(total ? total : 1, sizeof(*c));
+	a = malloc((total ? total : 1) * sizeof(*a));
+	if (!c || !a) {
+		for (i = 0; i < n; i++)
+			results[i] = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		at += build(rs, ios[i], c + at, a + at);
+	redis_exec(&rs->cl, c, total);
+	for (at = 0, i = 0; i < n; i++) {
+		unsigned k = range_blocks(rs, ios[i]->off, ios[i]->len);
+
+		results[i] = finish(rs, ios[i], c + at, a + at, k);
+		at += k;
+	}
+out:
+	free(c);
+	free(a);
+}
+
+static ssize_t run_one(struct redis_store *rs, int write, void *buf, size_t len,
+		       uint64_t off)
+{
+	struct fl_store_io io = {
+		.write = write, .buf = buf, .len = len, .off = off};
+	struct fl_store_io *ios[1] = {&io};
+	ssize_t r;
+
+	if (write && clip(rs, off, len) < len) {
+		errno = EFBIG; /* past the object's end: never asked */
+		return -1;
+	}
+	run_batch(rs, ios, 1, &r);
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
+/* ---- store operations -------------------------------------------------- */
+
+static ssize_t redis_read(struct fl_store *s, void *buf, size_t len,
+			  uint64_t off)
+{
+	return run_one(to_redis(s), 0, buf, len, off);
+}
+
+static ssize_t redis_write(struct fl_store *s, const void *buf, size_t len,
+			   uint64_t off)
+{
+	return run_one(to_redis(s), 1, (void *)buf, len, off);
+}
+
+static int64_t redis_size(struct fl_store *s)
+{
+	return (int64_t)to_redis(s)->size;
+}
+
+static int redis_submit(struct fl_store *s, struct fl_store_io *const *ios,
+			unsigned n)
+{
+	struct redis_store *rs = to_redis(s);
+	unsigned i;
+
+	pthread_mutex_lock(&rs->qlock);
+	if (rs->cancelled) {
+		pthread_mutex_unlock(&rs->qlock);
+		for (i = 0; i < n; i++)
+			fl_store_io_complete(ios[i], -ECANCELED);
+		return (int)n;
+	}
+	for (i = 0; i < n; i++) {
+		ios[i]->store_data = NULL;
+		if (rs->tail)
+			rs->tail->store_data = ios[i];
+		else
+			rs->head = ios[i];
+		rs->tail = ios[i];
+	}
+	pthread_cond_signal(&rs->qcond);
+	pthread_mutex_unlock(&rs->qlock);
+	return (int)n;
+}
+
+/* Called with qlock held: take queued requests, up to BATCH_BLOCKS
+ * blocks (at least one request); returns how many, in ios. */
+static unsigned take_batch(struct redis_store *rs, struct fl_store_io **ios,
+			   unsigned max)
+{
+	unsigned n = 0, blocks = 0;
+
+	while (rs->head && n < max) {
+		struct fl_store_io *io = rs->head;
+		unsigned b = range_blocks(rs, io->off, io->len);
+
+		if (n && blocks + b > BATCH_BLOCKS)
+			break;
+		blocks += b;
+		rs->head = io->store_data;
+		if (!rs->head)
+			rs->tail = NULL;
+		ios[n++] = io;
+	}
+	return n;
+}
+
+/* The store's thread: run what is queued, batch by batch, until destroy. */
+static void *store_thread(void *arg)
+{
+	struct redis_store *rs = arg;
+	struct fl_store_io *ios[BATCH_BLOCKS];
+	ssize_t results[BATCH_BLOCKS];
+
+	pthread_mutex_lock(&rs->qlock);
+	for (;;) {
+		unsigned n, i;
+		int cancelled;
+
+		while (!rs->head && !rs->stopping)
+			pthread_cond_wait(&rs->qcond, &rs->qlock);
+		if (!rs->head)
+			break;
+		n = take_batch(rs, ios, BATCH_BLOCKS);
+		cancelled = rs->cancelled;
+		if (rs->head) /* more for another thread */
+			pthread_cond_signal(&rs->qcond);
+		pthread_mutex_unlock(&rs->qlock);
+		if (cancelled)
+			for (i = 0; i < n; i++)
+				results[i] = -ECANCELED;
+		else
+			run_batch(rs, ios, n, results);
+		for (i = 0; i < n; i++)
+			fl_store_io_complete(ios[i], results[i]);
+		pthread_mutex_lock(&rs->qlock);
+	}
+	pthread_mutex_unlock(&rs->qlock);
+	return NULL;
+}
+
+/* Queued requests complete at once, cancelled; those in a batch end
+ * within the command timeout.  Reads and writes go on working (the
+ * engine still writes back). */
+static void redis_cancel(struct fl_store *s)
+{
+	struct redis_store *rs = to_redis(s);
+
+	pthread_mutex_lock(&rs->qlock);
+	rs->cancelled = 1;
+	pthread_cond_broadcast(&rs->qcond);
+	pthread_mutex_unlock(&rs->qlock);
+}
+
+static void stop_threads(struct redis_store *rs)
+{
+	pthread_mutex_lock(&rs->qlock);
+	rs->stopping = 1;
+	pthread_cond_broadcast(&rs->qcond);
+	pthread_mutex_unlock(&rs->qlock);
+	for (unsigned i = 0; i < rs->nthreads; i++)
+		pthread_join(rs->threads[i], NULL);
+	rs->nthreads = 0;
+}
+
+static void store_free(struct redis_store *rs)
+{
+	stop_threads(rs);
+	redis_client_fini(&rs->cl);
+	pthread_cond_destroy(&rs->qcond);
+	pthread_mutex_destroy(&rs->qlock);
+	free(rs);
+}
+
+static void redis_destroy(struct fl_store *s)
+{
+	store_free(to_redis(s));
+}
+
+static const struct fl_store_ops redis_store_ops = {
+	.read = redis_read,
+	.write = redis_write,
+	.size = redis_size,
+	.destroy = redis_destroy,
+	.cancel = redis_cancel,
+	.submit = redis_submit,
+};
+
+/* ---- the URL and the metadata ------------------------------------------ */
+
+/* Add the node of one "host[:port]" (or "[v6addr]:port") of a URL;
+ * an empty host is 127.0.0.1, the port 6379 by default. */
+static int add_seed(struct redis_store *rs, const char *p, size_t len)
+{
+	char host[REDIS_HOST_MAX] = "127.0.0.1", num[8], *num_end;
+	const char *end = p + len, *hs = p, *he, *port_s = NULL;
+	long port = 6379;
+
+	if (len && *p == '[') {
+		const char *close = memchr(p, ']', len);
+
+		if (!close || (close + 1 < end && close[1] != ':'))
+			return -1;
+		hs = p + 1;
+		he = close;
+		port_s = close + 1 < end ? close + 2 : NULL;
+	} else {
+		const char *colon = memrchr(p, ':', len);
+
+		he = colon ? colon : end;
+		port_s = colon ? colon + 1 : NULL;
+	}
+	if (port_s) {
+		size_t n = (size_t)(end - port_s);
+
+		if (n == 0 || n >= sizeof(num))
+			return -1;
+		memcpy(num, port_s, n);
+		num[n] = 0;
+		port = strtol(num, &num_end, 10);
+		if (*num_end || port <= 0 || port > 65535)
+			return -1;
+	}
+	if (he > hs) {
+		if ((size_t)(he - hs) >= sizeof(host))
+			return -1;
+		memcpy(host, hs, (size_t)(he - hs));
+		host[he - hs] = 0;
+	}
+	return redis_node_get(&rs->cl, host, (int)port) < 0 ? -1 : 0;
+}
+
+/* Parse url into rs (cluster, seed nodes, prefix); 0 or -1 (EINVAL). */
+static int parse_url(struct redis_store *rs, const char *url, int *cluster)
+{
+	const char *p, *slash, *q;
+
+	if (!strncmp(url, "redis://", 8)) {
+		*cluster = 0;
+		p = url + 8;
+	} else if (!strncmp(url, "redis+cluster://", 16)) {
+		*cluster = 1;
+		p = url + 16;
+	} else {
+		return -1;
+	}
+	slash = strchr(p, '/');
+	if (!slash || !slash[1] || strlen(slash + 1) > PREFIX_MAX)
+		return -1;
+	snprintf(rs->prefix, sizeof(rs->prefix), "%s", slash + 1);
+	if (!*cluster && memchr(p, ',', (size_t)(slash - p)))
+		return -1; /* one server */
+	for (; p <= slash; p = q + 1) {
+		q = memchr(p, ',', (size_t)(slash - p));
+		if (!q)
+			q = slash;
+		if (q == p && q != slash)
+			return -1;
+		if (add_seed(rs, p, (size_t)(q - p)))
+			return -1;
+	}
+	return 0;
+}
+
+/* Run one command (key argv[key_arg]) routed like a block's: its reply,
+ * or NULL with errno. */
+static redisReply *command(struct redis_store *rs, int argc, const char **argv,
+			   const size_t *argvlen, unsigned key_arg)
+{
+	struct redis_cmd c;
+
+	memset(&c, 0, sizeof(c));
+	c.argc = argc;
+	c.key_arg = key_arg;
+	memcpy(c.argv, argv, (size_t)argc * sizeof(*argv));
+	memcpy(c.argvlen, argvlen, (size_t)argc * sizeof(*argvlen));
+	if (redis_exec(&rs->cl, &c, 1)) {
+		errno = c.err;
+		return NULL;
+	}
+	return c.reply;
+}
+
+/* Create the metadata unless it exists (one atomic script): 1 if created,
+ * 0 if it existed, -1 with errno. */
+static int meta_create(struct redis_store *rs, const char *key, uint64_t size,
+		       uint32_t block)
+{
+	static const char script[] =
+		"if redis.call('exists', KEYS[1]) == 1 then return 0 end "
+		"redis.call('hset', KEYS[1], 'format', '" FORMAT "', "
+		"'version', '" VERSION "', 'size', ARGV[1], "
+		"'block_size', ARGV[2]) return 1";
+	char a1[24], a2[24];
+	const char *argv[6] = {"EVAL", script, "1", key, a1, a2};
+	size_t argvlen[6] = {4, sizeof(script) - 1, 1, strlen(key)};
+	redisReply *r;
+	int created;
+
+	argvlen[4] = (size_t)sprintf(a1, "%llu", (unsigned long long)size);
+	argvlen[5] = (size_t)sprintf(a2, "%u", block);
+	r = command(rs, 6, argv, argvlen, 3);
+	if (!r)
+		return -1;
+	created = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	freeReplyObject(r);
+	return created;
+}
+
+/* A decimal field of the metadata, 0 if absent or malformed. */
+static uint64_t meta_num(const redisReply *e)
+{
+	char buf[24], *end;
+	unsigned long long v;
+
+	if (e->type != REDIS_REPLY_STRING || e->len == 0 ||
+	    e->len >= sizeof(buf))
+		return 0;
+	memcpy(buf, e->str, e->len);
+	buf[e->len] = 0;
+	v = strtoull(buf, &end, 10);
+	return *end ? 0 : v;
+}
+
+/* Read the metadata into rs->size and rs->block; 0, or -1 with errno
+ * (ENOENT: none; EPROTO: not a faultline object). */
+static int meta_load(struct redis_store *rs, const char *key)
+{
+	const char *argv[6] = {"HMGET",	  key,	  "format",
+			       "version", "size", "block_size"};
+	size_t argvlen[6] = {5, strlen(key), 6, 7, 4, 10};
+	redisReply *r = command(rs, 6, argv, argvlen, 1);
+	int ret = -1;
+
+	if (!r)
+		return -1;
+	errno = EPROTO;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+		goto out;
+	if (r->element[0]->type == REDIS_REPLY_NIL) {
+		errno = ENOENT;
+		goto out;
+	}
+	if (r->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(r->element[0]->str, FORMAT) || meta_num(r->element[1]) != 1)
+		goto out;
+	rs->size = meta_num(r->element[2]);
+	rs->block = (uint32_t)meta_num(r->element[3]);
+	if (rs->block == 0 || rs->block % 4096 || rs->block > MAX_BLOCK ||
+	    meta_num(r->element[3]) > MAX_BLOCK)
+		goto out;
+	ret = 0;
+out:
+	freeReplyObject(r);
+	return ret;
+}
+
+static int options_check(const struct fl_redis_options *o)
+{
+	return (o->block_size &&
+		(o->block_size % 4096 || o->block_size > MAX_BLOCK)) ||
+	       o->io_threads > MAX_THREADS || o->connections > 1024 ||
+	       (o->exclusive && !o->create_size);
+}
+
+static int meta_open(struct redis_store *rs, const struct fl_redis_options *o)
+{
+	char key[KEY_MAX];
+	int created = 0;
+
+	snprintf(key, sizeof(key), "%s:meta", rs->prefix);
+	if (o->create_size) {
+		created = meta_create(rs, key, o->create_size,
+				      o->block_size ? o->block_size
+						    : DEFAULT_BLOCK);
+		if (created < 0)
+			return -1;
+		if (!created && o->exclusive) {
+			errno = EEXIST;
+			return -1;
+		}
+	}
+	return meta_load(rs, key);
+}
+
+static int threads_start(struct redis_store *rs, unsigned n)
+{
+	for (rs->nthreads = 0; rs->nthreads < n; rs->nthreads++) {
+		int err = pthread_create(&rs->threads[rs->nthreads], NULL,
+					 store_thread, rs);
+
+		if (err) {
+			errno = err;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static struct redis_store *store_new(const struct fl_redis_options *o)
+{
+	struct redis_store *rs = calloc(1, sizeof(*rs));
+
+	if (!rs)
+		return NULL;
+	if (redis_client_init(
+		    &rs->cl, 0,
+		    o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS,
+		    o->connections ? o->connections : DEFAULT_CONNS)) {
+		free(rs);
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&rs->qlock, NULL);
+	pthread_cond_init(&rs->qcond, NULL);
+	rs->base.ops = &redis_store_ops;
+	rs->base.read_only = o->read_only != 0;
+	return rs;
+}
+
+struct fl_store *fl_store_redis_open(const char *url,
+				     const struct fl_redis_options *opts)
+{
+	static const struct fl_redis_options defaults;
+	const struct fl_redis_options *o = opts ? opts : &defaults;
+	struct redis_store *rs;
+	int cluster, saved;
+
+	if (!url || options_check(o)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	rs = store_new(o);
+	if (!rs)
+		return NULL;
+	if (parse_url(rs, url, &cluster)) {
+		if (errno != ENOMEM)
+			errno = EINVAL;
+		goto fail;
+	}
+	rs->cl.cluster = cluster;
+	rs->cl.nr_seeds = atomic_load(&rs->cl.nr_nodes);
+	if (cluster && redis_slots_load(&rs->cl))
+		goto fail;
+	if (meta_open(rs, o) ||
+	    threads_start(rs, o->io_threads ? o->io_threads : DEFAULT_THREADS))
+		goto fail;
+	return &rs->base;
+fail:
+	saved = errno;
+	store_free(rs);
+	errno = saved;
+	return NULL;
+}
+
+int fl_store_redis_stats(struct fl_store *store, struct fl_redis_stats *st)
+{
+	struct redis_store *rs;
+	struct redis_counters *n;
+
+	if (!store || !st || store->ops != &redis_store_ops) {
+		errno = EINVAL;
+		return -1;
+	}
+	rs = to_redis(store);
+	n = &rs->cl.n;
+	*st = (struct fl_redis_stats){
+		.connections = atomic_load(&n->connections),
+		.connects = atomic_load(&n->connects),
+		.connect_failures = atomic_load(&n->connect_failures),
+		.commands = atomic_load(&n->commands),
+		.round_trips = atomic_load(&n->round_trips),
+		.moved = atomic_load(&n->moved),
+		.ask = atomic_load(&n->ask),
+		.slot_refreshes = atomic_load(&n->slot_refreshes),
+		.errors = atomic_load(&n->errors),
+		.timeouts = atomic_load(&n->timeouts),
+		.blocks_read = atomic_load(&rs->blocks_read),
+		.blocks_written = atomic_load(&rs->blocks_written),
+		.block_size = rs->block,
+	};
+	return 0;
+}
+
+#else /* no hiredis: the calls exist and say so */
+
+struct fl_store *fl_store_redis_open(const char *url,
+				     const struct fl_redis_options *opts)
+{
+	(void)url;
+	(void)opts;
+	errno = EOPNOTSUPP;
+	return NULL;
+}
+
+int fl_store_redis_stats(struct fl_store *store, struct fl_redis_stats *st)
+{
+	(void)store;
+	(void)st;
+	errno = EINVAL;
+	return -1;
+}
+
+#endif /* FL_HAVE_HIREDIS */

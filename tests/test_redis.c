@@ -1,0 +1,503 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The Redis store against real servers: the standalone server and the
+ * three-node cluster named by FL_REDIS_URL and FL_REDIS_CLUSTER_URL
+ * (tests/redis-servers.sh starts them; .ci/run does), and servers of its
+ * own (redis-server on PATH) for the cases that kill, stop or restart
+ * one.  Without the servers the binary is skipped (77), unless
+ * FL_REQUIRE_REDIS=1 (CI), which makes that a failure.
+ *
+ * Every object lives under a prefix of its own (pid, case, counter) and
+ * is deleted at the end of its case.  The layout is checked with plain
+ * hiredis, as another tool would read it.
+ */
+#include "harness.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#ifdef FL_HAVE_HIREDIS
+#include <hiredis/hiredis.h>
+
+#define MIB (1024 * 1024ull)
+
+static const char *url_standalone, *url_cluster;
+
+/* Skip (or, with FL_REQUIRE_REDIS=1, fail) the binary before main runs
+ * its cases when no server is named. */
+__attribute__((constructor)) static void need_servers(void)
+{
+	const char *req = getenv("FL_REQUIRE_REDIS");
+
+	url_standalone = getenv("FL_REDIS_URL");
+	url_cluster = getenv("FL_REDIS_CLUSTER_URL");
+	if (url_standalone && *url_standalone && url_cluster && *url_cluster)
+		return;
+	if (req && !strcmp(req, "1")) {
+		printf("FAIL test_redis.servers: FL_REQUIRE_REDIS=1 but "
+		       "FL_REDIS_URL or FL_REDIS_CLUSTER_URL is not set\n");
+		exit(1);
+	}
+	printf("SKIP test_redis: no Redis servers (set FL_REDIS_URL and "
+	       "FL_REDIS_CLUSTER_URL: eval \"$(tests/redis-servers.sh "
+	       "start)\")\n");
+	exit(77);
+}
+
+/* ---- plain hiredis, to look at what the store wrote -------------------- */
+
+/* host and port of the first server of url ("redis://h:p", or a
+ * cluster's list) or of its index-th seed. */
+static void url_server(const char *url, int index, char *host, size_t hlen,
+		       int *port)
+{
+	const char *p = strstr(url, "://");
+	int i;
+
+	REQUIRE(p);
+	p += 3;
+	for (i = 0; i < index; i++) {
+		p = strchr(p, ',');
+		REQUIRE(p);
+		p++;
+	}
+	const char *colon = strchr(p, ':');
+
+	REQUIRE(colon && (size_t)(colon - p) < hlen);
+	memcpy(host, p, (size_t)(colon - p));
+	host[colon - p] = 0;
+	*port = atoi(colon + 1);
+}
+
+static redisContext *rc_connect_port(const char *host, int port)
+{
+	struct timeval tv = {5, 0};
+	redisContext *c = redisConnectWithTimeout(host, port, tv);
+
+	REQUIRE(c && !c->err);
+	redisSetTimeout(c, tv);
+	return c;
+}
+
+static redisContext *rc_connect(const char *url, int index)
+{
+	char host[128];
+	int port;
+
+	url_server(url, index, host, sizeof(host), &port);
+	return rc_connect_port(host, port);
+}
+
+static redisReply *rc_cmd(redisContext *c, const char *fmt, ...)
+{
+	va_list ap;
+	redisReply *r;
+
+	va_start(ap, fmt);
+	r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	REQUIRE(r);
+	return r;
+}
+
+/* The node (index into the cluster URL's seeds) that serves key. */
+static __attribute__((unused)) int cluster_node_of(const char *key)
+{
+	for (int i = 0; i < 3; i++) {
+		redisContext *c = rc_connect(url_cluster, i);
+		redisReply *r = rc_cmd(c, "EXISTS %s", key);
+		int here = r->type == REDIS_REPLY_INTEGER;
+
+		freeReplyObject(r);
+		redisFree(c);
+		if (here)
+			return i;
+	}
+	return -1;
+}
+
+/* A prefix of this case's own. */
+static void make_prefix(char *buf, size_t len, const char *tag)
+{
+	static int counter;
+
+	snprintf(buf, len, "fltest-%d-%s-%d", (int)getpid(), tag, ++counter);
+}
+
+static void make_url(char *buf, size_t len, const char *base,
+		     const char *prefix)
+{
+	snprintf(buf, len, "%s/%s", base, prefix);
+}
+
+/* Delete the object's keys (meta and nblocks blocks), on every node. */
+static void object_delete(const char *base, const char *prefix,
+			  uint64_t nblocks)
+{
+	int nodes = strstr(base, "cluster") ? 3 : 1;
+
+	for (int i = 0; i < nodes; i++) {
+		redisContext *c = rc_connect(base, i);
+
+		/* DEL of a key another node owns answers MOVED: ignored. */
+		redisAppendCommand(c, "DEL %s:meta", prefix);
+		for (uint64_t b = 0; b < nblocks; b++)
+			redisAppendCommand(c, "DEL %s:%llu", prefix,
+					   (unsigned long long)b);
+		for (uint64_t b = 0; b <= nblocks; b++) {
+			void *r;
+
+			if (redisGetReply(c, &r) == REDIS_OK)
+				freeReplyObject(r);
+		}
+		redisFree(c);
+	}
+}
+
+static struct fl_store *open_store(const char *base, const char *prefix,
+				   uint64_t create, uint32_t block)
+{
+	struct fl_redis_options o = {.create_size = create,
+				     .block_size = block};
+	char url[512];
+	struct fl_store *s;
+
+	make_url(url, sizeof(url), base, prefix);
+	s = fl_store_redis_open(url, &o);
+	REQUIRE(s);
+	return s;
+}
+
+static struct fl_redis_stats rstats(struct fl_store *s)
+{
+	struct fl_redis_stats st;
+
+	REQUIRE(fl_store_redis_stats(s, &st) == 0);
+	return st;
+}
+
+/* Write the pattern of seed over [0, size) through the store itself. */
+static void store_fill(struct fl_store *s, uint64_t size, uint32_t seed)
+{
+	size_t chunk = 1 * MIB;
+	unsigned char *buf = malloc(chunk);
+
+	REQUIRE(buf);
+	for (uint64_t off = 0; off < size; off += chunk) {
+		size_t n = size - off < chunk ? (size_t)(size - off) : chunk;
+
+		h_fill(buf, n, seed, off);
+		REQUIRE(s->ops->write(s, buf, n, off) == (ssize_t)n);
+	}
+	free(buf);
+}
+
+/* ---- cases that need no engine ----------------------------------------- */
+
+TEST(open_errors)
+{
+	struct fl_redis_options o = {0};
+	char prefix[64], url[512];
+	struct fl_store *s;
+
+	CHECK_ERR(fl_store_redis_open(NULL, NULL) == NULL, EINVAL);
+	CHECK_ERR(fl_store_redis_open("redis://127.0.0.1:1", NULL) == NULL,
+		  EINVAL); /* no prefix */
+	CHECK_ERR(fl_store_redis_open("http://127.0.0.1/x", NULL) == NULL,
+		  EINVAL);
+	CHECK_ERR(fl_store_redis_open("redis://a:1,b:2/x", NULL) == NULL,
+		  EINVAL); /* one server only */
+	CHECK_ERR(fl_store_redis_open("redis://127.0.0.1:99999/x", NULL) ==
+			  NULL,
+		  EINVAL);
+	o.block_size = 1000;
+	o.create_size = PG;
+	CHECK_ERR(fl_store_redis_open("redis://127.0.0.1/x", &o) == NULL,
+		  EINVAL);
+	/* Nothing listens on port 1. */
+	CHECK_ERR(fl_store_redis_open("redis://127.0.0.1:1/x", NULL) == NULL,
+		  ECONNREFUSED);
+	/* No object, no create_size. */
+	make_prefix(prefix, sizeof(prefix), "none");
+	make_url(url, sizeof(url), url_standalone, prefix);
+	CHECK_ERR(fl_store_redis_open(url, NULL) == NULL, ENOENT);
+	/* exclusive */
+	o = (struct fl_redis_options){.create_size = 8 * PG, .exclusive = 1};
+	s = fl_store_redis_open(url, &o);
+	REQUIRE(s);
+	CHECK_ERR(fl_store_redis_open(url, &o) == NULL, EEXIST);
+	s->ops->destroy(s);
+	/* Not a faultline object. */
+	{
+		redisContext *c = rc_connect(url_standalone, 0);
+		char p2[64], u2[512];
+
+		make_prefix(p2, sizeof(p2), "junk");
+		make_url(u2, sizeof(u2), url_standalone, p2);
+		freeReplyObject(rc_cmd(c, "HSET %s:meta format other", p2));
+		CHECK_ERR(fl_store_redis_open(u2, NULL) == NULL, EPROTO);
+		freeReplyObject(rc_cmd(c, "DEL %s:meta", p2));
+		redisFree(c);
+	}
+	/* A standalone server is not a cluster. */
+	{
+		char u3[512];
+
+		snprintf(u3, sizeof(u3), "redis+cluster://%s/x",
+			 strstr(url_standalone, "://") + 3);
+		CHECK_ERR(fl_store_redis_open(u3, NULL) == NULL, EIO);
+	}
+	object_delete(url_standalone, prefix, 0);
+}
+
+/* The layout on the server: the meta hash, one key per block, sparse. */
+TEST(layout)
+{
+	uint64_t size = 5 * 65536 + 3 * PG + 100; /* a partial last block */
+	unsigned char *buf = malloc(2 * 65536);
+	char prefix[64];
+	struct fl_store *s;
+	redisContext *c;
+	redisReply *r;
+
+	REQUIRE(buf);
+	make_prefix(prefix, sizeof(prefix), "layout");
+	s = open_store(url_standalone, prefix, size, 0);
+	CHECK_EQ(s->ops->size(s), size);
+	CHECK_EQ(rstats(s).block_size, 65536);
+	c = rc_connect(url_standalone, 0);
+	r = rc_cmd(c, "HGETALL %s:meta", prefix);
+	REQUIRE(r->type == REDIS_REPLY_ARRAY && r->elements == 8);
+	for (size_t i = 0; i < 8; i += 2) {
+		const char *k = r->element[i]->str, *v = r->element[i + 1]->str;
+
+		if (!strcmp(k, "format"))
+			CHECK(!strcmp(v, "faultline-blocks"));
+		else if (!strcmp(k, "version"))
+			CHECK(!strcmp(v, "1"));
+		else if (!strcmp(k, "size"))
+			CHECK_EQ(strtoull(v, NULL, 10), size);
+		else if (!strcmp(k, "block_size"))
+			CHECK(!strcmp(v, "65536"));
+		else
+			CHECK(!"unknown field");
+	}
+	freeReplyObject(r);
+	/* Sparse: reads zeros, no block key. */
+	memset(buf, 0xff, 2 * 65536);
+	CHECK_EQ(s->ops->read(s, buf, 2 * 65536, 65536), 2 * 65536);
+	CHECK_EQ(h_nonzero(buf, 2 * 65536), -1);
+	/* One page in block 2 at offset 8192: a SETRANGE of that page. */
+	h_fill(buf, PG, 7, 2 * 65536 + 2 * PG);
+	CHECK_EQ(s->ops->write(s, buf, PG, 2 * 65536 + 2 * PG), PG);
+	r = rc_cmd(c, "STRLEN %s:2", prefix);
+	CHECK_EQ(r->integer, 3 * PG);
+	freeReplyObject(r);
+	r = rc_cmd(c, "GETRANGE %s:2 8192 8199", prefix);
+	CHECK_EQ(r->len, 8);
+	CHECK_EQ(h_mismatch(r->str, 8, 7, 2 * 65536 + 2 * PG), -1);
+	freeReplyObject(r);
+	r = rc_cmd(c, "EXISTS %s:1", prefix);
+	CHECK_EQ(r->integer, 0);
+	freeReplyObject(r);
+	/* Read back across blocks 1-2: zeros, the page, zeros. */
+	CHECK_EQ(s->ops->read(s, buf, 2 * 65536, 65536), 2 * 65536);
+	CHECK_EQ(h_nonzero(buf, 65536 + 2 * PG), -1);
+	CHECK_EQ(h_mismatch(buf + 65536 + 2 * PG, PG, 7, 2 * 65536 + 2 * PG),
+		 -1);
+	CHECK_EQ(h_nonzero(buf + 65536 + 3 * PG, 65536 - 3 * PG), -1);
+	/* A whole block of zeros deletes it. */
+	memset(buf, 0, 65536);
+	CHECK_EQ(s->ops->write(s, buf, 65536, 2 * 65536), 65536);
+	r = rc_cmd(c, "EXISTS %s:2", prefix);
+	CHECK_EQ(r->integer, 0);
+	freeReplyObject(r);
+	/* The last block is cut at the object's end; reads past it: 0. */
+	h_fill(buf, 3 * PG + 100, 8, 5 * 65536);
+	CHECK_EQ(s->ops->write(s, buf, 3 * PG + 100, 5 * 65536), 3 * PG + 100);
+	r = rc_cmd(c, "STRLEN %s:5", prefix);
+	CHECK_EQ(r->integer, 3 * PG + 100);
+	freeReplyObject(r);
+	memset(buf, 0xff, 4 * PG);
+	CHECK_EQ(s->ops->read(s, buf, 4 * PG, 5 * 65536), 3 * PG + 100);
+	CHECK_EQ(h_mismatch(buf, 3 * PG + 100, 8, 5 * 65536), -1);
+	CHECK_EQ(s->ops->read(s, buf, PG, 6 * 65536), 0);
+	/* One round trip per call, however many blocks. */
+	{
+		struct fl_redis_stats a = rstats(s), b;
+
+		CHECK_EQ(s->ops->read(s, buf, 2 * 65536, 0), 2 * 65536);
+		b = rstats(s);
+		CHECK_EQ(b.round_trips - a.round_trips, 1);
+		CHECK_EQ(b.commands - a.commands, 2);
+	}
+	s->ops->destroy(s);
+	redisFree(c);
+	object_delete(url_standalone, prefix, 6);
+	free(buf);
+}
+
+/* ---- mappings ------------------------------------------------------------ */
+
+struct writers {
+	unsigned char *shared;
+	size_t pages;
+	fl_engine *e;
+};
+
+/* Thread i writes the pattern of seed 40 + i into every 4th page from i,
+ * through the shared mapping, with an msync every 16 pages. */
+static void writer(int i, void *arg)
+{
+	struct writers *w = arg;
+
+	for (size_t pg = (size_t)i; pg < w->pages; pg += 4) {
+		h_fill(w->shared + pg * PG, PG, 40 + (uint32_t)i, pg * PG);
+		if (pg % 16 == (size_t)i)
+			CHECK_EQ(fl_msync(w->e, w->shared + pg * PG, PG,
+					  MS_SYNC),
+				 0);
+	}
+}
+
+static void check_written(const unsigned char *p, size_t pages)
+{
+	for (size_t pg = 0; pg < pages; pg++)
+		if (h_mismatch(p + pg * PG, PG, 40 + (uint32_t)(pg % 4),
+			       pg * PG) != -1) {
+			h_fail(__FILE__, __LINE__, "page %zu wrong", pg);
+			return;
+		}
+}
+
+/* Shared and private mappings of one object, four writer threads, msync;
+ * a second engine (a second machine) sees the shared stores only. */
+static void map_and_share(const char *base, const char *tag)
+{
+	size_t size = 4 * MIB, pages = size / PG;
+	char prefix[64], url[512];
+	struct fl_store *s, *s2;
+	struct writers w;
+	fl_engine *e, *e2;
+	fl_object *o, *o2;
+	unsigned char *sh, *pv, *p2;
+	struct fl_redis_stats st;
+
+	make_prefix(prefix, sizeof(prefix), tag);
+	s = open_store(base, prefix, size, 0);
+	store_fill(s, size, 30);
+	e = h_engine(2);
+	o = fl_object_create(e, s, O_RDWR);
+	REQUIRE(o);
+	sh = h_map(e, size, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	pv = h_map(e, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, o, 0);
+	/* The private mapping reads the object, then keeps its own copy. */
+	CHECK_EQ(h_mismatch(pv, size, 30, 0), -1);
+	memset(pv, 0x5a, 8 * PG);
+	w = (struct writers){.shared = sh, .pages = pages, .e = e};
+	h_run_threads(4, writer, &w);
+	CHECK_EQ(fl_msync(e, sh, size, MS_SYNC), 0);
+	check_written(sh, pages);
+	CHECK_EQ(pv[0], 0x5a);
+	CHECK_EQ(pv[8 * PG - 1], 0x5a);
+	/* Pages the private mapping did not write show the shared stores. */
+	CHECK_EQ(h_mismatch(pv + 9 * PG, PG, 40 + 9 % 4, 9 * PG), -1);
+	CHECK_EQ(h_estats(e).writeback_errors, 0);
+	st = rstats(s);
+	/* Pipelined: many block commands per round trip. */
+	CHECK_GT(st.commands, st.round_trips);
+	CHECK_LE(st.connections, 4 * (strstr(base, "cluster") ? 3 : 1));
+	h_note("%s: %llu commands in %llu round trips, %llu connects", tag,
+	       (unsigned long long)st.commands,
+	       (unsigned long long)st.round_trips,
+	       (unsigned long long)st.connects);
+
+	/* A second engine opens the same URL: the shared stores. */
+	make_url(url, sizeof(url), base, prefix);
+	s2 = fl_store_redis_open(url, NULL);
+	REQUIRE(s2);
+	CHECK_EQ(s2->ops->size(s2), size);
+	e2 = h_engine(2);
+	o2 = fl_object_create(e2, s2, O_RDONLY);
+	REQUIRE(o2);
+	p2 = h_map(e2, size, PROT_READ, MAP_SHARED, o2, 0);
+	check_written(p2, pages);
+	CHECK_EQ(h_estats(e2).errors, 0);
+	CHECK_EQ(fl_munmap(e2, p2, size), 0);
+	CHECK_EQ(fl_object_close(o2), 0);
+	CHECK_EQ(fl_engine_destroy(e2), 0);
+
+	CHECK_EQ(fl_munmap(e, sh, size), 0);
+	CHECK_EQ(fl_munmap(e, pv, size), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	object_delete(base, prefix, size / 65536);
+}
+
+TEST(shared_private_standalone)
+{
+	map_and_share(url_standalone, "share");
+}
+
+TEST(shared_private_cluster)
+{
+	map_and_share(url_cluster, "cshare");
+}
+
+/* A large sparse object: zeros everywhere, one block written. */
+TEST(sparse)
+{
+	size_t size = 256 * MIB;
+	char prefix[64];
+	struct fl_store *s;
+	fl_engine *e;
+	fl_object *o;
+	unsigned char *p;
+	redisContext *c;
+	redisReply *r;
+
+	make_prefix(prefix, sizeof(prefix), "sparse");
+	s = open_store(url_standalone, prefix, size, 0);
+	e = h_engine(2);
+	o = fl_object_create(e, s, O_RDWR);
+	REQUIRE(o);
+	p = h_map(e, size, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	CHECK_EQ(h_nonzero(p + 100 * MIB, 2 * MIB), -1);
+	CHECK_EQ(h_nonzero(p + size - 64 * PG, 64 * PG), -1);
+	h_fill(p + 7 * MIB, PG, 9, 7 * MIB);
+	CHECK_EQ(fl_msync(e, p, size, MS_SYNC), 0);
+	CHECK_EQ(fl_munmap(e, p, size), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	/* Only the written block (and the meta) exist on the server. */
+	c = rc_connect(url_standalone, 0);
+	r = rc_cmd(c, "EXISTS %s:%d", prefix, 7 * 16);
+	CHECK_EQ(r->integer, 1);
+	freeReplyObject(r);
+	r = rc_cmd(c, "EVAL %s 0 %s",
+		   "local n = 0 local c = '0' repeat local r = "
+		   "redis.call('scan', c, 'match', ARGV[1] .. ':*', 'count', "
+		   "1000) c = r[1] n = n + #r[2] until c == '0' return n",
+		   prefix);
+	CHECK_EQ(r->integer, 2);
+	freeReplyObject(r);
+	redisFree(c);
+	object_delete(url_standalone, prefix, size / 65536);
+}
+
+#else /* !FL_HAVE_HIREDIS */
+
+__attribute__((constructor)) static void need_hiredis(void)
+{
+	printf("SKIP test_redis: faultline was built without hiredis "
+	       "(apt-get install libhiredis-dev)\n");
+	exit(77);
+}
+
+#endif
