@@ -14,6 +14,9 @@
 #include "harness.h"
 
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,7 +110,7 @@ static redisReply *rc_cmd(redisContext *c, const char *fmt, ...)
 }
 
 /* The node (index into the cluster URL's seeds) that serves key. */
-static __attribute__((unused)) int cluster_node_of(const char *key)
+static int cluster_node_of(const char *key)
 {
 	for (int i = 0; i < 3; i++) {
 		redisContext *c = rc_connect(url_cluster, i);
@@ -489,6 +492,467 @@ TEST(sparse)
 	freeReplyObject(r);
 	redisFree(c);
 	object_delete(url_standalone, prefix, size / 65536);
+}
+
+/* ---- a cluster slot resharded while mapped ------------------------------ */
+
+struct reshard {
+	fl_engine *e;
+	unsigned char *p;
+	size_t hot_pages, cold_pages;
+	_Atomic int stop;
+	_Atomic unsigned rounds;
+	unsigned last_seed; /* of the last round msync'ed (the worker's) */
+	unsigned wait_for;  /* rounds_past: this many rounds done */
+};
+
+/* Each round writes every hot page with the round's seed and msyncs, and
+ * reads a few cold pages (store reads) and checks them. */
+static void *reshard_worker(void *arg)
+{
+	struct reshard *r = arg;
+	size_t cold = r->hot_pages;
+
+	while (!atomic_load(&r->stop)) {
+		unsigned seed = 100 + atomic_load(&r->rounds);
+
+		for (size_t pg = 0; pg < r->hot_pages; pg++)
+			h_fill(r->p + pg * PG, PG, seed, pg * PG);
+		if (fl_msync(r->e, r->p, r->hot_pages * PG, MS_SYNC)) {
+			h_fail(__FILE__, __LINE__, "msync: %s",
+			       strerror(errno));
+			break;
+		}
+		r->last_seed = seed;
+		for (int i = 0; i < 16 && cold < r->cold_pages; i++, cold++)
+			if (h_mismatch(r->p + cold * PG, PG, 30, cold * PG) !=
+			    -1) {
+				h_fail(__FILE__, __LINE__, "cold page %zu",
+				       cold);
+				atomic_store(&r->stop, 1);
+			}
+		atomic_fetch_add(&r->rounds, 1);
+	}
+	return NULL;
+}
+
+static int rounds_past(void *arg)
+{
+	struct reshard *r = arg;
+
+	return atomic_load(&r->rounds) >= r->wait_for || h_failures();
+}
+
+static void node_id(redisContext *c, char *id, size_t len)
+{
+	redisReply *r = rc_cmd(c, "CLUSTER MYID");
+
+	REQUIRE(r->type == REDIS_REPLY_STRING && r->len < len);
+	memcpy(id, r->str, r->len + 1);
+	freeReplyObject(r);
+}
+
+/* Move slot from seed node src to seed node dst, key by key, as
+ * redis-cli --cluster reshard does. */
+static void migrate_slot(long long slot, int src, int dst)
+{
+	redisContext *cs = rc_connect(url_cluster, src);
+	redisContext *cd = rc_connect(url_cluster, dst);
+	char sid[64], did[64], host[128];
+	int dport, moved = 0;
+	redisReply *r;
+
+	url_server(url_cluster, dst, host, sizeof(host), &dport);
+	node_id(cs, sid, sizeof(sid));
+	node_id(cd, did, sizeof(did));
+	freeReplyObject(
+		rc_cmd(cd, "CLUSTER SETSLOT %lld IMPORTING %s", slot, sid));
+	freeReplyObject(
+		rc_cmd(cs, "CLUSTER SETSLOT %lld MIGRATING %s", slot, did));
+	for (;;) {
+		r = rc_cmd(cs, "CLUSTER GETKEYSINSLOT %lld 4", slot);
+		REQUIRE(r->type == REDIS_REPLY_ARRAY);
+		if (r->elements == 0) {
+			freeReplyObject(r);
+			break;
+		}
+		for (size_t i = 0; i < r->elements; i++) {
+			redisReply *m = rc_cmd(cs, "MIGRATE %s %d %s 0 5000",
+					       host, dport, r->element[i]->str);
+
+			CHECK(m->type != REDIS_REPLY_ERROR);
+			freeReplyObject(m);
+			moved++;
+		}
+		freeReplyObject(r);
+	}
+	for (int n = 0; n < 3; n++) {
+		redisContext *c = n == dst ? cd : n == src ? cs : NULL;
+
+		if (!c)
+			c = rc_connect(url_cluster, n);
+		freeReplyObject(
+			rc_cmd(c, "CLUSTER SETSLOT %lld NODE %s", slot, did));
+		if (c != cd && c != cs)
+			redisFree(c);
+	}
+	h_note("slot %lld: %d keys moved from node %d to node %d", slot, moved,
+	       src, dst);
+	redisFree(cs);
+	redisFree(cd);
+}
+
+static long long key_slot(const char *key)
+{
+	redisContext *c = rc_connect(url_cluster, 0);
+	redisReply *r = rc_cmd(c, "CLUSTER KEYSLOT %s", key);
+	long long slot = r->integer;
+
+	freeReplyObject(r);
+	redisFree(c);
+	return slot;
+}
+
+/* Two slots (a block being written, a block not read yet) move to
+ * another node while a mapping writes and reads: nothing is lost, and
+ * the store followed the redirections. */
+TEST(cluster_reshard)
+{
+	size_t size = 16 * MIB;
+	char prefix[64], key[128], url[512];
+	struct reshard r = {0};
+	struct fl_store *s, *s2;
+	fl_engine *e2;
+	fl_object *o, *o2;
+	unsigned char *p2;
+	pthread_t t;
+	int blocks[2] = {5, 100};
+
+	make_prefix(prefix, sizeof(prefix), "reshard");
+	s = open_store(url_cluster, prefix, size, 0);
+	store_fill(s, size, 30);
+	r.e = h_engine(2);
+	o = fl_object_create(r.e, s, O_RDWR);
+	REQUIRE(o);
+	r.p = h_map(r.e, size, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	REQUIRE(fl_madvise(r.e, r.p, size, MADV_RANDOM) == 0);
+	r.hot_pages = 8 * 16; /* blocks 0-7 */
+	r.cold_pages = size / PG;
+	r.last_seed = 100;
+	REQUIRE(pthread_create(&t, NULL, reshard_worker, &r) == 0);
+	for (int i = 0; i < 2; i++) {
+		int src;
+
+		snprintf(key, sizeof(key), "%s:%d", prefix, blocks[i]);
+		src = cluster_node_of(key);
+		REQUIRE(src >= 0);
+		migrate_slot(key_slot(key), src, (src + 1) % 3);
+	}
+	/* A few rounds after the move: the old owner answered MOVED. */
+	r.wait_for = atomic_load(&r.rounds) + 3;
+	CHECK(h_wait_until(rounds_past, &r));
+	atomic_store(&r.stop, 1);
+	pthread_join(t, NULL);
+	CHECK_EQ(h_mismatch(r.p, r.hot_pages * PG, r.last_seed, 0), -1);
+	{
+		struct fl_redis_stats st = rstats(s);
+
+		CHECK_GE(st.moved + st.ask, 1);
+		CHECK_GE(st.slot_refreshes, 2);
+		h_note("moved %llu ask %llu refreshes %llu",
+		       (unsigned long long)st.moved, (unsigned long long)st.ask,
+		       (unsigned long long)st.slot_refreshes);
+	}
+	CHECK_EQ(h_estats(r.e).errors, 0);
+	/* Another machine reads it all back. */
+	make_url(url, sizeof(url), url_cluster, prefix);
+	s2 = fl_store_redis_open(url, NULL);
+	REQUIRE(s2);
+	e2 = h_engine(2);
+	o2 = fl_object_create(e2, s2, O_RDONLY);
+	REQUIRE(o2);
+	p2 = h_map(e2, size, PROT_READ, MAP_SHARED, o2, 0);
+	CHECK_EQ(h_mismatch(p2, r.hot_pages * PG, r.last_seed, 0), -1);
+	CHECK_EQ(h_mismatch(p2 + r.hot_pages * PG, size - r.hot_pages * PG, 30,
+			    r.hot_pages * PG),
+		 -1);
+	CHECK_EQ(fl_munmap(e2, p2, size), 0);
+	CHECK_EQ(fl_object_close(o2), 0);
+	CHECK_EQ(fl_engine_destroy(e2), 0);
+	CHECK_EQ(fl_munmap(r.e, r.p, size), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(r.e), 0);
+	object_delete(url_cluster, prefix, size / 65536);
+}
+
+/* ---- a server of this case's own: killed, stopped, failing ----------------
+ */
+
+struct own_server {
+	char dir[256];
+	int port;
+	pid_t pid;
+	char url[128]; /* redis://127.0.0.1:port */
+};
+
+static int own_ping(void *arg)
+{
+	struct own_server *sv = arg;
+	struct timeval tv = {1, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", sv->port, tv);
+	redisReply *r = NULL;
+	int ok = 0;
+
+	if (c && !c->err) {
+		redisSetTimeout(c, tv);
+		r = redisCommand(c, "PING");
+		ok = r && r->type == REDIS_REPLY_STATUS;
+	}
+	if (r)
+		freeReplyObject(r);
+	if (c)
+		redisFree(c);
+	return ok;
+}
+
+/* Start redis-server on sv->port (a new free port if 0), persisting
+ * every write (AOF, fsync always) in sv->dir; it dies with this case. */
+static void own_start(struct own_server *sv)
+{
+	char port[16];
+
+	if (!sv->dir[0]) {
+		snprintf(sv->dir, sizeof(sv->dir), "%s/redis-%d-XXXXXX",
+			 h_tmpdir(), (int)getpid());
+		REQUIRE(mkdtemp(sv->dir));
+	}
+	if (!sv->port) {
+		do
+			sv->port = 40000 + (int)(h_now() * 1000) % 20000;
+		while (own_ping(sv));
+	}
+	snprintf(port, sizeof(port), "%d", sv->port);
+	snprintf(sv->url, sizeof(sv->url), "redis://127.0.0.1:%d", sv->port);
+	sv->pid = fork();
+	REQUIRE(sv->pid >= 0);
+	if (sv->pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("redis-server", "redis-server", "--port", port, "--bind",
+		       "127.0.0.1", "--dir", sv->dir, "--save", "",
+		       "--appendonly", "yes", "--appendfsync", "always",
+		       (char *)NULL);
+		_exit(127);
+	}
+	REQUIRE(h_wait_until(own_ping, sv));
+}
+
+static void own_kill(struct own_server *sv)
+{
+	kill(sv->pid, SIGKILL);
+	waitpid(sv->pid, NULL, 0);
+	sv->pid = 0;
+}
+
+static void own_remove(struct own_server *sv)
+{
+	char cmd[300];
+
+	if (sv->pid)
+		own_kill(sv);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", sv->dir);
+	CHECK_EQ(system(cmd), 0);
+}
+
+/* Clients connected to the server, not counting the one asking. */
+static long own_clients(struct own_server *sv)
+{
+	redisContext *c = rc_connect_port("127.0.0.1", sv->port);
+	redisReply *r = rc_cmd(c, "CLIENT LIST");
+	long n = -1;
+
+	for (const char *p = r->str; (p = strchr(p, '\n')); p++)
+		n++; /* one line per client */
+	freeReplyObject(r);
+	redisFree(c);
+	return n;
+}
+
+struct msync_arg {
+	fl_engine *e;
+	void *p;
+	size_t len;
+};
+
+static int msync_ok(void *arg)
+{
+	struct msync_arg *m = arg;
+
+	return fl_msync(m->e, m->p, m->len, MS_SYNC) == 0;
+}
+
+static int have_redis_server(void)
+{
+	if (system("command -v redis-server >/dev/null 2>&1") == 0)
+		return 1;
+	h_note("no redis-server on PATH: case not run");
+	CHECK(!getenv("FL_REQUIRE_REDIS"));
+	return 0;
+}
+
+/* Killed and restarted while mapped: reads SIGBUS while it is down, msync
+ * EIO (the pages stay dirty), another store is served meanwhile; after
+ * the restart msync succeeds and nothing is lost; no connection leaks. */
+TEST(server_killed_and_restarted)
+{
+	struct fl_redis_options ro = {.create_size = 2 * MIB,
+				      .timeout_ms = 500};
+	struct own_server sv = {0};
+	struct h_file f;
+	char url[256];
+	struct fl_store *s;
+	fl_engine *e;
+	fl_object *o, *fo;
+	unsigned char *p, *fp, v;
+	struct h_sig sig;
+	struct msync_arg m;
+	uint64_t err0;
+
+	if (!have_redis_server())
+		return;
+	own_start(&sv);
+	snprintf(url, sizeof(url), "%s/restart", sv.url);
+	s = fl_store_redis_open(url, &ro);
+	REQUIRE(s);
+	store_fill(s, 2 * MIB, 30);
+	e = h_engine(2);
+	o = fl_object_create(e, s, O_RDWR);
+	REQUIRE(o);
+	p = h_map(e, 2 * MIB, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	REQUIRE(fl_madvise(e, p, 2 * MIB, MADV_RANDOM) == 0);
+	h_file_create(&f, 64 * PG, 33);
+	fo = h_open(e, &f, O_RDONLY);
+	fp = h_map(e, 64 * PG, PROT_READ, MAP_SHARED, fo, 0);
+	CHECK_EQ(h_mismatch(p, 8 * PG, 30, 0), -1); /* cached */
+	h_fill(p, 4 * PG, 31, 0);
+	CHECK_EQ(fl_msync(e, p, 2 * MIB, MS_SYNC), 0);
+
+	own_kill(&sv);
+	err0 = h_estats(e).errors;
+	CHECK_EQ(h_try_read(p + MIB, &v, &sig), SIGBUS);
+	CHECK_EQ(h_estats(e).errors, err0 + 1);
+	h_fill(p + 5 * PG, PG, 32, 5 * PG); /* a cached page: no store I/O */
+	CHECK_ERR(fl_msync(e, p, 2 * MIB, MS_SYNC) == -1, EIO);
+	CHECK_GE(h_mstats(e, p).dirty_pages, 1);
+	CHECK_GE(h_estats(e).writeback_errors, 1);
+	/* Another store's faults are served meanwhile. */
+	CHECK_EQ(h_mismatch(fp, 64 * PG, 33, 0), -1);
+
+	own_start(&sv); /* the same port and directory: the AOF reloads */
+	m = (struct msync_arg){e, p, 2 * MIB};
+	CHECK(h_wait_until(msync_ok, &m));
+	CHECK_EQ(h_mstats(e, p).dirty_pages, 0);
+	/* The poisoned page faults afresh after MADV_DONTNEED. */
+	CHECK_EQ(fl_madvise(e, p + MIB, PG, MADV_DONTNEED), 0);
+	CHECK_EQ(h_mismatch(p + MIB, PG, 30, MIB), -1);
+	CHECK_LE(rstats(s).connections, 4);
+	CHECK_GE(own_clients(&sv), 1);
+	CHECK_EQ(fl_munmap(e, fp, 64 * PG), 0);
+	CHECK_EQ(fl_object_close(fo), 0);
+	CHECK_EQ(fl_munmap(e, p, 2 * MIB), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	CHECK_EQ(own_clients(&sv), 0); /* every connection closed */
+
+	/* Nothing lost: a fresh store reads what was written before, during
+	 * and after the outage. */
+	s = fl_store_redis_open(url, NULL);
+	REQUIRE(s);
+	{
+		unsigned char *buf = malloc(2 * MIB);
+
+		REQUIRE(buf);
+		CHECK_EQ(s->ops->read(s, buf, 2 * MIB, 0), 2 * MIB);
+		CHECK_EQ(h_mismatch(buf, 4 * PG, 31, 0), -1);
+		CHECK_EQ(h_mismatch(buf + 4 * PG, PG, 30, 4 * PG), -1);
+		CHECK_EQ(h_mismatch(buf + 5 * PG, PG, 32, 5 * PG), -1);
+		CHECK_EQ(h_mismatch(buf + 6 * PG, 2 * MIB - 6 * PG, 30, 6 * PG),
+			 -1);
+		free(buf);
+	}
+	s->ops->destroy(s);
+	CHECK_EQ(own_clients(&sv), 0);
+	h_file_remove(&f);
+	own_remove(&sv);
+}
+
+/* A stopped (unresponsive) server: reads SIGBUS after the timeout and
+ * count it; a server refusing writes (maxmemory): msync EIO, pages kept
+ * dirty; both recover. */
+TEST(server_stopped_and_refusing)
+{
+	struct fl_redis_options ro = {.create_size = MIB, .timeout_ms = 300};
+	struct own_server sv = {0};
+	char url[256];
+	struct fl_store *s;
+	fl_engine *e;
+	fl_object *o;
+	unsigned char *p, v;
+	struct h_sig sig;
+	struct msync_arg m;
+	redisContext *c;
+
+	if (!have_redis_server())
+		return;
+	own_start(&sv);
+	snprintf(url, sizeof(url), "%s/stopped", sv.url);
+	s = fl_store_redis_open(url, &ro);
+	REQUIRE(s);
+	store_fill(s, MIB, 30);
+	e = h_engine(2);
+	o = fl_object_create(e, s, O_RDWR);
+	REQUIRE(o);
+	p = h_map(e, MIB, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	REQUIRE(fl_madvise(e, p, MIB, MADV_RANDOM) == 0);
+	CHECK_EQ(h_mismatch(p, PG, 30, 0), -1);
+
+	kill(sv.pid, SIGSTOP);
+	CHECK_EQ(h_try_read(p + 64 * PG, &v, &sig), SIGBUS);
+	CHECK_GE(rstats(s).timeouts, 1);
+	h_fill(p, PG, 34, 0);
+	CHECK_ERR(fl_msync(e, p, PG, MS_SYNC) == -1, EIO);
+	kill(sv.pid, SIGCONT);
+	m = (struct msync_arg){e, p, MIB};
+	CHECK(h_wait_until(msync_ok, &m));
+
+	/* Writes refused: an error reply, not a lost connection. */
+	c = rc_connect_port("127.0.0.1", sv.port);
+	freeReplyObject(rc_cmd(c, "CONFIG SET maxmemory 1"));
+	h_fill(p + PG, PG, 35, PG);
+	CHECK_ERR(fl_msync(e, p, MIB, MS_SYNC) == -1, EIO);
+	CHECK_EQ(h_mstats(e, p).dirty_pages, 1);
+	freeReplyObject(rc_cmd(c, "CONFIG SET maxmemory 0"));
+	CHECK_EQ(fl_msync(e, p, MIB, MS_SYNC), 0);
+	CHECK_EQ(fl_madvise(e, p + 64 * PG, PG, MADV_DONTNEED), 0);
+	CHECK_EQ(h_mismatch(p + 64 * PG, PG, 30, 64 * PG), -1);
+	CHECK_EQ(fl_munmap(e, p, MIB), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	{
+		redisReply *r =
+			rc_cmd(c, "GETRANGE stopped:0 0 %d", (int)(2 * PG - 1));
+
+		CHECK_EQ(r->len, 2 * PG);
+		CHECK_EQ(h_mismatch(r->str, PG, 34, 0), -1);
+		CHECK_EQ(h_mismatch(r->str + PG, PG, 35, PG), -1);
+		freeReplyObject(r);
+	}
+	redisFree(c);
+	CHECK_EQ(own_clients(&sv), 0);
+	own_remove(&sv);
 }
 
 #else /* !FL_HAVE_HIREDIS */
