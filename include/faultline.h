@@ -330,6 +330,16 @@ struct fl_redis_options {
 struct fl_store *fl_store_redis_open(const char *url,
 				     const struct fl_redis_options *opts);
 
+/*
+ * Delete the object at url (every block key, then its metadata), one
+ * pipelined round trip per 512 blocks.  opts: connection settings only
+ * (NULL: defaults).  Mappings of it elsewhere then read zeros, or fail
+ * once the metadata is gone for stores opened after.  Returns 0, or -1
+ * with errno as fl_store_redis_open (ENOENT: no object there) or of the
+ * failed deletes (EIO, ETIMEDOUT); a failure may leave part deleted.
+ */
+int fl_store_redis_remove(const char *url, const struct fl_redis_options *opts);
+
 /* Counters of a Redis store (since it was opened). */
 struct fl_redis_stats {
 	uint64_t connections;	   /* open now */

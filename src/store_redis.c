@@ -695,7 +695,79 @@ int fl_store_redis_stats(struct fl_store *store, struct fl_redis_stats *st)
 	return 0;
 }
 
+/* DEL every block key of the object, BATCH_BLOCKS per round trip, then
+ * its metadata. */
+static int remove_keys(struct redis_store *rs)
+{
+	uint64_t nblocks = (rs->size + rs->block - 1) / rs->block, b = 0;
+	struct redis_cmd *c = calloc(BATCH_BLOCKS, sizeof(*c));
+	struct blk_args *a = malloc(BATCH_BLOCKS * sizeof(*a));
+	unsigned failed = 0;
+
+	if (!c || !a) {
+		free(c);
+		free(a);
+		errno = ENOMEM;
+		return -1;
+	}
+	while (!failed && b <= nblocks) {
+		unsigned n = 0;
+
+		for (; n < BATCH_BLOCKS && b <= nblocks; n++, b++) {
+			memset(&c[n], 0, sizeof(c[n]));
+			c[n].argc = 2;
+			cmd_arg(&c[n], 0, "DEL", 3);
+			if (b < nblocks) {
+				cmd_key(rs, &c[n], &a[n], b);
+			} else { /* the metadata last */
+				int len = snprintf(a[n].key, sizeof(a[n].key),
+						   "%s:meta", rs->prefix);
+
+				cmd_arg(&c[n], 1, a[n].key, (size_t)len);
+			}
+		}
+		failed = redis_exec(&rs->cl, c, n);
+		for (unsigned i = 0; i < n; i++) {
+			if (c[i].reply)
+				freeReplyObject(c[i].reply);
+			if (c[i].err && failed)
+				errno = c[i].err;
+		}
+	}
+	free(c);
+	free(a);
+	return failed ? -1 : 0;
+}
+
+int fl_store_redis_remove(const char *url, const struct fl_redis_options *opts)
+{
+	struct fl_redis_options o = opts ? *opts : (struct fl_redis_options){0};
+	struct fl_store *s;
+	int ret, saved;
+
+	o.create_size = 0;
+	o.exclusive = 0;
+	o.read_only = 0;
+	o.io_threads = 1;
+	s = fl_store_redis_open(url, &o);
+	if (!s)
+		return -1;
+	ret = remove_keys(to_redis(s));
+	saved = errno;
+	s->ops->destroy(s);
+	errno = saved;
+	return ret;
+}
+
 #else /* no hiredis: the calls exist and say so */
+
+int fl_store_redis_remove(const char *url, const struct fl_redis_options *opts)
+{
+	(void)url;
+	(void)opts;
+	errno = EOPNOTSUPP;
+	return -1;
+}
 
 struct fl_store *fl_store_redis_open(const char *url,
 				     const struct fl_redis_options *opts)
