@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <libgen.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -953,6 +954,77 @@ TEST(server_stopped_and_refusing)
 	redisFree(c);
 	CHECK_EQ(own_clients(&sv), 0);
 	own_remove(&sv);
+}
+
+/* ---- the program: cp both ways, demo --store ------------------------------
+ */
+
+/* Run BUILD/faultline with args (a shell command line); its exit status. */
+static int run_program(const char *args)
+{
+	char exe[1024], cmd[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	REQUIRE(n > 0);
+	exe[n] = 0;
+	snprintf(cmd, sizeof(cmd), "%s/../faultline %s >/dev/null 2>&1",
+		 dirname(exe), args);
+	return WEXITSTATUS(system(cmd));
+}
+
+TEST(cli_cp_and_demo)
+{
+	const char *bases[2] = {url_standalone, url_cluster};
+	struct h_file f;
+	char prefix[64], url[512], args[2048], back[512];
+	unsigned char *buf;
+	size_t size = 3 * MIB + 100;
+
+	h_file_create(&f, size, 61);
+	buf = malloc(size);
+	REQUIRE(buf);
+	snprintf(back, sizeof(back), "%s.back", f.path);
+	for (int i = 0; i < 2; i++) {
+		make_prefix(prefix, sizeof(prefix), "cp");
+		make_url(url, sizeof(url), bases[i], prefix);
+		snprintf(args, sizeof(args), "cp '%s' '%s'", f.path, url);
+		CHECK_EQ(run_program(args), 0);
+		snprintf(args, sizeof(args), "cp '%s' '%s'", url, back);
+		CHECK_EQ(run_program(args), 0);
+		CHECK_EQ(h_file_size(back), size);
+		h_pread(back, buf, size, 0);
+		CHECK_EQ(h_mismatch(buf, size, 61, 0), -1);
+		/* Another size is refused without --force. */
+		{
+			int fd = open(back, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+			REQUIRE(fd >= 0 && ftruncate(fd, 2 * PG) == 0);
+			close(fd);
+		}
+		snprintf(args, sizeof(args), "cp '%s' '%s'", back, url);
+		CHECK_EQ(run_program(args), 1);
+		snprintf(args, sizeof(args), "cp --force '%s' '%s'", back, url);
+		CHECK_EQ(run_program(args), 0);
+		{
+			struct fl_store *s = fl_store_redis_open(url, NULL);
+
+			REQUIRE(s);
+			CHECK_EQ(s->ops->size(s), 2 * PG);
+			s->ops->destroy(s);
+		}
+		CHECK_EQ(fl_store_redis_remove(url, NULL), 0);
+		CHECK_ERR(fl_store_redis_remove(url, NULL) == -1, ENOENT);
+		unlink(back);
+		/* The demo on a new object, deleted at the end. */
+		make_prefix(prefix, sizeof(prefix), "demo");
+		make_url(url, sizeof(url), bases[i], prefix);
+		snprintf(args, sizeof(args),
+			 "demo --size 4M --threads 2 --store '%s'", url);
+		CHECK_EQ(run_program(args), 0);
+		CHECK_ERR(fl_store_redis_open(url, NULL) == NULL, ENOENT);
+	}
+	free(buf);
+	h_file_remove(&f);
 }
 
 #else /* !FL_HAVE_HIREDIS */
