@@ -42,6 +42,7 @@
 #define DEFAULT_THREADS	   2u
 #define MAX_THREADS	   16u
 #define BATCH_BLOCKS	   512u /* most block commands in one batch */
+#define SPLIT_BLOCKS	   16u	/* a batch this large takes no more */
 #define FORMAT		   "faultline-blocks"
 #define VERSION		   "1"
 
@@ -296,8 +297,14 @@ static int redis_submit(struct fl_store *s, struct fl_store_io *const *ios,
 	return (int)n;
 }
 
-/* Called with qlock held: take queued requests, up to BATCH_BLOCKS
- * blocks (at least one request); returns how many, in ios. */
+/*
+ * Called with qlock held: take queued requests, up to BATCH_BLOCKS blocks
+ * (at least one request); returns how many, in ios.  Once a batch has
+ * SPLIT_BLOCKS blocks (a readahead window has 32) it is closed: the next
+ * window goes to another thread, on another connection, and each
+ * completes as soon as its own replies are in, rather than after the
+ * other's.  Small reads (random faults) gather into one round trip.
+ */
 static unsigned take_batch(struct redis_store *rs, struct fl_store_io **ios,
 			   unsigned max)
 {
@@ -307,7 +314,7 @@ static unsigned take_batch(struct redis_store *rs, struct fl_store_io **ios,
 		struct fl_store_io *io = rs->head;
 		unsigned b = range_blocks(rs, io->off, io->len);
 
-		if (n && blocks + b > BATCH_BLOCKS)
+		if (n && (blocks + b > BATCH_BLOCKS || blocks >= SPLIT_BLOCKS))
 			break;
 		blocks += b;
 		rs->head = io->store_data;
