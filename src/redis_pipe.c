@@ -29,6 +29,8 @@
 
 #define MAX_ROUNDS 8
 
+_Static_assert(REDIS_MAX_NODES <= 64, "a round's nodes are a 64-bit mask");
+
 /* A connection of one round: to node, ok until it fails. */
 struct round_conn {
 	unsigned node;
@@ -113,16 +115,28 @@ static void round_send(struct redis_client *cl, struct round *rd,
 {
 	static const char *asking[] = {"ASKING"};
 	static const size_t asking_len[] = {6};
+	uint64_t need = 0;
 	unsigned i;
 
+	for (i = 0; i < n; i++) {
+		cmds[i].sent = -1;
+		if (!cmds[i].pending)
+			continue;
+		cmds[i].node = cmds[i].asking ? cmds[i].ask_node
+					      : cmd_node(cl, &cmds[i]);
+		need |= 1ull << cmds[i].node;
+	}
+	/* Connections are taken in node order: two batches that each need
+	 * two full pools never wait for each other. */
+	for (i = 0; i < REDIS_MAX_NODES; i++)
+		if (need & (1ull << i))
+			round_conn(cl, rd, i);
 	for (i = 0; i < n; i++) {
 		struct redis_cmd *c = &cmds[i];
 		struct round_conn *rc;
 
-		c->sent = -1;
 		if (!c->pending)
 			continue;
-		c->node = c->asking ? c->ask_node : cmd_node(cl, c);
 		rc = round_conn(cl, rd, c->node);
 		if (!rc->ok) {
 			if (rc->got) /* broke this round: try again */
