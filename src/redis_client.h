@@ -91,7 +91,7 @@ struct redis_cmd {
 	redisReply *reply;
 	int err;
 	/* redis_exec's own */
-	unsigned pending : 1, asking : 1, retried : 1;
+	unsigned pending : 1, asking : 1, retried : 1, notified : 1;
 	unsigned node;	   /* where it is sent this round */
 	unsigned ask_node; /* after ASK */
 	int sent;	   /* index of its connection this round, -1: none */
@@ -147,9 +147,12 @@ int redis_redirect(struct redis_client *cl, const char *err, unsigned from,
 /*
  * Run cmds in as few round trips as possible: one when nothing is
  * redirected and no connection fails.  Every command ends with reply or
- * err set.  Returns the number of commands that failed.
+ * err set; done(arg, i) (if not NULL) is called, in the calling thread,
+ * as soon as command i has (reply or err final: it is not touched again),
+ * so that a caller can use the first replies while later ones are still
+ * coming.  Returns the number of commands that failed.
  */
-unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds,
-		    unsigned n);
+unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
+		    void (*done)(void *arg, unsigned i), void *arg);
 
 #endif /* FL_REDIS_CLIENT_H */

@@ -42,7 +42,22 @@ struct round_conn {
 struct round {
 	struct round_conn c[REDIS_MAX_NODES];
 	unsigned n;
+	struct redis_cmd *cmds; /* the batch */
+	void (*done)(void *arg, unsigned i);
+	void *arg;
 };
+
+/* Tell the caller once that command i is final. */
+static void notify(struct round *rd, unsigned i)
+{
+	struct redis_cmd *c = &rd->cmds[i];
+
+	if (c->pending || c->notified)
+		return;
+	c->notified = 1;
+	if (rd->done)
+		rd->done(rd->arg, i);
+}
 
 static void cmd_fail(struct redis_client *cl, struct redis_cmd *cmd, int err)
 {
@@ -143,6 +158,7 @@ static void round_send(struct redis_client *cl, struct round *rd,
 				cmd_lost(cl, c, rc);
 			else
 				cmd_fail(cl, c, rc->err ? rc->err : EIO);
+			notify(rd, i);
 			continue;
 		}
 		if (c->asking)
@@ -221,6 +237,7 @@ static void round_receive(struct redis_client *cl, struct round *rd,
 			cmd_lost(cl, c, rc);
 		else
 			cmd_reply(cl, c, r);
+		notify(rd, i);
 	}
 	for (i = 0; i < rd->n; i++) {
 		struct redis_node *nd = cl->nodes[rd->c[i].node];
@@ -234,31 +251,36 @@ static void round_receive(struct redis_client *cl, struct round *rd,
 	}
 }
 
-unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n)
+unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
+		    void (*done)(void *arg, unsigned i), void *arg)
 {
-	struct round *rd = malloc(sizeof(*rd));
+	struct round *rd = calloc(1, sizeof(*rd));
 	unsigned i, round, left = n, failed = 0;
 
 	for (i = 0; i < n; i++) {
 		cmds[i].reply = NULL;
-		cmds[i].err = rd ? 0 : ENOMEM;
-		cmds[i].pending = rd != NULL;
-		cmds[i].asking = cmds[i].retried = 0;
+		cmds[i].err = 0;
+		cmds[i].pending = 1;
+		cmds[i].asking = cmds[i].retried = cmds[i].notified = 0;
 	}
 	for (round = 0; rd && left && round < MAX_ROUNDS; round++) {
 		if (cl->cluster && atomic_load(&cl->slots_stale))
 			redis_slots_load(cl); /* the MOVED already applied */
-		rd->n = 0;
-		memset(rd->c, 0, sizeof(rd->c));
+		memset(rd, 0, sizeof(*rd));
+		rd->cmds = cmds;
+		rd->done = done;
+		rd->arg = arg;
 		round_send(cl, rd, cmds, n);
 		round_receive(cl, rd, cmds, n);
 		for (left = 0, i = 0; i < n; i++)
 			left += cmds[i].pending;
 	}
 	for (i = 0; i < n; i++) {
-		if (cmds[i].pending) /* redirected too often */
-			cmd_fail(cl, &cmds[i], EIO);
+		if (cmds[i].pending) /* redirected too often, or no memory */
+			cmd_fail(cl, &cmds[i], rd ? EIO : ENOMEM);
 		failed += cmds[i].err != 0;
+		if (!cmds[i].notified && done)
+			done(arg, i);
 	}
 	free(rd);
 	return failed;

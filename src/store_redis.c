@@ -197,39 +197,87 @@ static ssize_t finish(struct redis_store *rs, const struct fl_store_io *io,
 	return (ssize_t)done;
 }
 
+/* A batch of requests and where each one's commands are. */
+struct batch {
+	struct redis_store *rs;
+	struct fl_store_io *const *ios;
+	ssize_t *results;
+	struct redis_cmd *c;
+	struct blk_args *a;
+	unsigned *first; /* n + 1: request r has commands [first[r], first[r+1])
+			  */
+	unsigned *left;	 /* commands of each request not final yet */
+	unsigned *req_of; /* the request of each command */
+	int complete;	  /* complete each request as soon as it is done */
+};
+
+static void request_done(struct batch *b, unsigned r)
+{
+	unsigned k = b->first[r];
+
+	b->results[r] = finish(b->rs, b->ios[r], b->c + k, b->a + k,
+			       b->first[r + 1] - k);
+	if (b->complete)
+		fl_store_io_complete(b->ios[r], b->results[r]);
+}
+
+/* redis_exec's callback: command k is final. */
+static void command_done(void *arg, unsigned k)
+{
+	struct batch *b = arg;
+	unsigned r = b->req_of[k];
+
+	if (--b->left[r] == 0)
+		request_done(b, r);
+}
+
 /*
  * Run n requests as one batch: their commands in one pipelined round
  * trip (more only for redirections); results[i] as read/write return it,
- * or a negative errno.  No lock held.
+ * or a negative errno.  complete: each request is completed (with
+ * fl_store_io_complete) as soon as its own replies are in, while the
+ * batch's later replies are still coming.  No lock held.
  */
 static void run_batch(struct redis_store *rs, struct fl_store_io *const *ios,
-		      unsigned n, ssize_t *results)
+		      unsigned n, ssize_t *results, int complete)
 {
-	unsigned i, total = 0, at = 0;
-	struct redis_cmd *c;
-	struct blk_args *a;
+	struct batch b = {
+		.rs = rs, .ios = ios, .results = results, .complete = complete};
+	unsigned i, total = 0;
 
 	for (i = 0; i < n; i++)
 		total += range_blocks(rs, ios[i]->off, ios[i]->len);
-	c = calloc(total ? total : 1, sizeof(*c));
-	a = malloc((total ? total : 1) * sizeof(*a));
-	if (!c || !a) {
-		for (i = 0; i < n; i++)
+	b.c = calloc(total + 1, sizeof(*b.c));
+	b.a = malloc((total + 1) * sizeof(*b.a));
+	b.first = malloc((2 * n + 1 + total) * sizeof(unsigned));
+	if (!b.c || !b.a || !b.first) {
+		for (i = 0; i < n; i++) {
 			results[i] = -ENOMEM;
+			if (complete)
+				fl_store_io_complete(ios[i], -ENOMEM);
+		}
 		goto out;
 	}
-	for (i = 0; i < n; i++)
-		at += build(rs, ios[i], c + at, a + at);
-	redis_exec(&rs->cl, c, total);
-	for (at = 0, i = 0; i < n; i++) {
-		unsigned k = range_blocks(rs, ios[i]->off, ios[i]->len);
+	b.left = b.first + n + 1;
+	b.req_of = b.left + n;
+	for (total = 0, i = 0; i < n; i++) {
+		unsigned k = build(rs, ios[i], b.c + total, b.a + total);
 
-		results[i] = finish(rs, ios[i], c + at, a + at, k);
-		at += k;
+		b.first[i] = total;
+		b.left[i] = k;
+		for (unsigned j = 0; j < k; j++)
+			b.req_of[total + j] = i;
+		total += k;
 	}
+	b.first[n] = total;
+	for (i = 0; i < n; i++) /* nothing to ask: done now */
+		if (b.left[i] == 0)
+			request_done(&b, i);
+	redis_exec(&rs->cl, b.c, total, command_done, &b);
 out:
-	free(c);
-	free(a);
+	free(b.c);
+	free(b.a);
+	free(b.first);
 }
 
 static ssize_t run_one(struct redis_store *rs, int write, void *buf, size_t len,
@@ -244,7 +292,7 @@ static ssize_t run_one(struct redis_store *rs, int write, void *buf, size_t len,
 		errno = EFBIG; /* past the object's end: never asked */
 		return -1;
 	}
-	run_batch(rs, ios, 1, &r);
+	run_batch(rs, ios, 1, &r, 0);
 	if (r < 0) {
 		errno = (int)-r;
 		return -1;
@@ -346,13 +394,11 @@ static void *store_thread(void *arg)
 		if (rs->head) /* more for another thread */
 			pthread_cond_signal(&rs->qcond);
 		pthread_mutex_unlock(&rs->qlock);
-		if (cancelled)
-			for (i = 0; i < n; i++)
-				results[i] = -ECANCELED;
+		if (!cancelled)
+			run_batch(rs, ios, n, results, 1);
 		else
-			run_batch(rs, ios, n, results);
-		for (i = 0; i < n; i++)
-			fl_store_io_complete(ios[i], results[i]);
+			for (i = 0; i < n; i++)
+				fl_store_io_complete(ios[i], -ECANCELED);
 		pthread_mutex_lock(&rs->qlock);
 	}
 	pthread_mutex_unlock(&rs->qlock);
@@ -494,7 +540,7 @@ static redisReply *command(struct redis_store *rs, int argc, const char **argv,
 	c.key_arg = key_arg;
 	memcpy(c.argv, argv, (size_t)argc * sizeof(*argv));
 	memcpy(c.argvlen, argvlen, (size_t)argc * sizeof(*argvlen));
-	if (redis_exec(&rs->cl, &c, 1)) {
+	if (redis_exec(&rs->cl, &c, 1, NULL, NULL)) {
 		errno = c.err;
 		return NULL;
 	}
@@ -733,7 +779,7 @@ static int remove_keys(struct redis_store *rs)
 				cmd_arg(&c[n], 1, a[n].key, (size_t)len);
 			}
 		}
-		failed = redis_exec(&rs->cl, c, n);
+		failed = redis_exec(&rs->cl, c, n, NULL, NULL);
 		for (unsigned i = 0; i < n; i++) {
 			if (c[i].reply)
 				freeReplyObject(c[i].reply);
