@@ -311,10 +311,11 @@ struct fl_redis_options {
  * leave it out to spread its blocks over every node.
  *
  * Reads are submitted (fl_store_ops.submit) to the store's own threads,
- * which send every queued read's block commands in one pipelined round
- * trip and complete them; writes (writeback) send a run's blocks in one
- * round trip too.  Lost connections are made again (a connect that
- * fails is not tried again for a backoff of 50 ms doubling to 2 s); MOVED
+ * which send the block commands of a read (a readahead window), or of
+ * several small queued reads, in one pipelined round trip and complete
+ * each read when its replies are in; writes (writeback) send a run's
+ * blocks in one round trip too.  Lost connections are made again (a connect
+ * that fails is not tried again for a backoff of 50 ms doubling to 2 s); MOVED
  * and ASK are followed.  A command that fails or times out fails its
  * read (the fault gets SIGBUS) or write (fl_msync: EIO, the pages stay
  * dirty).  opts may be NULL (defaults).  The caller owns the store until

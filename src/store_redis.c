@@ -11,14 +11,15 @@
  *
  * A range is read with one GETRANGE per block it touches, written with
  * SET (a whole block; DEL when it is all zeros, so objects stay sparse)
- * or SETRANGE (part of one); the commands of a range, or of every queued
- * request, go in one pipelined round trip (redis_pipe.c).
+ * or SETRANGE (part of one); the commands of a range, or of several
+ * queued requests, go in one pipelined round trip (redis_pipe.c).
  *
  * Threads: submit (the engine's handler and I/O threads) only queues a
- * request and signals; the store's own threads (io_threads) take
- * everything queued (up to BATCH_BLOCKS blocks), run it as one batch and
- * complete each request with fl_store_io_complete.  read and write run
- * in the caller's thread.  Every thread takes a connection from the
+ * request and signals; the store's own threads (io_threads) take what is
+ * queued (small requests together, a readahead window alone: take_batch),
+ * run it as one batch and complete each request with fl_store_io_complete
+ * as soon as its own replies are in.  read and write run in the caller's
+ * thread.  Every thread takes a connection from the
  * pool (redis_link.c) for each batch and gives it back.  The queue's
  * mutex is held only to queue and take requests.
  */
