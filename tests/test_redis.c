@@ -495,6 +495,55 @@ TEST(sparse)
 	object_delete(url_standalone, prefix, size / 65536);
 }
 
+/* A hash tag in the prefix keeps an object on one node; without one its
+ * blocks spread over the cluster. */
+TEST(cluster_placement)
+{
+	char prefix[64], tagged[80], key[160];
+	struct fl_store *s;
+	int nodes[3] = {0}, node = -1, spread = 0;
+
+	make_prefix(prefix, sizeof(prefix), "place");
+	snprintf(tagged, sizeof(tagged), "{%s}", prefix);
+	s = open_store(url_cluster, tagged, 16 * 65536, 0);
+	store_fill(s, 16 * 65536, 80);
+	s->ops->destroy(s);
+	for (int b = -1; b < 16; b++) {
+		int n;
+
+		if (b < 0)
+			snprintf(key, sizeof(key), "%s:meta", tagged);
+		else
+			snprintf(key, sizeof(key), "%s:%d", tagged, b);
+		n = cluster_node_of(key);
+		CHECK(n >= 0);
+		if (node < 0)
+			node = n;
+		CHECK_EQ(n, node);
+	}
+	object_delete(url_cluster, tagged, 16);
+	s = open_store(url_cluster, prefix, 16 * 65536, 0);
+	store_fill(s, 16 * 65536, 80);
+	s->ops->destroy(s);
+	for (int b = 0; b < 16; b++) {
+		snprintf(key, sizeof(key), "%s:%d", prefix, b);
+		node = cluster_node_of(key);
+		REQUIRE(node >= 0);
+		nodes[node]++;
+	}
+	for (int i = 0; i < 3; i++)
+		spread += nodes[i] > 0;
+	CHECK_GE(spread, 2);
+	object_delete(url_cluster, prefix, 16);
+	/* More malformed URLs. */
+	CHECK_ERR(fl_store_redis_open("redis+cluster://a:1,,b:2/x", NULL) ==
+			  NULL,
+		  EINVAL);
+	CHECK_ERR(fl_store_redis_open("redis://[::1/x", NULL) == NULL, EINVAL);
+	CHECK_ERR(fl_store_redis_open("redis://h:/x", NULL) == NULL, EINVAL);
+	CHECK_ERR(fl_store_redis_open("redis://h:12a/x", NULL) == NULL, EINVAL);
+}
+
 /* ---- a cluster slot resharded while mapped ------------------------------ */
 
 struct reshard {
