@@ -68,6 +68,8 @@ struct blk_args {
 	char key[KEY_MAX];
 	char a1[24], a2[24];
 	size_t len; /* bytes of the request in this block */
+	size_t at;  /* where they are in the request's buffer */
+	int err;    /* the block's outcome, once its reply is in */
 };
 
 static const struct fl_store_ops redis_store_ops;
@@ -142,6 +144,7 @@ static unsigned build(struct redis_store *rs, const struct fl_store_io *io,
 
 		cmd_key(rs, &c[n], &a[n], b);
 		a[n].len = len;
+		a[n].at = (size_t)(pos - io->off);
 		if (!io->write) {
 			c[n].argc = 4;
 			cmd_arg(&c[n], 0, "GETRANGE", 8);
@@ -165,37 +168,44 @@ static unsigned build(struct redis_store *rs, const struct fl_store_io *io,
 	return n;
 }
 
-/* The result of one request from its n commands' replies (freed here). */
-static ssize_t finish(struct redis_store *rs, const struct fl_store_io *io,
-		      struct redis_cmd *c, const struct blk_args *a, unsigned n)
+/*
+ * One block's reply is in: copy it into the request's buffer (a read;
+ * zeros past what the server had) and free it at once, while it is still
+ * in the cache; record the block's outcome in a->err.
+ */
+static void block_done(const struct fl_store_io *io, struct redis_cmd *c,
+		       struct blk_args *a)
 {
-	size_t done = clip(rs, io->off, io->len), pos = 0;
-	int err = 0;
+	redisReply *r = c->reply;
+	char *dst = (char *)io->buf + a->at;
+	size_t got = 0;
 
-	for (unsigned i = 0; i < n; i++) {
-		size_t want = a[i].len;
-		redisReply *r = c[i].reply;
-
-		if (c[i].err) {
-			err = err ? err : c[i].err;
-		} else if (!io->write) {
-			size_t got = 0;
-
-			if (r->type == REDIS_REPLY_STRING)
-				got = r->len < want ? r->len : want;
-			else if (r->type != REDIS_REPLY_NIL)
-				err = err ? err : EIO;
-			memcpy((char *)io->buf + pos, r->str, got);
-			memset((char *)io->buf + pos + got, 0, want - got);
+	a->err = c->err;
+	if (!a->err && !io->write) {
+		if (r->type == REDIS_REPLY_STRING)
+			got = r->len < a->len ? r->len : a->len;
+		else if (r->type != REDIS_REPLY_NIL)
+			a->err = EIO;
+		if (!a->err) {
+			memcpy(dst, r->str, got);
+			memset(dst + got, 0, a->len - got);
 		}
-		if (r)
-			freeReplyObject(r);
-		pos += want;
 	}
-	if (err)
-		return -(ssize_t)(err == ECANCELED ? ECANCELED : EIO);
+	if (r)
+		freeReplyObject(r);
+	c->reply = NULL;
+}
+
+/* The result of one request from its n blocks' outcomes. */
+static ssize_t finish(struct redis_store *rs, const struct fl_store_io *io,
+		      const struct blk_args *a, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (a[i].err)
+			return -(ssize_t)(a[i].err == ECANCELED ? ECANCELED
+								: EIO);
 	atomic_fetch_add(io->write ? &rs->blocks_written : &rs->blocks_read, n);
-	return (ssize_t)done;
+	return (ssize_t)clip(rs, io->off, io->len);
 }
 
 /* A batch of requests and where each one's commands are. */
@@ -216,8 +226,7 @@ static void request_done(struct batch *b, unsigned r)
 {
 	unsigned k = b->first[r];
 
-	b->results[r] = finish(b->rs, b->ios[r], b->c + k, b->a + k,
-			       b->first[r + 1] - k);
+	b->results[r] = finish(b->rs, b->ios[r], b->a + k, b->first[r + 1] - k);
 	if (b->complete)
 		fl_store_io_complete(b->ios[r], b->results[r]);
 }
@@ -228,6 +237,7 @@ static void command_done(void *arg, unsigned k)
 	struct batch *b = arg;
 	unsigned r = b->req_of[k];
 
+	block_done(b->ios[r], &b->c[k], &b->a[k]);
 	if (--b->left[r] == 0)
 		request_done(b, r);
 }
