@@ -544,6 +544,62 @@ TEST(cluster_placement)
 	CHECK_ERR(fl_store_redis_open("redis://h:12a/x", NULL) == NULL, EINVAL);
 }
 
+struct readers {
+	const unsigned char *p;
+	size_t pages;
+};
+
+/* Thread i reads every page from i, stepping by 4, out of order. */
+static void reader(int i, void *arg)
+{
+	struct readers *r = arg;
+
+	for (size_t k = 0; k < r->pages; k += 4) {
+		size_t pg = (k * 7919 + (size_t)i) % r->pages;
+
+		if (h_mismatch(r->p + pg * PG, PG, 90, pg * PG) != -1) {
+			h_fail(__FILE__, __LINE__, "page %zu wrong", pg);
+			return;
+		}
+	}
+}
+
+/* One connection for everything: four threads' faults, two store
+ * threads and writeback share it, and nothing deadlocks or mixes up. */
+TEST(one_connection)
+{
+	struct fl_redis_options o = {
+		.create_size = 8 * MIB, .connections = 1, .io_threads = 2};
+	char prefix[64], url[512];
+	struct readers r;
+	struct fl_store *s;
+	fl_engine *e;
+	fl_object *obj;
+	unsigned char *p;
+
+	make_prefix(prefix, sizeof(prefix), "onec");
+	make_url(url, sizeof(url), url_standalone, prefix);
+	s = fl_store_redis_open(url, &o);
+	REQUIRE(s);
+	store_fill(s, 8 * MIB, 90);
+	e = h_engine(2);
+	obj = fl_object_create(e, s, O_RDWR);
+	REQUIRE(obj);
+	p = h_map(e, 8 * MIB, PROT_READ | PROT_WRITE, MAP_SHARED, obj, 0);
+	REQUIRE(fl_madvise(e, p, 8 * MIB, MADV_RANDOM) == 0);
+	r = (struct readers){p, 8 * MIB / PG};
+	h_run_threads(4, reader, &r);
+	h_fill(p + 3 * PG, PG, 91, 3 * PG);
+	CHECK_EQ(fl_msync(e, p, 8 * MIB, MS_SYNC), 0);
+	CHECK_LE(rstats(s).connections, 1);
+	CHECK_EQ(rstats(s).connects, 1);
+	CHECK_EQ(h_estats(e).errors, 0);
+	CHECK_EQ(fl_munmap(e, p, 8 * MIB), 0);
+	CHECK_EQ(fl_object_close(obj), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	CHECK_EQ(fl_store_redis_remove(url, NULL), 0);
+}
+
 /* ---- a cluster slot resharded while mapped ------------------------------ */
 
 struct reshard {
