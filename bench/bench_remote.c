@@ -280,6 +280,22 @@ static void store_summary(const struct remote_ctx *c, const char *row)
 
 /* ---- setup ------------------------------------------------------------ */
 
+/* 1 if nothing answers at base (refused, unreachable, timed out): the
+ * scenario is skipped then, as without a URL. */
+static int server_absent(const char *base)
+{
+	char url[600];
+	struct fl_store *s;
+
+	snprintf(url, sizeof(url), "%s/flbench-probe-%d", base, (int)getpid());
+	s = fl_store_redis_open(url, NULL);
+	if (s) {
+		s->ops->destroy(s);
+		return 0;
+	}
+	return errno != ENOENT && errno != EINVAL && errno != EPROTO;
+}
+
 /* Write the pattern into a new object at base; 0 or -1 (printed). */
 static int remote_setup(struct remote_ctx *c, const char *base)
 {
@@ -348,6 +364,11 @@ static int remote_cluster(const struct bench_opts *o, struct remote_ctx *sc,
 		printf("  cluster: skipped (FL_REDIS_CLUSTER_URL not set)\n");
 		return 0;
 	}
+	if (server_absent(base)) {
+		printf("  cluster: skipped (no cluster answers at %s: %s)\n",
+		       base, strerror(errno));
+		return 0;
+	}
 	c.base = NULL;
 	if (remote_setup(&c, base) == 0 &&
 	    bench_run_all(o, seq, 1, seq_sum, 0) == 0) {
@@ -392,6 +413,12 @@ int bench_remote(const struct bench_opts *o)
 		printf("  remote: skipped (no Redis server: set FL_REDIS_URL "
 		       "and FL_REDIS_CLUSTER_URL,\n  e.g. eval \"$(tests/"
 		       "redis-servers.sh start)\")\n");
+		return 0;
+	}
+	if (server_absent(base)) {
+		printf("  remote: skipped (no Redis server answers at %s: "
+		       "%s)\n",
+		       base, strerror(errno));
 		return 0;
 	}
 	if (c.size % REMOTE_BLOCK) {
