@@ -915,7 +915,7 @@ static int have_redis_server(void)
 TEST(server_killed_and_restarted)
 {
 	struct fl_redis_options ro = {.create_size = 2 * MIB,
-				      .timeout_ms = 500};
+				      .timeout_ms = 5000};
 	struct own_server sv = {0};
 	struct h_file f;
 	char url[256];
@@ -995,12 +995,13 @@ TEST(server_killed_and_restarted)
 	own_remove(&sv);
 }
 
-/* A stopped (unresponsive) server: reads SIGBUS after the timeout and
- * count it; a server refusing writes (maxmemory): msync EIO, pages kept
+/* A stopped (unresponsive) server: reads SIGBUS after the timeout (1.5 s:
+ * long enough that a healthy server on a loaded machine never hits it)
+ * and count it; a server refusing writes (maxmemory): msync EIO, pages kept
  * dirty; both recover. */
 TEST(server_stopped_and_refusing)
 {
-	struct fl_redis_options ro = {.create_size = MIB, .timeout_ms = 300};
+	struct fl_redis_options ro = {.create_size = MIB, .timeout_ms = 1500};
 	struct own_server sv = {0};
 	char url[256];
 	struct fl_store *s;
