@@ -351,7 +351,7 @@ struct fl_redis_stats {
 	uint64_t moved, ask;	   /* cluster redirections followed */
 	uint64_t slot_refreshes;   /* CLUSTER SLOTS loads */
 	uint64_t errors;	   /* commands that failed */
-	uint64_t timeouts;	   /* of which timed out */
+	uint64_t timeouts;	   /* waits for a reply that timed out */
 	uint64_t blocks_read, blocks_written; /* block commands that did */
 	uint64_t block_size;		      /* of the object */
 };

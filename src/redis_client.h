@@ -6,7 +6,8 @@
  *   redis_link.c     servers (nodes) and a small pool of connections to
  *                    each: connect with a timeout, a timeout on every
  *                    command, reconnect after a failure (with backoff when
- *                    connecting fails), a count of open connections;
+ *                    connecting fails or a command times out), a count of
+ *                    open connections;
  *   redis_cluster.c  key -> hash slot (CRC16, hash tags), the slot map
  *                    from CLUSTER SLOTS, MOVED/ASK redirections parsed;
  *   redis_pipe.c     a batch of commands in one round trip: each command
@@ -49,7 +50,8 @@ struct redis_node {
 	unsigned nidle, open;	 /* idle now; open (idle or in use) */
 	uint64_t gen;		 /* bumped when a connection fails */
 	uint64_t retry_at_ns;	 /* no connect before (backoff) */
-	unsigned backoff_ms;	 /* the next backoff; 0 after success */
+	unsigned backoff_ms;	 /* the last backoff; 0 after success */
+	int backoff_err;	 /* why: what a try within it fails with */
 };
 
 struct redis_counters {
@@ -107,18 +109,19 @@ void redis_client_fini(struct redis_client *cl);
  * too many nodes). */
 int redis_node_get(struct redis_client *cl, const char *host, int port);
 /* A connection to node (an idle one, or a new one); 0, or -1 with errno
- * (ECONNREFUSED and the like, or within the backoff after a failed
- * connect; ETIMEDOUT if all max_conns stayed in use for the timeout).
- * *fresh: 1 if just connected. */
+ * (ECONNREFUSED and the like; within the backoff after a failure, at
+ * once, the failure's errno; ETIMEDOUT if all max_conns stayed in use
+ * for the timeout).  *fresh: 1 if just connected. */
 int redis_conn_get(struct redis_client *cl, struct redis_node *node,
 		   struct redis_conn *conn, int *fresh);
 /* Give back a healthy connection. */
 void redis_conn_put(struct redis_client *cl, struct redis_node *node,
 		    struct redis_conn *conn);
 /* Close a connection that failed; idle connections older than it are
- * closed as they are taken (the server may have restarted). */
+ * closed as they are taken (the server may have restarted).  timed_out:
+ * a command timed out on it: start (or lengthen) the node's backoff. */
 void redis_conn_drop(struct redis_client *cl, struct redis_node *node,
-		     struct redis_conn *conn);
+		     struct redis_conn *conn, int timed_out);
 /* Run one command on node, outside any batch: the reply (the caller
  * frees it), or NULL with errno. */
 redisReply *redis_node_command(struct redis_client *cl, unsigned node, int argc,

@@ -6,9 +6,12 @@
  * A connection that fails (a lost server, a timeout) is closed and bumps
  * the node's generation: idle connections made before it are closed when
  * taken, so that after a server restarts no stale connection is used.
- * A connect that fails starts a backoff (50 ms, doubling to 2 s) during
- * which taking a connection fails at once instead of waiting for another
- * connect timeout; nothing sleeps for the backoff.  The node's mutex is
+ * A connect that fails, or a command that times out, starts a backoff
+ * (50 ms, doubling to 2 s, ended by the next command that succeeds)
+ * during which making a connection fails at once instead of waiting for
+ * another timeout: a hung server costs one timeout per backoff, not one
+ * per command (writeback retrying a failed run page by page, say).
+ * Nothing sleeps for the backoff.  The node's mutex is
  * held only to take or give back a connection, never across I/O.
  */
 #ifdef FL_HAVE_HIREDIS
@@ -176,6 +179,19 @@ static struct timespec deadline(unsigned ms)
 	return ts;
 }
 
+/* Called with nd->lock held: the node failed (a connect, or a command
+ * timed out): no new connection before the backoff (50 ms, doubling to
+ * 2 s) has passed.  A command that succeeds ends it (redis_conn_put). */
+static void backoff(struct redis_node *nd, int err)
+{
+	nd->backoff_err = err;
+	nd->backoff_ms = nd->backoff_ms ? nd->backoff_ms * 2 : BACKOFF_FIRST_MS;
+	if (nd->backoff_ms > BACKOFF_MAX_MS)
+		nd->backoff_ms = BACKOFF_MAX_MS;
+	nd->retry_at_ns =
+		redis_now_ns() + (uint64_t)nd->backoff_ms * 1000000ull;
+}
+
 /* Called with nd->lock held: an idle connection of the current
  * generation, closing older ones; 1 if one was found. */
 static int take_idle(struct redis_client *cl, struct redis_node *nd,
@@ -216,7 +232,7 @@ int redis_conn_get(struct redis_client *cl, struct redis_node *nd,
 	}
 	if (nd->retry_at_ns && redis_now_ns() < nd->retry_at_ns) {
 		pthread_mutex_unlock(&nd->lock);
-		errno = ECONNREFUSED; /* still backing off */
+		errno = nd->backoff_err; /* still backing off */
 		return -1;
 	}
 	nd->open++;
@@ -226,17 +242,9 @@ int redis_conn_get(struct redis_client *cl, struct redis_node *nd,
 	conn->ctx = node_connect(cl, nd);
 	saved = errno;
 	pthread_mutex_lock(&nd->lock);
-	if (conn->ctx) {
-		nd->backoff_ms = 0;
-		nd->retry_at_ns = 0;
-	} else {
+	if (!conn->ctx) {
 		nd->open--;
-		nd->backoff_ms =
-			nd->backoff_ms ? nd->backoff_ms * 2 : BACKOFF_FIRST_MS;
-		if (nd->backoff_ms > BACKOFF_MAX_MS)
-			nd->backoff_ms = BACKOFF_MAX_MS;
-		nd->retry_at_ns =
-			redis_now_ns() + (uint64_t)nd->backoff_ms * 1000000ull;
+		backoff(nd, saved);
 		pthread_cond_signal(&nd->cond);
 	}
 	pthread_mutex_unlock(&nd->lock);
@@ -253,6 +261,8 @@ void redis_conn_put(struct redis_client *cl, struct redis_node *nd,
 		    struct redis_conn *conn)
 {
 	pthread_mutex_lock(&nd->lock);
+	nd->backoff_ms = 0; /* it answered: the node is fine */
+	nd->retry_at_ns = 0;
 	if (conn->gen == nd->gen && nd->nidle < cl->max_conns) {
 		nd->idle[nd->nidle++] = *conn;
 	} else {
@@ -264,12 +274,14 @@ void redis_conn_put(struct redis_client *cl, struct redis_node *nd,
 }
 
 void redis_conn_drop(struct redis_client *cl, struct redis_node *nd,
-		     struct redis_conn *conn)
+		     struct redis_conn *conn, int timed_out)
 {
 	pthread_mutex_lock(&nd->lock);
 	nd->open--;
 	if (conn->gen == nd->gen)
 		nd->gen++;
+	if (timed_out)
+		backoff(nd, ETIMEDOUT);
 	pthread_cond_signal(&nd->cond);
 	pthread_mutex_unlock(&nd->lock);
 	close_ctx(cl, conn->ctx);
@@ -291,9 +303,13 @@ redisReply *redis_node_command(struct redis_client *cl, unsigned node, int argc,
 	if (!r) {
 		int err = conn.ctx->err == REDIS_ERR_IO && errno ? errno : EIO;
 
-		redis_conn_drop(cl, nd, &conn);
+		if (err == EAGAIN || err == EWOULDBLOCK) {
+			err = ETIMEDOUT;
+			atomic_fetch_add(&cl->n.timeouts, 1);
+		}
+		redis_conn_drop(cl, nd, &conn, err == ETIMEDOUT);
 		atomic_fetch_add(&cl->n.errors, 1);
-		errno = err == EAGAIN ? ETIMEDOUT : err;
+		errno = err;
 		return NULL;
 	}
 	redis_conn_put(cl, nd, &conn);

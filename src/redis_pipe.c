@@ -64,8 +64,6 @@ static void cmd_fail(struct redis_client *cl, struct redis_cmd *cmd, int err)
 	cmd->err = err;
 	cmd->pending = 0;
 	atomic_fetch_add(&cl->n.errors, 1);
-	if (err == ETIMEDOUT)
-		atomic_fetch_add(&cl->n.timeouts, 1);
 }
 
 /* The round's connection to node, taken on first use (check ok). */
@@ -96,10 +94,13 @@ static int ctx_errno(redisContext *ctx, int saved)
 	return EIO;
 }
 
-static void conn_broken(struct round_conn *rc)
+static void conn_broken(struct redis_client *cl, struct round_conn *rc)
 {
-	if (rc->ok)
+	if (rc->ok) {
 		rc->err = ctx_errno(rc->conn.ctx, errno);
+		if (rc->err == ETIMEDOUT) /* a real wait, not a backoff */
+			atomic_fetch_add(&cl->n.timeouts, 1);
+	}
 	rc->ok = 0;
 }
 
@@ -176,7 +177,7 @@ static void round_send(struct redis_client *cl, struct round *rd,
 		while (rd->c[i].ok && !done)
 			if (redisBufferWrite(rd->c[i].conn.ctx, &done) !=
 			    REDIS_OK)
-				conn_broken(&rd->c[i]);
+				conn_broken(cl, &rd->c[i]);
 	}
 	atomic_fetch_add(&cl->n.round_trips, 1);
 }
@@ -225,14 +226,14 @@ static void round_receive(struct redis_client *cl, struct round *rd,
 		if (rc->ok && was_asking) { /* ASKING's +OK */
 			if (redisGetReply(rc->conn.ctx, (void **)&r) !=
 			    REDIS_OK)
-				conn_broken(rc);
+				conn_broken(cl, rc);
 			else
 				freeReplyObject(r);
 			c->asking = 0; /* one command only */
 		}
 		if (rc->ok &&
 		    redisGetReply(rc->conn.ctx, (void **)&r) != REDIS_OK)
-			conn_broken(rc);
+			conn_broken(cl, rc);
 		if (!rc->ok)
 			cmd_lost(cl, c, rc);
 		else
@@ -247,7 +248,8 @@ static void round_receive(struct redis_client *cl, struct round *rd,
 		if (rd->c[i].ok)
 			redis_conn_put(cl, nd, &rd->c[i].conn);
 		else
-			redis_conn_drop(cl, nd, &rd->c[i].conn);
+			redis_conn_drop(cl, nd, &rd->c[i].conn,
+					rd->c[i].err == ETIMEDOUT);
 	}
 }
 

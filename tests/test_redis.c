@@ -1026,11 +1026,19 @@ TEST(server_stopped_and_refusing)
 	REQUIRE(fl_madvise(e, p, MIB, MADV_RANDOM) == 0);
 	CHECK_EQ(h_mismatch(p, PG, 30, 0), -1);
 
+	CHECK_EQ(h_mismatch(p + 128 * PG, 32 * PG, 30, 128 * PG), -1);
 	kill(sv.pid, SIGSTOP);
 	CHECK_EQ(h_try_read(p + 64 * PG, &v, &sig), SIGBUS);
 	CHECK_GE(rstats(s).timeouts, 1);
 	h_fill(p, PG, 34, 0);
 	CHECK_ERR(fl_msync(e, p, PG, MS_SYNC) == -1, EIO);
+	/* A failed run is written again page by page: once the server has
+	 * timed out, the store fails fast (backoff) rather than wait the
+	 * timeout for each of the 32 pages. */
+	h_fill(p + 128 * PG, 32 * PG, 36, 128 * PG);
+	CHECK_ERR(fl_msync(e, p + 128 * PG, 32 * PG, MS_SYNC) == -1, EIO);
+	CHECK_EQ(h_mstats(e, p).dirty_pages, 33);
+	CHECK_LE(rstats(s).timeouts, 15);
 	kill(sv.pid, SIGCONT);
 	m = (struct msync_arg){e, p, MIB};
 	CHECK(h_wait_until(msync_ok, &m));
@@ -1045,6 +1053,7 @@ TEST(server_stopped_and_refusing)
 	CHECK_EQ(fl_msync(e, p, MIB, MS_SYNC), 0);
 	CHECK_EQ(fl_madvise(e, p + 64 * PG, PG, MADV_DONTNEED), 0);
 	CHECK_EQ(h_mismatch(p + 64 * PG, PG, 30, 64 * PG), -1);
+	CHECK_EQ(h_mismatch(p + 128 * PG, 32 * PG, 36, 128 * PG), -1);
 	CHECK_EQ(fl_munmap(e, p, MIB), 0);
 	CHECK_EQ(fl_object_close(o), 0);
 	CHECK_EQ(fl_engine_destroy(e), 0);
