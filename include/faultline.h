@@ -314,12 +314,14 @@ struct fl_redis_options {
  * which send the block commands of a read (a readahead window), or of
  * several small queued reads, in one pipelined round trip and complete
  * each read when its replies are in; writes (writeback) send a run's
- * blocks in one round trip too.  Lost connections are made again (a connect
- * that fails is not tried again for a backoff of 50 ms doubling to 2 s); MOVED
- * and ASK are followed.  A command that fails or times out fails its
- * read (the fault gets SIGBUS) or write (fl_msync: EIO, the pages stay
- * dirty).  opts may be NULL (defaults).  The caller owns the store until
- * fl_object_create takes it (its destroy closes every connection).
+ * blocks in one round trip too.  Lost connections are made again; after
+ * a connect that fails or a command that times out, a server is not
+ * tried again for a backoff (50 ms, doubling to 2 s, until a command
+ * succeeds): I/O meanwhile fails at once.  MOVED and ASK are followed.
+ * A command that fails or times out fails its read (the fault gets
+ * SIGBUS) or write (fl_msync: EIO, the pages stay dirty).  opts may be NULL
+ * (defaults).  The caller owns the store until fl_object_create takes it (its
+ * destroy closes every connection).
  *
  * Errors: EINVAL (a NULL or malformed url, a bad option), ENOENT (no
  * object and no create_size), EEXIST (exclusive and it exists), EPROTO
