@@ -147,15 +147,25 @@ int redis_redirect(struct redis_client *cl, const char *err, unsigned from,
 		   unsigned *node);
 
 /* redis_pipe.c */
+/* What a caller of redis_exec hears about (any hook may be NULL). */
+struct redis_hooks {
+	/* The first round's commands are all sent: the caller may work
+	 * while the replies come. */
+	void (*sent)(void *arg);
+	/* Command i is final (reply or err set; not touched again). */
+	void (*done)(void *arg, unsigned i);
+	void *arg;
+};
+
 /*
  * Run cmds in as few round trips as possible: one when nothing is
  * redirected and no connection fails.  Every command ends with reply or
- * err set; done(arg, i) (if not NULL) is called, in the calling thread,
- * as soon as command i has (reply or err final: it is not touched again),
- * so that a caller can use the first replies while later ones are still
- * coming.  Returns the number of commands that failed.
+ * err set.  hooks (may be NULL) are called in the calling thread: done as
+ * soon as each command is final, so that a caller can use the first
+ * replies while later ones are still coming.  Returns the number of
+ * commands that failed.
  */
 unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
-		    void (*done)(void *arg, unsigned i), void *arg);
+		    const struct redis_hooks *hooks);
 
 #endif /* FL_REDIS_CLIENT_H */

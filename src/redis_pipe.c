@@ -43,8 +43,7 @@ struct round {
 	struct round_conn c[REDIS_MAX_NODES];
 	unsigned n;
 	struct redis_cmd *cmds; /* the batch */
-	void (*done)(void *arg, unsigned i);
-	void *arg;
+	const struct redis_hooks *hooks;
 };
 
 /* Tell the caller once that command i is final. */
@@ -55,8 +54,8 @@ static void notify(struct round *rd, unsigned i)
 	if (c->pending || c->notified)
 		return;
 	c->notified = 1;
-	if (rd->done)
-		rd->done(rd->arg, i);
+	if (rd->hooks && rd->hooks->done)
+		rd->hooks->done(rd->hooks->arg, i);
 }
 
 static void cmd_fail(struct redis_client *cl, struct redis_cmd *cmd, int err)
@@ -254,7 +253,7 @@ static void round_receive(struct redis_client *cl, struct round *rd,
 }
 
 unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
-		    void (*done)(void *arg, unsigned i), void *arg)
+		    const struct redis_hooks *hooks)
 {
 	struct round *rd = calloc(1, sizeof(*rd));
 	unsigned i, round, left = n, failed = 0;
@@ -270,9 +269,10 @@ unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
 			redis_slots_load(cl); /* the MOVED already applied */
 		memset(rd, 0, sizeof(*rd));
 		rd->cmds = cmds;
-		rd->done = done;
-		rd->arg = arg;
+		rd->hooks = hooks;
 		round_send(cl, rd, cmds, n);
+		if (round == 0 && hooks && hooks->sent)
+			hooks->sent(hooks->arg);
 		round_receive(cl, rd, cmds, n);
 		for (left = 0, i = 0; i < n; i++)
 			left += cmds[i].pending;
@@ -281,8 +281,8 @@ unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
 		if (cmds[i].pending) /* redirected too often, or no memory */
 			cmd_fail(cl, &cmds[i], rd ? EIO : ENOMEM);
 		failed += cmds[i].err != 0;
-		if (!cmds[i].notified && done)
-			done(arg, i);
+		if (!cmds[i].notified && hooks && hooks->done)
+			hooks->done(hooks->arg, i);
 	}
 	free(rd);
 	return failed;
