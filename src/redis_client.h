@@ -10,6 +10,8 @@
  *                    open connections;
  *   redis_cluster.c  key -> hash slot (CRC16, hash tags), the slot map
  *                    from CLUSTER SLOTS, MOVED/ASK redirections parsed;
+ *   redis_reply.c    reply objects, a block's bytes copied straight where
+ *                    the command wants them;
  *   redis_pipe.c     a batch of commands in one round trip: each command
  *                    goes to the node that owns its key's slot, every
  *                    node's commands are written before any reply is read,
@@ -92,6 +94,10 @@ struct redis_cmd {
 	size_t argvlen[6];
 	redisReply *reply;
 	int err;
+	/* Optional: where a bulk string reply goes (dst_len bytes at most);
+	 * its reply then has str NULL and len the bytes put there. */
+	void *dst;
+	size_t dst_len;
 	/* redis_exec's own */
 	unsigned pending : 1, asking : 1, retried : 1, notified : 1;
 	unsigned node;	   /* where it is sent this round */
@@ -127,6 +133,12 @@ void redis_conn_drop(struct redis_client *cl, struct redis_node *node,
 redisReply *redis_node_command(struct redis_client *cl, unsigned node, int argc,
 			       const char **argv, const size_t *argvlen);
 uint64_t redis_now_ns(void);
+
+/* redis_reply.c */
+/* Build ctx's replies with redis_reply.c's functions (a new connection). */
+void redis_reply_install(redisContext *ctx);
+/* The next reply read on ctx is c's (NULL: none with a destination). */
+void redis_reply_expect(redisContext *ctx, struct redis_cmd *c);
 
 /* redis_cluster.c */
 /* The hash slot of a key: CRC16 of the key, or of its hash tag (the part

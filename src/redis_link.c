@@ -155,6 +155,7 @@ static redisContext *node_connect(struct redis_client *cl,
 	atomic_fetch_add(&cl->n.connects, 1);
 	if (ctx && !ctx->err && redisSetTimeout(ctx, tv) == REDIS_OK) {
 		redisEnableKeepAlive(ctx);
+		redis_reply_install(ctx);
 		atomic_fetch_add(&cl->n.connections, 1);
 		return ctx;
 	}
@@ -299,6 +300,7 @@ redisReply *redis_node_command(struct redis_client *cl, unsigned node, int argc,
 		return NULL;
 	atomic_fetch_add(&cl->n.commands, 1);
 	atomic_fetch_add(&cl->n.round_trips, 1);
+	redis_reply_expect(conn.ctx, NULL);
 	r = redisCommandArgv(conn.ctx, argc, argv, argvlen);
 	if (!r) {
 		int err = conn.ctx->err == REDIS_ERR_IO && errno ? errno : EIO;

@@ -223,6 +223,7 @@ static void round_receive(struct redis_client *cl, struct round *rd,
 			continue;
 		rc = &rd->c[c->sent];
 		if (rc->ok && was_asking) { /* ASKING's +OK */
+			redis_reply_expect(rc->conn.ctx, NULL);
 			if (redisGetReply(rc->conn.ctx, (void **)&r) !=
 			    REDIS_OK)
 				conn_broken(cl, rc);
@@ -230,6 +231,8 @@ static void round_receive(struct redis_client *cl, struct round *rd,
 				freeReplyObject(r);
 			c->asking = 0; /* one command only */
 		}
+		if (rc->ok)
+			redis_reply_expect(rc->conn.ctx, c);
 		if (rc->ok &&
 		    redisGetReply(rc->conn.ctx, (void **)&r) != REDIS_OK)
 			conn_broken(cl, rc);

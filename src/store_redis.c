@@ -149,6 +149,8 @@ static unsigned build(struct redis_store *rs, const struct fl_store_io *io,
 		a[n].at = (size_t)(pos - io->off);
 		if (!io->write) {
 			c[n].argc = 4;
+			c[n].dst = (char *)io->buf + a[n].at;
+			c[n].dst_len = len;
 			cmd_arg(&c[n], 0, "GETRANGE", 8);
 			cmd_num(&c[n], 2, a[n].a1, pos - bstart);
 			cmd_num(&c[n], 3, a[n].a2, bend - bstart - 1);
@@ -171,9 +173,10 @@ static unsigned build(struct redis_store *rs, const struct fl_store_io *io,
 }
 
 /*
- * One block's reply is in: copy it into the request's buffer (a read;
- * zeros past what the server had) and free it at once, while it is still
- * in the cache; record the block's outcome in a->err.
+ * One block's reply is in: a read's bytes are in the request's buffer
+ * (the reader put them there: redis_reply.c; else copy them), zeros past
+ * what the server had; free the reply; record the block's outcome in
+ * a->err.
  */
 static void block_done(const struct fl_store_io *io, struct redis_cmd *c,
 		       struct blk_args *a)
@@ -189,7 +192,8 @@ static void block_done(const struct fl_store_io *io, struct redis_cmd *c,
 		else if (r->type != REDIS_REPLY_NIL)
 			a->err = EIO;
 		if (!a->err) {
-			memcpy(dst, r->str, got);
+			if (r->str) /* else the reader put it there */
+				memcpy(dst, r->str, got);
 			memset(dst + got, 0, a->len - got);
 		}
 	}
