@@ -221,9 +221,8 @@ struct batch {
 	ssize_t *results;
 	struct redis_cmd *c;
 	struct blk_args *a;
-	unsigned *first; /* n + 1: request r has commands [first[r], first[r+1])
-			  */
-	unsigned *left;	 /* commands of each request not final yet */
+	unsigned *first;  /* request r: commands first[r] to first[r + 1] */
+	unsigned *left;	  /* commands of each request not final yet */
 	unsigned *req_of; /* the request of each command */
 	int complete;	  /* complete each request as soon as it is done */
 	unsigned n;	  /* requests */
