@@ -319,7 +319,9 @@ struct fl_redis_options {
  * tried again for a backoff (50 ms, doubling to 2 s, until a command
  * succeeds): I/O meanwhile fails at once.  MOVED and ASK are followed.
  * A command that fails or times out fails its read (the fault gets
- * SIGBUS) or write (fl_msync: EIO, the pages stay dirty).  opts may be NULL
+ * SIGBUS) or write (fl_msync: EIO, the pages stay dirty).  The cancel
+ * op (fl_engine_destroy) ends submitted reads at once, also those
+ * waiting for a hung server.  opts may be NULL
  * (defaults).  The caller owns the store until fl_object_create takes it (its
  * destroy closes every connection).
  *

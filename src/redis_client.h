@@ -76,16 +76,20 @@ struct redis_client {
 	uint8_t slot_node[REDIS_SLOTS]; /* cluster: node index per slot */
 	_Atomic int slots_stale;	/* a MOVED was seen: reload */
 	pthread_mutex_t refresh_lock;	/* one CLUSTER SLOTS at a time */
+	/* Abortable batches in flight (redis_pipe.c), and whether the
+	 * client was cancelled (redis_client_cancel). */
+	pthread_mutex_t abort_lock;
+	struct round *abortable;
+	_Atomic int cancelled;
 	struct redis_counters n;
 };
 
 /*
  * One command of a batch: up to 6 arguments, argv[key_arg] its key
- * (key_arg 0 means 1).  The
- * caller fills argc/argv/argvlen (the strings stay the caller's, valid
- * until redis_exec returns); redis_exec sets reply (a non-error reply,
- * the caller frees it with freeReplyObject) or err (an errno: EIO for an
- * error reply or a lost connection, ETIMEDOUT, ECONNREFUSED...).
+ * (key_arg 0 means 1).  The caller fills argc/argv/argvlen (the strings stay
+ * the caller's, valid until redis_exec returns); redis_exec sets reply (a
+ * non-error reply, the caller frees it with freeReplyObject) or err (an errno:
+ * EIO for an error reply or a lost connection, ETIMEDOUT, ECONNREFUSED...).
  */
 struct redis_cmd {
 	int argc;
@@ -167,6 +171,10 @@ struct redis_hooks {
 	/* Command i is final (reply or err set; not touched again). */
 	void (*done)(void *arg, unsigned i);
 	void *arg;
+	/* redis_client_cancel ends this batch at once (its commands fail
+	 * with ECANCELED): the store's submitted reads.  Others (writeback)
+	 * go on after a cancel. */
+	int abortable;
 };
 
 /*
@@ -179,5 +187,11 @@ struct redis_hooks {
  */
 unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
 		    const struct redis_hooks *hooks);
+/*
+ * Cancel: abortable batches in flight end now (their connections are
+ * shut down, so that a wait for a hung server returns), and later ones
+ * fail at once with ECANCELED.  Other batches are not touched.
+ */
+void redis_client_cancel(struct redis_client *cl);
 
 #endif /* FL_REDIS_CLIENT_H */

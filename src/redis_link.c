@@ -60,6 +60,12 @@ int redis_client_init(struct redis_client *cl, int cluster, unsigned timeout_ms,
 		pthread_mutex_destroy(&cl->nodes_lock);
 		return -1;
 	}
+	if (pthread_mutex_init(&cl->abort_lock, NULL)) {
+		pthread_mutex_destroy(&cl->refresh_lock);
+		pthread_rwlock_destroy(&cl->slots_lock);
+		pthread_mutex_destroy(&cl->nodes_lock);
+		return -1;
+	}
 	return 0;
 }
 
@@ -83,6 +89,7 @@ void redis_client_fini(struct redis_client *cl)
 		free(nd->idle);
 		free(nd);
 	}
+	pthread_mutex_destroy(&cl->abort_lock);
 	pthread_mutex_destroy(&cl->refresh_lock);
 	pthread_rwlock_destroy(&cl->slots_lock);
 	pthread_mutex_destroy(&cl->nodes_lock);

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "redis_client.h"
 
@@ -39,11 +40,20 @@ struct round_conn {
 	int ok, fresh, err; /* ok: none of its I/O failed */
 };
 
+/*
+ * A round.  An abortable one is on the client's list for redis_exec's
+ * whole run; n and each connection's got and conn are then written
+ * under abort_lock (redis_client_cancel reads them to shut the
+ * connections down), and n goes back to 0, under it, before they are
+ * given back.
+ */
 struct round {
 	struct round_conn c[REDIS_MAX_NODES];
 	unsigned n;
 	struct redis_cmd *cmds; /* the batch */
 	const struct redis_hooks *hooks;
+	int abortable;
+	struct round *next; /* on the client's abortable list */
 };
 
 /* Tell the caller once that command i is final. */
@@ -75,11 +85,22 @@ static struct round_conn *round_conn(struct redis_client *cl, struct round *rd,
 	for (i = 0; i < rd->n; i++)
 		if (rd->c[i].node == node)
 			return &rd->c[i];
-	rc = &rd->c[rd->n++];
+	rc = &rd->c[rd->n];
 	rc->node = node;
 	rc->got = !redis_conn_get(cl, cl->nodes[node], &rc->conn, &rc->fresh);
 	rc->ok = rc->got;
 	rc->err = rc->ok ? 0 : errno;
+	if (!rd->abortable) {
+		rd->n++;
+		return rc;
+	}
+	/* Published to redis_client_cancel, or, if it came first, shut
+	 * down here: either way a cancel ends this connection's wait. */
+	pthread_mutex_lock(&cl->abort_lock);
+	rd->n++;
+	if (rc->got && atomic_load(&cl->cancelled))
+		shutdown(rc->conn.ctx->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&cl->abort_lock);
 	return rc;
 }
 
@@ -105,10 +126,12 @@ static void conn_broken(struct redis_client *cl, struct round_conn *rc)
 
 /* A command whose connection failed: once more on a new connection if
  * the old one came from the pool and it did not time out. */
-static void cmd_lost(struct redis_client *cl, struct redis_cmd *c,
-		     const struct round_conn *rc)
+static void cmd_lost(struct redis_client *cl, struct round *rd,
+		     struct redis_cmd *c, const struct round_conn *rc)
 {
-	if (rc->err != ETIMEDOUT && !rc->fresh && !c->retried)
+	if (rd->abortable && atomic_load(&cl->cancelled))
+		cmd_fail(cl, c, ECANCELED);
+	else if (rc->err != ETIMEDOUT && !rc->fresh && !c->retried)
 		c->retried = 1;
 	else
 		cmd_fail(cl, c, rc->err ? rc->err : EIO);
@@ -155,7 +178,7 @@ static void round_send(struct redis_client *cl, struct round *rd,
 		rc = round_conn(cl, rd, c->node);
 		if (!rc->ok) {
 			if (rc->got) /* broke this round: try again */
-				cmd_lost(cl, c, rc);
+				cmd_lost(cl, rd, c, rc);
 			else
 				cmd_fail(cl, c, rc->err ? rc->err : EIO);
 			notify(rd, i);
@@ -211,7 +234,7 @@ static void cmd_reply(struct redis_client *cl, struct redis_cmd *c,
 static void round_receive(struct redis_client *cl, struct round *rd,
 			  struct redis_cmd *cmds, unsigned n)
 {
-	unsigned i;
+	unsigned i, nconn;
 
 	for (i = 0; i < n; i++) {
 		struct redis_cmd *c = &cmds[i];
@@ -237,17 +260,25 @@ static void round_receive(struct redis_client *cl, struct round *rd,
 		    redisGetReply(rc->conn.ctx, (void **)&r) != REDIS_OK)
 			conn_broken(cl, rc);
 		if (!rc->ok)
-			cmd_lost(cl, c, rc);
+			cmd_lost(cl, rd, c, rc);
 		else
 			cmd_reply(cl, c, r);
 		notify(rd, i);
 	}
-	for (i = 0; i < rd->n; i++) {
+	nconn = rd->n;
+	if (rd->abortable) { /* cancel must not touch them any more */
+		pthread_mutex_lock(&cl->abort_lock);
+		rd->n = 0;
+		pthread_mutex_unlock(&cl->abort_lock);
+	}
+	for (i = 0; i < nconn; i++) {
 		struct redis_node *nd = cl->nodes[rd->c[i].node];
 
 		if (!rd->c[i].got)
 			continue;
-		if (rd->c[i].ok)
+		/* After a cancel it may be shut down: never back to the pool */
+		if (rd->c[i].ok &&
+		    !(rd->abortable && atomic_load(&cl->cancelled)))
 			redis_conn_put(cl, nd, &rd->c[i].conn);
 		else
 			redis_conn_drop(cl, nd, &rd->c[i].conn,
@@ -255,10 +286,41 @@ static void round_receive(struct redis_client *cl, struct round *rd,
 	}
 }
 
+/* An abortable round goes on (on) or off the client's list. */
+static void round_list(struct redis_client *cl, struct round *rd, int on)
+{
+	struct round **p;
+
+	pthread_mutex_lock(&cl->abort_lock);
+	if (on) {
+		rd->next = cl->abortable;
+		cl->abortable = rd;
+	} else {
+		for (p = &cl->abortable; *p != rd; p = &(*p)->next)
+			;
+		*p = rd->next;
+	}
+	pthread_mutex_unlock(&cl->abort_lock);
+}
+
+void redis_client_cancel(struct redis_client *cl)
+{
+	struct round *rd;
+
+	atomic_store(&cl->cancelled, 1);
+	pthread_mutex_lock(&cl->abort_lock);
+	for (rd = cl->abortable; rd; rd = rd->next)
+		for (unsigned i = 0; i < rd->n; i++)
+			if (rd->c[i].got) /* its reads and writes return */
+				shutdown(rd->c[i].conn.ctx->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&cl->abort_lock);
+}
+
 unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
 		    const struct redis_hooks *hooks)
 {
 	struct round *rd = calloc(1, sizeof(*rd));
+	int abortable = hooks && hooks->abortable;
 	unsigned i, round, left = n, failed = 0;
 
 	for (i = 0; i < n; i++) {
@@ -267,10 +329,17 @@ unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
 		cmds[i].pending = 1;
 		cmds[i].asking = cmds[i].retried = cmds[i].notified = 0;
 	}
+	if (rd && abortable) {
+		rd->abortable = 1;
+		round_list(cl, rd, 1);
+	}
 	for (round = 0; rd && left && round < MAX_ROUNDS; round++) {
+		if (abortable && atomic_load(&cl->cancelled))
+			break;
 		if (cl->cluster && atomic_load(&cl->slots_stale))
 			redis_slots_load(cl); /* the MOVED already applied */
-		memset(rd, 0, sizeof(*rd));
+		/* n is 0 between rounds: nothing for cancel to look at */
+		memset(rd->c, 0, sizeof(rd->c));
 		rd->cmds = cmds;
 		rd->hooks = hooks;
 		round_send(cl, rd, cmds, n);
@@ -280,9 +349,15 @@ unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
 		for (left = 0, i = 0; i < n; i++)
 			left += cmds[i].pending;
 	}
+	if (rd && abortable)
+		round_list(cl, rd, 0);
 	for (i = 0; i < n; i++) {
-		if (cmds[i].pending) /* redirected too often, or no memory */
-			cmd_fail(cl, &cmds[i], rd ? EIO : ENOMEM);
+		if (cmds[i].pending) /* cancelled, redirected too often, or
+					no memory */
+			cmd_fail(cl, &cmds[i],
+				 !rd			      ? ENOMEM
+				 : abortable && cl->cancelled ? ECANCELED
+							      : EIO);
 		failed += cmds[i].err != 0;
 		if (!cmds[i].notified && hooks && hooks->done)
 			hooks->done(hooks->arg, i);

@@ -278,7 +278,8 @@ static void run_batch(struct redis_store *rs, struct fl_store_io *const *ios,
 	struct batch b = {
 		.rs = rs, .ios = ios, .results = results, .complete = complete};
 	struct redis_hooks hooks = {.sent = commands_sent,
-				    .done = command_done};
+				    .done = command_done,
+				    .abortable = complete};
 	unsigned i, total = 0;
 
 	for (i = 0; i < n; i++)
@@ -443,9 +444,9 @@ static void *store_thread(void *arg)
 	return NULL;
 }
 
-/* Queued requests complete at once, cancelled; those in a batch end
- * within the command timeout.  Reads and writes go on working (the
- * engine still writes back). */
+/* Queued requests complete at once, cancelled, and so do those being
+ * read (their connections are shut down: a hung server holds nothing).
+ * read and write go on working (the engine still writes back). */
 static void redis_cancel(struct fl_store *s)
 {
 	struct redis_store *rs = to_redis(s);
@@ -454,6 +455,7 @@ static void redis_cancel(struct fl_store *s)
 	rs->cancelled = 1;
 	pthread_cond_broadcast(&rs->qcond);
 	pthread_mutex_unlock(&rs->qlock);
+	redis_client_cancel(&rs->cl); /* submitted reads in flight end */
 }
 
 static void stop_threads(struct redis_store *rs)

@@ -1071,6 +1071,76 @@ TEST(server_stopped_and_refusing)
 	own_remove(&sv);
 }
 
+struct hung_read {
+	unsigned char *p;
+	int sig;
+};
+
+static void *hung_reader(void *arg)
+{
+	struct hung_read *h = arg;
+	struct h_sig sig;
+	unsigned char v;
+
+	h->sig = h_try_read(h->p, &v, &sig);
+	return NULL;
+}
+
+struct sent_arg {
+	struct fl_store *s;
+	uint64_t before;
+};
+
+static int command_sent(void *arg)
+{
+	struct sent_arg *a = arg;
+
+	return rstats(a->s).commands > a->before;
+}
+
+/* A fault's read is in flight to a hung server (stopped; the timeout is
+ * ten minutes): fl_engine_destroy cancels the store, the read ends at
+ * once and destroy returns (without the cancel it would wait out the
+ * timeout, and the case would time out). */
+TEST(destroy_with_a_hung_server)
+{
+	struct fl_redis_options ro = {.create_size = MIB, .timeout_ms = 600000};
+	struct own_server sv = {0};
+	struct hung_read h;
+	struct sent_arg sa;
+	char url[256];
+	struct fl_store *s;
+	fl_engine *e;
+	fl_object *o;
+	unsigned char *p;
+	pthread_t t;
+
+	if (!have_redis_server())
+		return;
+	own_start(&sv);
+	snprintf(url, sizeof(url), "%s/hung", sv.url);
+	s = fl_store_redis_open(url, &ro);
+	REQUIRE(s);
+	store_fill(s, MIB, 30);
+	e = h_engine(2);
+	o = fl_object_create(e, s, O_RDONLY);
+	REQUIRE(o);
+	p = h_map(e, MIB, PROT_READ, MAP_SHARED, o, 0);
+	REQUIRE(fl_madvise(e, p, MIB, MADV_RANDOM) == 0);
+	CHECK_EQ(fl_object_close(o), 0); /* the mapping keeps it */
+	kill(sv.pid, SIGSTOP);
+	sa = (struct sent_arg){s, rstats(s).commands};
+	h = (struct hung_read){p + 10 * PG, 0};
+	REQUIRE(pthread_create(&t, NULL, hung_reader, &h) == 0);
+	CHECK(h_wait_until(command_sent, &sa));
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	pthread_join(t, NULL);
+	/* The fault was cancelled; its retry finds the mapping gone. */
+	CHECK(h.sig == SIGSEGV || h.sig == SIGBUS);
+	kill(sv.pid, SIGCONT);
+	own_remove(&sv);
+}
+
 /* ---- the program: cp both ways, demo --store ------------------------------
  */
 
