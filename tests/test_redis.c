@@ -342,6 +342,20 @@ TEST(layout)
 		CHECK_EQ(b.commands - a.commands, 2);
 	}
 	s->ops->destroy(s);
+	/* read_only: a store that cannot be mapped writable. */
+	{
+		struct fl_redis_options ro = {.read_only = 1};
+		char url[512];
+		fl_engine *e = h_engine(1);
+
+		make_url(url, sizeof(url), url_standalone, prefix);
+		s = fl_store_redis_open(url, &ro);
+		REQUIRE(s);
+		CHECK_EQ(s->read_only, 1);
+		CHECK_ERR(fl_object_create(e, s, O_RDWR) == NULL, EACCES);
+		s->ops->destroy(s);
+		CHECK_EQ(fl_engine_destroy(e), 0);
+	}
 	redisFree(c);
 	object_delete(url_standalone, prefix, 6);
 	free(buf);
