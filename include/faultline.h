@@ -291,7 +291,10 @@ struct fl_redis_options {
 	 * 0: open an existing object only (ENOENT if there is none).  An
 	 * object that exists is opened as it is, whatever its size. */
 	uint64_t create_size;
-	/* With create_size: fail with EEXIST if the object exists. */
+	/* Create the object if there is none even with create_size 0 (an
+	 * empty object, for a store that grows it: fl_store_compressed). */
+	int create;
+	/* With create or create_size: EEXIST if the object exists. */
 	int exclusive;
 	/* Block size of an object created here, a multiple of 4096 up to
 	 * 64 MiB (default 65536).  An existing object keeps its own. */
@@ -319,7 +322,10 @@ struct fl_redis_options {
  * block_size) and its data the strings PREFIX:0, PREFIX:1, ... one per
  * block (docs/design.md, "Redis layout").  A missing block, or the part
  * of one past its string's end, reads as zeros; a whole block written as
- * zeros is deleted.  In a cluster each key goes to its slot's node: put
+ * zeros is deleted.  A write past the end (never the engine's: a store
+ * over this one, such as fl_store_compressed, or a copy) makes the object
+ * longer; discard deletes the blocks a range covers whole.  In a cluster
+ * each key goes to its slot's node: put
  * a hash tag in the prefix ("{obj}") to keep an object on one node, or
  * leave it out to spread its blocks over every node.
  *

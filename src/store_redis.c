@@ -53,7 +53,7 @@ struct redis_store {
 	struct fl_store base;
 	struct redis_client cl;
 	char prefix[PREFIX_MAX + 1];
-	uint64_t size;
+	_Atomic uint64_t size; /* grows with writes past the end */
 	uint32_t block;
 	_Atomic uint64_t blocks_read, blocks_written;
 	/* submitted requests, linked through store_data */
@@ -83,18 +83,19 @@ static struct redis_store *to_redis(struct fl_store *s)
 
 /* ---- commands for a range -------------------------------------------- */
 
-/* Bytes of [off, off + len) within the object. */
-static size_t clip(const struct redis_store *rs, uint64_t off, size_t len)
+/* Bytes of [off, off + len) within an object of size bytes. */
+static size_t clip(uint64_t size, uint64_t off, size_t len)
 {
-	if (off >= rs->size)
+	if (off >= size)
 		return 0;
-	return rs->size - off < len ? (size_t)(rs->size - off) : len;
+	return size - off < len ? (size_t)(size - off) : len;
 }
 
-static unsigned range_blocks(const struct redis_store *rs, uint64_t off,
-			     size_t len)
+/* Blocks [off, off + len) touches in an object of size bytes. */
+static unsigned range_blocks(const struct redis_store *rs, uint64_t size,
+			     uint64_t off, size_t len)
 {
-	size_t n = clip(rs, off, len);
+	size_t n = clip(size, off, len);
 
 	if (!n)
 		return 0;
@@ -129,10 +130,11 @@ static void cmd_num(struct redis_cmd *c, int i, char *buf, uint64_t v)
 }
 
 /* The block commands of one request, into c and a (range_blocks of them). */
-static unsigned build(struct redis_store *rs, const struct fl_store_io *io,
-		      struct redis_cmd *c, struct blk_args *a)
+static unsigned build(struct redis_store *rs, uint64_t size,
+		      const struct fl_store_io *io, struct redis_cmd *c,
+		      struct blk_args *a)
 {
-	uint64_t end = io->off + clip(rs, io->off, io->len);
+	uint64_t end = io->off + clip(size, io->off, io->len);
 	uint64_t b, pos = io->off;
 	unsigned n = 0;
 
@@ -155,7 +157,7 @@ static unsigned build(struct redis_store *rs, const struct fl_store_io *io,
 			cmd_num(&c[n], 2, a[n].a1, pos - bstart);
 			cmd_num(&c[n], 3, a[n].a2, bend - bstart - 1);
 		} else if (pos == bstart &&
-			   (len == rs->block || bend == rs->size)) {
+			   (len == rs->block || bend == size)) {
 			int zero = all_zero(data, len);
 
 			c[n].argc = zero ? 2 : 3;
@@ -203,15 +205,16 @@ static void block_done(const struct fl_store_io *io, struct redis_cmd *c,
 }
 
 /* The result of one request from its n blocks' outcomes. */
-static ssize_t finish(struct redis_store *rs, const struct fl_store_io *io,
-		      const struct blk_args *a, unsigned n)
+static ssize_t finish(struct redis_store *rs, uint64_t size,
+		      const struct fl_store_io *io, const struct blk_args *a,
+		      unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
 		if (a[i].err)
 			return -(ssize_t)(a[i].err == ECANCELED ? ECANCELED
 								: EIO);
 	atomic_fetch_add(io->write ? &rs->blocks_written : &rs->blocks_read, n);
-	return (ssize_t)clip(rs, io->off, io->len);
+	return (ssize_t)clip(size, io->off, io->len);
 }
 
 /* A batch of requests and where each one's commands are. */
@@ -226,13 +229,15 @@ struct batch {
 	unsigned *req_of; /* the request of each command */
 	int complete;	  /* complete each request as soon as it is done */
 	unsigned n;	  /* requests */
+	uint64_t size;	  /* the object's, when the batch began */
 };
 
 static void request_done(struct batch *b, unsigned r)
 {
 	unsigned k = b->first[r];
 
-	b->results[r] = finish(b->rs, b->ios[r], b->a + k, b->first[r + 1] - k);
+	b->results[r] = finish(b->rs, b->size, b->ios[r], b->a + k,
+			       b->first[r + 1] - k);
 	if (b->complete)
 		fl_store_io_complete(b->ios[r], b->results[r]);
 }
@@ -275,15 +280,18 @@ static void command_done(void *arg, unsigned k)
 static void run_batch(struct redis_store *rs, struct fl_store_io *const *ios,
 		      unsigned n, ssize_t *results, int complete)
 {
-	struct batch b = {
-		.rs = rs, .ios = ios, .results = results, .complete = complete};
+	struct batch b = {.rs = rs,
+			  .ios = ios,
+			  .results = results,
+			  .complete = complete,
+			  .size = atomic_load(&rs->size)};
 	struct redis_hooks hooks = {.sent = commands_sent,
 				    .done = command_done,
 				    .abortable = complete};
 	unsigned i, total = 0;
 
 	for (i = 0; i < n; i++)
-		total += range_blocks(rs, ios[i]->off, ios[i]->len);
+		total += range_blocks(rs, b.size, ios[i]->off, ios[i]->len);
 	b.c = calloc(total + 1, sizeof(*b.c));
 	b.a = malloc((total + 1) * sizeof(*b.a));
 	b.first = malloc((2 * n + 1 + total) * sizeof(unsigned));
@@ -299,7 +307,8 @@ static void run_batch(struct redis_store *rs, struct fl_store_io *const *ios,
 	b.left = b.first + n + 1;
 	b.req_of = b.left + n;
 	for (total = 0, i = 0; i < n; i++) {
-		unsigned k = build(rs, ios[i], b.c + total, b.a + total);
+		unsigned k =
+			build(rs, b.size, ios[i], b.c + total, b.a + total);
 
 		b.first[i] = total;
 		b.left[i] = k;
@@ -319,6 +328,8 @@ out:
 	free(b.first);
 }
 
+static int grow(struct redis_store *rs, uint64_t end);
+
 static ssize_t run_one(struct redis_store *rs, int write, void *buf, size_t len,
 		       uint64_t off)
 {
@@ -327,10 +338,10 @@ static ssize_t run_one(struct redis_store *rs, int write, void *buf, size_t len,
 	struct fl_store_io *ios[1] = {&io};
 	ssize_t r;
 
-	if (write && clip(rs, off, len) < len) {
-		errno = EFBIG; /* past the object's end: never asked */
+	/* A write past the end (not the engine's: a store over this one,
+	 * fl_store_compressed, or a copy) makes the object longer first. */
+	if (write && off + len > atomic_load(&rs->size) && grow(rs, off + len))
 		return -1;
-	}
 	run_batch(rs, ios, 1, &r, 0);
 	if (r < 0) {
 		errno = (int)-r;
@@ -355,7 +366,7 @@ static ssize_t redis_write(struct fl_store *s, const void *buf, size_t len,
 
 static int64_t redis_size(struct fl_store *s)
 {
-	return (int64_t)to_redis(s)->size;
+	return (int64_t)atomic_load(&to_redis(s)->size);
 }
 
 static int redis_submit(struct fl_store *s, struct fl_store_io *const *ios,
@@ -399,7 +410,8 @@ static unsigned take_batch(struct redis_store *rs, struct fl_store_io **ios,
 
 	while (rs->head && n < max) {
 		struct fl_store_io *io = rs->head;
-		unsigned b = range_blocks(rs, io->off, io->len);
+		unsigned b = range_blocks(rs, atomic_load(&rs->size), io->off,
+					  io->len);
 
 		if (n && (blocks + b > BATCH_BLOCKS || blocks >= SPLIT_BLOCKS))
 			break;
@@ -483,6 +495,51 @@ static void redis_destroy(struct fl_store *s)
 	store_free(to_redis(s));
 }
 
+/*
+ * The data of [off, off + len) is not needed: DEL the blocks the range
+ * covers whole (they read as zeros from then on); parts of blocks are
+ * left as they are (a block's string cannot be cut short without being
+ * rewritten).  One round trip.  0, or -1 with errno.
+ */
+static int redis_discard(struct fl_store *s, uint64_t off, uint64_t len)
+{
+	struct redis_store *rs = to_redis(s);
+	uint64_t first = (off + rs->block - 1) / rs->block;
+	uint64_t end = (off + len) / rs->block, b;
+	struct redis_cmd *c;
+	struct blk_args *a;
+	unsigned n = 0, failed;
+
+	if (end <= first)
+		return 0;
+	if (end - first > BATCH_BLOCKS)
+		end = first + BATCH_BLOCKS; /* advice: the rest stays */
+	c = calloc(end - first, sizeof(*c));
+	a = malloc((end - first) * sizeof(*a));
+	if (!c || !a) {
+		free(c);
+		free(a);
+		errno = ENOMEM;
+		return -1;
+	}
+	for (b = first; b < end; b++, n++) {
+		c[n].argc = 2;
+		cmd_arg(&c[n], 0, "DEL", 3);
+		cmd_key(rs, &c[n], &a[n], b);
+	}
+	failed = redis_exec(&rs->cl, c, n, NULL);
+	for (unsigned i = 0; i < n; i++)
+		if (c[i].reply)
+			freeReplyObject(c[i].reply);
+	free(c);
+	free(a);
+	if (failed) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
 static const struct fl_store_ops redis_store_ops = {
 	.read = redis_read,
 	.write = redis_write,
@@ -490,6 +547,7 @@ static const struct fl_store_ops redis_store_ops = {
 	.destroy = redis_destroy,
 	.cancel = redis_cancel,
 	.submit = redis_submit,
+	.discard = redis_discard,
 };
 
 /* ---- the URL and the metadata ------------------------------------------ */
@@ -628,6 +686,47 @@ static uint64_t meta_num(const redisReply *e)
 	return *end ? 0 : v;
 }
 
+/*
+ * Make the object at least end bytes long: the metadata's size grows (one
+ * atomic script: two machines growing it agree on the larger), then
+ * rs->size.  The new bytes read as zeros until written.  0, or -1 with
+ * errno.
+ */
+static int grow(struct redis_store *rs, uint64_t end)
+{
+	static const char script[] =
+		"local s = tonumber(redis.call('hget', KEYS[1], 'size')) "
+		"local n = tonumber(ARGV[1]) "
+		"if not s then return redis.error_reply('no object') end "
+		"if n > s then redis.call('hset', KEYS[1], 'size', ARGV[1]) "
+		"return ARGV[1] end return tostring(s)";
+	char key[KEY_MAX], a1[24];
+	const char *argv[5] = {"EVAL", script, "1", key, a1};
+	size_t argvlen[5] = {4, sizeof(script) - 1, 1};
+	uint64_t now, cur;
+	redisReply *r;
+
+	if (end > (1ull << 53)) { /* Lua's numbers are doubles */
+		errno = EFBIG;
+		return -1;
+	}
+	argvlen[3] = (size_t)snprintf(key, sizeof(key), "%s:meta", rs->prefix);
+	argvlen[4] = (size_t)sprintf(a1, "%llu", (unsigned long long)end);
+	r = command(rs, 5, argv, argvlen, 3);
+	if (!r)
+		return -1;
+	now = r->type == REDIS_REPLY_STRING ? meta_num(r) : 0;
+	freeReplyObject(r);
+	if (now < end) {
+		errno = EIO;
+		return -1;
+	}
+	cur = atomic_load(&rs->size);
+	while (cur < now && !atomic_compare_exchange_weak(&rs->size, &cur, now))
+		;
+	return 0;
+}
+
 /* Read the metadata into rs->size and rs->block; 0, or -1 with errno
  * (ENOENT: none; EPROTO: not a faultline object). */
 static int meta_load(struct redis_store *rs, const char *key)
@@ -666,7 +765,7 @@ static int options_check(const struct fl_redis_options *o)
 	return (o->block_size &&
 		(o->block_size % 4096 || o->block_size > MAX_BLOCK)) ||
 	       o->io_threads > MAX_THREADS || o->connections > 1024 ||
-	       (o->exclusive && !o->create_size);
+	       (o->exclusive && !o->create_size && !o->create);
 }
 
 static int meta_open(struct redis_store *rs, const struct fl_redis_options *o)
@@ -675,7 +774,7 @@ static int meta_open(struct redis_store *rs, const struct fl_redis_options *o)
 	int created = 0;
 
 	snprintf(key, sizeof(key), "%s:meta", rs->prefix);
-	if (o->create_size) {
+	if (o->create_size || o->create) {
 		created = meta_create(rs, key, o->create_size,
 				      o->block_size ? o->block_size
 						    : DEFAULT_BLOCK);
@@ -792,7 +891,8 @@ int fl_store_redis_stats(struct fl_store *store, struct fl_redis_stats *st)
  * its metadata. */
 static int remove_keys(struct redis_store *rs)
 {
-	uint64_t nblocks = (rs->size + rs->block - 1) / rs->block, b = 0;
+	uint64_t nblocks = (atomic_load(&rs->size) + rs->block - 1) / rs->block;
+	uint64_t b = 0;
 	struct redis_cmd *c = calloc(BATCH_BLOCKS, sizeof(*c));
 	struct blk_args *a = malloc(BATCH_BLOCKS * sizeof(*a));
 	unsigned failed = 0;
