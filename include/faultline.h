@@ -324,8 +324,8 @@ struct fl_redis_options {
  * of one past its string's end, reads as zeros; a whole block written as
  * zeros is deleted.  A write past the end (never the engine's: a store
  * over this one, such as fl_store_compressed, or a copy) makes the object
- * longer; discard deletes the blocks a range covers whole.  In a cluster
- * each key goes to its slot's node: put
+ * longer (up to 2^53 bytes: EFBIG beyond); discard deletes the blocks a
+ * range covers whole.  In a cluster each key goes to its slot's node: put
  * a hash tag in the prefix ("{obj}") to keep an object on one node, or
  * leave it out to spread its blocks over every node.
  *
@@ -340,14 +340,14 @@ struct fl_redis_options {
  * A command that fails or times out fails its read (the fault gets
  * SIGBUS) or write (fl_msync: EIO, the pages stay dirty).  The cancel
  * op (fl_engine_destroy) ends submitted reads at once, also those
- * waiting for a hung server.  opts may be NULL
- * (defaults).  The caller owns the store until fl_object_create takes it (its
- * destroy closes every connection).
+ * waiting for a hung server.  opts may be NULL (defaults).  The caller
+ * owns the store until fl_object_create takes it (its destroy closes
+ * every connection).
  *
  * Errors: EINVAL (a NULL or malformed url, a bad option), ENOENT (no
- * object and no create_size), EEXIST (exclusive and it exists), EPROTO
- * (the metadata is not a faultline object's), EIO (the server failed,
- * or a redis+cluster URL names a server that is not a cluster node),
+ * object, and neither create nor create_size), EEXIST (exclusive and it
+ * exists), EPROTO (the metadata is not a faultline object's), EIO (the server
+ * failed, or a redis+cluster URL names a server that is not a cluster node),
  * ECONNREFUSED, ETIMEDOUT (connect or a command), ENOMEM, EOPNOTSUPP
  * (faultline was built without hiredis).
  */
