@@ -22,10 +22,11 @@ die() {
 	exit 1
 }
 
-# A port nothing listens on: random in 20000-39999, checked by a ping.
+# A port nothing listens on: random in 20000-32767, below the kernel's
+# ephemeral ports (no outgoing connection holds one), checked by a ping.
 free_port() {
 	while :; do
-		p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 20000))
+		p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 12768))
 		redis-cli -p "$p" ping >/dev/null 2>&1 || { echo "$p"; return; }
 	done
 }

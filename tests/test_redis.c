@@ -952,24 +952,22 @@ static int own_ping(void *arg)
 	return ok;
 }
 
-/* Start redis-server on sv->port (a new free port if 0), persisting
- * every write (AOF, fsync always) in sv->dir; it dies with this case. */
-static void own_start(struct own_server *sv)
+/* Up: it answers PING; or its process ended (a port taken meanwhile). */
+static int own_up_or_gone(void *arg)
 {
-	char port[16];
+	struct own_server *sv = arg;
 
-	if (!sv->dir[0]) {
-		snprintf(sv->dir, sizeof(sv->dir), "%s/redis-%d-XXXXXX",
-			 h_tmpdir(), (int)getpid());
-		REQUIRE(mkdtemp(sv->dir));
-	}
-	if (!sv->port) {
-		do
-			sv->port = 40000 + (int)(h_now() * 1000) % 20000;
-		while (own_ping(sv));
-	}
+	return own_ping(sv) || waitpid(sv->pid, NULL, WNOHANG) == sv->pid;
+}
+
+/* Fork and exec redis-server on sv->port; 1 once it answers, 0 if it
+ * exited (reaped). */
+static int own_spawn(struct own_server *sv)
+{
+	char port[16], log[300];
+
 	snprintf(port, sizeof(port), "%d", sv->port);
-	snprintf(sv->url, sizeof(sv->url), "redis://127.0.0.1:%d", sv->port);
+	snprintf(log, sizeof(log), "%s/redis.log", sv->dir);
 	sv->pid = fork();
 	REQUIRE(sv->pid >= 0);
 	if (sv->pid == 0) {
@@ -979,12 +977,52 @@ static void own_start(struct own_server *sv)
 		dup2(null, 1);
 		dup2(null, 2);
 		execlp("redis-server", "redis-server", "--port", port, "--bind",
-		       "127.0.0.1", "--dir", sv->dir, "--save", "",
-		       "--appendonly", "yes", "--appendfsync", "always",
-		       (char *)NULL);
+		       "127.0.0.1", "--dir", sv->dir, "--logfile", log,
+		       "--save", "", "--appendonly", "yes", "--appendfsync",
+		       "always", (char *)NULL);
 		_exit(127);
 	}
-	REQUIRE(h_wait_until(own_ping, sv));
+	REQUIRE(h_wait_until(own_up_or_gone, sv));
+	if (own_ping(sv))
+		return 1;
+	sv->pid = 0; /* reaped by own_up_or_gone */
+	return 0;
+}
+
+/*
+ * Start redis-server on sv->port (a new free port if 0), persisting
+ * every write (AOF, fsync always) in sv->dir; it dies with this case.
+ * Ports are taken below the kernel's ephemeral range (32768 up), so that
+ * no outgoing connection holds one; a server that cannot bind its port
+ * (another process took it) is started again, on another port if it
+ * was new.
+ */
+static void own_start(struct own_server *sv)
+{
+	int fixed = sv->port != 0;
+
+	if (!sv->dir[0]) {
+		snprintf(sv->dir, sizeof(sv->dir), "%s/redis-%d-XXXXXX",
+			 h_tmpdir(), (int)getpid());
+		REQUIRE(mkdtemp(sv->dir));
+	}
+	for (int tries = 0; tries < 10; tries++) {
+		if (!fixed) {
+			do
+				sv->port =
+					20000 +
+					(int)(h_now() * 1000 + tries) % 12000;
+			while (own_ping(sv));
+		}
+		snprintf(sv->url, sizeof(sv->url), "redis://127.0.0.1:%d",
+			 sv->port);
+		if (own_spawn(sv))
+			return;
+		h_note("redis-server on port %d did not start (see "
+		       "%s/redis.log)",
+		       sv->port, sv->dir);
+	}
+	REQUIRE(!"redis-server did not start");
 }
 
 static void own_kill(struct own_server *sv)
