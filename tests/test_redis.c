@@ -211,6 +211,19 @@ TEST(open_errors)
 	struct fl_store *s;
 
 	CHECK_ERR(fl_store_redis_open(NULL, NULL) == NULL, EINVAL);
+	CHECK_ERR(fl_store_redis_stats(NULL, NULL) == -1, EINVAL);
+	{
+		struct h_file f;
+		struct fl_store *fs;
+		struct fl_redis_stats st;
+
+		h_file_create(&f, PG, 1);
+		fs = fl_store_file_open(f.path, O_RDONLY);
+		REQUIRE(fs);
+		CHECK_ERR(fl_store_redis_stats(fs, &st) == -1, EINVAL);
+		fs->ops->destroy(fs);
+		h_file_remove(&f);
+	}
 	CHECK_ERR(fl_store_redis_open("redis://127.0.0.1:1", NULL) == NULL,
 		  EINVAL); /* no prefix */
 	CHECK_ERR(fl_store_redis_open("http://127.0.0.1/x", NULL) == NULL,
