@@ -34,11 +34,8 @@
 
 #ifdef FL_HAVE_HIREDIS
 #include "redis_client.h"
+#include "redis_object.h"
 
-#define PREFIX_MAX	   200
-#define KEY_MAX		   (PREFIX_MAX + 24)
-#define DEFAULT_BLOCK	   65536u
-#define MAX_BLOCK	   (64u << 20)
 #define DEFAULT_TIMEOUT_MS 2000u
 #define DEFAULT_CONNS	   4u
 #define DEFAULT_THREADS	   2u
@@ -46,13 +43,11 @@
 #define BATCH_BLOCKS	   512u	       /* most block commands in one batch */
 #define SPLIT_BLOCKS	   16u	       /* a batch this large takes no more */
 #define POPULATE_MIN	   (64u << 10) /* reads this large are populated */
-#define FORMAT		   "faultline-blocks"
-#define VERSION		   "1"
 
 struct redis_store {
 	struct fl_store base;
 	struct redis_client cl;
-	char prefix[PREFIX_MAX + 1];
+	char prefix[REDIS_PREFIX_MAX + 1];
 	_Atomic uint64_t size; /* grows with writes past the end */
 	uint32_t block;
 	_Atomic uint64_t blocks_read, blocks_written;
@@ -67,7 +62,7 @@ struct redis_store {
 
 /* One block command's own strings. */
 struct blk_args {
-	char key[KEY_MAX];
+	char key[REDIS_KEY_MAX];
 	char a1[24], a2[24];
 	size_t len; /* bytes of the request in this block */
 	size_t at;  /* where they are in the request's buffer */
@@ -328,7 +323,19 @@ out:
 	free(b.first);
 }
 
-static int grow(struct redis_store *rs, uint64_t end);
+/* Make the object at least end bytes long (the metadata, then rs->size);
+ * the new bytes read as zeros until written.  0, or -1 with errno. */
+static int grow(struct redis_store *rs, uint64_t end)
+{
+	uint64_t now, cur;
+
+	if (redis_meta_grow(&rs->cl, rs->prefix, end, &now))
+		return -1;
+	cur = atomic_load(&rs->size);
+	while (cur < now && !atomic_compare_exchange_weak(&rs->size, &cur, now))
+		;
+	return 0;
+}
 
 static ssize_t run_one(struct redis_store *rs, int write, void *buf, size_t len,
 		       uint64_t off)
@@ -550,242 +557,12 @@ static const struct fl_store_ops redis_store_ops = {
 	.discard = redis_discard,
 };
 
-/* ---- the URL and the metadata ------------------------------------------ */
-
-/* Add the node of one "host[:port]" (or "[v6addr]:port") of a URL;
- * an empty host is 127.0.0.1, the port 6379 by default. */
-static int add_seed(struct redis_store *rs, const char *p, size_t len)
-{
-	char host[REDIS_HOST_MAX] = "127.0.0.1", num[8], *num_end;
-	const char *end = p + len, *hs = p, *he, *port_s = NULL;
-	long port = 6379;
-
-	if (len && *p == '[') {
-		const char *close = memchr(p, ']', len);
-
-		if (!close || (close + 1 < end && close[1] != ':'))
-			return -1;
-		hs = p + 1;
-		he = close;
-		port_s = close + 1 < end ? close + 2 : NULL;
-	} else {
-		const char *colon = memrchr(p, ':', len);
-
-		he = colon ? colon : end;
-		port_s = colon ? colon + 1 : NULL;
-	}
-	if (port_s) {
-		size_t n = (size_t)(end - port_s);
-
-		if (n == 0 || n >= sizeof(num))
-			return -1;
-		memcpy(num, port_s, n);
-		num[n] = 0;
-		port = strtol(num, &num_end, 10);
-		if (*num_end || port <= 0 || port > 65535)
-			return -1;
-	}
-	if (he > hs) {
-		if ((size_t)(he - hs) >= sizeof(host))
-			return -1;
-		memcpy(host, hs, (size_t)(he - hs));
-		host[he - hs] = 0;
-	}
-	return redis_node_get(&rs->cl, host, (int)port) < 0 ? -1 : 0;
-}
-
-/* Parse url into rs (cluster, seed nodes, prefix); 0 or -1 (EINVAL). */
-static int parse_url(struct redis_store *rs, const char *url, int *cluster)
-{
-	const char *p, *slash, *q;
-
-	if (!strncmp(url, "redis://", 8)) {
-		*cluster = 0;
-		p = url + 8;
-	} else if (!strncmp(url, "redis+cluster://", 16)) {
-		*cluster = 1;
-		p = url + 16;
-	} else {
-		return -1;
-	}
-	slash = strchr(p, '/');
-	if (!slash || !slash[1] || strlen(slash + 1) > PREFIX_MAX)
-		return -1;
-	snprintf(rs->prefix, sizeof(rs->prefix), "%s", slash + 1);
-	if (!*cluster && memchr(p, ',', (size_t)(slash - p)))
-		return -1; /* one server */
-	for (; p <= slash; p = q + 1) {
-		q = memchr(p, ',', (size_t)(slash - p));
-		if (!q)
-			q = slash;
-		if (q == p && q != slash)
-			return -1;
-		if (add_seed(rs, p, (size_t)(q - p)))
-			return -1;
-	}
-	return 0;
-}
-
-/* Run one command (key argv[key_arg]) routed like a block's: its reply,
- * or NULL with errno. */
-static redisReply *command(struct redis_store *rs, int argc, const char **argv,
-			   const size_t *argvlen, unsigned key_arg)
-{
-	struct redis_cmd c;
-
-	memset(&c, 0, sizeof(c));
-	c.argc = argc;
-	c.key_arg = key_arg;
-	memcpy(c.argv, argv, (size_t)argc * sizeof(*argv));
-	memcpy(c.argvlen, argvlen, (size_t)argc * sizeof(*argvlen));
-	if (redis_exec(&rs->cl, &c, 1, NULL)) {
-		errno = c.err;
-		return NULL;
-	}
-	return c.reply;
-}
-
-/* Create the metadata unless it exists (one atomic script): 1 if created,
- * 0 if it existed, -1 with errno. */
-static int meta_create(struct redis_store *rs, const char *key, uint64_t size,
-		       uint32_t block)
-{
-	static const char script[] =
-		"if redis.call('exists', KEYS[1]) == 1 then return 0 end "
-		"redis.call('hset', KEYS[1], 'format', '" FORMAT "', "
-		"'version', '" VERSION "', 'size', ARGV[1], "
-		"'block_size', ARGV[2]) return 1";
-	char a1[24], a2[24];
-	const char *argv[6] = {"EVAL", script, "1", key, a1, a2};
-	size_t argvlen[6] = {4, sizeof(script) - 1, 1, strlen(key)};
-	redisReply *r;
-	int created;
-
-	argvlen[4] = (size_t)sprintf(a1, "%llu", (unsigned long long)size);
-	argvlen[5] = (size_t)sprintf(a2, "%u", block);
-	r = command(rs, 6, argv, argvlen, 3);
-	if (!r)
-		return -1;
-	created = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-	freeReplyObject(r);
-	return created;
-}
-
-/* A decimal field of the metadata, 0 if absent or malformed. */
-static uint64_t meta_num(const redisReply *e)
-{
-	char buf[24], *end;
-	unsigned long long v;
-
-	if (e->type != REDIS_REPLY_STRING || e->len == 0 ||
-	    e->len >= sizeof(buf))
-		return 0;
-	memcpy(buf, e->str, e->len);
-	buf[e->len] = 0;
-	v = strtoull(buf, &end, 10);
-	return *end ? 0 : v;
-}
-
-/*
- * Make the object at least end bytes long: the metadata's size grows (one
- * atomic script: two machines growing it agree on the larger), then
- * rs->size.  The new bytes read as zeros until written.  0, or -1 with
- * errno.
- */
-static int grow(struct redis_store *rs, uint64_t end)
-{
-	static const char script[] =
-		"local s = tonumber(redis.call('hget', KEYS[1], 'size')) "
-		"local n = tonumber(ARGV[1]) "
-		"if not s then return redis.error_reply('no object') end "
-		"if n > s then redis.call('hset', KEYS[1], 'size', ARGV[1]) "
-		"return ARGV[1] end return tostring(s)";
-	char key[KEY_MAX], a1[24];
-	const char *argv[5] = {"EVAL", script, "1", key, a1};
-	size_t argvlen[5] = {4, sizeof(script) - 1, 1};
-	uint64_t now, cur;
-	redisReply *r;
-
-	if (end > (1ull << 53)) { /* Lua's numbers are doubles */
-		errno = EFBIG;
-		return -1;
-	}
-	argvlen[3] = (size_t)snprintf(key, sizeof(key), "%s:meta", rs->prefix);
-	argvlen[4] = (size_t)sprintf(a1, "%llu", (unsigned long long)end);
-	r = command(rs, 5, argv, argvlen, 3);
-	if (!r)
-		return -1;
-	now = r->type == REDIS_REPLY_STRING ? meta_num(r) : 0;
-	freeReplyObject(r);
-	if (now < end) {
-		errno = EIO;
-		return -1;
-	}
-	cur = atomic_load(&rs->size);
-	while (cur < now && !atomic_compare_exchange_weak(&rs->size, &cur, now))
-		;
-	return 0;
-}
-
-/* Read the metadata into rs->size and rs->block; 0, or -1 with errno
- * (ENOENT: none; EPROTO: not a faultline object). */
-static int meta_load(struct redis_store *rs, const char *key)
-{
-	const char *argv[6] = {"HMGET",	  key,	  "format",
-			       "version", "size", "block_size"};
-	size_t argvlen[6] = {5, strlen(key), 6, 7, 4, 10};
-	redisReply *r = command(rs, 6, argv, argvlen, 1);
-	int ret = -1;
-
-	if (!r)
-		return -1;
-	errno = EPROTO;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
-		goto out;
-	if (r->element[0]->type == REDIS_REPLY_NIL) {
-		errno = ENOENT;
-		goto out;
-	}
-	if (r->element[0]->type != REDIS_REPLY_STRING ||
-	    strcmp(r->element[0]->str, FORMAT) || meta_num(r->element[1]) != 1)
-		goto out;
-	rs->size = meta_num(r->element[2]);
-	rs->block = (uint32_t)meta_num(r->element[3]);
-	if (rs->block == 0 || rs->block % 4096 || rs->block > MAX_BLOCK ||
-	    meta_num(r->element[3]) > MAX_BLOCK)
-		goto out;
-	ret = 0;
-out:
-	freeReplyObject(r);
-	return ret;
-}
-
 static int options_check(const struct fl_redis_options *o)
 {
 	return (o->block_size &&
-		(o->block_size % 4096 || o->block_size > MAX_BLOCK)) ||
+		(o->block_size % 4096 || o->block_size > REDIS_MAX_BLOCK)) ||
 	       o->io_threads > MAX_THREADS || o->connections > 1024 ||
 	       (o->exclusive && !o->create_size && !o->create);
-}
-
-static int meta_open(struct redis_store *rs, const struct fl_redis_options *o)
-{
-	char key[KEY_MAX];
-	int created = 0;
-
-	snprintf(key, sizeof(key), "%s:meta", rs->prefix);
-	if (o->create_size || o->create) {
-		created = meta_create(rs, key, o->create_size,
-				      o->block_size ? o->block_size
-						    : DEFAULT_BLOCK);
-		if (created < 0)
-			return -1;
-		if (!created && o->exclusive) {
-			errno = EEXIST;
-			return -1;
-		}
-	}
-	return meta_load(rs, key);
 }
 
 static int threads_start(struct redis_store *rs, unsigned n)
@@ -830,6 +607,7 @@ struct fl_store *fl_store_redis_open(const char *url,
 	const struct fl_redis_options *o = opts ? opts : &defaults;
 	struct redis_store *rs;
 	int cluster, saved;
+	uint64_t size;
 
 	if (!url || options_check(o)) {
 		errno = EINVAL;
@@ -838,7 +616,7 @@ struct fl_store *fl_store_redis_open(const char *url,
 	rs = store_new(o);
 	if (!rs)
 		return NULL;
-	if (parse_url(rs, url, &cluster)) {
+	if (redis_url_parse(&rs->cl, url, rs->prefix, &cluster)) {
 		if (errno != ENOMEM)
 			errno = EINVAL;
 		goto fail;
@@ -847,8 +625,10 @@ struct fl_store *fl_store_redis_open(const char *url,
 	rs->cl.nr_seeds = atomic_load(&rs->cl.nr_nodes);
 	if (cluster && redis_slots_load(&rs->cl))
 		goto fail;
-	if (meta_open(rs, o) ||
-	    threads_start(rs, o->io_threads ? o->io_threads : DEFAULT_THREADS))
+	if (redis_meta_open(&rs->cl, rs->prefix, o, &size, &rs->block))
+		goto fail;
+	atomic_store(&rs->size, size);
+	if (threads_start(rs, o->io_threads ? o->io_threads : DEFAULT_THREADS))
 		goto fail;
 	return &rs->base;
 fail:
