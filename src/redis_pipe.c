@@ -265,12 +265,14 @@ static void round_receive(struct redis_client *cl, struct round *rd,
 			cmd_reply(cl, c, r);
 		notify(rd, i);
 	}
+	/* The next round starts with none; cancel must not touch these
+	 * any more. */
 	nconn = rd->n;
-	if (rd->abortable) { /* cancel must not touch them any more */
+	if (rd->abortable)
 		pthread_mutex_lock(&cl->abort_lock);
-		rd->n = 0;
+	rd->n = 0;
+	if (rd->abortable)
 		pthread_mutex_unlock(&cl->abort_lock);
-	}
 	for (i = 0; i < nconn; i++) {
 		struct redis_node *nd = cl->nodes[rd->c[i].node];
 
@@ -338,7 +340,8 @@ unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
 			break;
 		if (cl->cluster && atomic_load(&cl->slots_stale))
 			redis_slots_load(cl); /* the MOVED already applied */
-		/* n is 0 between rounds: nothing for cancel to look at */
+		/* n is 0 between rounds (round_receive): nothing for
+		 * cancel to look at, and no connection of the last round */
 		memset(rd->c, 0, sizeof(rd->c));
 		rd->cmds = cmds;
 		rd->hooks = hooks;
