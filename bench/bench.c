@@ -90,6 +90,18 @@ static const struct scenario scenarios[] = {
 	 "baseline:\n"
 	 "                kernel (mmap in a memory cgroup of the same "
 	 "limit)"},
+	{"remote", bench_remote, 3,
+	 "page reads of an object in Redis (FL_REDIS_URL; beside it the\n"
+	 "                cluster of FL_REDIS_CLUSTER_URL; skipped without "
+	 "them):\n"
+	 "                sequential (one word per 64 bytes) and 8192 "
+	 "random pages\n"
+	 "                (MADV_RANDOM) of a new engine's mapping "
+	 "(default 256M, 3\n"
+	 "                runs); baseline: direct (plain hiredis: pipelined "
+	 "GETs of\n"
+	 "                the blocks, or one GETRANGE of the page at a "
+	 "time)"},
 	{"retry", bench_retry, 3,
 	 "map/write/unmap loop of a 16-page anonymous mapping (B, 2 s)\n"
 	 "                while A reads random pages through a 10 ms-per-read "

@@ -286,6 +286,108 @@ int fl_store_faulty_release(struct fl_store *store);
 long fl_store_faulty_held(struct fl_store *store);
 
 /* ------------------------------------------------------------------------
+ * Redis stores: objects kept in Redis, standalone or Redis Cluster
+ * ------------------------------------------------------------------------ */
+
+/* Options of fl_store_redis_open.  Zero in a field means "the default". */
+struct fl_redis_options {
+	/* If no object exists under the URL's prefix, create one of this
+	 * many bytes (sparse: every block reads as zeros until written).
+	 * 0: open an existing object only (ENOENT if there is none).  An
+	 * object that exists is opened as it is, whatever its size. */
+	uint64_t create_size;
+	/* Create the object if there is none even with create_size 0 (an
+	 * empty object, for a store that grows it: fl_store_compressed). */
+	int create;
+	/* With create or create_size: EEXIST if the object exists. */
+	int exclusive;
+	/* Block size of an object created here, a multiple of 4096 up to
+	 * 64 MiB (default 65536).  An existing object keeps its own. */
+	uint32_t block_size;
+	/* Open read-only (the store's read_only is set). */
+	int read_only;
+	/* Timeout of every connect and command, in milliseconds (default
+	 * 2000).  A read that times out fails (the fault gets SIGBUS). */
+	unsigned timeout_ms;
+	/* Most connections to each server (default 4). */
+	unsigned connections;
+	/* The store's threads running submitted reads (default 2). */
+	unsigned io_threads;
+};
+
+/*
+ * Open an object stored in Redis as a store (for fl_object_create, or a
+ * swap device).  url:
+ *   redis://HOST[:PORT]/PREFIX                       one server
+ *   redis+cluster://HOST[:PORT][,HOST[:PORT]...]/PREFIX   Redis Cluster
+ * (PORT default 6379; the cluster's slot map is loaded from the first
+ * seed that answers CLUSTER SLOTS).  PREFIX (1 to 200 bytes, anything
+ * after the first '/') names the object: its metadata is the hash
+ * PREFIX:meta (fields format "faultline-blocks", version 1, size,
+ * block_size) and its data the strings PREFIX:0, PREFIX:1, ... one per
+ * block (docs/design.md, "Redis layout").  A missing block, or the part
+ * of one past its string's end, reads as zeros; a whole block written as
+ * zeros is deleted.  A write past the end (never the engine's: a store
+ * over this one, such as fl_store_compressed, or a copy) makes the object
+ * longer (up to 2^53 bytes: EFBIG beyond); discard deletes the blocks a
+ * range covers whole.  In a cluster each key goes to its slot's node: put
+ * a hash tag in the prefix ("{obj}") to keep an object on one node, or
+ * leave it out to spread its blocks over every node.
+ *
+ * Reads are submitted (fl_store_ops.submit) to the store's own threads,
+ * which send the block commands of a read (a readahead window), or of
+ * several small queued reads, in one pipelined round trip and complete
+ * each read when its replies are in; writes (writeback) send a run's
+ * blocks in one round trip too.  Lost connections are made again; after
+ * a connect that fails or a command that times out, a server is not
+ * tried again for a backoff (50 ms, doubling to 2 s, until a command
+ * succeeds): I/O meanwhile fails at once.  MOVED and ASK are followed.
+ * A command that fails or times out fails its read (the fault gets
+ * SIGBUS) or write (fl_msync: EIO, the pages stay dirty).  The cancel
+ * op (fl_engine_destroy) ends submitted reads at once, also those
+ * waiting for a hung server.  opts may be NULL (defaults).  The caller
+ * owns the store until fl_object_create takes it (its destroy closes
+ * every connection).
+ *
+ * Errors: EINVAL (a NULL or malformed url, a bad option), ENOENT (no
+ * object, and neither create nor create_size), EEXIST (exclusive and it
+ * exists), EPROTO (the metadata is not a faultline object's), EIO (the server
+ * failed, or a redis+cluster URL names a server that is not a cluster node),
+ * ECONNREFUSED, ETIMEDOUT (connect or a command), ENOMEM, EOPNOTSUPP
+ * (faultline was built without hiredis).
+ */
+struct fl_store *fl_store_redis_open(const char *url,
+				     const struct fl_redis_options *opts);
+
+/*
+ * Delete the object at url (every block key, then its metadata), one
+ * pipelined round trip per 512 blocks.  opts: connection settings only
+ * (NULL: defaults).  Mappings of it elsewhere then read zeros, or fail
+ * once the metadata is gone for stores opened after.  Returns 0, or -1
+ * with errno as fl_store_redis_open (ENOENT: no object there) or of the
+ * failed deletes (EIO, ETIMEDOUT); a failure may leave part deleted.
+ */
+int fl_store_redis_remove(const char *url, const struct fl_redis_options *opts);
+
+/* Counters of a Redis store (since it was opened). */
+struct fl_redis_stats {
+	uint64_t connections;	   /* open now */
+	uint64_t connects;	   /* connections made (or tried) */
+	uint64_t connect_failures; /* tries that failed */
+	uint64_t commands;	   /* commands sent */
+	uint64_t round_trips;	   /* pipelined batches sent */
+	uint64_t moved, ask;	   /* cluster redirections followed */
+	uint64_t slot_refreshes;   /* CLUSTER SLOTS loads */
+	uint64_t errors;	   /* commands that failed */
+	uint64_t timeouts;	   /* waits for a reply that timed out */
+	uint64_t blocks_read, blocks_written; /* block commands that did */
+	uint64_t block_size;		      /* of the object */
+};
+
+/* The counters of a store made by fl_store_redis_open; EINVAL if not. */
+int fl_store_redis_stats(struct fl_store *store, struct fl_redis_stats *stats);
+
+/* ------------------------------------------------------------------------
  * Compression
  * ------------------------------------------------------------------------ */
 
