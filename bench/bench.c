@@ -87,6 +87,19 @@ static const struct scenario scenarios[] = {
 	 "locked (map\n"
 	 "                lock held across store reads), idle (A not "
 	 "running)"},
+	{"swap", bench_swap, 3,
+	 "random page writes, then random page reads, every page\n"
+	 "                checked, of anonymous memory twice its limit "
+	 "(default\n"
+	 "                512M, limit half of it, 3 runs); faultline "
+	 "with a swap\n"
+	 "                file, and with compressed memory in front of "
+	 "it; baseline:\n"
+	 "                kernel (anonymous mmap in a memory cgroup of "
+	 "the same\n"
+	 "                limit, swapping to a swap file the bench makes "
+	 "and\n"
+	 "                removes)"},
 };
 
 #define NR_SCENARIOS (int)(sizeof(scenarios) / sizeof(scenarios[0]))
@@ -229,7 +242,7 @@ int bench_main(int argc, char **argv)
 		return 2;
 	if (name == NULL) {
 		cli_error("bench: which scenario? (anon, minor, livelock, "
-			  "seqscan, randread, mixed, retry or all; see "
+			  "seqscan, randread, mixed, retry, swap or all; see "
 			  "faultline bench --help)");
 		return 2;
 	}
@@ -237,7 +250,8 @@ int bench_main(int argc, char **argv)
 		found |= scenario_selected(name, i);
 	if (!found) {
 		cli_error("bench: unknown scenario '%s' (anon, minor, "
-			  "livelock, seqscan, randread, mixed, retry or all)",
+			  "livelock, seqscan, randread, mixed, retry, swap or "
+			  "all)",
 			  name);
 		return 2;
 	}

@@ -55,6 +55,7 @@ int bench_seqscan(const struct bench_opts *o);
 int bench_randread(const struct bench_opts *o);
 int bench_livelock(const struct bench_opts *o);
 int bench_mixed(const struct bench_opts *o);
+int bench_swap(const struct bench_opts *o);
 
 /*
  * Run every configuration that is not skipped o->runs times, interleaved
