@@ -179,10 +179,12 @@ static void keep_best(struct swap_ctx *c, int cfg,
  * reach it) and ignoring the usual signals, it waits for the pipe to
  * close (kswap_remove, or the bench's end however it came), then turns
  * the swap file off, retrying while a dying kernel child still holds
- * slots, and removes it.  Only system calls: it is a fork of a process
- * that may have threads.
+ * slots, and removes it, and the memory cgroup (which the bench's own
+ * cleanup cannot remove while that child lives).  Only system calls: it
+ * is a fork of a process that may have threads.
  */
-static void guardian(int rfd, const char *path, const char *dir)
+static void guardian(int rfd, const char *path, const char *dir,
+		     const char *cgdir)
 {
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
 	int fd, i;
@@ -205,10 +207,15 @@ static void guardian(int rfd, const char *path, const char *dir)
 	}
 	unlink(path);
 	rmdir(dir);
+	for (i = 0; i < 100; i++) {
+		if (rmdir(cgdir) == 0 || errno == ENOENT)
+			break;
+		usleep(100 * 1000);
+	}
 	_exit(0);
 }
 
-static int guardian_start(struct kswap *ks)
+static int guardian_start(struct kswap *ks, const char *cgdir)
 {
 	int pfd[2];
 
@@ -223,7 +230,7 @@ static int guardian_start(struct kswap *ks)
 		return -1;
 	}
 	if (ks->guardian == 0)
-		guardian(pfd[0], ks->td.path, ks->td.dir);
+		guardian(pfd[0], ks->td.path, ks->td.dir, cgdir);
 	close(pfd[0]);
 	ks->guard_fd = pfd[1];
 	return 0;
@@ -304,12 +311,12 @@ static void kswap_remove(struct kswap *ks)
 }
 
 /*
- * Make a swap file of bytes under dir, with its guardian, and check that
- * swapon takes it (turned off again).  0, or -1 with the reason in why
- * (nothing left behind).
+ * Make a swap file of bytes under dir, with its guardian (which removes
+ * the memory cgroup cgdir too), and check that swapon takes it (turned
+ * off again).  0, or -1 with the reason in why (nothing left behind).
  */
-static int kswap_create(struct kswap *ks, const char *dir, uint64_t bytes,
-			char *why, size_t len)
+static int kswap_create(struct kswap *ks, const char *dir, const char *cgdir,
+			uint64_t bytes, char *why, size_t len)
 {
 	memset(ks, 0, sizeof(*ks));
 	ks->guard_fd = -1;
@@ -335,7 +342,7 @@ static int kswap_create(struct kswap *ks, const char *dir, uint64_t bytes,
 			 strerror(errno));
 		goto fail;
 	}
-	if (guardian_start(ks) < 0) {
+	if (guardian_start(ks, cgdir) < 0) {
 		snprintf(why, len, "fork: %s", strerror(errno));
 		goto fail;
 	}
@@ -471,7 +478,8 @@ static int kernel_setup(struct swap_ctx *c, const char *dir)
 	 * swap is less than half full, and the baseline should have its
 	 * best case.
 	 */
-	if (kswap_create(&c->ks, dir, 2 * c->size, why, sizeof(why)) < 0) {
+	if (kswap_create(&c->ks, dir, c->cg.td.dir, 2 * c->size, why,
+			 sizeof(why)) < 0) {
 		printf("  kernel baseline: skipped (%s)\n", why);
 		kcg_remove(&c->cg);
 		return -1;
@@ -760,8 +768,8 @@ int bench_swap(const struct bench_opts *o)
 		ret = 0;
 	}
 	if (!cfg[CFG_KERNEL].skipped) {
-		kswap_remove(&c.ks);
 		kcg_remove(&c.cg);
+		kswap_remove(&c.ks);
 	}
 	tmpdata_remove(&c.fl);
 out:
