@@ -159,13 +159,18 @@ static int mapping_covers(const struct mapping_set *set, uintptr_t start,
 
 /* ---- groups ------------------------------------------------------------- */
 
-/* Forget [start, end) of m in the page table; its private pages go. */
+/* Forget [start, end) of m in the page table; its private pages go, and
+ * so do its swapped-out pages' slots. */
 static void mapping_drop_private(struct fl_engine *e, struct fl_mapping *m,
 				 uintptr_t start, uintptr_t end)
 {
-	uint64_t freed = pagetable_clear(&e->pagetable, start >> PAGE_SHIFT,
-					 (end >> PAGE_SHIFT) - 1);
+	uint64_t swapped;
+	uint64_t freed =
+		pagetable_clear_swap(&e->pagetable, start >> PAGE_SHIFT,
+				     (end >> PAGE_SHIFT) - 1, &swapped);
 
+	if (swapped) /* their slots went with them (swap.c) */
+		swap_uncharge(m->group, swapped);
 	if (freed) {
 		atomic_fetch_sub(&m->group->private_pages, freed);
 		group_uncharge(m->group, freed);

@@ -11,6 +11,7 @@
 #include "group.h"
 #include "object.h"
 #include "reclaim.h"
+#include "swap.h"
 
 #define RECLAIM_BATCH	    256 /* pages taken off the lists per lock hold */
 #define RECLAIM_IDLE_ROUNDS 8	/* rounds in a row that free nothing: stop */
@@ -455,6 +456,7 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 
 	*busy = 0;
 	fl_assert_may_block(); /* it takes the map lock, writes back */
+	freed = swap_cache_sweep(g->engine); /* stale swap-cache pages */
 	v = subtree_pin(g, &nr);
 
 	/*
@@ -476,6 +478,15 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 
 			freed += shrink_group(v[i], &moved, busy);
 			progress |= moved;
+		}
+		if (freed == before && freed < want &&
+		    (round > 0 || !progress)) {
+			/* The cache's pages are hot (a round after their
+			 * second chance freed none) or gone: swap. */
+			uint64_t swapped = swap_reclaim(g, want - freed);
+
+			freed += swapped;
+			progress |= swapped > 0;
 		}
 		idle = freed > before ? 0 : idle + 1;
 	}
