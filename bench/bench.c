@@ -87,11 +87,11 @@ static const struct scenario scenarios[] = {
 	 "locked (map\n"
 	 "                lock held across store reads), idle (A not "
 	 "running)"},
-	{"swap", bench_swap, 3,
+	{"swap", bench_swap, 1,
 	 "random page writes, then random page reads, every page\n"
 	 "                checked, of anonymous memory twice its limit "
 	 "(default\n"
-	 "                512M, limit half of it, 3 runs); faultline "
+	 "                256M, limit half of it, 1 run); faultline "
 	 "with a swap\n"
 	 "                file, and with compressed memory in front of "
 	 "it; baseline:\n"
