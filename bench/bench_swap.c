@@ -80,7 +80,10 @@ struct swap_ctx {
 	int print_stats[NR_CFG];
 	struct kcg cg;
 	struct kswap ks;
-	struct tmpdata fl;		 /* td.path: faultline's swap file */
+	struct tmpdata fl; /* td.path: faultline's swap file */
+#ifdef FL_SWAP_API
+	fl_swap *file_dev, *zdev; /* the run's devices (zdev: compressed) */
+#endif
 	struct swap_result back;	 /* the last run's, from the child */
 	struct swap_result best[NR_CFG]; /* each configuration's best run */
 	double best_time[NR_CFG];
@@ -534,6 +537,9 @@ static fl_swap *make_swap(struct swap_ctx *c, fl_engine *engine)
 {
 	fl_swap *s = fl_swap_file_create(engine, c->fl.path, c->size);
 
+	c->file_dev = s;
+	c->zdev = NULL;
+
 	if (s == NULL) {
 		cli_error("bench swap: fl_swap_file_create %s: %s", c->fl.path,
 			  strerror(errno));
@@ -543,6 +549,7 @@ static fl_swap *make_swap(struct swap_ctx *c, fl_engine *engine)
 	if (c->compressed) {
 		s = fl_swap_compressed_create(engine, SWAP_ALGORITHM,
 					      SWAP_LEVEL, c->pool, s);
+		c->zdev = s;
 		if (s == NULL)
 			cli_error("bench swap: fl_swap_compressed_create: %s",
 				  strerror(errno));
@@ -551,8 +558,29 @@ static fl_swap *make_swap(struct swap_ctx *c, fl_engine *engine)
 	return s;
 }
 
+/* "  # ROW (first run): WHAT device: ..." from fl_swap_stats. */
+static void print_device_stats(fl_swap *dev, size_t page, const char *row,
+			       const char *what)
+{
+	struct fl_swap_stats s;
+	char b[32], used[32];
+
+	if (dev == NULL || fl_swap_stats(dev, &s) < 0)
+		return;
+	printf("  # %s (first run): %s device: pages written %llu read %llu; "
+	       "now %s stored in %s of slots; errors %llu+%llu "
+	       "(write+read)\n",
+	       row, what, (unsigned long long)s.pages_written,
+	       (unsigned long long)s.pages_read,
+	       format_size(s.bytes_stored, b, sizeof(b)),
+	       format_size(s.slots_used * page, used, sizeof(used)),
+	       (unsigned long long)s.write_errors,
+	       (unsigned long long)s.read_errors);
+}
+
 /* Print the row's swap figures of its first run. */
-static void print_swap_stats(fl_group *group, const char *row)
+static void print_swap_stats(const struct swap_ctx *c, fl_group *group,
+			     const char *row)
 {
 	struct fl_group_stats s;
 	char u[32];
@@ -564,6 +592,8 @@ static void print_swap_stats(fl_group *group, const char *row)
 	       row, (unsigned long long)s.swap_outs,
 	       (unsigned long long)s.swap_ins,
 	       format_size(s.swap_usage, u, sizeof(u)));
+	print_device_stats(c->zdev, c->page, row, "compressed");
+	print_device_stats(c->file_dev, c->page, row, "file");
 }
 
 /* After the run: its swap figures, the first run's summary, the limit. */
@@ -584,7 +614,7 @@ static int end_fl_run(struct swap_ctx *c, fl_engine *engine, fl_group *group,
 						   : "compressed (first run)");
 		snprintf(label, sizeof(label), "%s (first run)", row_name[cfg]);
 		bench_group_summary(group, label);
-		print_swap_stats(group, row_name[cfg]);
+		print_swap_stats(c, group, row_name[cfg]);
 		c->print_stats[cfg] = 0;
 	}
 	if (bench_group_check(group, "swap") < 0)
