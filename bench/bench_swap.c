@@ -188,19 +188,28 @@ static void keep_best(struct swap_ctx *c, int cfg,
  * The kernel's swap file
  * ------------------------------------------------------------------------ */
 
+/* What the guardian removes. */
+struct guarded {
+	const struct tmpdata *swap; /* the kernel's swap file */
+	const char *cgdir;	    /* the memory cgroup */
+	const struct tmpdata *fl;   /* faultline's swap file */
+};
+
 /*
  * The guardian: out of the bench's session (a terminal's SIGINT does not
  * reach it) and ignoring the usual signals, it waits for the pipe to
  * close (kswap_remove, or the bench's end however it came), then turns
  * the swap file off, retrying while a dying kernel child still holds
  * slots, and removes it, and the memory cgroup (which the bench's own
- * cleanup cannot remove while that child lives).  Only system calls: it
- * is a fork of a process that may have threads.
+ * cleanup cannot remove while that child lives).  Unless kswap_remove
+ * said "done" first (a byte on the pipe: the bench goes on), the bench
+ * is gone and faultline's swap file is removed too (after a SIGKILL).
+ * Only system calls: it is a fork of a process that may have threads.
  */
-static void guardian(int rfd, const char *path, const char *dir,
-		     const char *cgdir)
+static void guardian(int rfd, const struct guarded *g)
 {
 	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE};
+	ssize_t n;
 	int fd, i;
 	char b;
 
@@ -212,24 +221,29 @@ static void guardian(int rfd, const char *path, const char *dir,
 	for (i = 0; i < 1024; i++)
 		if (i != rfd && i != fd)
 			close(i);
-	while (read(rfd, &b, 1) < 0 && errno == EINTR)
+	while ((n = read(rfd, &b, 1)) < 0 && errno == EINTR)
 		;
 	for (i = 0; i < 600; i++) {
-		if (swapoff(path) == 0 || errno == EINVAL || errno == ENOENT)
+		if (swapoff(g->swap->path) == 0 || errno == EINVAL ||
+		    errno == ENOENT)
 			break;
 		usleep(100 * 1000);
 	}
-	unlink(path);
-	rmdir(dir);
+	unlink(g->swap->path);
+	rmdir(g->swap->dir);
 	for (i = 0; i < 100; i++) {
-		if (rmdir(cgdir) == 0 || errno == ENOENT)
+		if (rmdir(g->cgdir) == 0 || errno == ENOENT)
 			break;
 		usleep(100 * 1000);
+	}
+	if (n != 1) {
+		unlink(g->fl->path);
+		rmdir(g->fl->dir);
 	}
 	_exit(0);
 }
 
-static int guardian_start(struct kswap *ks, const char *cgdir)
+static int guardian_start(struct kswap *ks, const struct guarded *g)
 {
 	int pfd[2];
 
@@ -244,7 +258,7 @@ static int guardian_start(struct kswap *ks, const char *cgdir)
 		return -1;
 	}
 	if (ks->guardian == 0)
-		guardian(pfd[0], ks->td.path, ks->td.dir, cgdir);
+		guardian(pfd[0], g);
 	close(pfd[0]);
 	ks->guard_fd = pfd[1];
 	return 0;
@@ -317,6 +331,9 @@ static void kswap_remove(struct kswap *ks)
 		ks->on = 0;
 	tmpdata_remove(&ks->td);
 	if (ks->guard_fd >= 0) {
+		/* "done": the bench goes on (see guardian). */
+		if (write(ks->guard_fd, "d", 1) != 1)
+			cli_error("bench swap: guardian: %s", strerror(errno));
 		close(ks->guard_fd);
 		ks->guard_fd = -1;
 		while (waitpid(ks->guardian, NULL, 0) < 0 && errno == EINTR)
@@ -326,12 +343,16 @@ static void kswap_remove(struct kswap *ks)
 
 /*
  * Make a swap file of bytes under dir, with its guardian (which removes
- * the memory cgroup cgdir too), and check that swapon takes it (turned
- * off again).  0, or -1 with the reason in why (nothing left behind).
+ * the memory cgroup cgdir too, and fl if the bench dies), and check that
+ * swapon takes it (turned off again).  0, or -1 with the reason in why
+ * (nothing left behind).
  */
 static int kswap_create(struct kswap *ks, const char *dir, const char *cgdir,
-			uint64_t bytes, char *why, size_t len)
+			const struct tmpdata *fl, uint64_t bytes, char *why,
+			size_t len)
 {
+	struct guarded g = {&ks->td, cgdir, fl};
+
 	memset(ks, 0, sizeof(*ks));
 	ks->guard_fd = -1;
 	ks->bytes = bytes;
@@ -356,7 +377,7 @@ static int kswap_create(struct kswap *ks, const char *dir, const char *cgdir,
 			 strerror(errno));
 		goto fail;
 	}
-	if (guardian_start(ks, cgdir) < 0) {
+	if (guardian_start(ks, &g) < 0) {
 		snprintf(why, len, "fork: %s", strerror(errno));
 		goto fail;
 	}
@@ -493,7 +514,7 @@ static int kernel_setup(struct swap_ctx *c, const char *dir)
 	 * swap is less than half full, and the baseline should have its
 	 * best case.
 	 */
-	if (kswap_create(&c->ks, dir, c->cg.td.dir, 2 * c->size, why,
+	if (kswap_create(&c->ks, dir, c->cg.td.dir, &c->fl, 2 * c->size, why,
 			 sizeof(why)) < 0) {
 		printf("  kernel baseline: skipped (%s)\n", why);
 		kcg_remove(&c->cg);
