@@ -378,6 +378,12 @@ int fl_mprotect(fl_engine *engine, void *addr, size_t length, int prot);
  *                                  freed (the next access sees the object,
  *                                  or zeros); the page cache is kept; a
  *                                  page poisoned by SIGBUS faults afresh.
+ *   MADV_REMOVE                    shared anonymous memory only: punch a
+ *                                  hole (the pages, in memory or swapped
+ *                                  out, are freed; the range reads zeros
+ *                                  through every mapping).  EINVAL if a
+ *                                  private mapping is in the range,
+ *                                  EOPNOTSUPP for a mapping of a store.
  * A zero length does nothing.  EINVAL for other advice, an unaligned addr
  * or a length that wraps around (as madvise(2)).
  */

@@ -228,7 +228,8 @@ static void fault_done_count(struct fault *f)
  * from the zero page), charged to the mapping's group before anything is
  * locked or mapped.  Map lock held; takes the page-table lock.  Returns the
  * previous state; -EDQUOT with *over set if the group (or an ancestor) is
- * at its max; -ENOMEM without memory for the entry.
+ * at its max; -ENOMEM without memory for the entry; -EAGAIN if the page
+ * was swapped out meanwhile (retry: the swap-in path takes it).
  */
 static int claim_private(struct fault *f, uint64_t vpn, struct fl_group **over)
 {
@@ -238,7 +239,9 @@ static int claim_private(struct fault *f, uint64_t vpn, struct fl_group **over)
 
 	pagetable_lock(pt);
 	old = pte_get(pt, vpn);
-	if (old != PTE_PRIVATE) {
+	if (old == PTE_SWAP) {
+		old = -EAGAIN; /* swapped out since the fault looked */
+	} else if (old != PTE_PRIVATE) {
 		if (group_try_charge(g, 1, over)) {
 			old = -EDQUOT;
 		} else if (pte_set(pt, vpn, PTE_PRIVATE) < 0) {
@@ -484,6 +487,10 @@ static enum fault_result fault_anon_wp(struct fault *f)
 
 	if (old == -EDQUOT)
 		return fault_wait_memory(f, over, 1);
+	if (old == -EAGAIN) {
+		fault_unlock(f);
+		return FAULT_RETRY;
+	}
 	if (old < 0)
 		return fault_sigbus(f);
 	/* Counted before the ioctl wakes the thread; taken back if it fails. */
@@ -790,6 +797,10 @@ static enum fault_result fault_cow(struct fault *f, int mapped,
 	if (old == -EDQUOT) {
 		f->held_page = page; /* put by the retry, or the cancel */
 		return fault_wait_memory(f, over, 1);
+	}
+	if (old == -EAGAIN) { /* swapped out meanwhile: the retry reads it */
+		fault_unlock(f);
+		return FAULT_RETRY;
 	}
 	if (old < 0)
 		return fault_sigbus(f);

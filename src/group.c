@@ -242,7 +242,7 @@ int fl_group_destroy(fl_group *g)
 	for (int waited = 0;; waited++) {
 		pthread_mutex_lock(&e->groups_lock);
 		if (g->nr_children || g->nr_mappings ||
-		    atomic_load(&g->usage)) {
+		    atomic_load(&g->usage) || atomic_load(&g->swap_usage)) {
 			pthread_mutex_unlock(&e->groups_lock);
 			errno = EBUSY;
 			return -1;

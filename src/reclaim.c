@@ -368,7 +368,11 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 	qsort(b->evict, b->nr_evict, sizeof(b->evict[0]), page_order);
 	for (unsigned i = 0, len; i < b->nr_evict; i += len) {
 		len = run_length(b->evict, i, b->nr_evict);
-		freed += evict_run(b->evict + i, len, &b->stuck);
+		if (b->evict[i]->object->store)
+			freed += evict_run(b->evict + i, len, &b->stuck);
+		else /* shared anonymous memory: to swap */
+			freed += swap_evict_object_run(b->evict + i, len,
+						       &b->stuck);
 	}
 	for (unsigned i = 0; i < b->nr_evict; i++)
 		drop_refs(b->evict[i]); /* the last put uncharges */
@@ -512,7 +516,12 @@ enum reclaim_outcome reclaim_try(struct fl_group *g, uint64_t want)
 
 	if (reclaim_group_busy(g, want, &busy))
 		return RECLAIM_FREED;
-	return busy || reclaim_isolated(g) ? RECLAIM_BUSY : RECLAIM_STUCK;
+	/* Pages in the swap cache (written out or read in right now) are
+	 * busy too: another reclaim's swap-out frees them in a moment. */
+	return busy || reclaim_isolated(g) ||
+			       atomic_load(&g->engine->swap.cache_pages)
+		       ? RECLAIM_BUSY
+		       : RECLAIM_STUCK;
 }
 
 static void background_work(struct fl_engine *e, struct work *w)

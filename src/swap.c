@@ -59,7 +59,9 @@ int swap_dev_register(struct fl_engine *e, struct fl_swap *dev)
 	if (e->swap.nr_devs < SWAP_MAX_DEVICES) {
 		dev->engine = e;
 		dev->id = e->swap.nr_devs;
-		e->swap.devs[e->swap.nr_devs++] = dev;
+		e->swap.devs[e->swap.nr_devs] = dev;
+		__atomic_store_n(&e->swap.nr_devs, e->swap.nr_devs + 1,
+				 __ATOMIC_RELEASE);
 		rc = 0;
 	}
 	pthread_mutex_unlock(&e->swap.lock);
@@ -167,7 +169,11 @@ struct fl_swap *swap_entry_dev(struct fl_engine *e, uint64_t entry)
 {
 	unsigned id = (entry >> ENTRY_DEV_SHIFT) & (SWAP_MAX_DEVICES - 1);
 
-	return id < e->swap.nr_devs ? e->swap.devs[id] : NULL;
+	/* Devices are only added (under the lock, the slot before the
+	 * count): no lock needed to read one an entry names. */
+	return id < __atomic_load_n(&e->swap.nr_devs, __ATOMIC_ACQUIRE)
+		       ? e->swap.devs[id]
+		       : NULL;
 }
 
 uint64_t swap_entry_slot(uint64_t entry)
@@ -202,6 +208,19 @@ struct swap_page *swap_cache_find(struct fl_engine *e, struct fl_swap *dev,
 
 	pthread_mutex_lock(&e->swap.lock);
 	sp = cache_lookup(e, dev, slot);
+	pthread_mutex_unlock(&e->swap.lock);
+	return sp;
+}
+
+struct swap_page *swap_cache_get(struct fl_engine *e, struct fl_swap *dev,
+				 uint64_t slot)
+{
+	struct swap_page *sp;
+
+	pthread_mutex_lock(&e->swap.lock);
+	sp = cache_lookup(e, dev, slot);
+	if (sp)
+		page_get(&sp->page);
 	pthread_mutex_unlock(&e->swap.lock);
 	return sp;
 }

@@ -63,6 +63,8 @@ struct swap_engine {
 	unsigned nr_devs;
 	struct swap_page *cache[SWAP_CACHE_BUCKETS];
 	_Atomic uint64_t cache_pages;
+	_Atomic uint64_t clock; /* swap-out's hand: where its last pick
+				   stopped (a virtual page number) */
 };
 
 void swap_engine_init(struct fl_engine *e);
@@ -93,6 +95,9 @@ void swap_entry_dropped(struct fl_engine *e, uint64_t entry);
 /* The swap cache.  Page-table lock held (see above); takes the cache lock. */
 struct swap_page *swap_cache_find(struct fl_engine *e, struct fl_swap *dev,
 				  uint64_t slot);
+/* The same, with a reference (the caller's to put); cache lock only. */
+struct swap_page *swap_cache_get(struct fl_engine *e, struct fl_swap *dev,
+				 uint64_t slot);
 /* A new page for slot (not in the cache), locked, with no charge. */
 struct swap_page *swap_page_new(struct fl_swap *dev, uint64_t slot);
 void swap_cache_insert(struct fl_engine *e, struct swap_page *sp);
@@ -120,6 +125,33 @@ uint64_t swap_cache_sweep(struct fl_engine *e);
  * Returns pages freed.
  */
 uint64_t swap_reclaim(struct fl_group *g, uint64_t want);
+
+/*
+ * Shared anonymous memory (swap_object.c).  The store read of a store-less
+ * object: fill the locked pages [index, index + count) from their slots,
+ * or with zeros; the entries of the pages read go.  No lock held (blocks
+ * on the device).  0 or a negative errno.
+ */
+struct fl_object;
+struct fl_page;
+int swap_object_fill(struct fl_object *o, uint64_t index, unsigned long count);
+/*
+ * Evict a run of isolated pages of one store-less object (a reference on
+ * each is the caller's) to their groups' swap devices.  No lock held.
+ * Pages that cannot go are put back on their lists; those with no swap
+ * room (no device, a swap_max, a full device) are counted in *stuck.
+ * Returns pages freed.
+ */
+uint64_t swap_evict_object_run(struct fl_page **v, unsigned n, unsigned *stuck);
+/*
+ * MADV_REMOVE of a store-less object's pages [first, last]: their swap
+ * entries (and slots), cache pages and memfd pages go; the range reads as
+ * zeros.  No lock held (waits for pages being read or evicted).  0, or -1
+ * with errno if the memfd could not be punched.
+ */
+int swap_object_punch(struct fl_object *o, uint64_t first, uint64_t last);
+/* The object is being freed: its swap entries and their slots go. */
+void swap_object_release(struct fl_object *o);
 
 /*
  * Test-only hooks (builds with FL_INJECT): called at each point with the

@@ -23,11 +23,13 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "engine.h"
 #include "group.h"
+#include "object.h"
 #include "swap.h"
 #include "uffd.h"
 
@@ -40,71 +42,136 @@ struct swap_batch {
 	int full; /* a device or a swap_max has no room: stop */
 };
 
-/*
- * Steps 1-4 for the page at addr of m.  Map lock (read) held.  Returns 1
- * if the page went to the cache (added to b), 0 if it was passed over, -1
- * if there is no swap room left.
- */
-static int swap_out_page(struct fl_engine *e, struct fl_mapping *m,
-			 struct fl_swap *dev, uintptr_t addr,
-			 struct swap_batch *b)
-{
-	struct pagetable *pt = &e->pagetable;
-	struct fl_group *g = m->group;
-	uint64_t slot, vpn = addr >> PAGE_SHIFT;
-	unsigned char present = 0;
-	struct swap_page *sp;
+#define SWAP_RUN_MAX 16 /* pages a run of steps 1-4 takes at once */
 
-	if (swap_try_charge(g, 1))
+/* Slots, swap usage and swap-cache pages for up to n pages: how many were
+ * had (0: no room). */
+static unsigned swap_room(struct fl_group *g, struct fl_swap *dev, unsigned n,
+			  uint64_t *slot, struct swap_page **sp)
+{
+	unsigned have;
+
+	for (have = 0; have < n; have++) {
+		if (swap_try_charge(g, 1))
+			break;
+		if (swap_hook(SWAP_HOOK_ALLOC, 0) ||
+		    dev->ops->alloc(dev, 1, &slot[have]) < 1) {
+			swap_uncharge(g, 1);
+			break;
+		}
+		sp[have] = swap_page_new(dev, slot[have]);
+		if (!sp[have]) {
+			dev->ops->free(dev, slot[have], 1);
+			swap_uncharge(g, 1);
+			break;
+		}
+	}
+	return have;
+}
+
+/*
+ * Steps 1-4 for the pages [first, last) of a run taken (take[]), each an
+ * ioctl or call for the whole range.  Map lock (read) and page-table lock
+ * held.  Returns 0, or -1 if the range stays (nothing changed).
+ */
+static int swap_out_range(struct fl_engine *e, uintptr_t addr, unsigned first,
+			  unsigned last, struct swap_page **sp)
+{
+	uintptr_t start = addr + ((uintptr_t)first << PAGE_SHIFT);
+	size_t len = (size_t)(last - first) << PAGE_SHIFT;
+
+	if (uffd_writeprotect(e->uffd, start, len, 1))
 		return -1;
-	if (swap_hook(SWAP_HOOK_ALLOC, 0) ||
-	    dev->ops->alloc(dev, 1, &slot) < 1) {
-		swap_uncharge(g, 1);
+	for (unsigned k = first; k < last; k++)
+		memcpy(sp[k]->data,
+		       (void *)(addr + ((uintptr_t)k << PAGE_SHIFT)),
+		       PAGE_SIZE);
+	if (madvise((void *)start, len, MADV_DONTNEED)) {
+		uffd_writeprotect(e->uffd, start, len, 0); /* wakes */
 		return -1;
 	}
-	sp = swap_page_new(dev, slot);
-	if (!sp)
-		goto undo;
-	pagetable_lock(pt);
-	if (pte_get(pt, vpn) != PTE_PRIVATE ||
-	    uffd_present_pages(e->pagemap_fd, addr, PAGE_SIZE, &present) != 1 ||
-	    !present || uffd_writeprotect(e->uffd, addr, PAGE_SIZE, 1))
-		goto unlock;
-	memcpy(sp->data, (void *)addr, PAGE_SIZE);
-	if (madvise((void *)addr, PAGE_SIZE, MADV_DONTNEED)) {
-		uffd_writeprotect(e->uffd, addr, PAGE_SIZE, 0); /* wakes */
-		goto unlock;
-	}
-	uffd_unprotect_quiet(e->uffd, addr, PAGE_SIZE);
-	pte_set_raw(pt, vpn, swap_entry(dev, slot)); /* replaces: no ENOMEM */
-	atomic_fetch_sub(&g->private_pages, 1);
-	sp->charged = g; /* the private page's charge */
-	atomic_store(&sp->page.flags, PG_UPTODATE | PG_WRITEBACK);
-	page_get(&sp->page); /* the writer's */
-	swap_cache_insert(e, sp);
-	pagetable_unlock(pt);
-	b->v[b->n] = sp;
-	b->group[b->n++] = g;
-	return 1;
-unlock:
-	pagetable_unlock(pt);
-	page_put(&sp->page);
-undo:
-	dev->ops->free(dev, slot, 1);
-	swap_uncharge(g, 1);
+	uffd_unprotect_quiet(e->uffd, start, len);
 	return 0;
 }
 
 /*
- * Candidates of m: up to max private pages from *vpn on, those referenced
+ * Swap out the private pages of the n consecutive pages from addr of m
+ * (n <= SWAP_RUN_MAX, and room in b for them).  Map lock (read) held.
+ * Returns how many went to the cache (added to b), or -1 if there is no
+ * swap room left.
+ */
+static int swap_out_run(struct fl_engine *e, struct fl_mapping *m,
+			struct fl_swap *dev, uintptr_t addr, unsigned n,
+			struct swap_batch *b)
+{
+	struct pagetable *pt = &e->pagetable;
+	struct fl_group *g = m->group;
+	struct swap_page *sp[SWAP_RUN_MAX];
+	uint64_t slot[SWAP_RUN_MAX], vpn = addr >> PAGE_SHIFT;
+	unsigned char present[SWAP_RUN_MAX], take[SWAP_RUN_MAX];
+	int went = 0;
+
+	n = swap_room(g, dev, n, slot, sp);
+	if (n == 0)
+		return -1;
+	/* Fault-around maps cache pages into a private view under the cache
+	 * lock (read), past entries it saw as not swapped: exclude it, so
+	 * that it never maps the object's page over a private one swapped
+	 * out meanwhile. */
+	if (m->object)
+		pthread_rwlock_wrlock(&m->object->lock);
+	pagetable_lock(pt);
+	if (uffd_present_pages(e->pagemap_fd, addr, (size_t)n << PAGE_SHIFT,
+			       present) < 0)
+		memset(present, 0, n);
+	for (unsigned k = 0; k < n; k++)
+		take[k] = present[k] && pte_get(pt, vpn + k) == PTE_PRIVATE;
+	for (unsigned i = 0, j; i < n; i = j) {
+		for (j = i; j < n && take[j]; j++)
+			;
+		if (j == i) {
+			j++;
+			continue;
+		}
+		if (swap_out_range(e, addr, i, j, sp)) {
+			memset(take + i, 0, j - i);
+			continue;
+		}
+		for (unsigned k = i; k < j; k++) {
+			/* Replaces an entry: no ENOMEM. */
+			pte_set_raw(pt, vpn + k, swap_entry(dev, slot[k]));
+			sp[k]->charged = g; /* the private page's charge */
+			atomic_store(&sp[k]->page.flags,
+				     PG_UPTODATE | PG_WRITEBACK);
+			page_get(&sp[k]->page); /* the writer's */
+			swap_cache_insert(e, sp[k]);
+			b->v[b->n] = sp[k];
+			b->group[b->n++] = g;
+			went++;
+		}
+	}
+	atomic_fetch_sub(&g->private_pages, (uint64_t)went);
+	pagetable_unlock(pt);
+	if (m->object)
+		pthread_rwlock_unlock(&m->object->lock);
+	for (unsigned k = 0; k < n; k++) {
+		if (take[k])
+			continue;
+		page_put(&sp[k]->page);
+		dev->ops->free(dev, slot[k], 1);
+		swap_uncharge(g, 1);
+	}
+	return went;
+}
+
+/*
+ * Candidates: up to max private pages in [*vpn, last], those referenced
  * since the last look passed over (their bit cleared) unless second is
  * set.  Takes the page-table lock.  *vpn is left past the last looked at.
  */
-static unsigned pick_pages(struct pagetable *pt, struct fl_mapping *m,
-			   uint64_t *vpn, int second, uintptr_t *out,
-			   unsigned max)
+static unsigned pick_pages(struct pagetable *pt, uint64_t last, uint64_t *vpn,
+			   int second, uintptr_t *out, unsigned max)
 {
-	uint64_t last = (m->end >> PAGE_SHIFT) - 1;
 	unsigned n = 0;
 	void *entry;
 
@@ -126,37 +193,123 @@ static unsigned pick_pages(struct pagetable *pt, struct fl_mapping *m,
 	return n;
 }
 
-/* Fill b from the mappings of g's subtree.  Map lock (read) held. */
+/* Swap out the candidates (ascending), each run of consecutive pages at
+ * once, while b holds fewer than want.  Map lock (read) held. */
+static void swap_out_runs(struct fl_engine *e, struct fl_mapping *m,
+			  struct fl_swap *dev, const uintptr_t *addrs,
+			  unsigned n, uint64_t want, struct swap_batch *b)
+{
+	for (unsigned i = 0, j; i < n && b->n < want && !b->full; i = j) {
+		for (j = i + 1; j < n && addrs[j] == addrs[j - 1] + PAGE_SIZE &&
+				j - i < want - b->n;
+		     j++)
+			;
+		if (swap_out_run(e, m, dev, addrs[i], j - i, b) < 0)
+			b->full = 1;
+	}
+}
+
+/* Whether reclaim for g may swap m's pages, and to which device. */
+static struct fl_swap *swappable(struct fl_mapping *m, struct fl_group *g)
+{
+	if (m->kind == MAP_KIND_SHARED || !(m->prot & PROT_READ) ||
+	    !group_within(m->group, g))
+		return NULL;
+	return group_swap_dev(m->group);
+}
+
+/*
+ * Fill b from the mappings of g's subtree, like a clock: from where the
+ * last pick stopped (the engine's hand), round the address space once
+ * passing over pages referenced since the last look (their bit cleared),
+ * then once taking them too.  Map lock (read) held.
+ */
 static void swap_pick(struct fl_group *g, uint64_t want, struct swap_batch *b)
 {
 	struct fl_engine *e = g->engine;
+	size_t nr = e->mappings.nr, i0 = 0;
+	uint64_t hand = atomic_load(&e->swap.clock);
 
+	if (nr == 0)
+		return;
+	while (i0 < nr && (e->mappings.v[i0]->end >> PAGE_SHIFT) <= hand)
+		i0++;
+	if (i0 == nr)
+		i0 = 0;
 	for (int second = 0; second < 2 && b->n < want && !b->full; second++) {
-		for (size_t i = 0;
-		     i < e->mappings.nr && b->n < want && !b->full; i++) {
-			struct fl_mapping *m = e->mappings.v[i];
-			struct fl_swap *dev;
+		for (size_t step = 0; step <= nr && b->n < want && !b->full;
+		     step++) {
+			struct fl_mapping *m = e->mappings.v[(i0 + step) % nr];
 			uint64_t vpn = m->start >> PAGE_SHIFT;
-			uintptr_t addrs[16];
+			uint64_t last = (m->end >> PAGE_SHIFT) - 1;
+			uintptr_t addrs[SWAP_RUN_MAX];
+			struct fl_swap *dev = swappable(m, g);
 			unsigned got;
 
-			if (m->kind == MAP_KIND_SHARED ||
-			    !(m->prot & PROT_READ) ||
-			    !group_within(m->group, g) ||
-			    !(dev = group_swap_dev(m->group)))
+			/* The hand's mapping: from the hand on at the first
+			 * step, up to it at the last (once round). */
+			if (step == 0 && hand > vpn && hand <= last)
+				vpn = hand;
+			if (step == nr) {
+				if (hand <= vpn || hand > last)
+					break;
+				last = hand - 1;
+			}
+			if (!dev)
 				continue;
 			while (b->n < want && !b->full &&
-			       (got = pick_pages(&e->pagetable, m, &vpn, second,
-						 addrs, 16))) {
-				for (unsigned k = 0; k < got && b->n < want;
-				     k++)
-					if (swap_out_page(e, m, dev, addrs[k],
-							  b) < 0) {
-						b->full = 1;
-						break;
-					}
-			}
+			       (got = pick_pages(&e->pagetable, last, &vpn,
+						 second, addrs, SWAP_RUN_MAX)))
+				swap_out_runs(e, m, dev, addrs, got, want, b);
+			atomic_store(&e->swap.clock, vpn);
 		}
+	}
+}
+
+/* Pages from i on whose slots follow each other on one device. */
+static unsigned slot_run(const struct swap_batch *b, unsigned i)
+{
+	unsigned j = i + 1;
+
+	while (j < b->n && b->v[j]->dev == b->v[i]->dev &&
+	       b->v[j]->slot == b->v[j - 1]->slot + 1)
+		j++;
+	return j - i;
+}
+
+/*
+ * Write the run of len pages from i, in one device write through stage
+ * (SWAP_OUT_BATCH pages, or NULL: page by page); ok[k] says which went.
+ * If the run's write fails, each page is written on its own.
+ */
+static void write_run(struct swap_batch *b, unsigned i, unsigned len,
+		      unsigned char *stage, unsigned char *ok)
+{
+	struct fl_swap *dev = b->v[i]->dev;
+	unsigned char failed[SWAP_OUT_BATCH];
+	int injected = 0;
+
+	for (unsigned k = 0; k < len; k++) {
+		failed[k] = (unsigned char)swap_hook(SWAP_HOOK_WRITE,
+						     b->v[i + k]->slot);
+		injected |= failed[k];
+	}
+	if (len > 1 && stage && !injected) {
+		for (unsigned k = 0; k < len; k++)
+			memcpy(stage + ((size_t)k << PAGE_SHIFT),
+			       b->v[i + k]->data, PAGE_SIZE);
+		if (dev->ops->write(dev, b->v[i]->slot, stage, len) == 0) {
+			memset(ok, 1, len);
+			return;
+		}
+	}
+	for (unsigned k = 0; k < len; k++) {
+		struct swap_page *sp = b->v[i + k];
+
+		if (failed[k])
+			atomic_fetch_add(&dev->write_errors, 1);
+		ok[k] = !failed[k] &&
+			dev->ops->write(dev, sp->slot, sp->data, 1) == 0;
 	}
 }
 
@@ -165,11 +318,13 @@ uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
 	struct fl_engine *e = g->engine;
 	struct swap_batch b;
 	uint64_t freed = swap_cache_sweep(e);
+	/* Runs of consecutive slots go in one write, through this. */
+	unsigned char *stage =
+		aligned_alloc(PAGE_SIZE, (size_t)SWAP_OUT_BATCH << PAGE_SHIFT);
+	unsigned char ok[SWAP_OUT_BATCH];
 
 	fl_assert_may_block();
 	while (freed < want) {
-		uint64_t batch_freed = 0;
-
 		b.n = 0;
 		b.full = 0;
 		map_read_lock(e);
@@ -178,26 +333,22 @@ uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
 							: SWAP_OUT_BATCH,
 			  &b);
 		map_unlock(e);
+		for (unsigned i = 0, len; i < b.n; i += len) {
+			len = slot_run(&b, i);
+			write_run(&b, i, len, stage, ok + i);
+		}
 		for (unsigned i = 0; i < b.n; i++) {
-			struct swap_page *sp = b.v[i];
-			int injected = swap_hook(SWAP_HOOK_WRITE, sp->slot);
-			int ok = !injected &&
-				 sp->dev->ops->write(sp->dev, sp->slot,
-						     sp->data, 1) == 0;
-
-			if (injected)
-				atomic_fetch_add(&sp->dev->write_errors, 1);
-			if (ok)
+			if (ok[i])
 				atomic_fetch_add(&b.group[i]->swap_outs, 1);
-			if (swap_cache_write_done(e, sp, ok)) {
-				batch_freed++;
+			if (swap_cache_write_done(e, b.v[i], ok[i])) {
+				freed++;
 				atomic_fetch_add(&b.group[i]->pages_reclaimed,
 						 1);
 			}
 		}
-		freed += batch_freed;
 		if (b.n == 0 || b.full)
 			break;
 	}
+	free(stage);
 	return freed;
 }

@@ -6,13 +6,21 @@
  * charge) on purpose, with totals checked after a reclaim pass.
  */
 #include "harness.h"
+#include "reclaim.h"
+#include "swap.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* The library's test hook (swap.h; built in the tests' library). */
+extern int (*swap_test_hook)(enum swap_hook_point point, uint64_t slot);
 
 static void swap_path(char *buf, size_t len, const char *tag)
 {
@@ -106,9 +114,26 @@ static void env_open(struct swap_env *v, const char *tag, uint64_t max_pages,
 	REQUIRE(fl_group_set_max(v->g, max_pages * PG) == 0);
 }
 
+static int drained(void *arg)
+{
+	struct swap_env *v = arg;
+	struct fl_group_stats gs;
+	struct fl_swap_stats st;
+
+	/* The I/O thread that read a page lets it go after the retry: a
+	 * reclaim pass frees it once it has. */
+	reclaim_group(v->g, 1);
+	fl_group_stats(v->g, &gs);
+	fl_swap_stats(v->s, &st);
+	return gs.usage == 0 && st.slots_used == 0 && st.cache_pages == 0;
+}
+
 static void env_close(struct swap_env *v)
 {
 	struct fl_swap_stats st;
+
+	/* Stale swap-cache pages are reclaim's to free. */
+	h_wait_until(drained, v);
 
 	CHECK_EQ(fl_swap_stats(v->s, &st), 0);
 	CHECK_EQ(st.slots_used, 0); /* every slot back */
@@ -297,4 +322,471 @@ TEST(swap_cold_cache_goes_first)
 	fl_object_close(o);
 	env_close(&v);
 	h_file_remove(&f);
+}
+
+/* ---- races, on purpose (the library's swap hooks) ------------------------ */
+
+static _Atomic int hk_stall = -1, hk_fail = -1, hk_fail_left;
+static _Atomic int hk_reached, hk_release;
+
+static int hook(enum swap_hook_point point, uint64_t slot)
+{
+	int want = (int)point;
+
+	(void)slot;
+	if (atomic_load(&hk_fail) == want &&
+	    atomic_fetch_sub(&hk_fail_left, 1) > 0)
+		return 1;
+	if (atomic_compare_exchange_strong(&hk_stall, &want, -1)) {
+		double t0 = h_now();
+
+		atomic_store(&hk_reached, 1);
+		while (!atomic_load(&hk_release) && h_now() - t0 < 30)
+			usleep(1000);
+	}
+	return 0;
+}
+
+static void hooks_arm(int stall, int fail, int fail_count)
+{
+	atomic_store(&hk_reached, 0);
+	atomic_store(&hk_release, 0);
+	atomic_store(&hk_fail_left, fail_count);
+	atomic_store(&hk_fail, fail);
+	atomic_store(&hk_stall, stall);
+	swap_test_hook = hook;
+}
+
+static void hooks_off(void)
+{
+	atomic_store(&hk_release, 1);
+	atomic_store(&hk_stall, -1);
+	atomic_store(&hk_fail, -1);
+	swap_test_hook = NULL;
+}
+
+static int reached(void *arg)
+{
+	(void)arg;
+	return atomic_load(&hk_reached);
+}
+
+struct reader {
+	pthread_t thread;
+	const unsigned char *p;
+	unsigned char val;
+	struct h_sig sig;
+	int signo;
+	_Atomic int done;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+
+	r->signo = h_try_read(r->p, &r->val, &r->sig);
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+static int reached_or_done(void *arg)
+{
+	struct reader *r = arg;
+
+	return atomic_load(&hk_reached) || atomic_load(&r->done);
+}
+
+static void reader_start(struct reader *r, const void *p)
+{
+	r->p = p;
+	atomic_store(&r->done, 0);
+	REQUIRE(pthread_create(&r->thread, NULL, reader_main, r) == 0);
+}
+
+/* An anonymous mapping of 256 pages, written, in a group of 64 pages:
+ * its first pages are swapped out. */
+static unsigned char *race_setup(struct swap_env *v, const char *tag)
+{
+	unsigned char *p;
+
+	env_open(v, tag, 64, 1024);
+	p = fl_mmap_group(v->e, v->g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (size_t i = 0; i < 256; i++)
+		h_fill(p + i * PG, PG, 17, i * PG);
+	return p;
+}
+
+/* After a reclaim pass, nothing is left: no slot, no swap-cache page, no
+ * charge, no swap usage. */
+static void check_totals_zero(struct swap_env *v)
+{
+	struct fl_group_stats gs;
+	struct fl_swap_stats st;
+
+	h_wait_until(drained, v);
+	CHECK_EQ(fl_group_stats(v->g, &gs), 0);
+	CHECK_EQ(gs.usage, 0);
+	CHECK_EQ(gs.swap_usage, 0);
+	CHECK_EQ(gs.private_pages, 0);
+	CHECK_EQ(fl_swap_stats(v->s, &st), 0);
+	CHECK_EQ(st.slots_used, 0);
+	CHECK_EQ(st.cache_pages, 0);
+}
+
+/* Swap-in of page 0 stalled between "read and confirmed" and "installed";
+ * then op runs; then the fault goes on.  Returns the reader. */
+static void race_swapin(struct swap_env *v, unsigned char *p,
+			void (*op)(struct swap_env *, unsigned char *),
+			struct reader *r)
+{
+	hooks_arm(SWAP_HOOK_CONFIRMED, -1, 0);
+	reader_start(r, p);
+	REQUIRE(h_wait_until(reached, NULL));
+	op(v, p);
+	hooks_off();
+	pthread_join(r->thread, NULL);
+}
+
+static void op_unmap(struct swap_env *v, unsigned char *p)
+{
+	CHECK_EQ(fl_munmap(v->e, p, 256 * PG), 0);
+}
+
+TEST(swap_race_swapin_vs_munmap)
+{
+	struct swap_env v;
+	unsigned char *p = race_setup(&v, "race-unmap");
+	struct reader r;
+
+	race_swapin(&v, p, op_unmap, &r);
+	CHECK_EQ(r.signo, SIGSEGV); /* unmapped under it */
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+static void op_dontneed(struct swap_env *v, unsigned char *p)
+{
+	CHECK_EQ(fl_madvise(v->e, p, PG, MADV_DONTNEED), 0);
+}
+
+TEST(swap_race_swapin_vs_dontneed)
+{
+	struct swap_env v;
+	unsigned char *p = race_setup(&v, "race-dontneed");
+	struct reader r;
+
+	race_swapin(&v, p, op_dontneed, &r);
+	CHECK_EQ(r.signo, 0);
+	CHECK_EQ(r.val, 0); /* advised away: zero */
+	CHECK_EQ(h_nonzero(p, PG), -1);
+	CHECK_EQ(h_mismatch(p + PG, 255 * PG, 17, PG), -1);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+static void op_fixed(struct swap_env *v, unsigned char *p)
+{
+	void *q =
+		fl_mmap_group(v->e, v->g, p, PG, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, NULL, 0);
+
+	CHECK(q == p);
+}
+
+TEST(swap_race_swapin_vs_map_fixed)
+{
+	struct swap_env v;
+	unsigned char *p = race_setup(&v, "race-fixed");
+	struct reader r;
+
+	race_swapin(&v, p, op_fixed, &r);
+	CHECK_EQ(r.signo, 0);
+	CHECK_EQ(r.val, 0); /* the new mapping's page */
+	CHECK_EQ(h_mismatch(p + PG, 255 * PG, 17, PG), -1);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+static void op_second_reader(struct swap_env *v, unsigned char *p)
+{
+	unsigned char val;
+	struct h_sig sig;
+
+	(void)v;
+	/* The page is in the swap cache, read: this fault installs it. */
+	CHECK_EQ(h_try_read(p, &val, &sig), 0);
+	CHECK_EQ(val, h_pattern(17, 0));
+}
+
+TEST(swap_two_faults_read_a_slot_once)
+{
+	struct swap_env v;
+	unsigned char *p = race_setup(&v, "race-twice");
+	struct fl_swap_stats before, after;
+	struct reader r;
+
+	CHECK_EQ(fl_swap_stats(v.s, &before), 0);
+	race_swapin(&v, p, op_second_reader, &r);
+	CHECK_EQ(fl_swap_stats(v.s, &after), 0);
+	CHECK_EQ(r.signo, 0);
+	CHECK_EQ(r.val, h_pattern(17, 0));
+	CHECK_EQ(after.pages_read, before.pages_read + 1);
+	CHECK_EQ(h_mismatch(p, 256 * PG, 17, 0), -1);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+TEST(swap_failed_charge_leaves_nothing)
+{
+	struct swap_env v;
+	unsigned char *p = race_setup(&v, "race-charge");
+	struct fl_group_stats gs;
+
+	/* Each swap-in's charge fails once, then goes through (the fault
+	 * waits for memory, reclaim makes room, the retry reads). */
+	hooks_arm(-1, SWAP_HOOK_CHARGE, 8);
+	CHECK_EQ(h_mismatch(p, 256 * PG, 17, 0), -1);
+	hooks_off();
+	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
+	CHECK_LE(gs.usage, 64 * PG);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+TEST(swap_write_errors_keep_the_data)
+{
+	struct swap_env v;
+	unsigned char *p;
+	struct fl_swap_stats st;
+
+	env_open(&v, "werr", 64, 1024);
+	p = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (size_t i = 0; i < 64; i++)
+		h_fill(p + i * PG, PG, 19, i * PG);
+	hooks_arm(-1, SWAP_HOOK_WRITE, 8); /* the first 8 writes fail */
+	for (size_t i = 64; i < 256; i++)
+		h_fill(p + i * PG, PG, 19, i * PG);
+	hooks_off();
+	CHECK_EQ(fl_swap_stats(v.s, &st), 0);
+	CHECK_GE(st.write_errors, 8);
+	CHECK_EQ(h_mismatch(p, 256 * PG, 19, 0), -1);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+TEST(swap_read_error_sigbus_then_served)
+{
+	struct swap_env v;
+	unsigned char *p = race_setup(&v, "rerr");
+	unsigned char val;
+	struct h_sig sig;
+
+	hooks_arm(-1, SWAP_HOOK_READ, 1);
+	CHECK_EQ(h_try_read(p, &val, &sig), SIGBUS);
+	hooks_off();
+	/* The entry stayed: the next fault reads the slot again. */
+	CHECK_EQ(h_try_read(p, &val, &sig), 0);
+	CHECK_EQ(val, h_pattern(17, 0));
+	CHECK_EQ(h_mismatch(p, 256 * PG, 17, 0), -1);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+TEST(swap_slot_allocation_fails)
+{
+	struct swap_env v;
+	unsigned char *p;
+	struct h_sig sig;
+	int got = 0;
+
+	env_open(&v, "allocfail", 64, 1024);
+	p = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	/* No slot can be had: memory and swap both full, so OOM (SIGBUS
+	 * under FL_OOM_FAIL), and nothing leaks. */
+	hooks_arm(-1, SWAP_HOOK_ALLOC, 1 << 30);
+	for (size_t i = 0; i < 256 && !got; i++)
+		got = h_try_write(p + i * PG, 1, &sig);
+	hooks_off();
+	CHECK_EQ(got, SIGBUS);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+TEST(swap_max_limits_swap)
+{
+	struct swap_env v;
+	unsigned char *p;
+	struct fl_group_stats gs;
+	struct h_sig sig;
+	int got = 0;
+	size_t i;
+
+	env_open(&v, "swapmax", 64, 1024);
+	REQUIRE(fl_group_set_swap_max(v.g, 32 * PG) == 0);
+	p = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (i = 0; i < 256 && !got; i++)
+		got = h_try_write(p + i * PG, (unsigned char)i, &sig);
+	CHECK_EQ(got, SIGBUS); /* neither memory nor swap left */
+	CHECK_GE(i, 64 + 32);
+	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
+	CHECK_LE(gs.swap_usage, 32 * PG);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+/* ---- shared anonymous memory -------------------------------------------- */
+
+TEST(swap_shared_anon_four_times_limit)
+{
+	struct swap_env v;
+	size_t npages = 1024;
+	unsigned char *p;
+	struct fl_group_stats gs;
+
+	env_open(&v, "shanon", 256, 4096);
+	p = fl_mmap_group(v.e, v.g, NULL, npages * PG, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	write_verify(p, npages, 41);
+	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
+	CHECK_LE(gs.usage, 256 * PG);
+	CHECK_GE(gs.swap_outs, npages - 256);
+	CHECK_GE(gs.swap_ins, npages - 256);
+	/* Read again after a full cycle: everything is still there. */
+	CHECK_EQ(h_mismatch(p, npages * PG, 41, 0), -1);
+	CHECK_EQ(fl_munmap(v.e, p, npages * PG), 0);
+	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
+	CHECK_EQ(gs.swap_usage, 0);
+	CHECK_EQ(gs.usage, 0);
+	env_close(&v);
+}
+
+TEST(swap_shared_anon_threads)
+{
+	struct swap_env v;
+	struct thread_ctx c = {.npages = 1024};
+
+	env_open(&v, "shthreads", 128, 4096);
+	c.p = fl_mmap_group(v.e, v.g, NULL, c.npages * PG,
+			    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			    NULL, 0);
+	REQUIRE(c.p != MAP_FAILED);
+	h_run_threads(4, own_pages_rw, &c);
+	CHECK_EQ(h_mismatch(c.p, c.npages * PG, 31, 0), -1);
+	CHECK_EQ(fl_munmap(v.e, c.p, c.npages * PG), 0);
+	env_close(&v);
+}
+
+TEST(swap_madv_remove_shared_anon)
+{
+	struct swap_env v;
+	unsigned char *p, *q;
+	struct fl_group_stats gs;
+
+	env_open(&v, "remove", 64, 1024);
+	p = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (size_t i = 0; i < 256; i++)
+		h_fill(p + i * PG, PG, 43, i * PG);
+	/* A hole over swapped and resident pages alike. */
+	CHECK_EQ(fl_madvise(v.e, p, 256 * PG, MADV_REMOVE), 0);
+	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
+	CHECK_EQ(gs.swap_usage, 0);
+	CHECK_EQ(h_nonzero(p, 256 * PG), -1);
+	/* Not for private or store mappings. */
+	q = fl_mmap_group(v.e, v.g, NULL, 4 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(q != MAP_FAILED);
+	CHECK_ERR(fl_madvise(v.e, q, 4 * PG, MADV_REMOVE), EINVAL);
+	CHECK_EQ(fl_munmap(v.e, q, 4 * PG), 0);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+struct remover {
+	pthread_t thread;
+	_Atomic pid_t tid;
+	struct swap_env *v;
+	unsigned char *p;
+	int rc;
+};
+
+static void *remover_main(void *arg)
+{
+	struct remover *r = arg;
+
+	atomic_store(&r->tid, (pid_t)syscall(SYS_gettid));
+	r->rc = fl_madvise(r->v->e, r->p, PG, MADV_REMOVE);
+	return NULL;
+}
+
+/* Change (d): a swap-in of shared anonymous memory racing a hole punch.
+ * The page is read from its slot and confirmed when the punch drops the
+ * entry and waits for the page: the swap-in must make a hole, and leave
+ * no slot, no swap-cache page and no charge behind. */
+TEST(swap_race_shared_swapin_vs_hole_punch)
+{
+	struct swap_env v;
+	unsigned char *p;
+	struct reader rd;
+	struct remover rm = {.tid = 0};
+	size_t pg;
+
+	env_open(&v, "race-punch", 64, 1024);
+	p = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (size_t i = 0; i < 256; i++)
+		h_fill(p + i * PG, PG, 47, i * PG);
+	/* The first page whose read stalls at the hook is one swapped out
+	 * (read-around may have read some back in). */
+	for (pg = 0; pg < 256; pg++) {
+		hooks_arm(SWAP_HOOK_CONFIRMED, -1, 0);
+		reader_start(&rd, p + pg * PG);
+		REQUIRE(h_wait_until(reached_or_done, &rd));
+		if (atomic_load(&hk_reached))
+			break;
+		pthread_join(rd.thread, NULL);
+	}
+	REQUIRE(pg < 256);
+	p += pg * PG;
+	rm.v = &v;
+	rm.p = p;
+	REQUIRE(pthread_create(&rm.thread, NULL, remover_main, &rm) == 0);
+	while (!atomic_load(&rm.tid))
+		usleep(100);
+	CHECK(h_wait_thread_blocked(atomic_load(&rm.tid))); /* on the page */
+	hooks_off();
+	pthread_join(rm.thread, NULL);
+	pthread_join(rd.thread, NULL);
+	CHECK_EQ(rm.rc, 0);
+	CHECK_EQ(rd.signo, 0);
+	CHECK_EQ(rd.val, 0); /* a hole */
+	CHECK_EQ(h_nonzero(p, PG), -1);
+	p -= pg * PG;
+	CHECK_EQ(h_mismatch(p, pg * PG, 47, 0), -1);
+	CHECK_EQ(h_mismatch(p + (pg + 1) * PG, (255 - pg) * PG, 47,
+			    (pg + 1) * PG),
+		 -1);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
 }
