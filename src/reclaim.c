@@ -133,6 +133,24 @@ void lru_mark_accessed(struct fl_page *p)
 
 /* ---- scanning ------------------------------------------------------------ */
 
+/* Set while this thread reclaims room for a readahead window
+ * (reclaim_for_readahead): a parameter of every scan it makes. */
+static __thread const struct readahead_spare *reclaim_spare;
+
+/*
+ * Whether reclaim for a readahead window must leave p: a page read ahead
+ * and not used yet, or one of the stream's own pages between its reader
+ * and the window (fault-around may have mapped them, which counts as use,
+ * but the reader has not got there).
+ */
+static int spared_for_readahead(const struct readahead_spare *s,
+				const struct fl_page *p, uint32_t fl)
+{
+	return (fl & PG_READAHEAD) ||
+	       (p->object == s->object && p->index >= s->reader &&
+		p->index < s->window);
+}
+
 /* Pages taken off the lists, each with a reference on it and its object. */
 struct reclaim_batch {
 	struct fl_page *unmap[RECLAIM_BATCH], *dirty[RECLAIM_BATCH],
@@ -140,6 +158,8 @@ struct reclaim_batch {
 	unsigned nr_unmap, nr_dirty, nr_evict, activated;
 	unsigned busy;	/* locked, under writeback, or being read */
 	unsigned stuck; /* could not be punched out */
+	/* Reclaiming for a readahead window: the pages it must leave. */
+	const struct readahead_spare *spare;
 };
 
 static int take_refs(struct fl_page *p)
@@ -177,7 +197,10 @@ static void scan_page(struct lru *lru, struct fl_page *p,
 	uint32_t fl = atomic_load(&p->flags);
 
 	lru_unlink(lru, p);
-	if (fl & PG_REFERENCED) { /* used since last looked at: keep it */
+	if (b->spare && spared_for_readahead(b->spare, p, fl)) {
+		lru_push_inactive(lru, p);
+		b->busy++;
+	} else if (fl & PG_REFERENCED) { /* used since last looked at */
 		page_test_and_clear(p, PG_REFERENCED | PG_UNMAPPED);
 		lru_push_active(lru, p);
 		b->activated++;
@@ -384,9 +407,10 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 /* One batch from g's lists; returns pages freed, *progress if anything
  * moved (a page unmapped, written, activated or freed), and adds to *busy
  * the pages that could not go only because they were busy. */
-static uint64_t shrink_group(struct fl_group *g, int *progress, uint64_t *busy)
+static uint64_t shrink_group(struct fl_group *g, int *progress, uint64_t *busy,
+			     uint64_t *in_io)
 {
-	struct reclaim_batch b = {.nr_unmap = 0};
+	struct reclaim_batch b = {.spare = reclaim_spare};
 	uint64_t freed;
 
 	scan_lru(g, &b);
@@ -397,6 +421,7 @@ static uint64_t shrink_group(struct fl_group *g, int *progress, uint64_t *busy)
 	/* In use now (locked, held, or referenced since last looked at):
 	 * a later pass may take them. */
 	*busy += b.busy + b.activated + (b.nr_evict - freed - b.stuck);
+	*in_io += b.busy;
 	return freed;
 }
 
@@ -455,12 +480,13 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 {
 	unsigned nr;
 	struct fl_group **v;
-	uint64_t freed = 0;
+	uint64_t freed = 0, swept;
 	int progress = 1;
 
 	*busy = 0;
 	fl_assert_may_block(); /* it takes the map lock, writes back */
-	freed = swap_cache_sweep(g->engine); /* stale swap-cache pages */
+	swept = swap_cache_sweep(g->engine); /* stale swap-cache pages */
+	freed = swept;
 	v = subtree_pin(g, &nr);
 
 	/*
@@ -474,19 +500,25 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 	     freed < want && progress && idle < RECLAIM_IDLE_ROUNDS &&
 	     round < 4096;
 	     round++) {
-		uint64_t before = freed;
+		uint64_t before = freed, in_io = 0;
 
 		progress = 0;
 		for (unsigned i = 0; i < nr && freed < want; i++) {
 			int moved;
 
-			freed += shrink_group(v[i], &moved, busy);
+			freed += shrink_group(v[i], &moved, busy, &in_io);
 			progress |= moved;
 		}
-		if (freed == before && freed < want &&
-		    (round > 0 || !progress)) {
-			/* The cache's pages are hot (a round after their
-			 * second chance freed none) or gone: swap. */
+		if (freed == swept && freed < want && !reclaim_spare &&
+		    in_io < want - freed && (round > 0 || !progress)) {
+			/* The cache's pages are hot (no cache page went,
+			 * even a round after their second chance) or gone:
+			 * swap.  While cold cache pages go, anonymous ones
+			 * stay (a partial answer: the caller asks again);
+			 * so they do while enough cache pages are only
+			 * being read (busy: the caller tries again soon).
+			 * Not for a readahead window: reading ahead is a
+			 * guess, not worth a page written out. */
 			uint64_t swapped = swap_reclaim(g, want - freed);
 
 			freed += swapped;
@@ -522,6 +554,17 @@ enum reclaim_outcome reclaim_try(struct fl_group *g, uint64_t want)
 			       atomic_load(&g->engine->swap.cache_pages)
 		       ? RECLAIM_BUSY
 		       : RECLAIM_STUCK;
+}
+
+uint64_t reclaim_for_readahead(struct fl_group *g, uint64_t want,
+			       const struct readahead_spare *spare)
+{
+	uint64_t freed;
+
+	reclaim_spare = spare;
+	freed = reclaim_group(g, want);
+	reclaim_spare = NULL;
+	return freed;
 }
 
 static void background_work(struct fl_engine *e, struct work *w)

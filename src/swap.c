@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "group.h"
 #include "swap.h"
+#include "swap_zpool.h"
 
 #ifdef FL_INJECT
 int (*swap_test_hook)(enum swap_hook_point point, uint64_t slot);
@@ -70,6 +71,21 @@ int swap_dev_register(struct fl_engine *e, struct fl_swap *dev)
 		errno = ENOSPC;
 	}
 	return rc;
+}
+
+fl_swap *fl_swap_compressed_create(fl_engine *e, int algorithm, int level,
+				   uint64_t pool_bytes, fl_swap *next)
+{
+	struct fl_swap *dev;
+
+	if (!e || (next && next->engine != e)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	dev = swap_zpool_create(e, algorithm, level, pool_bytes, next);
+	if (!dev || swap_dev_register(e, dev))
+		return NULL; /* errno set; a refused device is destroyed */
+	return dev;
 }
 
 /* ---- groups ------------------------------------------------------------- */

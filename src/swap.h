@@ -44,16 +44,18 @@ struct fl_mapping;
 
 #define SWAP_MAX_DEVICES   32
 #define SWAP_CACHE_BUCKETS 1024
+#define SWAP_RA_PAGES	   8 /* a sequential swap-in reads up to this many */
 
 struct swap_page {
 	struct fl_page page; /* first: the last page_put frees the block */
 	struct fl_swap *dev;
 	uint64_t slot;
-	struct fl_group *charged; /* memory charged for it, or NULL */
-	struct swap_page *next;	  /* hash chain */
-	int orphan;		  /* no entry owns the slot: free it with us */
-	int write_failed;	  /* the slot holds nothing: we are the copy */
-	int read_failed;	  /* the read failed: the data is not valid */
+	struct fl_group *charged;  /* memory charged for it, or NULL */
+	struct swap_page *next;	   /* hash chain */
+	struct swap_page *ra_next; /* read ahead with this one (its reader) */
+	int orphan;		   /* no entry owns the slot: free it with us */
+	int write_failed;	   /* the slot holds nothing: we are the copy */
+	int read_failed;	   /* the read failed: the data is not valid */
 	unsigned char data[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 };
 
@@ -117,6 +119,14 @@ void swap_page_release(struct swap_page *sp);
  * (stale pages; clean pages whose slot holds their data).  Takes the
  * page-table and cache locks.  Returns pages freed. */
 uint64_t swap_cache_sweep(struct fl_engine *e);
+
+/*
+ * Write the swap-cache pages v[0..n) (under writeback) to their slots, a
+ * run of consecutive slots in one device write; ok[i] says which went.
+ * No lock held (blocks on the devices).
+ */
+void swap_write_pages(struct swap_page *const *v, unsigned n,
+		      unsigned char *ok);
 
 /*
  * Reclaim up to want private and anonymous pages of g's subtree: write

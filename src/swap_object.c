@@ -33,6 +33,8 @@
 #include "reclaim.h"
 #include "swap.h"
 
+#define SWAP_EVICT_CHUNK 64 /* pages moved to the swap cache, then written */
+
 /* An object page's swap entry: the slot, and the group holding it. */
 struct object_swap {
 	uint64_t entry;
@@ -276,7 +278,10 @@ static struct swap_page *swap_out_object_page(struct fl_object *o,
 	atomic_fetch_add(&o->nr_swap, 1);
 	radix_delete(&o->pages, p->index);
 	atomic_fetch_sub(&o->engine->cached_pages, 1);
-	group_force_charge(g, 1); /* the cache page's charge goes at its put */
+	/* Its charge moves to the swap-cache page: the last put of the
+	 * cache page (the caller's) must not give it back. */
+	atomic_fetch_sub(&g->cache_pages, 1);
+	p->group = NULL;
 	sp->charged = g;
 	atomic_store(&sp->page.flags, PG_UPTODATE | PG_WRITEBACK);
 	page_get(&sp->page); /* the writer's */
@@ -301,40 +306,56 @@ uncharge:
 	return NULL;
 }
 
-uint64_t swap_evict_object_run(struct fl_page **v, unsigned n, unsigned *stuck)
+/* Up to SWAP_EVICT_CHUNK pages of swap_evict_object_run. */
+static uint64_t evict_chunk(struct fl_object *o, struct fl_page **v, unsigned n,
+			    unsigned *stuck)
 {
-	struct fl_object *o = v[0]->object;
+	struct swap_page *sp[SWAP_EVICT_CHUNK] = {NULL};
+	struct fl_group *g[SWAP_EVICT_CHUNK];
+	unsigned char ok[SWAP_EVICT_CHUNK];
+	unsigned nr = 0;
 	uint64_t freed = 0;
 
+	/* First every page to the swap cache (memory only), then the writes
+	 * together: runs of consecutive slots in one device write. */
 	for (unsigned k = 0; k < n; k++) {
 		struct fl_page *p = v[k];
-		struct fl_group *g = p->group;
-		int injected, ok, no_room;
-		struct swap_page *sp = swap_out_object_page(o, p, &no_room);
+		int no_room, cached;
 
-		if (!sp) {
-			int cached;
-
-			*stuck += (unsigned)no_room; /* else busy: later */
-			pthread_rwlock_rdlock(&o->lock);
-			cached = radix_lookup(&o->pages, p->index) == p;
-			pthread_rwlock_unlock(&o->lock);
-			if (cached)
-				lru_add(p); /* stays, back on the list */
+		g[nr] = p->group;
+		sp[nr] = swap_out_object_page(o, p, &no_room);
+		if (sp[nr]) {
+			nr++;
 			continue;
 		}
-		injected = swap_hook(SWAP_HOOK_WRITE, sp->slot);
-		ok = !injected &&
-		     sp->dev->ops->write(sp->dev, sp->slot, sp->data, 1) == 0;
-		if (injected)
-			atomic_fetch_add(&sp->dev->write_errors, 1);
-		if (ok)
-			atomic_fetch_add(&g->swap_outs, 1);
-		/* The cache page is gone: its charge returns at the last put
-		 * (the caller's), and the swap-cache page's here, unless a
-		 * fault uses it (or it is the only copy): freed in all if so.
-		 */
-		freed += (uint64_t)swap_cache_write_done(o->engine, sp, ok);
+		*stuck += (unsigned)no_room; /* else busy: later */
+		pthread_rwlock_rdlock(&o->lock);
+		cached = radix_lookup(&o->pages, p->index) == p;
+		pthread_rwlock_unlock(&o->lock);
+		if (cached)
+			lru_add(p); /* stays, back on the list */
 	}
+	swap_write_pages(sp, nr, ok);
+	for (unsigned k = 0; k < nr; k++) {
+		if (ok[k])
+			atomic_fetch_add(&g[k]->swap_outs, 1);
+		/* The cache page is gone, its charge moved to the swap-cache
+		 * page: given back here, unless a fault uses the page (or it
+		 * is the only copy). */
+		freed += (uint64_t)swap_cache_write_done(o->engine, sp[k],
+							 ok[k]);
+	}
+	return freed;
+}
+
+uint64_t swap_evict_object_run(struct fl_page **v, unsigned n, unsigned *stuck)
+{
+	uint64_t freed = 0;
+
+	for (unsigned i = 0; i < n; i += SWAP_EVICT_CHUNK)
+		freed += evict_chunk(
+			v[0]->object, v + i,
+			n - i < SWAP_EVICT_CHUNK ? n - i : SWAP_EVICT_CHUNK,
+			stuck);
 	return freed;
 }

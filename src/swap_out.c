@@ -267,50 +267,63 @@ static void swap_pick(struct fl_group *g, uint64_t want, struct swap_batch *b)
 }
 
 /* Pages from i on whose slots follow each other on one device. */
-static unsigned slot_run(const struct swap_batch *b, unsigned i)
+static unsigned slot_run(struct swap_page *const *v, unsigned i, unsigned n)
 {
 	unsigned j = i + 1;
 
-	while (j < b->n && b->v[j]->dev == b->v[i]->dev &&
-	       b->v[j]->slot == b->v[j - 1]->slot + 1)
+	while (j < n && j - i < SWAP_OUT_BATCH && v[j]->dev == v[i]->dev &&
+	       v[j]->slot == v[j - 1]->slot + 1)
 		j++;
 	return j - i;
 }
 
 /*
- * Write the run of len pages from i, in one device write through stage
- * (SWAP_OUT_BATCH pages, or NULL: page by page); ok[k] says which went.
- * If the run's write fails, each page is written on its own.
+ * Write the run of len pages of v (at most SWAP_OUT_BATCH), in one device
+ * write through stage (SWAP_OUT_BATCH pages, or NULL: page by page);
+ * ok[k] says which went.  If the run's write fails, each page is written
+ * on its own.
  */
-static void write_run(struct swap_batch *b, unsigned i, unsigned len,
+static void write_run(struct swap_page *const *v, unsigned len,
 		      unsigned char *stage, unsigned char *ok)
 {
-	struct fl_swap *dev = b->v[i]->dev;
+	struct fl_swap *dev = v[0]->dev;
 	unsigned char failed[SWAP_OUT_BATCH];
 	int injected = 0;
 
 	for (unsigned k = 0; k < len; k++) {
-		failed[k] = (unsigned char)swap_hook(SWAP_HOOK_WRITE,
-						     b->v[i + k]->slot);
+		failed[k] =
+			(unsigned char)swap_hook(SWAP_HOOK_WRITE, v[k]->slot);
 		injected |= failed[k];
 	}
 	if (len > 1 && stage && !injected) {
 		for (unsigned k = 0; k < len; k++)
-			memcpy(stage + ((size_t)k << PAGE_SHIFT),
-			       b->v[i + k]->data, PAGE_SIZE);
-		if (dev->ops->write(dev, b->v[i]->slot, stage, len) == 0) {
+			memcpy(stage + ((size_t)k << PAGE_SHIFT), v[k]->data,
+			       PAGE_SIZE);
+		if (dev->ops->write(dev, v[0]->slot, stage, len) == 0) {
 			memset(ok, 1, len);
 			return;
 		}
 	}
 	for (unsigned k = 0; k < len; k++) {
-		struct swap_page *sp = b->v[i + k];
-
 		if (failed[k])
 			atomic_fetch_add(&dev->write_errors, 1);
 		ok[k] = !failed[k] &&
-			dev->ops->write(dev, sp->slot, sp->data, 1) == 0;
+			dev->ops->write(dev, v[k]->slot, v[k]->data, 1) == 0;
 	}
+}
+
+void swap_write_pages(struct swap_page *const *v, unsigned n, unsigned char *ok)
+{
+	unsigned char *stage = NULL;
+
+	if (n > 1) /* runs of consecutive slots go in one write */
+		stage = aligned_alloc(PAGE_SIZE,
+				      (size_t)SWAP_OUT_BATCH << PAGE_SHIFT);
+	for (unsigned i = 0, len; i < n; i += len) {
+		len = slot_run(v, i, n);
+		write_run(v + i, len, stage, ok + i);
+	}
+	free(stage);
 }
 
 uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
@@ -318,9 +331,6 @@ uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
 	struct fl_engine *e = g->engine;
 	struct swap_batch b;
 	uint64_t freed = swap_cache_sweep(e);
-	/* Runs of consecutive slots go in one write, through this. */
-	unsigned char *stage =
-		aligned_alloc(PAGE_SIZE, (size_t)SWAP_OUT_BATCH << PAGE_SHIFT);
 	unsigned char ok[SWAP_OUT_BATCH];
 
 	fl_assert_may_block();
@@ -333,10 +343,7 @@ uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
 							: SWAP_OUT_BATCH,
 			  &b);
 		map_unlock(e);
-		for (unsigned i = 0, len; i < b.n; i += len) {
-			len = slot_run(&b, i);
-			write_run(&b, i, len, stage, ok + i);
-		}
+		swap_write_pages(b.v, b.n, ok);
 		for (unsigned i = 0; i < b.n; i++) {
 			if (ok[i])
 				atomic_fetch_add(&b.group[i]->swap_outs, 1);
@@ -349,6 +356,5 @@ uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
 		if (b.n == 0 || b.full)
 			break;
 	}
-	free(stage);
 	return freed;
 }

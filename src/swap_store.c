@@ -125,6 +125,9 @@ static int store_alloc(struct fl_swap *dev, unsigned n, uint64_t *slot)
 		slots_mark(d->bitmap, *slot, got, 1);
 		d->hint = *slot + got;
 		atomic_fetch_add(&dev->slots_used, got);
+		/* A slot of this device takes a page of the store. */
+		atomic_fetch_add(&dev->bytes_stored,
+				 (uint64_t)got << PAGE_SHIFT);
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (!got) {
@@ -185,7 +188,6 @@ static int store_write(struct fl_swap *dev, uint64_t slot, const void *buf,
 		return -1;
 	}
 	atomic_fetch_add(&dev->pages_written, n);
-	atomic_fetch_add(&dev->bytes_stored, (uint64_t)n << PAGE_SHIFT);
 	return 0;
 }
 

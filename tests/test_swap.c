@@ -6,6 +6,7 @@
  * charge) on purpose, with totals checked after a reclaim pass.
  */
 #include "harness.h"
+#include "inject.h"
 #include "reclaim.h"
 #include "swap.h"
 
@@ -87,8 +88,14 @@ TEST(swap_api_arguments)
 		CHECK_EQ(fl_engine_destroy(e2), 0);
 		unlink(path2);
 	}
+	/* At most 32 devices an engine (this one has one). */
+	for (int i = 1; i < 32; i++)
+		CHECK(fl_swap_file_create(e, path, 1 << 20) != NULL);
+	errno = 0;
+	CHECK(fl_swap_file_create(e, path, 1 << 20) == NULL);
+	CHECK_EQ(errno, ENOSPC);
 	CHECK_EQ(fl_group_destroy(g), 0);
-	CHECK_EQ(fl_engine_destroy(e), 0); /* frees the device */
+	CHECK_EQ(fl_engine_destroy(e), 0); /* frees the devices */
 	CHECK_EQ(h_file_size(path), 0);
 	unlink(path);
 }
@@ -175,6 +182,7 @@ TEST(swap_anon_four_times_limit)
 	CHECK_EQ(fl_swap_stats(v.s, &st), 0);
 	CHECK_GE(st.slots_used, npages - 256);
 	CHECK_EQ(gs.swap_usage, st.slots_used * PG);
+	CHECK_EQ(st.bytes_stored, st.slots_used * PG);
 	CHECK_EQ(fl_munmap(v.e, p, npages * PG), 0);
 	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
 	CHECK_EQ(gs.usage, 0);
@@ -354,7 +362,7 @@ static void hooks_arm(int stall, int fail, int fail_count)
 	atomic_store(&hk_fail_left, fail_count);
 	atomic_store(&hk_fail, fail);
 	atomic_store(&hk_stall, stall);
-	swap_test_hook = hook;
+	__atomic_store_n(&swap_test_hook, hook, __ATOMIC_RELEASE);
 }
 
 static void hooks_off(void)
@@ -362,7 +370,7 @@ static void hooks_off(void)
 	atomic_store(&hk_release, 1);
 	atomic_store(&hk_stall, -1);
 	atomic_store(&hk_fail, -1);
-	swap_test_hook = NULL;
+	__atomic_store_n(&swap_test_hook, NULL, __ATOMIC_RELEASE);
 }
 
 static int reached(void *arg)
@@ -432,6 +440,7 @@ static void check_totals_zero(struct swap_env *v)
 	CHECK_EQ(gs.private_pages, 0);
 	CHECK_EQ(fl_swap_stats(v->s, &st), 0);
 	CHECK_EQ(st.slots_used, 0);
+	CHECK_EQ(st.bytes_stored, 0);
 	CHECK_EQ(st.cache_pages, 0);
 }
 
@@ -671,9 +680,9 @@ TEST(swap_shared_anon_four_times_limit)
 	/* Read again after a full cycle: everything is still there. */
 	CHECK_EQ(h_mismatch(p, npages * PG, 41, 0), -1);
 	CHECK_EQ(fl_munmap(v.e, p, npages * PG), 0);
-	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
-	CHECK_EQ(gs.swap_usage, 0);
-	CHECK_EQ(gs.usage, 0);
+	/* The object goes, and its slots with it, once work in flight
+	 * (reclaim, readahead) lets go of it too. */
+	check_totals_zero(&v);
 	env_close(&v);
 }
 
@@ -697,7 +706,6 @@ TEST(swap_madv_remove_shared_anon)
 {
 	struct swap_env v;
 	unsigned char *p, *q;
-	struct fl_group_stats gs;
 
 	env_open(&v, "remove", 64, 1024);
 	p = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
@@ -707,9 +715,9 @@ TEST(swap_madv_remove_shared_anon)
 		h_fill(p + i * PG, PG, 43, i * PG);
 	/* A hole over swapped and resident pages alike. */
 	CHECK_EQ(fl_madvise(v.e, p, 256 * PG, MADV_REMOVE), 0);
-	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
-	CHECK_EQ(gs.swap_usage, 0);
 	CHECK_EQ(h_nonzero(p, 256 * PG), -1);
+	/* (Zero pages read ahead since may be swapped out again: swap usage
+	 * is checked once everything is unmapped.) */
 	/* Not for private or store mappings. */
 	q = fl_mmap_group(v.e, v.g, NULL, 4 * PG, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
@@ -788,5 +796,254 @@ TEST(swap_race_shared_swapin_vs_hole_punch)
 		 -1);
 	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
 	check_totals_zero(&v);
+	env_close(&v);
+}
+
+/* A sequential reader of swapped-out memory reads ahead: each read brings
+ * several pages, which its fault installs together. */
+TEST(swap_sequential_readahead)
+{
+	struct swap_env v;
+	size_t npages = 1024;
+	unsigned char *p;
+	struct fl_group_stats before, after;
+
+	env_open(&v, "ra", 256, 4096);
+	p = fl_mmap_group(v.e, v.g, NULL, npages * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (size_t i = 0; i < npages; i++)
+		h_fill(p + i * PG, PG, 53, i * PG);
+	CHECK_EQ(fl_group_stats(v.g, &before), 0);
+	CHECK_EQ(h_mismatch(p, npages * PG, 53, 0), -1);
+	CHECK_EQ(fl_group_stats(v.g, &after), 0);
+	CHECK_GE(after.swap_ins - before.swap_ins, npages / 2);
+	/* Faults that read a slot: a fraction of the pages swapped in. */
+	CHECK_LE(after.major_faults - before.major_faults,
+		 (after.swap_ins - before.swap_ins) / 2);
+	CHECK_EQ(fl_munmap(v.e, p, npages * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+/* ---- churn ------------------------------------------------------------------
+ */
+
+struct churn_ctx {
+	struct swap_env *v;
+	unsigned char *p; /* shared by the writers, each its own pages */
+	size_t npages;
+};
+
+/* Writers: stamp their pages (thread, round) in a scrambled order, and
+ * check the stamp of each page before writing the next round's. */
+static void churn_writer(int idx, struct churn_ctx *c)
+{
+	uint32_t *stamp = calloc(c->npages, sizeof(*stamp));
+	uint64_t x = 0x9E3779B97F4A7C15ull * (uint64_t)(idx + 1);
+
+	REQUIRE(stamp != NULL);
+	for (unsigned round = 1; round <= 3000; round++) {
+		size_t pg;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		pg = (size_t)(x % (c->npages / 2)) * 2 + (size_t)idx;
+		if (*(uint32_t *)(c->p + pg * PG) != stamp[pg])
+			h_fail(__FILE__, __LINE__, "page %zu: %u, not %u", pg,
+			       *(uint32_t *)(c->p + pg * PG), stamp[pg]);
+		stamp[pg] = round;
+		*(uint32_t *)(c->p + pg * PG) = round;
+		c->p[pg * PG + PG - 1] = (unsigned char)round;
+	}
+	free(stamp);
+}
+
+/* The churner: maps, fills, checks and unmaps (or advises away) small
+ * anonymous mappings in the same group, so that unmaps and
+ * MADV_DONTNEED race swap-outs and swap-ins of its pages. */
+static void churn_mapper(struct churn_ctx *c)
+{
+	for (int i = 0; i < 60; i++) {
+		size_t n = 32;
+		int flags = MAP_ANONYMOUS | (i % 2 ? MAP_SHARED : MAP_PRIVATE);
+		unsigned char *q =
+			fl_mmap_group(c->v->e, c->v->g, NULL, n * PG,
+				      PROT_READ | PROT_WRITE, flags, NULL, 0);
+
+		REQUIRE(q != MAP_FAILED);
+		for (size_t k = 0; k < n; k++)
+			q[k * PG] = (unsigned char)(k + 1);
+		for (size_t k = 0; k < n; k++)
+			if (q[k * PG] != (unsigned char)(k + 1))
+				h_fail(__FILE__, __LINE__, "churn page %zu", k);
+		if (i % 3 == 0)
+			CHECK_EQ(fl_madvise(c->v->e, q, n * PG, MADV_DONTNEED),
+				 0);
+		CHECK_EQ(fl_munmap(c->v->e, q, n * PG), 0);
+	}
+}
+
+static void churn_thread(int idx, void *arg)
+{
+	if (idx < 2)
+		churn_writer(idx, arg);
+	else
+		churn_mapper(arg);
+}
+
+TEST(swap_churn_unmap_while_swapping)
+{
+	struct swap_env v;
+	struct churn_ctx c = {.v = &v, .npages = 512};
+
+	env_open(&v, "churn", 96, 4096);
+	c.p = fl_mmap_group(v.e, v.g, NULL, c.npages * PG,
+			    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			    NULL, 0);
+	REQUIRE(c.p != MAP_FAILED);
+	h_run_threads(3, churn_thread, &c);
+	CHECK_EQ(fl_munmap(v.e, c.p, c.npages * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+/* ---- system calls failing (tests/inject.h) --------------------------------
+ */
+
+/* UFFDIO_COPY of a swap-in fails once: that fault gets SIGBUS, the entry
+ * stays (the data is not lost), the next fault is served. */
+TEST(swap_install_copy_fails_once)
+{
+	struct swap_env v;
+	unsigned char *p = race_setup(&v, "copyfail");
+	unsigned char val;
+	struct h_sig sig;
+
+	inject_set(INJ_UFFD_COPY, 1, ENOMEM);
+	CHECK_EQ(h_try_read(p, &val, &sig), SIGBUS);
+	inject_clear();
+	CHECK_EQ(h_try_read(p, &val, &sig), 0);
+	CHECK_EQ(val, h_pattern(17, 0));
+	CHECK_EQ(h_mismatch(p, 256 * PG, 17, 0), -1);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
+}
+
+/* Pages cannot be dropped (madvise fails) or write-protected: nothing is
+ * swapped out, the group runs out of memory (SIGBUS under FL_OOM_FAIL),
+ * and nothing leaks. */
+TEST(swap_out_syscalls_fail)
+{
+	enum inject_point points[] = {INJ_MADVISE, INJ_UFFD_WRITEPROTECT};
+
+	for (size_t k = 0; k < sizeof(points) / sizeof(points[0]); k++) {
+		struct swap_env v;
+		unsigned char *p;
+		struct h_sig sig;
+		int got = 0;
+
+		env_open(&v, "sysfail", 64, 1024);
+		p = fl_mmap_group(v.e, v.g, NULL, 256 * PG,
+				  PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+		REQUIRE(p != MAP_FAILED);
+		for (size_t i = 0; i < 32; i++)
+			h_fill(p + i * PG, PG, 59, i * PG);
+		inject_set_mode(points[k], 1, EIO, INJECT_FROM);
+		for (size_t i = 32; i < 256 && !got; i++)
+			got = h_try_write(p + i * PG, 1, &sig);
+		inject_clear();
+		CHECK_EQ(got, SIGBUS);
+		CHECK_EQ(h_mismatch(p, 32 * PG, 59, 0), -1);
+		CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+		check_totals_zero(&v);
+		env_close(&v);
+	}
+}
+
+/* ---- compressed memory in front of the swap file ------------------------ */
+
+#include "swap_zpool.h"
+
+/* Page i holds i in its first and last words, zeros elsewhere: it
+ * compresses well. */
+static void stamp_pages(unsigned char *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = seed * 1000003 + i;
+
+		memcpy(p + i * PG, &v, sizeof(v));
+		memcpy(p + i * PG + PG - sizeof(v), &v, sizeof(v));
+	}
+}
+
+static long stamps_differ(const unsigned char *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = seed * 1000003 + i, a, b;
+
+		memcpy(&a, p + i * PG, sizeof(a));
+		memcpy(&b, p + i * PG + PG - sizeof(b), sizeof(b));
+		if (a != v || b != v)
+			return (long)i;
+	}
+	return -1;
+}
+
+TEST(swap_compressed_in_front_of_file)
+{
+	struct swap_env v;
+	struct swap_zpool_stats zs;
+	struct fl_swap_stats st;
+	fl_swap *z;
+	unsigned char *p, *q;
+	size_t n = 1024;
+
+	env_open(&v, "zpool", 128, 4096);
+	errno = 0;
+	z = fl_swap_compressed_create(v.e, FL_COMPRESS_LZ4, 1, 64 * PG, v.s);
+	if (!z && errno == EOPNOTSUPP)
+		z = fl_swap_compressed_create(v.e, FL_COMPRESS_ZSTD, 1, 64 * PG,
+					      v.s);
+	if (!z && errno == EOPNOTSUPP) {
+		h_note("no lz4 or zstd in this build: compressed swap not "
+		       "tested");
+		env_close(&v);
+		return;
+	}
+	REQUIRE(z != NULL);
+	CHECK_ERR(fl_swap_compressed_create(NULL, FL_COMPRESS_LZ4, 1, 64 * PG,
+					    NULL) == NULL,
+		  EINVAL);
+	CHECK_ERR(fl_swap_compressed_create(v.e, FL_COMPRESS_NONE, 1, 64 * PG,
+					    NULL) == NULL,
+		  EINVAL);
+	REQUIRE(fl_group_set_swap(v.g, z) == 0);
+	/* Compressible pages stay in the pool; random ones go on to the
+	 * file (and so do compressible ones once the pool is full). */
+	p = fl_mmap_group(v.e, v.g, NULL, n * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	q = fl_mmap_group(v.e, v.g, NULL, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED && q != MAP_FAILED);
+	stamp_pages(p, n, 7);
+	for (size_t i = 0; i < 256; i++)
+		h_fill(q + i * PG, PG, 61, i * PG);
+	CHECK_EQ(stamps_differ(p, n, 7), -1);
+	CHECK_EQ(h_mismatch(q, 256 * PG, 61, 0), -1);
+	CHECK_EQ(stamps_differ(p, n, 7), -1);
+	REQUIRE(swap_zpool_stats(z, &zs) == 0);
+	CHECK_GT(zs.stored, 0);
+	CHECK_GT(zs.loaded, 0);
+	CHECK_GT(zs.written_next, 0);
+	CHECK_EQ(fl_munmap(v.e, p, n * PG), 0);
+	CHECK_EQ(fl_munmap(v.e, q, 256 * PG), 0);
+	check_totals_zero(&v);
+	REQUIRE(swap_zpool_stats(z, &zs) == 0);
+	CHECK_EQ(zs.pool_pages, 0);
+	CHECK_EQ(fl_swap_stats(z, &st), 0);
 	env_close(&v);
 }
