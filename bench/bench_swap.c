@@ -35,15 +35,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/*
- * The faultline rows need the swap API of issue 9 (fl_swap_file_create,
- * fl_group_set_swap, the swap figures of fl_group_stats) and its
- * compressed device (fl_swap_compressed_create).  Until they are in
- * include/faultline.h these stay undefined and the rows say "skipped".
- */
-#define FL_SWAP_API
-/* #define FL_SWAP_COMPRESSED_API */
-
 #define SWAP_SEED   0x737761702d62656eULL
 #define SWAP_REPEAT 0x5a17c0de00000000ULL /* the repeated half's word */
 #define SWAP_RIGHT  0x5a5a600dULL /* a run's checksum: all pages right */
@@ -80,11 +71,9 @@ struct swap_ctx {
 	int print_stats[NR_CFG];
 	struct kcg cg;
 	struct kswap ks;
-	struct tmpdata fl; /* td.path: faultline's swap file */
-#ifdef FL_SWAP_API
+	struct tmpdata fl;	  /* td.path: faultline's swap file */
 	fl_swap *file_dev, *zdev; /* the run's devices (zdev: compressed) */
-#endif
-	struct swap_result back;	 /* the last run's, from the child */
+	struct swap_result back;  /* the last run's, from the child */
 	struct swap_result best[NR_CFG]; /* each configuration's best run */
 	double best_time[NR_CFG];
 };
@@ -536,11 +525,9 @@ static int kernel_setup(struct swap_ctx *c, const char *dir)
  * The faultline rows
  * ------------------------------------------------------------------------ */
 
-#ifdef FL_SWAP_API
 static const char *const row_name[NR_CFG] = {"kernel", "faultline",
 					     "faultline-compressed"};
 
-#ifdef FL_SWAP_COMPRESSED_API
 #if defined(FL_HAVE_LZ4)
 #define SWAP_ALGORITHM FL_COMPRESS_LZ4
 #define SWAP_LEVEL     0
@@ -549,7 +536,6 @@ static const char *const row_name[NR_CFG] = {"kernel", "faultline",
 #define SWAP_ALGORITHM FL_COMPRESS_ZSTD
 #define SWAP_LEVEL     1
 #define SWAP_ALG_NAME  "zstd level 1"
-#endif
 #endif
 
 /* The group's swap device: a swap file, with compressed memory in front of
@@ -692,50 +678,30 @@ static int swap_fl_run(struct swap_ctx *c, int compressed,
 	}
 	return ret;
 }
-#endif /* FL_SWAP_API */
 
 static int swap_fl(void *arg, struct bench_run *out)
 {
-#ifdef FL_SWAP_API
 	return swap_fl_run(arg, 0, out);
-#else
-	return -1;
-#endif
 }
 
 static int swap_fl_compressed(void *arg, struct bench_run *out)
 {
-#if defined(FL_SWAP_API) && defined(SWAP_ALGORITHM)
 	return swap_fl_run(arg, 1, out);
-#else
-	return -1;
-#endif
 }
 
-/* Which faultline rows this build can run; the others say why not. */
+/* Whether this build can run the compressed row, and with what. */
 static void faultline_setup(struct swap_ctx *c, struct bench_config *cfg)
 {
-#ifndef FL_SWAP_API
-	printf("  faultline: skipped (the swap API of issue 9 is not in this "
-	       "build yet)\n");
-	cfg[CFG_FL].skipped = 1;
-#endif
-#if !defined(FL_SWAP_API) || !defined(FL_SWAP_COMPRESSED_API)
-	printf("  faultline-compressed: skipped (fl_swap_compressed_create "
-	       "is not in this build yet)\n");
-	cfg[CFG_FL_COMPRESSED].skipped = 1;
-#elif !defined(SWAP_ALGORITHM)
+#ifdef SWAP_ALGORITHM
+	char b[32];
+
+	printf("  faultline-compressed: %s, pool %s (a quarter of the limit, "
+	       "not charged to the group) in front of the swap file\n",
+	       SWAP_ALG_NAME, format_size(c->pool, b, sizeof(b)));
+#else
 	printf("  faultline-compressed: skipped (built without lz4 and "
 	       "zstd)\n");
 	cfg[CFG_FL_COMPRESSED].skipped = 1;
-#else
-	{
-		char b[32];
-
-		printf("  faultline-compressed: %s, pool %s (a quarter of the "
-		       "limit) in front of the swap file\n",
-		       SWAP_ALG_NAME, format_size(c->pool, b, sizeof(b)));
-	}
 #endif
 }
 
