@@ -13,8 +13,10 @@
  *                        turns on only for the kernel's runs;
  *   faultline            an anonymous mapping in a group of the same max
  *                        whose swap device is a swap file;
- *   faultline-compressed the same with compressed memory (a pool of a
- *                        quarter of the limit) in front of the swap file.
+ *   faultline-compressed the same with compressed memory (lz4, else zstd;
+ *                        a pool of a quarter of the limit, which the
+ *                        engine does not charge to the group) in front of
+ *                        the swap file.
  * A fresh engine every faultline run.  The kernel's swap file never
  * outlives the bench: a guardian process turns it off and removes it
  * whatever ends the bench (error, SIGINT, SIGKILL, the watchdog).
