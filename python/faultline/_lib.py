@@ -1,0 +1,261 @@
+# SPDX-License-Identifier: MIT
+"""Loading libfaultline.so and declaring its C API for ctypes.
+
+The structures here mirror include/faultline.h field for field; the test
+test_layout.py compiles a C program against the header and checks every
+size and offset, so that a field added to the header is not missed.
+"""
+
+import ctypes
+import ctypes.util
+import errno
+import os
+
+# ---------------------------------------------------------------------------
+# Finding the library
+# ---------------------------------------------------------------------------
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _candidates():
+    """Where libfaultline.so may be, in the order tried."""
+    env = os.environ.get("FAULTLINE_LIBRARY")
+    if env:
+        # An explicit choice is the only one: a wrong path must not fall
+        # back silently to another build.
+        return [env]
+    found = [
+        # The source tree: python/faultline -> ../../build
+        os.path.join(_HERE, "..", "..", "build", "libfaultline.so"),
+        # The system's, by soname (ld.so.cache, LD_LIBRARY_PATH).
+        "libfaultline.so.0",
+    ]
+    name = ctypes.util.find_library("faultline")
+    if name:
+        found.append(name)
+    # `make install` puts it in $(PREFIX)/lib, /usr/local/lib by default,
+    # which the dynamic loader finds only once ldconfig has run.
+    found += ["/usr/local/lib/libfaultline.so.0", "/usr/lib/libfaultline.so.0"]
+    return found
+
+
+def _load():
+    tried = []
+    for path in _candidates():
+        try:
+            return ctypes.CDLL(path, use_errno=True), path
+        except OSError as e:
+            tried.append("%s (%s)" % (path, e))
+    raise ImportError(
+        "faultline: cannot load libfaultline.so; build it with `make` in "
+        "the source tree, install it with `make install`, or set "
+        "FAULTLINE_LIBRARY to its path.  Tried: " + "; ".join(tried)
+    )
+
+
+lib, library_path = _load()
+libc = ctypes.CDLL(None, use_errno=True)
+
+# ---------------------------------------------------------------------------
+# Constants of the header (and of <sys/mman.h>, <fcntl.h>, Linux values)
+# ---------------------------------------------------------------------------
+
+PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
+MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
+MADV = {
+    "normal": 0,
+    "random": 1,
+    "sequential": 2,
+    "willneed": 3,
+    "dontneed": 4,
+}
+O_RDONLY, O_RDWR = os.O_RDONLY, os.O_RDWR
+MAP_FAILED = ctypes.c_void_p(-1).value
+PAGE_SIZE = 4096
+FL_GROUP_UNLIMITED = 2**64 - 1
+FL_OOM_FAIL, FL_OOM_WAIT, FL_OOM_CALLBACK = 0, 1, 2
+
+u64 = ctypes.c_uint64
+uint = ctypes.c_uint
+
+# ---------------------------------------------------------------------------
+# Structures
+# ---------------------------------------------------------------------------
+
+
+class Config(ctypes.Structure):
+    _fields_ = [
+        ("handler_threads", uint),
+        ("fault_around_pages", uint),
+        ("readahead_pages", uint),
+        ("anon_fault_around_pages", uint),
+        ("print_stats_at_destroy", ctypes.c_int),
+        ("io_threads", uint),
+        ("hold_map_lock_for_io", ctypes.c_int),
+    ]
+
+
+class StoreFaults(ctypes.Structure):
+    _fields_ = [
+        ("read_delay_us", u64),
+        ("read_jitter_us", u64),
+        ("write_delay_us", u64),
+        ("write_jitter_us", u64),
+        ("fail_every_nth_read", u64),
+        ("fail_every_nth_write", u64),
+        ("fail_offset", u64),
+        ("fail_length", u64),
+        ("fail_errno", ctypes.c_int),
+        ("seed", uint),
+    ]
+
+
+STATS_FIELDS = [
+    "minor_faults",
+    "major_faults",
+    "zero_fills",
+    "cow_copies",
+    "wp_faults",
+    "pages_read",
+    "pages_written",
+    "pages_mapped",
+    "dirty_pages",
+    "cached_pages",
+    "errors",
+    "writeback_errors",
+    "fault_messages",
+    "retries",
+    "private_pages",
+    "readahead_pages",
+    "readahead_used",
+    "readahead_evicted",
+    "store_reads",
+    "store_read_depth",
+]
+
+
+class Stats(ctypes.Structure):
+    _fields_ = [(name, u64) for name in STATS_FIELDS]
+
+
+GROUP_STATS_FIELDS = [
+    "usage",
+    "peak",
+    "max",
+    "high",
+    "cache_pages",
+    "private_pages",
+    "minor_faults",
+    "major_faults",
+    "pages_reclaimed",
+    "pages_written_back",
+    "oom_events",
+    "wait_ns",
+]
+
+
+class GroupStats(ctypes.Structure):
+    _fields_ = [(name, u64) for name in GROUP_STATS_FIELDS]
+
+
+LOCK_STATS_FIELDS = [
+    "fault_holds",
+    "fault_hold_p50_ns",
+    "fault_hold_p99_ns",
+    "fault_hold_max_ns",
+    "map_waits",
+    "map_wait_p50_ns",
+    "map_wait_p99_ns",
+    "map_wait_max_ns",
+]
+
+
+class LockStats(ctypes.Structure):
+    _fields_ = [(name, u64) for name in LOCK_STATS_FIELDS]
+
+
+# struct fl_store: only its first member (ops) matters here, to reach the
+# destroy op of a store the package made but never handed to an object.
+class StoreOps(ctypes.Structure):
+    _fields_ = [
+        ("read", ctypes.c_void_p),
+        ("write", ctypes.c_void_p),
+        ("size", ctypes.c_void_p),
+        ("flush", ctypes.c_void_p),
+        ("destroy", ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
+        ("cancel", ctypes.c_void_p),
+        ("submit", ctypes.c_void_p),
+    ]
+
+
+class Store(ctypes.Structure):
+    _fields_ = [("ops", ctypes.POINTER(StoreOps)), ("read_only", ctypes.c_int)]
+
+
+# Every struct the package passes by pointer, by its C name, for the
+# layout test.
+STRUCTS = {
+    "fl_config": Config,
+    "fl_store_faults": StoreFaults,
+    "fl_stats": Stats,
+    "fl_group_stats": GroupStats,
+    "fl_lock_stats": LockStats,
+    "fl_store_ops": StoreOps,
+    "fl_store": Store,
+}
+
+# ---------------------------------------------------------------------------
+# Functions
+# ---------------------------------------------------------------------------
+
+P = ctypes.c_void_p
+C_INT, C_LONG, C_SIZE, C_OFF = ctypes.c_int, ctypes.c_long, ctypes.c_size_t, ctypes.c_long
+
+
+def _fn(name, restype, *argtypes):
+    f = getattr(lib, name)
+    f.restype = restype
+    f.argtypes = list(argtypes)
+    return f
+
+
+fl_config_init = _fn("fl_config_init", None, ctypes.POINTER(Config))
+fl_engine_create = _fn("fl_engine_create", P, ctypes.POINTER(Config))
+fl_engine_destroy = _fn("fl_engine_destroy", C_INT, P)
+fl_store_file_open = _fn("fl_store_file_open", P, ctypes.c_char_p, C_INT)
+fl_store_file_is_direct = _fn("fl_store_file_is_direct", C_INT, P)
+fl_store_faulty = _fn("fl_store_faulty", P, P, ctypes.POINTER(StoreFaults))
+fl_store_faulty_set = _fn("fl_store_faulty_set", C_INT, P, ctypes.POINTER(StoreFaults))
+fl_store_faulty_hold = _fn("fl_store_faulty_hold", C_INT, P, u64, u64)
+fl_store_faulty_release = _fn("fl_store_faulty_release", C_INT, P)
+fl_store_faulty_held = _fn("fl_store_faulty_held", C_LONG, P)
+fl_object_open = _fn("fl_object_open", P, P, ctypes.c_char_p, C_INT)
+fl_object_create = _fn("fl_object_create", P, P, P, C_INT)
+fl_object_close = _fn("fl_object_close", C_INT, P)
+fl_object_size = _fn("fl_object_size", u64, P)
+fl_mmap_group = _fn("fl_mmap_group", P, P, P, P, C_SIZE, C_INT, C_INT, P, C_OFF)
+fl_munmap = _fn("fl_munmap", C_INT, P, P, C_SIZE)
+fl_madvise = _fn("fl_madvise", C_INT, P, P, C_SIZE, C_INT)
+fl_msync = _fn("fl_msync", C_INT, P, P, C_SIZE, C_INT)
+fl_group_root = _fn("fl_group_root", P, P)
+fl_group_create = _fn("fl_group_create", P, P, P, ctypes.c_char_p)
+fl_group_destroy = _fn("fl_group_destroy", C_INT, P)
+fl_group_set_max = _fn("fl_group_set_max", C_INT, P, u64)
+fl_group_set_high = _fn("fl_group_set_high", C_INT, P, u64)
+fl_group_set_oom = _fn("fl_group_set_oom", C_INT, P, C_INT, P, P)
+fl_group_stats = _fn("fl_group_stats", C_INT, P, ctypes.POINTER(GroupStats))
+fl_group_name = _fn("fl_group_name", ctypes.c_char_p, P)
+fl_engine_stats = _fn("fl_engine_stats", C_INT, P, ctypes.POINTER(Stats))
+fl_mapping_stats = _fn("fl_mapping_stats", C_INT, P, P, ctypes.POINTER(Stats))
+fl_engine_lock_stats = _fn("fl_engine_lock_stats", C_INT, P, ctypes.POINTER(LockStats))
+fl_engine_lock_stats_reset = _fn("fl_engine_lock_stats_reset", C_INT, P)
+
+
+def check(result, failed=-1):
+    """Raise OSError with the C errno if result is the failure value."""
+    if result == failed or (failed is None and not result):
+        e = ctypes.get_errno() or errno.EIO
+        raise OSError(e, os.strerror(e))
+    return result
