@@ -250,7 +250,7 @@ class Engine:
 
     def stats(self):
         """The engine's statistics (fl_engine_stats), a Stats."""
-        self._check_usable("stats")
+        self._check_open("stats")
         s = _lib.Stats()
         _lib.check(_lib.fl_engine_stats(self._ptr, ctypes.byref(s)))
         return _stats.stats(s)
@@ -258,7 +258,7 @@ class Engine:
     def lock_stats(self, reset=False):
         """Map-lock hold and wait times (fl_engine_lock_stats), a LockStats;
         reset=True starts them afresh afterwards."""
-        self._check_usable("lock_stats")
+        self._check_open("lock_stats")
         s = _lib.LockStats()
         _lib.check(_lib.fl_engine_lock_stats(self._ptr, ctypes.byref(s)))
         if reset:

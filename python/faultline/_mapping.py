@@ -19,6 +19,7 @@ import ctypes
 import errno
 import functools
 import os
+import struct
 import threading
 import weakref
 
@@ -221,6 +222,18 @@ class Mapping:
         return self._address + start, end - start
 
     # Operations ------------------------------------------------------------
+
+    def view(self, format="B"):
+        """A memoryview of the whole mapping with the given struct format
+        ("B": bytes, "Q": uint64...).  memoryview(mapping) works too, but
+        its format is ctypes' "<B", which memoryview cannot index.  Bytes
+        past the last whole item are left out."""
+        self._check_open("view")
+        mv = memoryview(self).cast("B")
+        if format == "B":
+            return mv
+        size = struct.calcsize(format)
+        return mv[: len(mv) - len(mv) % size].cast(format)
 
     def sync(self, offset=0, length=None):
         """Write back the dirty pages of [offset, offset+length) (default:
