@@ -253,6 +253,16 @@ fl_engine_lock_stats = _fn("fl_engine_lock_stats", C_INT, P, ctypes.POINTER(Lock
 fl_engine_lock_stats_reset = _fn("fl_engine_lock_stats_reset", C_INT, P)
 
 
+# Calls of the header the package does not bind, and why (test_layout.py
+# checks that every other call is bound).
+NOT_BOUND = {
+    "fl_mmap": "fl_mmap_group with the root group does the same",
+    "fl_mprotect": "a view made writable would SIGSEGV once protected: not offered",
+    "fl_store_io_complete": "for stores written in C (asynchronous submit)",
+    "fl_stats_print": "the Stats dataclasses print themselves",
+}
+
+
 def check(result, failed=-1):
     """Raise OSError with the C errno if result is the failure value."""
     if result == failed or (failed is None and not result):
