@@ -88,3 +88,29 @@ def test_faulty_store_hold_and_settings(engine, tmp_path):
     assert not store.alive and not inner.alive  # freed with the object
     with pytest.raises(ValueError):
         store.hold(0, 1)
+
+
+def test_direct_access_to_an_unservable_page_is_sigbus(tmp_path):
+    """Documented, not wished for: NumPy reading a page that cannot be
+    served dies of SIGBUS, as with mmap (the helpers above raise)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    path = tmp_path / "f"
+    path.write_bytes(b"\x01" * 8192)
+    prog = (
+        "import sys, numpy, faultline\n"
+        "e = faultline.Engine()\n"
+        "s = faultline.FaultyStore(faultline.FileStore(sys.argv[1]), fail_offset=4096, fail_length=4096)\n"
+        "m = e.map(e.open(s))\n"
+        "print(int(numpy.frombuffer(m, dtype=numpy.uint8)[4096]))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    r = subprocess.run([sys.executable, "-c", prog, str(path)], env=env, capture_output=True, timeout=60)
+    if r.returncode == 1 and b"Operation not permitted" in r.stderr:
+        pytest.skip("userfaultfd not permitted")
+    assert r.returncode == -signal.SIGBUS, r.stderr.decode()
