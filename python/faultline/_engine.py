@@ -64,15 +64,15 @@ class Engine:
     """
 
     def __init__(self, **config):
-        c = _lib.Config()
-        _lib.fl_config_init(ctypes.byref(c))
+        c, buf = _lib.padded(_lib.Config)
+        _lib.fl_config_init(buf)
         for name, value in config.items():
             if name not in _CONFIG_FIELDS:
                 raise TypeError("unknown engine setting %r (known: %s)" % (name, ", ".join(_CONFIG_FIELDS)))
             if isinstance(value, bool):
                 value = int(value)
             setattr(c, name, _check_size(name, value, 31))
-        ptr = _lib.check(_lib.fl_engine_create(ctypes.byref(c)), None)
+        ptr = _lib.check(_lib.fl_engine_create(buf), None)
         self._core = _Core(ptr)
         self._config = {name: getattr(c, name) for name in _CONFIG_FIELDS}
         self._closed = False
@@ -251,16 +251,13 @@ class Engine:
     def stats(self):
         """The engine's statistics (fl_engine_stats), a Stats."""
         self._check_open("stats")
-        s = _lib.Stats()
-        _lib.check(_lib.fl_engine_stats(self._ptr, ctypes.byref(s)))
-        return _stats.stats(s)
+        return _stats.stats(_lib.get_stats(_lib.fl_engine_stats, _lib.Stats, self._ptr))
 
     def lock_stats(self, reset=False):
         """Map-lock hold and wait times (fl_engine_lock_stats), a LockStats;
         reset=True starts them afresh afterwards."""
         self._check_open("lock_stats")
-        s = _lib.LockStats()
-        _lib.check(_lib.fl_engine_lock_stats(self._ptr, ctypes.byref(s)))
+        s = _lib.get_stats(_lib.fl_engine_lock_stats, _lib.LockStats, self._ptr)
         if reset:
             _lib.check(_lib.fl_engine_lock_stats_reset(self._ptr))
         return _stats.lock_stats(s)
@@ -436,9 +433,7 @@ class Group:
     def stats(self):
         """The group's statistics (fl_group_stats), a GroupStats."""
         self._check_alive("stats")
-        s = _lib.GroupStats()
-        _lib.check(_lib.fl_group_stats(self._ptr, ctypes.byref(s)))
-        return _stats.group_stats(s)
+        return _stats.group_stats(_lib.get_stats(_lib.fl_group_stats, _lib.GroupStats, self._ptr))
 
     @property
     def max(self):

@@ -221,13 +221,13 @@ def _fn(name, restype, *argtypes):
     return f
 
 
-fl_config_init = _fn("fl_config_init", None, ctypes.POINTER(Config))
-fl_engine_create = _fn("fl_engine_create", P, ctypes.POINTER(Config))
+fl_config_init = _fn("fl_config_init", None, P)
+fl_engine_create = _fn("fl_engine_create", P, P)
 fl_engine_destroy = _fn("fl_engine_destroy", C_INT, P)
 fl_store_file_open = _fn("fl_store_file_open", P, ctypes.c_char_p, C_INT)
 fl_store_file_is_direct = _fn("fl_store_file_is_direct", C_INT, P)
-fl_store_faulty = _fn("fl_store_faulty", P, P, ctypes.POINTER(StoreFaults))
-fl_store_faulty_set = _fn("fl_store_faulty_set", C_INT, P, ctypes.POINTER(StoreFaults))
+fl_store_faulty = _fn("fl_store_faulty", P, P, P)
+fl_store_faulty_set = _fn("fl_store_faulty_set", C_INT, P, P)
 fl_store_faulty_hold = _fn("fl_store_faulty_hold", C_INT, P, u64, u64)
 fl_store_faulty_release = _fn("fl_store_faulty_release", C_INT, P)
 fl_store_faulty_held = _fn("fl_store_faulty_held", C_LONG, P)
@@ -245,11 +245,11 @@ fl_group_destroy = _fn("fl_group_destroy", C_INT, P)
 fl_group_set_max = _fn("fl_group_set_max", C_INT, P, u64)
 fl_group_set_high = _fn("fl_group_set_high", C_INT, P, u64)
 fl_group_set_oom = _fn("fl_group_set_oom", C_INT, P, C_INT, P, P)
-fl_group_stats = _fn("fl_group_stats", C_INT, P, ctypes.POINTER(GroupStats))
+fl_group_stats = _fn("fl_group_stats", C_INT, P, P)
 fl_group_name = _fn("fl_group_name", ctypes.c_char_p, P)
-fl_engine_stats = _fn("fl_engine_stats", C_INT, P, ctypes.POINTER(Stats))
-fl_mapping_stats = _fn("fl_mapping_stats", C_INT, P, P, ctypes.POINTER(Stats))
-fl_engine_lock_stats = _fn("fl_engine_lock_stats", C_INT, P, ctypes.POINTER(LockStats))
+fl_engine_stats = _fn("fl_engine_stats", C_INT, P, P)
+fl_mapping_stats = _fn("fl_mapping_stats", C_INT, P, P, P)
+fl_engine_lock_stats = _fn("fl_engine_lock_stats", C_INT, P, P)
 fl_engine_lock_stats_reset = _fn("fl_engine_lock_stats_reset", C_INT, P)
 
 
@@ -261,6 +261,25 @@ NOT_BOUND = {
     "fl_store_io_complete": "for stores written in C (asynchronous submit)",
     "fl_stats_print": "the Stats dataclasses print themselves",
 }
+
+
+def padded(cls):
+    """A zeroed structure in a buffer larger than it: passed to a library
+    whose structure has grown since, the fields this package does not know
+    read as 0 (the default) and are not written past.  Returns (the
+    structure, the buffer to pass)."""
+    buf = ctypes.create_string_buffer(max(4096, 2 * ctypes.sizeof(cls)))
+    return cls.from_buffer(buf), buf
+
+
+def get_stats(fn, cls, *handles):
+    """Call a statistics function (fn(*handles, struct *)) and return the
+    structure.  The C call writes into a generous zeroed buffer, not into
+    an object of exactly cls's size: a library newer than this package,
+    whose structure has grown, cannot write past it."""
+    buf = ctypes.create_string_buffer(max(4096, 2 * ctypes.sizeof(cls)))
+    check(fn(*handles, buf))
+    return cls.from_buffer_copy(buf)
 
 
 def check(result, failed=-1):

@@ -266,8 +266,7 @@ class Mapping:
     def stats(self):
         """The mapping's statistics (fl_mapping_stats), a Stats."""
         self._check_open("stats")
-        s = _lib.Stats()
-        _lib.check(_lib.fl_mapping_stats(self._engine._ptr, self._address, ctypes.byref(s)))
+        s = _lib.get_stats(_lib.fl_mapping_stats, _lib.Stats, self._engine._ptr, self._address)
         return _stats.stats(s)
 
     def read(self, offset=0, size=None):

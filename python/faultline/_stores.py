@@ -118,7 +118,8 @@ FAULT_FIELDS = tuple(name for name, _ in _lib.StoreFaults._fields_)
 
 
 def _faults_struct(settings):
-    s = _lib.StoreFaults()
+    s, buf = _lib.padded(_lib.StoreFaults)
+    s._buf = buf  # what the library is given
     for name, value in settings.items():
         if name not in FAULT_FIELDS:
             raise TypeError("unknown fault setting %r (known: %s)" % (name, ", ".join(FAULT_FIELDS)))
@@ -151,7 +152,7 @@ class FaultyStore(Store):
         s = _faults_struct(faults)
         ptr = inner._take()
         try:
-            ptr = _lib.check(_lib.fl_store_faulty(ptr, ctypes.byref(s)), None)
+            ptr = _lib.check(_lib.fl_store_faulty(ptr, s._buf), None)
         except BaseException:
             inner._untake()
             raise
@@ -168,7 +169,7 @@ class FaultyStore(Store):
     def set(self, **faults):
         """Replace every setting (those not given become 0)."""
         s = _faults_struct(faults)
-        _lib.check(_lib.fl_store_faulty_set(self._handle(), ctypes.byref(s)))
+        _lib.check(_lib.fl_store_faulty_set(self._handle(), s._buf))
         self._faults = {name: getattr(s, name) for name in FAULT_FIELDS}
 
     def update(self, **changes):
