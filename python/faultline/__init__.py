@@ -15,10 +15,15 @@ system's libfaultline.so.0.
 """
 
 from ._lib import library_path, PAGE_SIZE
-from ._stats import Stats, GroupStats, LockStats
-from ._stores import Store, FileStore, FaultyStore
+from ._stats import Stats, GroupStats, LockStats, SwapStats, CompressedStats, RedisStats
+from ._stores import Store, FileStore, FaultyStore, CompressedStore, RedisStore
 from ._mapping import Mapping, FaultError
-from ._engine import Engine, Object, Group
+from ._engine import Engine, Object, Group, Swap
+
+# Group.set_dirty_ratio's defaults (FL_DIRTY_RATIO_DEFAULT and
+# FL_DIRTY_BACKGROUND_RATIO_DEFAULT).
+DIRTY_RATIO_DEFAULT = 20
+DIRTY_BACKGROUND_RATIO_DEFAULT = 10
 
 __version__ = "0.1.0"
 
@@ -26,13 +31,21 @@ __all__ = [
     "Engine",
     "Object",
     "Group",
+    "Swap",
     "Mapping",
     "Store",
     "FileStore",
     "FaultyStore",
+    "CompressedStore",
+    "RedisStore",
     "Stats",
     "GroupStats",
     "LockStats",
+    "SwapStats",
+    "CompressedStats",
+    "RedisStats",
+    "DIRTY_RATIO_DEFAULT",
+    "DIRTY_BACKGROUND_RATIO_DEFAULT",
     "FaultError",
     "PAGE_SIZE",
     "library_path",

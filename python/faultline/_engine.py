@@ -18,6 +18,7 @@ import weakref
 from . import _lib
 from . import _stats
 from ._mapping import mapping_class, _page_round_up
+from . import _stores
 from ._stores import Store, open_flags
 
 _CONFIG_FIELDS = tuple(name for name, _ in _lib.Config._fields_)
@@ -241,6 +242,53 @@ class Engine:
         if last:
             self._core.destroy()
 
+    # Swap devices ----------------------------------------------------------
+
+    def swap_file(self, path, max_bytes):
+        """A swap file at path, created or truncated (fl_swap_file_create),
+        holding up to max_bytes.  Give it to a group (group.swap = ...) to
+        swap its private and anonymous pages; it is freed (and the file
+        truncated) when the engine is destroyed."""
+        fn = _lib.need(_lib.fl_swap_file_create, "swap_file")
+        self._check_open("swap_file")
+        _check_size("max_bytes", max_bytes)
+        ptr = _lib.check(fn(self._ptr, os.fsencode(path), max_bytes), None)
+        return Swap(self, ptr, "file %r" % (os.fsdecode(path),))
+
+    def swap_store(self, store, max_bytes):
+        """A swap device over a Store (fl_swap_store_create): slot n is the
+        page at offset n * 4096.  The engine takes the store over, also
+        when the call fails."""
+        fn = _lib.need(_lib.fl_swap_store_create, "swap_store")
+        self._check_open("swap_store")
+        if not isinstance(store, Store):
+            raise TypeError("swap_store needs a faultline Store, not %r" % (store,))
+        _check_size("max_bytes", max_bytes)
+        ptr = store._take()
+        try:
+            sw = Swap(self, _lib.check(fn(self._ptr, ptr, max_bytes), None), "over %r" % (store,))
+        except BaseException:
+            store._given(_Gone)  # freed by the failed call
+            raise
+        store._given(sw)
+        return sw
+
+    def swap_compressed(self, algorithm="lz4", level=0, pool_bytes=64 << 20, next=None):
+        """Compressed memory in front of next (a Swap or None), like zswap
+        (fl_swap_compressed_create): pages are compressed into a pool of at
+        most pool_bytes; a full pool or an incompressible page goes on to
+        next."""
+        fn = _lib.need(_lib.fl_swap_compressed_create, "swap_compressed")
+        self._check_open("swap_compressed")
+        alg = _stores._algorithm(algorithm)
+        if isinstance(level, bool) or not isinstance(level, int) or not -(2**31) <= level < 2**31:
+            raise ValueError("level must be an int, not %r" % (level,))
+        _check_size("pool_bytes", pool_bytes)
+        if next is not None and (not isinstance(next, Swap) or next._engine is not self):
+            raise ValueError("next must be a Swap of this engine or None, not %r" % (next,))
+        ptr = _lib.check(fn(self._ptr, alg, level, pool_bytes, next._ptr if next else None), None)
+        return Swap(self, ptr, "compressed %s in front of %r" % (algorithm, next))
+
     # Groups and statistics -------------------------------------------------
 
     def group(self, name="group", parent=None, max=None, high=None, oom=None):
@@ -360,6 +408,35 @@ class Object:
         self.close()
 
 
+class _Gone:
+    """The owner of a store a failed call freed."""
+
+    @staticmethod
+    def _store_alive():
+        return False
+
+
+class Swap:
+    """A swap device (Engine.swap_file, swap_store, swap_compressed),
+    owned by its engine and freed with it."""
+
+    def __init__(self, engine, ptr, what):
+        self._engine = engine
+        self._ptr = ptr
+        self._what = what
+
+    def __repr__(self):
+        return "<faultline.Swap %s>" % self._what
+
+    def _store_alive(self):
+        return not self._engine._core.destroyed
+
+    def stats(self):
+        """The device's statistics (fl_swap_stats), a SwapStats."""
+        self._engine._check_open("stats")
+        return _stats.swap_stats(_lib.get_stats(_lib.fl_swap_stats, _lib.SwapStats, self._ptr))
+
+
 def _close_object(core, ptr):
     with core.lock:
         if not core.destroyed:
@@ -409,6 +486,7 @@ class Group:
         self.parent = parent
         self._destroyed = False
         self._oom = "fail"
+        self._swap = None
 
     @classmethod
     def _root(cls, engine):
@@ -473,6 +551,49 @@ class Group:
             raise ValueError("oom must be 'fail' or 'wait', not %r" % (policy,))
         _lib.check(_lib.fl_group_set_oom(self._ptr, _OOM[policy], None, None))
         self._oom = policy
+
+    @property
+    def swap(self):
+        """The Swap device the group's private and anonymous pages go to,
+        as set here; None: the parent's (the root's default: no swap)."""
+        return self._swap
+
+    @swap.setter
+    def swap(self, device):
+        fn = _lib.need(_lib.fl_group_set_swap, "Group.swap")
+        self._check_alive("swap")
+        if device is not None and (not isinstance(device, Swap) or device._engine is not self._engine):
+            raise ValueError("swap must be a Swap of this engine or None, not %r" % (device,))
+        _lib.check(fn(self._ptr, device._ptr if device else None))
+        self._swap = device
+
+    @property
+    def swap_max(self):
+        """The most swap the group and its descendants may hold, in bytes;
+        None: unlimited."""
+        v = self.stats().swap_max
+        return None if v == _lib.FL_GROUP_UNLIMITED else v
+
+    @swap_max.setter
+    def swap_max(self, value):
+        fn = _lib.need(_lib.fl_group_set_swap_max, "Group.swap_max")
+        self._check_alive("swap_max")
+        v = _check_size("swap_max", value, none_ok=True)
+        _lib.check(fn(self._ptr, _lib.FL_GROUP_UNLIMITED if v is None else v))
+
+    def set_dirty_ratio(self, ratio, background_ratio):
+        """Dirty limits in percent of max (fl_group_set_dirty_ratio):
+        above background_ratio the flusher writes back in the background,
+        above the midpoint to ratio writers are paused briefly.  ValueError
+        unless 0 < background_ratio <= ratio <= 100."""
+        fn = _lib.need(_lib.fl_group_set_dirty_ratio, "set_dirty_ratio")
+        self._check_alive("set_dirty_ratio")
+        for name, v in (("ratio", ratio), ("background_ratio", background_ratio)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError("%s must be an int, not %r" % (name, v))
+        if not 0 < background_ratio <= ratio <= 100:
+            raise ValueError("need 0 < background_ratio <= ratio <= 100, not %r, %r" % (ratio, background_ratio))
+        _lib.check(fn(self._ptr, ratio, background_ratio))
 
     def destroy(self):
         """Free the group (fl_group_destroy): OSError(EBUSY) while it has

@@ -79,6 +79,7 @@ FL_OOM_FAIL, FL_OOM_WAIT, FL_OOM_CALLBACK = 0, 1, 2
 
 u64 = ctypes.c_uint64
 uint = ctypes.c_uint
+P = ctypes.c_void_p
 
 # ---------------------------------------------------------------------------
 # Structures
@@ -176,15 +177,85 @@ class LockStats(ctypes.Structure):
     _fields_ = [(name, u64) for name in LOCK_STATS_FIELDS]
 
 
+SWAP_STATS_FIELDS = [
+    "slots",
+    "slots_used",
+    "pages_written",
+    "pages_read",
+    "bytes_stored",
+    "write_errors",
+    "read_errors",
+    "cache_pages",
+]
+
+
+class SwapStats(ctypes.Structure):
+    _fields_ = [(name, u64) for name in SWAP_STATS_FIELDS]
+
+
+COMPRESSED_STATS_FIELDS = [
+    "block_size",
+    "size",
+    "blocks_written",
+    "blocks_raw",
+    "bytes_in",
+    "bytes_out",
+    "bytes_stored",
+    "blocks_read",
+    "partial_writes",
+    "corrupt_blocks",
+]
+
+
+class CompressedStats(ctypes.Structure):
+    _fields_ = [(name, u64) for name in COMPRESSED_STATS_FIELDS]
+
+
+COMPRESSION = {"none": 0, "zstd": 1, "lz4": 2}
+
+
+class RedisOptions(ctypes.Structure):
+    _fields_ = [
+        ("create_size", u64),
+        ("exclusive", ctypes.c_int),
+        ("block_size", ctypes.c_uint32),
+        ("read_only", ctypes.c_int),
+        ("timeout_ms", uint),
+        ("connections", uint),
+        ("io_threads", uint),
+    ]
+
+
+REDIS_STATS_FIELDS = [
+    "connections",
+    "connects",
+    "connect_failures",
+    "commands",
+    "round_trips",
+    "moved",
+    "ask",
+    "slot_refreshes",
+    "errors",
+    "timeouts",
+    "blocks_read",
+    "blocks_written",
+    "block_size",
+]
+
+
+class RedisStats(ctypes.Structure):
+    _fields_ = [(name, u64) for name in REDIS_STATS_FIELDS]
+
+
 # struct fl_store: only its first member (ops) matters here, to reach the
 # destroy op of a store the package made but never handed to an object.
 class StoreOps(ctypes.Structure):
     _fields_ = [
-        ("read", ctypes.c_void_p),
-        ("write", ctypes.c_void_p),
-        ("size", ctypes.c_void_p),
+        ("read", ctypes.CFUNCTYPE(ctypes.c_ssize_t, P, P, ctypes.c_size_t, u64, use_errno=True)),
+        ("write", ctypes.CFUNCTYPE(ctypes.c_ssize_t, P, P, ctypes.c_size_t, u64, use_errno=True)),
+        ("size", ctypes.CFUNCTYPE(ctypes.c_int64, P, use_errno=True)),
         ("flush", ctypes.c_void_p),
-        ("destroy", ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
+        ("destroy", ctypes.CFUNCTYPE(None, P)),
         ("cancel", ctypes.c_void_p),
         ("submit", ctypes.c_void_p),
     ]
@@ -204,13 +275,16 @@ STRUCTS = {
     "fl_lock_stats": LockStats,
     "fl_store_ops": StoreOps,
     "fl_store": Store,
+    "fl_swap_stats": SwapStats,
+    "fl_compressed_stats": CompressedStats,
+    "fl_redis_options": RedisOptions,
+    "fl_redis_stats": RedisStats,
 }
 
 # ---------------------------------------------------------------------------
 # Functions
 # ---------------------------------------------------------------------------
 
-P = ctypes.c_void_p
 C_INT, C_LONG, C_SIZE, C_OFF = ctypes.c_int, ctypes.c_long, ctypes.c_size_t, ctypes.c_long
 
 
@@ -219,6 +293,21 @@ def _fn(name, restype, *argtypes):
     f.restype = restype
     f.argtypes = list(argtypes)
     return f
+
+
+def _opt(name, restype, *argtypes):
+    """A call that a library built without it (or older) lacks: None then,
+    and the Python API that needs it raises NotImplementedError."""
+    try:
+        return _fn(name, restype, *argtypes)
+    except AttributeError:
+        return None
+
+
+def need(fn, what):
+    if fn is None:
+        raise NotImplementedError("%s: %s does not have it (an older libfaultline?)" % (what, library_path))
+    return fn
 
 
 fl_config_init = _fn("fl_config_init", None, P)
@@ -251,6 +340,21 @@ fl_engine_stats = _fn("fl_engine_stats", C_INT, P, P)
 fl_mapping_stats = _fn("fl_mapping_stats", C_INT, P, P, P)
 fl_engine_lock_stats = _fn("fl_engine_lock_stats", C_INT, P, P)
 fl_engine_lock_stats_reset = _fn("fl_engine_lock_stats_reset", C_INT, P)
+
+# Swap, compression, Redis and dirty limits: bound where the library has
+# them (a build without hiredis still exports fl_store_redis_open, which
+# fails with EOPNOTSUPP).
+fl_swap_file_create = _opt("fl_swap_file_create", P, P, ctypes.c_char_p, u64)
+fl_swap_store_create = _opt("fl_swap_store_create", P, P, P, u64)
+fl_swap_compressed_create = _opt("fl_swap_compressed_create", P, P, C_INT, C_INT, u64, P)
+fl_group_set_swap = _opt("fl_group_set_swap", C_INT, P, P)
+fl_group_set_swap_max = _opt("fl_group_set_swap_max", C_INT, P, u64)
+fl_swap_stats = _opt("fl_swap_stats", C_INT, P, P)
+fl_store_compressed = _opt("fl_store_compressed", P, P, C_INT, C_INT, C_SIZE)
+fl_store_compressed_stats = _opt("fl_store_compressed_stats", C_INT, P, P)
+fl_store_redis_open = _opt("fl_store_redis_open", P, ctypes.c_char_p, P)
+fl_store_redis_stats = _opt("fl_store_redis_stats", C_INT, P, P)
+fl_group_set_dirty_ratio = _opt("fl_group_set_dirty_ratio", C_INT, P, uint, uint)
 
 
 # Calls of the header the package does not bind, and why (test_layout.py

@@ -37,6 +37,23 @@ LockStats = _dataclass(
     "How long faults held the engine's map lock and how long map/unmap waited "
     "for it (struct fl_lock_stats), in nanoseconds.",
 )
+SwapStats = _dataclass(
+    "SwapStats",
+    _lib.SWAP_STATS_FIELDS,
+    "Statistics of a swap device (struct fl_swap_stats): slots, swap-outs "
+    "(pages_written), swap-ins (pages_read), errors.",
+)
+CompressedStats = _dataclass(
+    "CompressedStats",
+    _lib.COMPRESSED_STATS_FIELDS,
+    "Statistics of a compressed store (struct fl_compressed_stats); "
+    "bytes_in / bytes_out is the compression ratio.",
+)
+RedisStats = _dataclass(
+    "RedisStats",
+    _lib.REDIS_STATS_FIELDS,
+    "Counters of a Redis store (struct fl_redis_stats).",
+)
 
 
 def stats(struct):
@@ -49,3 +66,15 @@ def group_stats(struct):
 
 def lock_stats(struct):
     return _from_struct(LockStats, struct)
+
+
+def swap_stats(struct):
+    return _from_struct(SwapStats, struct)
+
+
+def compressed_stats(struct):
+    return _from_struct(CompressedStats, struct)
+
+
+def redis_stats(struct):
+    return _from_struct(RedisStats, struct)

@@ -8,11 +8,13 @@ as the owner keeps it (an object lives while it is open or mapped).
 """
 
 import ctypes
+import errno
 import os
 import threading
 import weakref
 
 from . import _lib
+from . import _stats
 
 _MODES = {"r": _lib.O_RDONLY, "r+": _lib.O_RDWR}
 
@@ -193,4 +195,123 @@ class FaultyStore(Store):
         return _lib.check(_lib.fl_store_faulty_held(self._handle()))
 
 
-__all__ = ["Store", "FileStore", "FaultyStore"]
+def _algorithm(algorithm):
+    if isinstance(algorithm, str) and algorithm in _lib.COMPRESSION:
+        return _lib.COMPRESSION[algorithm]
+    raise ValueError("algorithm must be one of %s, not %r" % (", ".join(_lib.COMPRESSION), algorithm))
+
+
+def _int(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("%s must be an int, not %r" % (name, value))
+    if not lo <= value <= hi:
+        raise ValueError("%s must be in [%d, %d], not %d" % (name, lo, hi, value))
+    return value
+
+
+class CompressedStore(Store):
+    """A compressed store (fl_store_compressed) over another store, which
+    it then owns: each block of block_size bytes (0: 64 KiB) is kept
+    compressed with algorithm ("zstd", "lz4" or "none") at level (0: the
+    algorithm's default).  OSError(EOPNOTSUPP) for an algorithm the
+    library was built without.  An empty inner store becomes a new
+    compressed store of size 0: fill it with write() before Engine.open
+    maps it; an inner store that holds one is opened as it is."""
+
+    def __init__(self, inner, algorithm="zstd", level=0, block_size=0):
+        fn = _lib.need(_lib.fl_store_compressed, "CompressedStore")
+        if not isinstance(inner, Store):
+            raise TypeError("CompressedStore wraps a faultline store, not %r" % (inner,))
+        alg = _algorithm(algorithm)
+        _int("level", level, -(2**31), 2**31 - 1)
+        _int("block_size", block_size, 0, 2**63)
+        ptr = inner._take()
+        try:
+            ptr = _lib.check(fn(ptr, alg, level, block_size), None)
+        except BaseException:
+            inner._untake()
+            raise
+        super().__init__(ptr, "%s over %r" % (algorithm, inner))
+        inner._given(self)
+        self.inner = inner
+        self.algorithm = algorithm
+
+    def stats(self):
+        """What the store has done (fl_store_compressed_stats): a
+        CompressedStats; bytes_in / bytes_out is the ratio."""
+        s = _lib.get_stats(_lib.fl_store_compressed_stats, _lib.CompressedStats, self._handle())
+        return _stats.compressed_stats(s)
+
+    @property
+    def size(self):
+        """The store's (logical) size in bytes."""
+        h = self._handle()
+        n = ctypes.cast(h, ctypes.POINTER(_lib.Store)).contents.ops.contents.size(h)
+        if n < 0:
+            e = ctypes.get_errno() or errno.EIO
+            raise OSError(e, os.strerror(e))
+        return n
+
+    def write(self, offset, data):
+        """Write data at offset through the store's write op (any offset
+        and length; a write past the end extends the store).  For filling
+        a store before it is mapped: once an object maps it, write through
+        a mapping instead."""
+        _int("offset", offset, 0, 2**63)
+        src = memoryview(data).cast("B")
+        h = self._handle()
+        buf = (ctypes.c_char * len(src)).from_buffer_copy(src)
+        n = ctypes.cast(h, ctypes.POINTER(_lib.Store)).contents.ops.contents.write(h, buf, len(src), offset)
+        if n < 0:
+            e = ctypes.get_errno() or errno.EIO
+            raise OSError(e, os.strerror(e))
+        return n
+
+    def read(self, offset, size):
+        """Read up to size bytes at offset through the store's read op."""
+        _int("offset", offset, 0, 2**63)
+        _int("size", size, 0, 2**31)
+        h = self._handle()
+        buf = ctypes.create_string_buffer(size)
+        n = ctypes.cast(h, ctypes.POINTER(_lib.Store)).contents.ops.contents.read(h, buf, size, offset)
+        if n < 0:
+            e = ctypes.get_errno() or errno.EIO
+            raise OSError(e, os.strerror(e))
+        return buf.raw[:n]
+
+
+REDIS_OPTIONS = tuple(name for name, _ in _lib.RedisOptions._fields_)
+
+
+class RedisStore(Store):
+    """An object kept in Redis (fl_store_redis_open):
+    RedisStore("redis://host:port/prefix") or
+    "redis+cluster://host:port,host:port/prefix", with the options of
+    struct fl_redis_options as keywords (create_size, exclusive,
+    block_size, read_only, timeout_ms, connections, io_threads).
+    OSError(EOPNOTSUPP) where faultline was built without hiredis."""
+
+    def __init__(self, url, **options):
+        fn = _lib.need(_lib.fl_store_redis_open, "RedisStore")
+        if not isinstance(url, str):
+            raise TypeError("url must be a str, not %r" % (url,))
+        o, buf = _lib.padded(_lib.RedisOptions)
+        for name, value in options.items():
+            if name not in REDIS_OPTIONS:
+                raise TypeError("unknown Redis option %r (known: %s)" % (name, ", ".join(REDIS_OPTIONS)))
+            if isinstance(value, bool):
+                value = int(value)
+            bits = 64 if name == "create_size" else 31
+            setattr(o, name, _int(name, value, 0, 2**bits - 1))
+        ptr = _lib.check(fn(url.encode(), buf), None)
+        super().__init__(ptr, repr(url))
+        self.url = url
+
+    def stats(self):
+        """Connection and command counters (fl_store_redis_stats), a
+        RedisStats."""
+        s = _lib.get_stats(_lib.fl_store_redis_stats, _lib.RedisStats, self._handle())
+        return _stats.redis_stats(s)
+
+
+__all__ = ["Store", "FileStore", "FaultyStore", "CompressedStore", "RedisStore"]

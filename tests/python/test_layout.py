@@ -27,7 +27,11 @@ def test_struct_layout_matches_the_header(tmp_path):
     cc = compiler()
     lines = ["#include <faultline.h>", "#include <stddef.h>", "#include <stdio.h>", "int main(void) {"]
     want = {}
+    with open(HEADER) as f:
+        header = f.read()
     for cname, cls in sorted(_lib.STRUCTS.items()):
+        if "struct %s {" % cname not in header:
+            continue  # of a part this library was built without
         lines.append('printf("%s %%zu\\n", sizeof(struct %s));' % (cname, cname))
         want[cname] = ctypes_sizeof(cls)
         for field, _ in cls._fields_:
@@ -56,7 +60,7 @@ def test_every_call_of_the_header_is_bound():
         [cc, "-E", "-P", "-I" + os.path.join(ROOT, "include"), HEADER], check=True, capture_output=True, text=True
     ).stdout
     declared = set(m.group(1) for m in re.finditer(r"\b(fl_[a-z0-9_]+) *\([^*]", pre))
-    bound = set(name for name in vars(_lib) if name.startswith("fl_"))
+    bound = set(name for name, f in vars(_lib).items() if name.startswith("fl_") and f is not None)
     assert declared, "no fl_ call found in the header"
     missing = declared - bound - set(_lib.NOT_BOUND)
     assert not missing, "calls of faultline.h the Python package does not bind: %s" % sorted(missing)
