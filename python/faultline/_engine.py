@@ -43,6 +43,14 @@ class _Core:
         self.ptr = ptr
         self.lock = threading.RLock()
         self.destroyed = False
+        self.pid = os.getpid()
+
+    @property
+    def forked(self):
+        """True in a child of fork(): the engine's threads are not there,
+        and its mappings are unmapped there (the library's rule), so the
+        child must not call it, not even to clean up at exit."""
+        return os.getpid() != self.pid
 
     def destroy(self):
         """fl_engine_destroy once; returns the errno it failed with, or 0."""
@@ -50,6 +58,8 @@ class _Core:
             if self.destroyed:
                 return 0
             self.destroyed = True
+            if self.forked:
+                return 0
             rc = _lib.fl_engine_destroy(self.ptr)
             return (ctypes.get_errno() or errno.EIO) if rc else 0
 
@@ -102,10 +112,13 @@ class Engine:
     def _check_usable(self, what):
         if self._core.destroyed:
             raise ValueError("%s: the engine was closed" % what)
+        if self._core.forked:
+            raise ValueError("%s: the engine belongs to the parent process (fork)" % what)
 
     def _check_open(self, what):
         if self._closed:
             raise ValueError("%s: the engine was closed" % what)
+        self._check_usable(what)
 
     # Objects ---------------------------------------------------------------
 
@@ -212,6 +225,8 @@ class Engine:
         """Mapping.close: write back, then replace the range with anonymous
         memory in one step, so that views left behind read zeros."""
         err = None
+        if self._core.forked:
+            return  # the parent's: nothing to do here
         if m._shared and m._object is not None and not self._core.destroyed:
             if _lib.fl_msync(self._ptr, m._address, m._maplen, _lib.MS_SYNC):
                 e = ctypes.get_errno()
@@ -235,7 +250,7 @@ class Engine:
         """A Mapping object is gone (no view refers to it): unmap its range
         and, if the engine was closed meanwhile, destroy it with the last."""
         with self._core.lock:
-            if not self._core.destroyed:
+            if not self._core.destroyed and not self._core.forked:
                 _lib.fl_munmap(self._ptr, address, length)
             self._live -= 1
             last = self._closed and self._live == 0
@@ -320,6 +335,9 @@ class Engine:
         everything is closed anyway."""
         if self._closed:
             return
+        if self._core.forked:
+            self._closed = True  # the parent's engine: leave it alone
+            return
         errors = []
         for m in list(self._mappings):
             try:
@@ -394,7 +412,7 @@ class Object:
         self._closed = True
         self._finalizer.detach()
         with self._engine._core.lock:
-            if self._engine._core.destroyed:
+            if self._engine._core.destroyed or self._engine._core.forked:
                 return
             rc = _lib.fl_object_close(self._ptr)
             e = ctypes.get_errno()
@@ -439,7 +457,7 @@ class Swap:
 
 def _close_object(core, ptr):
     with core.lock:
-        if not core.destroyed:
+        if not core.destroyed and not core.forked:
             _lib.fl_object_close(ptr)
 
 

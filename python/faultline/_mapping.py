@@ -335,6 +335,10 @@ class Mapping:
     def __exit__(self, *exc):
         self.close()
 
+    def __reduce__(self):
+        # ctypes would pickle (and copy.copy would copy) every byte.
+        raise TypeError("a faultline Mapping cannot be pickled or copied; copy numpy.frombuffer(m) instead")
+
 
 @functools.lru_cache(maxsize=256)
 def mapping_class(length):

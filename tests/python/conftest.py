@@ -18,6 +18,28 @@ import faultline  # noqa: E402
 MiB = 1 << 20
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "calls(*names): the test needs these library calls; it is deselected "
+        "(not skipped) where the library has no such call, since it tests a "
+        "part this faultline does not have",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    from faultline import _lib
+
+    keep, drop = [], []
+    for item in items:
+        m = item.get_closest_marker("calls")
+        missing = m and [n for n in m.args if getattr(_lib, n, None) is None]
+        (drop if missing else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def make_engine(**config):
     try:
         return faultline.Engine(**config)

@@ -205,3 +205,31 @@ def test_big_anonymous_length_fails_cleanly(engine):
     assert info.value.errno == errno.ENOMEM
     m = engine.map(None, MiB)  # the engine goes on
     m.close()
+
+
+def test_fork_child_leaves_the_parents_engine_alone(engine, tmp_path):
+    """A child of fork() sees faultline's ranges unmapped (the library's
+    rule): the package refuses calls there and cleans nothing up at exit,
+    and the parent's mapping is untouched."""
+    m = engine.map(None, 4096)
+    m.write(0, b"parent")
+    pid = os.fork()
+    if pid == 0:  # the child: exit through the finalizers and atexit
+        code = 0
+        try:
+            m.read(0, 1)
+            code = 1
+        except ValueError:
+            pass
+        try:
+            engine.map(None, 4096)
+            code = 1
+        except ValueError:
+            pass
+        engine.close()
+        m.close()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert m.read(0, 6) == b"parent"
+    m.close()

@@ -14,15 +14,9 @@ import uuid
 import pytest
 
 import faultline
-from faultline import _lib
 from conftest import MiB
 
 np = pytest.importorskip("numpy")
-
-
-def need(fn, what):
-    if fn is None:
-        pytest.skip("%s: not in this libfaultline" % what)
 
 
 # Swap ------------------------------------------------------------------------
@@ -43,8 +37,8 @@ def anonymous_four_times_the_limit(engine, device):
     return g, gs
 
 
+@pytest.mark.calls("fl_swap_file_create")
 def test_swap_file(engine, tmp_path):
-    need(_lib.fl_swap_file_create, "swap")
     swap = engine.swap_file(tmp_path / "swap", 16 * MiB)
     g, gs = anonymous_four_times_the_limit(engine, swap)
     st = swap.stats()
@@ -57,8 +51,8 @@ def test_swap_file(engine, tmp_path):
     assert g.swap_max == 1 * MiB and g.stats().swap_max == 1 * MiB
 
 
+@pytest.mark.calls("fl_swap_store_create")
 def test_swap_store(engine, tmp_path):
-    need(_lib.fl_swap_store_create, "swap")
     (tmp_path / "slots").write_bytes(b"")
     store = faultline.FileStore(tmp_path / "slots")
     swap = engine.swap_store(store, 8 * MiB)
@@ -69,8 +63,8 @@ def test_swap_store(engine, tmp_path):
     assert swap.stats().pages_written > 0
 
 
+@pytest.mark.calls("fl_swap_file_create")
 def test_swap_arguments(engine, tmp_path):
-    need(_lib.fl_swap_file_create, "swap")
     with pytest.raises(OSError) as info:
         engine.swap_file(tmp_path / "swap", 100)  # below one page
     assert info.value.errno == errno.EINVAL
@@ -90,8 +84,8 @@ def test_swap_arguments(engine, tmp_path):
     assert not ro.alive  # taken over even so, and freed
 
 
+@pytest.mark.calls("fl_swap_compressed_create")
 def test_compressed_swap(engine, tmp_path):
-    need(_lib.fl_swap_compressed_create, "compressed swap")
     for algorithm in ("lz4", "zstd", "none"):
         try:
             swap = engine.swap_compressed(algorithm, pool_bytes=8 * MiB)
@@ -116,8 +110,8 @@ def compressed_over(path, **kw):
     pytest.skip("faultline was built without zstd and lz4")
 
 
+@pytest.mark.calls("fl_store_compressed")
 def test_compressed_store(engine, tmp_path):
-    need(_lib.fl_store_compressed, "the compressed store")
     path = tmp_path / "z"
     path.write_bytes(b"")
     store = compressed_over(path, block_size=64 * 1024)
@@ -141,8 +135,8 @@ def test_compressed_store(engine, tmp_path):
     m.close()
 
 
+@pytest.mark.calls("fl_store_compressed")
 def test_compressed_store_arguments(engine, tmp_path):
-    need(_lib.fl_store_compressed, "the compressed store")
     (tmp_path / "z").write_bytes(b"")
     inner = faultline.FileStore(tmp_path / "z")
     with pytest.raises(ValueError):
@@ -162,7 +156,6 @@ def test_compressed_store_arguments(engine, tmp_path):
 
 @pytest.fixture
 def redis_url(tmp_path):
-    need(_lib.fl_store_redis_open, "the Redis store")
     server = shutil.which("redis-server")
     if not server:
         pytest.skip("redis-server is not installed (Debian: redis-server)")
@@ -193,6 +186,7 @@ def redis_url(tmp_path):
         proc.wait(30)
 
 
+@pytest.mark.calls("fl_store_redis_open")
 def test_redis_store(redis_url):
     from conftest import make_engine
 
@@ -221,6 +215,7 @@ def test_redis_store(redis_url):
         del x
 
 
+@pytest.mark.calls("fl_store_redis_open")
 def test_redis_arguments(redis_url):
     with pytest.raises(TypeError):
         faultline.RedisStore(redis_url, bogus=1)
@@ -241,8 +236,8 @@ def test_redis_arguments(redis_url):
 # Dirty limits ----------------------------------------------------------------
 
 
+@pytest.mark.calls("fl_group_set_dirty_ratio")
 def test_dirty_ratio(engine, datafile):
-    need(_lib.fl_group_set_dirty_ratio, "dirty limits")
     g = engine.group("w", max=4 * MiB, oom="wait")
     gs = g.stats()
     assert gs.dirty_limit == 4 * MiB * faultline.DIRTY_RATIO_DEFAULT // 100
