@@ -213,8 +213,12 @@ class Engine:
                 self._ptr, group._ptr, None, maplen, prot, flags, obj._ptr if obj else None, offset
             )
             _lib.check(addr, _lib.MAP_FAILED)
-            m = mapping_class(length).from_address(addr)
-            m._setup(self, obj, group, addr, length, maplen, shared and writable, writable)
+            try:
+                m = mapping_class(length).from_address(addr)
+                m._setup(self, obj, group, addr, length, maplen, shared and writable, writable)
+            except BaseException:
+                _lib.fl_munmap(self._ptr, addr, maplen)
+                raise
             self._live += 1
             self._mappings.add(m)
             if obj is not None:
