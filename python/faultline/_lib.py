@@ -258,6 +258,7 @@ class StoreOps(ctypes.Structure):
         ("destroy", ctypes.CFUNCTYPE(None, P)),
         ("cancel", ctypes.c_void_p),
         ("submit", ctypes.c_void_p),
+        ("discard", ctypes.c_void_p),
     ]
 
 
