@@ -210,7 +210,7 @@ UMAP_SRC   := $(sort $(wildcard umap/*.c))
 UMAP_OBJ   := $(UMAP_SRC:%.c=$(BUILD)/%.o)
 UMAP_MAP   := umap/libfaultline-umap.map
 UMAP_LIB   := $(BUILD)/libfaultline-umap.so
-UMAP_TEST  := $(BUILD)/tests/test_umap
+UMAP_TESTS := $(BUILD)/tests/test_umap
 
 all: $(UMAP_LIB)
 
@@ -231,10 +231,24 @@ $(UMAP_LIB): $(UMAP_OBJ) $(UMAP_MAP) $(SHARED) $(BUILD)/libfaultline.so.0
 # The UMap test: a program using UMap's documented API only, built
 # against umap/umap.h as <umap/umap.h> and linked with libfaultline-umap
 # (an RPATH, which the loader also uses for its libfaultline.so.0).
-$(UMAP_TEST): tests/umap/test_umap.c umap/umap.h include/faultline.h \
+$(BUILD)/tests/test_umap: tests/umap/test_umap.c umap/umap.h include/faultline.h \
               $(UMAP_LIB) $(BUILD)/libfaultline-umap.so.0
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALLCFLAGS) -I. -o $@ $< -L$(BUILD) -lfaultline-umap \
+	    -Wl,--disable-new-dtags,-rpath,$(abspath $(BUILD))
+
+# The same for UMap's C++ custom store (Umap::Store, Umap::umap_ex), built
+# with the C++ compiler that goes with CC, where it is installed.
+UMAP_CXX   ?= $(if $(findstring clang,$(CC)),$(subst clang,clang++,$(CC)),g++)
+ifneq ($(shell command -v $(UMAP_CXX) 2>/dev/null),)
+UMAP_TESTS += $(BUILD)/tests/test_umap_cxx
+endif
+
+$(BUILD)/tests/test_umap_cxx: tests/umap/test_umap_cxx.cpp umap/umap.h \
+              include/faultline.h $(UMAP_LIB) $(BUILD)/libfaultline-umap.so.0
+	@mkdir -p $(dir $@)
+	$(Q)$(UMAP_CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) $(SANFLAGS) \
+	    -pthread -I. -Iinclude -o $@ $< -L$(BUILD) -lfaultline-umap \
 	    -Wl,--disable-new-dtags,-rpath,$(abspath $(BUILD))
 
 # Shell-script tests run by tests/run.sh like the test binaries: a
@@ -255,7 +269,7 @@ $(SCRIPT_TESTS): $(BUILD)/tests/%: tests/%.sh Makefile
 	  echo 'exec "$$FL_SRC/tests/$(notdir $@).sh" "$$@"'; } > $@
 	$(Q)chmod +x $@
 
-test: $(UMAP_TEST) $(SCRIPT_TESTS)
+test: $(UMAP_TESTS) $(SCRIPT_TESTS)
 
 # Man pages: section 3 for every public call (one page per call or per
 # family; the other calls of a family are .so links), section 1 for the
@@ -301,7 +315,7 @@ uninstall:
 
 FORMAT_SRC := $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(TEST_LIB) examples/*.c \
               include/*.h src/*.h $(wildcard tools/*.h bench/*.h tests/*.h)
-FORMAT_SRC += $(UMAP_SRC) umap/*.h tests/umap/*.c # the UMap block's
+FORMAT_SRC += $(UMAP_SRC) umap/*.h tests/umap/*.c tests/umap/*.cpp # UMap block
 
 format:
 	clang-format -i $(FORMAT_SRC)
