@@ -1,6 +1,6 @@
 #!/bin/sh
-# The man pages: every fl_ symbol the shared library exports (nm -D) has a
-# section-3 page (its own, or a .so link to its family's page, whose NAME
+# The man pages: every fl_ symbol the shared library exports (nm -D), and
+# every call libfaultline-umap.so exports, has a section-3 page (its own, or a .so link to its family's page, whose NAME
 # line names it); every page renders without a warning, through man(1)
 # (`man --warnings -l`) and groff (`groff -ww -z -man`); every section-3
 # page that is not a link has an ERRORS section.
@@ -13,6 +13,7 @@ src=${FL_SRC:?}
 build=${FL_BUILD:?}
 man=$src/man
 lib=$build/libfaultline.so
+umaplib=$build/libfaultline-umap.so
 pass=0
 fail=0
 
@@ -42,8 +43,11 @@ target_of() {
 }
 
 # ---- every exported symbol has a page that names it ----------------------
-syms=$(nm -D --defined-only "$lib" | awk '{print $NF}' | sed 's/@.*//' |
-	grep '^fl_' | sort -u)
+syms=$({
+	nm -D --defined-only "$lib" | awk '{print $NF}' | grep '^fl_'
+	nm -D --defined-only "$umaplib" | awk '{print $NF}' |
+		grep -e '^umap' -e '^uunmap'
+} | sed 's/@.*//' | sort -u)
 if [ -z "$syms" ]; then
 	bad every_symbol_has_a_page "no fl_ symbol in $lib"
 else
