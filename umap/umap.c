@@ -152,11 +152,14 @@ static struct umap_object *object_new(fl_object *object)
 }
 
 /*
- * The object for fd: the one already open for the same file and access,
- * or a new one opened through /proc/self/fd.  region_lock held for
- * writing; the caller's reference is counted in regions.
+ * The object for fd: the one already open for the same file and access
+ * and large enough for the region to end at end, or a new one opened
+ * through /proc/self/fd (an object's size is the file's when it was
+ * opened: a file grown since is opened anew rather than give SIGBUS past
+ * the old end).  region_lock held for writing; the caller's reference is
+ * counted in regions.
  */
-static struct umap_object *object_for_fd(int fd)
+static struct umap_object *object_for_fd(int fd, uint64_t end)
 {
 	struct umap_object *o;
 	char path[64];
@@ -176,7 +179,8 @@ static struct umap_object *object_for_fd(int fd)
 	writable = (mode & O_ACCMODE) == O_RDWR;
 	for (o = objects; o; o = o->next)
 		if (o->is_file && o->dev == st.st_dev && o->ino == st.st_ino &&
-		    o->writable == writable) {
+		    o->writable == writable &&
+		    fl_object_size(o->object) >= end) {
 			o->regions++;
 			return o;
 		}
@@ -269,6 +273,21 @@ static void *region_map(void *addr, size_t length, int prot, int flags,
 	return p;
 }
 
+/* 1 if [addr, addr + length) overlaps a region.  region_lock held. */
+static int region_overlaps(void *addr, size_t length)
+{
+	uintptr_t start = (uintptr_t)addr, end = start + length;
+	struct umap_region *r;
+
+	if (end < start)
+		return 1; /* wraps: fl_mmap would refuse it anyway */
+	for (r = regions; r; r = r->next)
+		if (start < (uintptr_t)r->addr + r->length &&
+		    (uintptr_t)r->addr < end)
+			return 1;
+	return 0;
+}
+
 /*
  * What umap and umap_ex share: check, make the engine, find or make the
  * object, map.  On failure nothing is left behind: the store of umap_ex
@@ -289,7 +308,12 @@ static void *map_common(void *addr, size_t length, int prot, int flags,
 	pthread_rwlock_wrlock(&region_lock);
 	if (engine_get())
 		goto out;
-	o = store ? object_for_store(store) : object_for_fd(fd);
+	if ((flags & MAP_FIXED) && region_overlaps(addr, length)) {
+		errno = EINVAL; /* uunmap it first: one region per range */
+		goto out;
+	}
+	o = store ? object_for_store(store)
+		  : object_for_fd(fd, (uint64_t)offset + length);
 	if (!o)
 		goto out;
 	p = region_map(addr, length, prot, flags, o, offset);

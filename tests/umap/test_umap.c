@@ -165,6 +165,19 @@ static void test_two_regions_share(void)
 		a[off] = 'x';
 	for (size_t off = 0; off < FILE_BYTES / 4; off += 4096)
 		CHECK(b[off] == 'x');
+	/* UMAP_FIXED over a region: refused (uunmap it first). */
+	CHECK(umap(a, 4096, PROT_READ, UMAP_PRIVATE | UMAP_FIXED, fd, 0) ==
+		      UMAP_FAILED &&
+	      errno == EINVAL);
+	CHECK(a[0] == 'x');
+	/* The file grown: a region reaching past the old end reads it. */
+	CHECK(ftruncate(fd, FILE_BYTES / 2) == 0);
+	char *c = umap(NULL, FILE_BYTES / 2, PROT_READ, UMAP_PRIVATE, fd, 0);
+	CHECK(c != UMAP_FAILED);
+	if (c != UMAP_FAILED) {
+		CHECK(c[FILE_BYTES / 2 - 1] == 0);
+		CHECK(uunmap(c, 0) == 0);
+	}
 	CHECK(uunmap(a, 0) == 0);
 	CHECK(b[4096] == 'x'); /* b keeps the object alive */
 	CHECK(uunmap(b, 0) == 0);
