@@ -265,7 +265,8 @@ $(SCRIPT_TESTS): $(BUILD)/tests/%: tests/%.sh Makefile
 	$(Q){ echo '#!/bin/sh'; \
 	  echo "FL_SRC='$(CURDIR)' FL_BUILD='$(abspath $(BUILD))'"; \
 	  echo "FL_CC='$(CC)' FL_CFLAGS='$(CFLAGS)' FL_SANFLAGS='$(SANFLAGS)'"; \
-	  echo 'export FL_SRC FL_BUILD FL_CC FL_CFLAGS FL_SANFLAGS'; \
+	  echo "FL_NO='FL_NO_ZSTD=$(FL_NO_ZSTD) FL_NO_LZ4=$(FL_NO_LZ4) FL_NO_HIREDIS=$(FL_NO_HIREDIS)'"; \
+	  echo 'export FL_SRC FL_BUILD FL_CC FL_CFLAGS FL_SANFLAGS FL_NO'; \
 	  echo 'exec "$$FL_SRC/tests/$(notdir $@).sh" "$$@"'; } > $@
 	$(Q)chmod +x $@
 

@@ -7,8 +7,9 @@
 # test program against the installed <umap/umap.h>.  Each is run.
 #
 # Run by tests/run.sh through the wrapper $(BUILD)/tests/test_install (see
-# the Makefile), which sets FL_SRC, FL_BUILD, FL_CC, FL_CFLAGS and
-# FL_SANFLAGS: the build to install and how it was compiled.  Prints the
+# the Makefile), which sets FL_SRC, FL_BUILD, FL_CC, FL_CFLAGS, FL_SANFLAGS
+# and FL_NO (the FL_NO_* settings): the build to install and how it was
+# made.  Prints the
 # suite's PASS/FAIL/SKIP/SUMMARY lines.
 NAME=test_install
 src=${FL_SRC:?}
@@ -42,7 +43,7 @@ dyn() { readelf -d "$2" 2>/dev/null | sed -n "s/.*($1).*\[\(.*\)\]/\1/p"; }
 # ---- install ---------------------------------------------------------------
 if env -u MAKEFLAGS -u MAKELEVEL make -C "$src" --no-print-directory \
 	BUILD="$build" CC="$cc" CFLAGS="$FL_CFLAGS" SANFLAGS="$san" \
-	DESTDIR="$root" PREFIX=/usr install >"$tmp/log" 2>&1; then
+	${FL_NO:-} DESTDIR="$root" PREFIX=/usr install >"$tmp/log" 2>&1; then
 	ok make_install
 else
 	sed 's/^/  /' "$tmp/log"
@@ -109,16 +110,16 @@ cflags=$(pc --cflags faultline) && libs=$(pc --libs faultline) &&
 case " $cflags " in *" -I$root/usr/include "*) ok pkg_config ;;
 *) bad pkg_config "cflags '$cflags' do not name the staged tree" ;; esac
 # The private libraries a static link needs are those the build linked.
-want=$(make -s -C "$src" --no-print-directory BUILD="$build" \
+want=$(env -u MAKEFLAGS -u MAKELEVEL make -s -C "$src" --no-print-directory \
+	BUILD="$build" ${FL_NO:-} \
 	--eval 'print-libs-private: ; @echo $(LIBS_PRIVATE)' print-libs-private \
 	2>/dev/null)
+lacking=""
 for l in $want; do
-	case " $slibs " in *" $l "*) ;; *)
-		bad libs_private "pkg-config --static --libs lacks $l"
-		want=bad ;;
-	esac
+	case " $slibs " in *" $l "*) ;; *) lacking="$lacking $l" ;; esac
 done
-[ "$want" != bad ] && ok libs_private
+[ -z "$lacking" ] && ok libs_private ||
+	bad libs_private "pkg-config --static --libs lacks$lacking"
 
 # Builds a program: name, then the compiler's arguments.
 build_prog() {
