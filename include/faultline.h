@@ -59,7 +59,7 @@ struct fl_config {
 	 * faults are sequential.  1 disables fault-around. */
 	unsigned fault_around_pages;
 	/* Pages read from the store in one batch on a major fault, and per
-	 * window read ahead (default 512, i.e. 2 MiB).  While a mapping's
+	 * window read ahead (default 2048, i.e. 8 MiB).  While a mapping's
 	 * faults are sequential, two windows are read ahead of the reader
 	 * in the background.  1 reads only the faulting page. */
 	unsigned readahead_pages;

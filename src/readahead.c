@@ -16,6 +16,7 @@
 #include "group.h"
 #include "object.h"
 #include "readahead.h"
+#include "reclaim.h"
 #include "stats.h"
 
 /* Windows kept in flight ahead of a sequential reader. */
@@ -108,10 +109,16 @@ static void readahead_work(struct fl_engine *e, struct work *w)
 			     .mark = w->index,
 			     .stream = -1};
 	uint64_t want;
-	/* No room: the window is dropped, never made room for.  Reclaim
-	 * would take the oldest unused pages, which are the windows read
-	 * ahead before this one: readahead evicting its own readahead. */
 	long n = pagecache_start_run(w->object, &run, g, &over, &want);
+
+	/* No room: made by evicting pages the reader has used, never the
+	 * windows read ahead and unused (readahead evicting its own
+	 * readahead); if there is none, the window is dropped. */
+	if (n == -EDQUOT &&
+	    reclaim_for_readahead(
+		    over, want,
+		    &(struct readahead_spare){w->object, w->reader, w->index}))
+		n = pagecache_start_run(w->object, &run, g, &over, &want);
 
 	/* A failed read drops its pages: a fault there reads them again.
 	 * Submitted where the store can (the window completes on a handler
@@ -131,9 +138,11 @@ static void readahead_work(struct fl_engine *e, struct work *w)
 	readahead_free(w);
 }
 
+/* Queue a window of count pages at index for an I/O thread; its stream's
+ * reader is at page reader. */
 static void readahead_post(struct fl_engine *e, struct fl_mapping *m,
 			   struct fl_object *o, uint64_t index,
-			   unsigned long count)
+			   unsigned long count, uint64_t reader)
 {
 	struct work *w;
 
@@ -147,6 +156,7 @@ static void readahead_post(struct fl_engine *e, struct fl_mapping *m,
 			   .object = o,
 			   .index = index,
 			   .count = count,
+			   .reader = reader,
 			   .addr = m->start +
 				   ((index - m->pgoff) << PAGE_SHIFT)};
 	threads_post_work(e, w);
@@ -268,7 +278,7 @@ static void readahead_queue(struct fl_engine *e, struct fl_mapping *m,
 		unsigned long window = readahead_next_window(e, m, st);
 
 		atomic_store(&st->next, start + window);
-		readahead_post(e, m, o, start, window);
+		readahead_post(e, m, o, start, window, reader);
 		start += window;
 		if (start - reader > READAHEAD_DEPTH * window)
 			break; /* far enough ahead */

@@ -132,6 +132,24 @@ void lru_mark_accessed(struct fl_page *p)
 
 /* ---- scanning ------------------------------------------------------------ */
 
+/* Set while this thread reclaims room for a readahead window
+ * (reclaim_for_readahead): a parameter of every scan it makes. */
+static __thread const struct readahead_spare *reclaim_spare;
+
+/*
+ * Whether reclaim for a readahead window must leave p: a page read ahead
+ * and not used yet, or one of the stream's own pages between its reader
+ * and the window (fault-around may have mapped them, which counts as use,
+ * but the reader has not got there).
+ */
+static int spared_for_readahead(const struct readahead_spare *s,
+				const struct fl_page *p, uint32_t fl)
+{
+	return (fl & PG_READAHEAD) ||
+	       (p->object == s->object && p->index >= s->reader &&
+		p->index < s->window);
+}
+
 /* Pages taken off the lists, each with a reference on it and its object. */
 struct reclaim_batch {
 	struct fl_page *unmap[RECLAIM_BATCH], *dirty[RECLAIM_BATCH],
@@ -139,6 +157,8 @@ struct reclaim_batch {
 	unsigned nr_unmap, nr_dirty, nr_evict, activated;
 	unsigned busy;	/* locked, under writeback, or being read */
 	unsigned stuck; /* could not be punched out */
+	/* Reclaiming for a readahead window: the pages it must leave. */
+	const struct readahead_spare *spare;
 };
 
 static int take_refs(struct fl_page *p)
@@ -176,7 +196,10 @@ static void scan_page(struct lru *lru, struct fl_page *p,
 	uint32_t fl = atomic_load(&p->flags);
 
 	lru_unlink(lru, p);
-	if (fl & PG_REFERENCED) { /* used since last looked at: keep it */
+	if (b->spare && spared_for_readahead(b->spare, p, fl)) {
+		lru_push_inactive(lru, p);
+		b->busy++;
+	} else if (fl & PG_REFERENCED) { /* used since last looked at */
 		page_test_and_clear(p, PG_REFERENCED | PG_UNMAPPED);
 		lru_push_active(lru, p);
 		b->activated++;
@@ -381,7 +404,7 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
  * the pages that could not go only because they were busy. */
 static uint64_t shrink_group(struct fl_group *g, int *progress, uint64_t *busy)
 {
-	struct reclaim_batch b = {.nr_unmap = 0};
+	struct reclaim_batch b = {.spare = reclaim_spare};
 	uint64_t freed;
 
 	scan_lru(g, &b);
@@ -502,6 +525,17 @@ enum reclaim_outcome reclaim_try(struct fl_group *g, uint64_t want)
 	if (reclaim_group_busy(g, want, &busy))
 		return RECLAIM_FREED;
 	return busy || reclaim_isolated(g) ? RECLAIM_BUSY : RECLAIM_STUCK;
+}
+
+uint64_t reclaim_for_readahead(struct fl_group *g, uint64_t want,
+			       const struct readahead_spare *spare)
+{
+	uint64_t freed;
+
+	reclaim_spare = spare;
+	freed = reclaim_group(g, want);
+	reclaim_spare = NULL;
+	return freed;
 }
 
 static void background_work(struct fl_engine *e, struct work *w)

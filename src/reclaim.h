@@ -49,5 +49,18 @@ enum reclaim_outcome {
 enum reclaim_outcome reclaim_try(struct fl_group *g, uint64_t want);
 /* Queue a reclaim of g down to its high limit, unless one is queued. */
 void reclaim_background(struct fl_group *g);
+/*
+ * As reclaim_group, for a readahead window of object that starts at page
+ * window while its reader is at page reader: every page read ahead and not
+ * used yet stays, and so do the object's pages in [reader, window).  Room
+ * for readahead is made from pages the readers have left behind, never
+ * from the windows read ahead before it.
+ */
+struct readahead_spare {
+	const struct fl_object *object;
+	uint64_t reader, window;
+};
+uint64_t reclaim_for_readahead(struct fl_group *g, uint64_t want,
+			       const struct readahead_spare *spare);
 
 #endif /* FL_RECLAIM_H */

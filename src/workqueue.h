@@ -24,7 +24,8 @@ struct work {
 	struct fl_object *object; /* with a reference, or NULL */
 	uint64_t index, count;
 	uint64_t must_have; /* a fault's read: the page it needs */
-	uintptr_t addr; /* where the mapping that asked showed index */
+	uint64_t reader;    /* a readahead window: where its reader was */
+	uintptr_t addr;	    /* where the mapping that asked showed index */
 	void *arg;
 	struct work *next;
 };

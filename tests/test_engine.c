@@ -239,7 +239,7 @@ TEST(config_defaults_and_env)
 	fl_config_init(&cfg);
 	CHECK_EQ(cfg.handler_threads, ncpu);
 	CHECK_EQ(cfg.fault_around_pages, 4096);
-	CHECK_EQ(cfg.readahead_pages, 512);
+	CHECK_EQ(cfg.readahead_pages, 2048);
 	CHECK_EQ(cfg.anon_fault_around_pages, 16);
 	CHECK_EQ(cfg.print_stats_at_destroy, 0);
 	setenv("FAULTLINE_FAULT_AROUND", "8", 1);
@@ -254,7 +254,7 @@ TEST(config_defaults_and_env)
 	setenv("FAULTLINE_READAHEAD", "12x", 1);
 	setenv("FAULTLINE_FAULT_AROUND", "", 1);
 	fl_config_init(&cfg);
-	CHECK_EQ(cfg.readahead_pages, 512);
+	CHECK_EQ(cfg.readahead_pages, 2048);
 	CHECK_EQ(cfg.fault_around_pages, 4096);
 	unsetenv("FAULTLINE_FAULT_AROUND");
 	unsetenv("FAULTLINE_READAHEAD");

@@ -114,3 +114,48 @@ TEST(unmap_and_destroy_with_readahead_queued)
 	}
 	h_file_remove(&f);
 }
+
+/*
+ * Under a memory limit the windows keep going ahead of the reader: a
+ * window that finds the group full makes room from the pages the reader
+ * has used and left behind (never from the windows read ahead before it).
+ * The reader reads each window through, then waits (bounded) for the
+ * window two ahead to arrive; before, once the group was full, that window
+ * was dropped for want of room and never came.
+ */
+TEST(readahead_under_a_limit_makes_room_from_used_pages)
+{
+	const uint64_t windows = 32, pages = windows * WINDOW;
+	fl_engine *e = ra_engine();
+	fl_group *g = fl_group_create(e, NULL, "ra");
+	struct fl_group_stats gs;
+	struct h_file f;
+	fl_object *o;
+	unsigned char *p;
+
+	REQUIRE(g != NULL);
+	REQUIRE(fl_group_set_max(g, 8 * WINDOW * PG) == 0);
+	h_file_create(&f, pages * PG, 64);
+	o = h_open(e, &f, O_RDONLY);
+	p = fl_mmap_group(e, g, NULL, pages * PG, PROT_READ, MAP_SHARED, o, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (uint64_t k = 0; k < windows; k++) {
+		uint64_t want = (k + 3 < windows ? k + 3 : windows) * WINDOW;
+
+		REQUIRE(h_mismatch(p + k * WINDOW * PG, WINDOW * PG, 64,
+				   k * WINDOW * PG) == -1);
+		REQUIRE(wait_pages_read(e, NULL, want) >= want);
+	}
+	/* Each page read once, by the first fault's window or in the
+	 * background, none evicted before it was used. */
+	CHECK_EQ(h_estats(e).pages_read, pages);
+	CHECK_EQ(h_estats(e).readahead_evicted, 0);
+	CHECK_EQ(h_mstats(e, p).major_faults, 1);
+	REQUIRE(fl_group_stats(g, &gs) == 0);
+	CHECK_LE(gs.peak, 8 * WINDOW * PG);
+	CHECK_GE(gs.pages_reclaimed, pages - 8 * WINDOW);
+	CHECK_EQ(fl_munmap(e, p, pages * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}

@@ -61,7 +61,7 @@ static void usage(FILE *f)
 		   "  FAULTLINE_FAULT_AROUND=N  most pages mapped around a "
 		   "fault (default 4096)\n"
 		   "  FAULTLINE_READAHEAD=N     pages per store read and "
-		   "readahead window (default 512)\n"
+		   "readahead window (default 2048)\n"
 		   "  FAULTLINE_IO_THREADS=N    threads running store reads "
 		   "for faults and\n"
 		   "                            readahead (default 2; more "
