@@ -74,9 +74,10 @@ extern "C" {
  * addr is a hint, or with UMAP_FIXED the address (page aligned) to map at.
  * length need not be a multiple of the UMap page size.
  * Errors: EINVAL (zero length, bad flags or prot, unaligned offset or fixed
- * address), EBADF (fd not open), EACCES (fd open write-only), errors of
- * fl_mmap(3) (ENOMEM, EOVERFLOW, ...), and at the first call those of
- * fl_engine_create(3) (EPERM: userfaultfd not permitted; ENOSYS).
+ * address, UMAP_FIXED over another region), EBADF (fd not open), EACCES
+ * (fd open write-only), errors of fl_mmap(3) (ENOMEM, EOVERFLOW, ...), and
+ * at the first call those of fl_engine_create(3) (EPERM: userfaultfd not
+ * permitted; ENOSYS).
  */
 void *umap(void *addr, size_t length, int prot, int flags, int fd,
 	   off_t offset);
