@@ -176,6 +176,19 @@ struct fl_store_ops {
 	 */
 	int (*submit)(struct fl_store *store, struct fl_store_io *const *ios,
 		      unsigned n);
+	/*
+	 * Optional: the data of [off, off+len) is no longer needed (off and
+	 * len are multiples of the page size), so the store may give back
+	 * the space it takes.  The store's size does not change; what the
+	 * range reads afterwards is the store's choice (the file store
+	 * punches a hole with fallocate(FALLOC_FL_PUNCH_HOLE), so it reads
+	 * as zeros).  Returns 0, or -1 with errno (EOPNOTSUPP: the store or
+	 * its file system cannot); callers take it as advice and go on
+	 * either way.  Called like write, concurrently, with no engine lock
+	 * held.  The compressed store calls it for the unused tail of each
+	 * block it writes; the engine does not call it.
+	 */
+	int (*discard)(struct fl_store *store, uint64_t off, uint64_t len);
 };
 
 /*
@@ -266,6 +279,89 @@ int fl_store_faulty_hold(struct fl_store *store, uint64_t offset,
 int fl_store_faulty_release(struct fl_store *store);
 /* Reads now waiting in the hold, or -1 with EINVAL. */
 long fl_store_faulty_held(struct fl_store *store);
+
+/* ------------------------------------------------------------------------
+ * Compression
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Compression algorithms, for fl_store_compressed (and compressed swap
+ * memory).  zstd and lz4 are there where the library was built with
+ * libzstd and liblz4 (Debian: libzstd-dev, liblz4-dev); asking for one
+ * that is not fails with EOPNOTSUPP.  FL_COMPRESS_NONE stores data as it
+ * is.  Levels: 0 is the algorithm's default; zstd takes its own range
+ * (negative: faster, up to 22: smaller); lz4 takes -65537..-1 (the fast
+ * mode with acceleration -level), 0 (the fast mode) and 1..12 (its
+ * high-compression levels); a level out of range is EINVAL.
+ */
+enum fl_compression {
+	FL_COMPRESS_NONE = 0,
+	FL_COMPRESS_ZSTD = 1,
+	FL_COMPRESS_LZ4 = 2,
+};
+
+/*
+ * A compressed store: wraps inner (which it then owns and destroys) and
+ * keeps each block of block_size bytes of its data compressed there with
+ * algorithm at level (see enum fl_compression).  A block that would not
+ * shrink by at least a page is stored raw, with its original size
+ * recorded either way.  Reads and writes may have any offset and length
+ * (a write to part of a block reads, merges and rewrites it; writes and
+ * reads of one block are serialised); a write past the end extends the
+ * store, so a new compressed store is filled by calling its write op
+ * before fl_object_create maps it.  size, flush and cancel pass through;
+ * unused space in the inner store is given back through its discard op
+ * where it has one (the file store's).  The layout in the inner store
+ * (docs/design.md) is: a 4 KiB superblock (block size, logical size), then
+ * block i at (i + 1) * (block_size + 4096), a 16-byte header (algorithm,
+ * original and stored length) and the data.
+ *
+ * An empty inner store becomes a new compressed store of size 0, block
+ * size block_size (0: 64 KiB), formatted at once unless it is read-only;
+ * an inner store that holds a compressed store is opened with the block
+ * size it was made with (block_size 0, or the same) and any algorithm (it
+ * applies to blocks written from now on; each block records its own).
+ * Read-only if inner is.  A block that cannot be read or decompressed
+ * fails the read with EIO (the inner store's errno if it failed;
+ * EOPNOTSUPP for a block compressed with an algorithm this build lacks):
+ * a fault that needs it gets SIGBUS, as with any store; a failed write is
+ * EIO for fl_msync.  A write reaching past 2^60 bytes fails with EFBIG.
+ * Thread-safe.
+ *
+ * Returns NULL with errno, leaving inner to the caller: EINVAL (NULL or an
+ * inner store without read, size or destroy; a block_size that is not a
+ * multiple of 4096 or above 16 MiB, or not the one an existing store was
+ * made with; an algorithm that does not exist or a level out of its
+ * range), EOPNOTSUPP (an algorithm this build lacks), EBADMSG (inner is
+ * not empty and holds no compressed store), ENOMEM, or the errno of the
+ * inner store's size, read or write.
+ */
+struct fl_store *fl_store_compressed(struct fl_store *inner, int algorithm,
+				     int level, size_t block_size);
+
+/* What a compressed store has done since it was made (or opened). */
+struct fl_compressed_stats {
+	uint64_t block_size;	 /* bytes of data per block */
+	uint64_t size;		 /* the store's (logical) size now */
+	uint64_t blocks_written; /* blocks written to the inner store */
+	uint64_t blocks_raw;	 /* of those, stored raw (incompressible) */
+	uint64_t bytes_in;	 /* data in the blocks written, before */
+	uint64_t bytes_out;	 /* and after compression, headers included:
+				    bytes_in / bytes_out is the ratio */
+	uint64_t bytes_stored;	 /* what they took in the inner store,
+				    rounded up to pages */
+	uint64_t blocks_read;	 /* blocks read from the inner store */
+	uint64_t partial_writes; /* writes of part of a block (read, merged,
+				    written back) */
+	uint64_t corrupt_blocks; /* blocks found unreadable (EIO) */
+};
+
+/*
+ * Statistics of a store made by fl_store_compressed.  EINVAL if store is
+ * NULL or not a compressed store, or stats is NULL.
+ */
+int fl_store_compressed_stats(struct fl_store *store,
+			      struct fl_compressed_stats *stats);
 
 /* ------------------------------------------------------------------------
  * Objects: what mappings map

@@ -106,12 +106,21 @@ static void file_destroy(struct fl_store *s)
 	free(f);
 }
 
+/* Give the range's space back to the file system: a hole, reading zeros. */
+static int file_discard(struct fl_store *s, uint64_t off, uint64_t len)
+{
+	return fallocate(to_file(s)->fd,
+			 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+			 (off_t)len);
+}
+
 static const struct fl_store_ops file_store_ops = {
 	.read = file_read,
 	.write = file_write,
 	.size = file_size,
 	.flush = file_flush,
 	.destroy = file_destroy,
+	.discard = file_discard,
 #ifdef FL_HAVE_LIBURING
 	.submit = file_submit,
 #endif
