@@ -81,6 +81,17 @@ static int fwd_submit(struct fl_store *s, struct fl_store_io *const *ios,
 	return in->ops->submit(in, ios, n);
 }
 
+static int fwd_discard(struct fl_store *s, uint64_t off, uint64_t len)
+{
+	struct fl_store *in = inner_of(s);
+
+	if (!in->ops->discard) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	return in->ops->discard(in, off, len);
+}
+
 static void fwd_destroy(struct fl_store *s)
 {
 	struct umap_store *w = (struct umap_store *)s;
@@ -98,6 +109,7 @@ static const struct fl_store_ops fwd_ops = {
 	.destroy = fwd_destroy,
 	.cancel = fwd_cancel,
 	.submit = fwd_submit,
+	.discard = fwd_discard,
 };
 
 struct fl_store *umap_store_wrap(struct fl_store *inner)
