@@ -474,6 +474,12 @@ int fl_mprotect(fl_engine *engine, void *addr, size_t length, int prot);
  *                                  freed (the next access sees the object,
  *                                  or zeros); the page cache is kept; a
  *                                  page poisoned by SIGBUS faults afresh.
+ *   MADV_REMOVE                    shared anonymous memory only: punch a
+ *                                  hole (the pages, in memory or swapped
+ *                                  out, are freed; the range reads zeros
+ *                                  through every mapping).  EINVAL if a
+ *                                  private mapping is in the range,
+ *                                  EOPNOTSUPP for a mapping of a store.
  * A zero length does nothing.  EINVAL for other advice, an unaligned addr
  * or a length that wraps around (as madvise(2)).
  */
@@ -538,9 +544,9 @@ fl_group *fl_group_create(fl_engine *engine, fl_group *parent,
 			  const char *name);
 
 /*
- * Free a group.  EBUSY while it has children, mappings or charged memory
- * (work in flight that still refers to it, such as readahead, is waited
- * for, briefly); EINVAL for the root or NULL.  fl_engine_destroy frees
+ * Free a group.  EBUSY while it has children, mappings, charged memory or
+ * swap slots (work in flight that still refers to it, such as readahead, is
+ * waited for, briefly); EINVAL for the root or NULL.  fl_engine_destroy frees
  * every group.
  */
 int fl_group_destroy(fl_group *group);
@@ -572,6 +578,14 @@ struct fl_group_stats {
 	uint64_t pages_written_back; /* dirty pages written to make room */
 	uint64_t oom_events;	     /* faults that found nothing to reclaim */
 	uint64_t wait_ns;	     /* time in waits for memory that ended */
+	/* Swap (see fl_group_set_swap). */
+	uint64_t swap_usage; /* bytes of swap slots held now, with
+				descendants */
+	uint64_t swap_max;   /* the swap limit (FL_GROUP_UNLIMITED: none) */
+	uint64_t swap_ins;   /* pages of the group's own mappings read back
+				from swap */
+	uint64_t swap_outs;  /* pages of the group's own mappings written to
+				swap */
 };
 
 int fl_group_stats(fl_group *group, struct fl_group_stats *stats);
@@ -586,6 +600,93 @@ const char *fl_group_name(const fl_group *group);
 void *fl_mmap_group(fl_engine *engine, fl_group *group, void *addr,
 		    size_t length, int prot, int flags, fl_object *object,
 		    off_t offset);
+
+/* ------------------------------------------------------------------------
+ * Swap: where private and anonymous pages go when their group is full
+ * ------------------------------------------------------------------------ */
+
+/*
+ * A swap device: slots of one page each, on a file or another store.
+ * Reclaim writes a private copy, an anonymous page or a page of shared
+ * anonymous memory of a group that has a device (fl_group_set_swap) to a
+ * free slot, records the slot and drops the page; the next fault there
+ * reads it back (without holding the map lock or a thread: it waits like a
+ * store read; a sequential reader's fault reads the next slots with it) and
+ * frees the slot.  A device belongs to its engine: fl_engine_destroy frees
+ * it (there is no other way to free one); an engine has at most 32.  All
+ * swap calls may be made from any thread.
+ */
+typedef struct fl_swap fl_swap;
+
+/*
+ * A swap file at path, created (or truncated) by the call: sparse, grown
+ * as slots are written, up to max_bytes (rounded down to whole pages; at
+ * least one page).  Written and read with O_DIRECT where the file system
+ * allows it.  fl_engine_destroy truncates it to nothing (the file stays:
+ * remove it yourself when you like).
+ * Errors: EINVAL (NULL engine or path, max_bytes below one page), what
+ * open(2) reports for path, ENOMEM, ENOSPC (the engine has 32 devices).
+ */
+fl_swap *fl_swap_file_create(fl_engine *engine, const char *path,
+			     uint64_t max_bytes);
+
+/*
+ * A swap device over any store (a file store, a remote store, the faulty
+ * store in tests): slot n is the page at offset n * page size.  The device
+ * takes the store over: it is destroyed with the engine, also when this
+ * call fails.  max_bytes bounds the slots (rounded down to pages, at least
+ * one).  Errors: EINVAL (NULL engine or store, a read-only store,
+ * max_bytes below one page), ENOMEM, ENOSPC (the engine has 32 devices).
+ */
+fl_swap *fl_swap_store_create(fl_engine *engine, struct fl_store *store,
+			      uint64_t max_bytes);
+
+/*
+ * Compressed memory (zswap-like) in front of next (NULL: none), a device of
+ * the same engine: pages are compressed with algorithm (FL_COMPRESS_ZSTD or
+ * FL_COMPRESS_LZ4) at level into a pool of at most pool_bytes of memory
+ * (not charged to any group); a page that does not compress, or finds the
+ * pool full, goes to next (without next, the swap-out fails and the page
+ * stays in memory).  With next, the device uses next's slots.  Trades CPU
+ * for memory without any disk.  Errors: EINVAL (NULL engine, a next of
+ * another engine, FL_COMPRESS_NONE or an unknown algorithm, a level out of
+ * range, pool_bytes below a page), EOPNOTSUPP (an algorithm this build
+ * lacks), ENOMEM, ENOSPC (the engine has 32 devices).
+ */
+fl_swap *fl_swap_compressed_create(fl_engine *engine, int algorithm, int level,
+				   uint64_t pool_bytes, fl_swap *next);
+
+/*
+ * The device group's private, anonymous and shared anonymous pages are
+ * swapped to; NULL: its parent's (the root's default is none: nothing is
+ * swapped, those pages stay in memory).  Reclaim for a group swaps its pages
+ * out only once the group's cache pages are hot or gone (the kernel's
+ * balance of file and anonymous LRUs).  Pages already swapped stay where
+ * they are.  Errors: EINVAL (NULL group, a device of another engine).
+ */
+int fl_group_set_swap(fl_group *group, fl_swap *swap);
+
+/*
+ * The most swap the group and its descendants may hold, in bytes (like
+ * memory.swap.max; default FL_GROUP_UNLIMITED).  Lowering it below the
+ * usage frees nothing: it stops further swap-outs.  EINVAL for NULL.
+ */
+int fl_group_set_swap_max(fl_group *group, uint64_t bytes);
+
+struct fl_swap_stats {
+	uint64_t slots;		/* capacity, in pages */
+	uint64_t slots_used;	/* slots reserved now */
+	uint64_t pages_written; /* swap-outs */
+	uint64_t pages_read;	/* swap-ins (slot reads) */
+	uint64_t bytes_stored;	/* what the slots in use occupy */
+	uint64_t write_errors;	/* failed slot writes (pages kept in memory) */
+	uint64_t read_errors;	/* failed slot reads (the fault: SIGBUS) */
+	uint64_t cache_pages;	/* pages in the engine's swap cache now (being
+				   written, read, or left for reclaim) */
+};
+
+/* The device's statistics.  EINVAL for NULL. */
+int fl_swap_stats(fl_swap *swap, struct fl_swap_stats *stats);
 
 /* ------------------------------------------------------------------------
  * Statistics

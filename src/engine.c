@@ -115,6 +115,7 @@ static void engine_free(struct fl_engine *e)
 	if (e->uffd >= 0)
 		close(e->uffd);
 	workqueue_destroy(&e->work);
+	swap_engine_destroy(e); /* the cache, charged to groups, first */
 	if (e->root_group)
 		groups_destroy(e);
 	pagetable_destroy(&e->pagetable);
@@ -138,6 +139,7 @@ static void engine_init_locks(struct fl_engine *e)
 	pthread_mutex_init(&e->objects_lock, NULL);
 	pthread_mutex_init(&e->threads_lock, NULL);
 	pagetable_init(&e->pagetable);
+	swap_engine_init(e);
 }
 
 fl_engine *fl_engine_create(const struct fl_config *config)
@@ -281,6 +283,7 @@ int fl_engine_destroy(fl_engine *e)
 	while (e->objects)
 		if (object_release(e->objects))
 			rc = -1;
+	swap_cache_sweep(e); /* what is left is charged: give it back */
 	check_charges(e);
 	if (e->config.print_stats_at_destroy) {
 		struct fl_stats stats;

@@ -17,6 +17,7 @@
 #include "pagesize.h"
 #include "pagetable.h"
 #include "stats.h"
+#include "swap.h"
 #include "workqueue.h"
 
 /* The I/O thread pool grows to at most this many threads. */
@@ -45,6 +46,8 @@ struct fl_engine {
 
 	/* What each private or anonymous virtual page holds. */
 	struct pagetable pagetable;
+	/* Swap devices and the swap cache (swap.c). */
+	struct swap_engine swap;
 
 	/* Memory groups: the root, and every group (group.c). */
 	pthread_mutex_t groups_lock; /* the list, nr_children, nr_mappings */

@@ -37,8 +37,6 @@
 #include "reclaim.h"
 #include "uffd.h"
 
-static int fault_is_stale(const struct fault *f);
-
 /* The fault-around window around a lone fault, in pages. */
 #define AROUND_START_PAGES 16
 
@@ -111,6 +109,8 @@ static int fault_mark_poison(struct fault *f)
 	pagetable_lock(pt);
 	if (pte_get(pt, vpn) == PTE_PRIVATE)
 		rc = -1;
+	else if (pte_get(pt, vpn) == PTE_SWAP)
+		rc = -2; /* its slot stays: the next fault reads it */
 	else
 		pte_set(pt, vpn, PTE_POISON); /* best effort */
 	pagetable_unlock(pt);
@@ -135,7 +135,7 @@ static void fault_forget_poison(struct fault *f)
  * the access.  Only the kernel may send BUS_ADRERR to another thread: this
  * one comes as SI_QUEUE, with si_addr set all the same.
  */
-static void fault_signal_thread(struct fault *f)
+void fault_signal_thread(struct fault *f)
 {
 	siginfo_t info = {.si_signo = SIGBUS, .si_code = SI_QUEUE};
 
@@ -153,9 +153,17 @@ static void fault_signal_thread(struct fault *f)
  */
 enum fault_result fault_sigbus(struct fault *f)
 {
+	int own;
+
 	f->signalled = 1;
 	COUNT(f, errors, 1);
-	if (fault_mark_poison(f)) { /* the thread's own page */
+	own = fault_mark_poison(f);
+	if (own == -2) { /* swapped out: no poison over the entry */
+		fault_signal_thread(f);
+		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
+		return FAULT_DONE;
+	}
+	if (own) { /* the thread's own page */
 		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
 		return FAULT_DONE;
 	}
@@ -186,7 +194,7 @@ enum fault_result fault_sigbus(struct fault *f)
  * for the page to be read: before anything can wake its thread, so that
  * what the thread reads of the statistics afterwards includes it.
  */
-static void fault_count_first(struct fault *f, int major)
+void fault_count_first(struct fault *f, int major)
 {
 	if (f->attempts)
 		return;
@@ -220,7 +228,8 @@ static void fault_done_count(struct fault *f)
  * from the zero page), charged to the mapping's group before anything is
  * locked or mapped.  Map lock held; takes the page-table lock.  Returns the
  * previous state; -EDQUOT with *over set if the group (or an ancestor) is
- * at its max; -ENOMEM without memory for the entry.
+ * at its max; -ENOMEM without memory for the entry; -EAGAIN if the page
+ * was swapped out meanwhile (retry: the swap-in path takes it).
  */
 static int claim_private(struct fault *f, uint64_t vpn, struct fl_group **over)
 {
@@ -230,7 +239,9 @@ static int claim_private(struct fault *f, uint64_t vpn, struct fl_group **over)
 
 	pagetable_lock(pt);
 	old = pte_get(pt, vpn);
-	if (old != PTE_PRIVATE) {
+	if (old == PTE_SWAP) {
+		old = -EAGAIN; /* swapped out since the fault looked */
+	} else if (old != PTE_PRIVATE) {
 		if (group_try_charge(g, 1, over)) {
 			old = -EDQUOT;
 		} else if (pte_set(pt, vpn, PTE_PRIVATE) < 0) {
@@ -476,6 +487,10 @@ static enum fault_result fault_anon_wp(struct fault *f)
 
 	if (old == -EDQUOT)
 		return fault_wait_memory(f, over, 1);
+	if (old == -EAGAIN) {
+		fault_unlock(f);
+		return FAULT_RETRY;
+	}
 	if (old < 0)
 		return fault_sigbus(f);
 	/* Counted before the ioctl wakes the thread; taken back if it fails. */
@@ -783,6 +798,10 @@ static enum fault_result fault_cow(struct fault *f, int mapped,
 		f->held_page = page; /* put by the retry, or the cancel */
 		return fault_wait_memory(f, over, 1);
 	}
+	if (old == -EAGAIN) { /* swapped out meanwhile: the retry reads it */
+		fault_unlock(f);
+		return FAULT_RETRY;
+	}
 	if (old < 0)
 		return fault_sigbus(f);
 	/* Counted before the ioctl wakes the thread; taken back if it fails. */
@@ -864,7 +883,7 @@ static enum fault_result fault_file(struct fault *f)
  * needs it: another thread's fault on the same page (or fault-around) was
  * served first, and the wake-up, which is per page, freed this thread too.
  */
-static int fault_is_stale(const struct fault *f)
+int fault_is_stale(const struct fault *f)
 {
 	int flags = uffd_page_flags(f->e->pagemap_fd, f->addr);
 
@@ -897,6 +916,13 @@ enum fault_result fault_once(struct fault *f)
 		fault_forget_poison(f);
 	if (f->oom_fail) /* its group's OOM policy said: fail */
 		return fault_sigbus(f);
+	if (f->m->kind != MAP_KIND_SHARED) { /* swapped out? */
+		uint64_t entry = pagetable_swap_entry(&f->e->pagetable,
+						      f->addr >> PAGE_SHIFT);
+
+		if (entry)
+			return fault_swapin(f, entry);
+	}
 	if (f->m->kind == MAP_KIND_ANON)
 		return fault_anon(f);
 	return fault_file(f);

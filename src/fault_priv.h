@@ -78,6 +78,20 @@ enum fault_result fault_once(struct fault *f);
  * entry and return (DONE). */
 enum fault_result fault_sigbus(struct fault *f);
 
+/* fault.c: count the fault once, on its first attempt (major: it must
+ * wait for a read). */
+void fault_count_first(struct fault *f, int major);
+/* fault.c: whether the page is already mapped as the fault needs it. */
+int fault_is_stale(const struct fault *f);
+/* fault.c: queue SIGBUS for the faulting thread itself (no poison). */
+void fault_signal_thread(struct fault *f);
+
+/* fault_swap.c: a fault on a swap entry (swap.h).  Map lock held on
+ * entry.  Returns DONE (installed, or SIGBUS; lock held), RETRY (lock
+ * dropped: the entry changed) or PARKED (lock dropped: reading the slot,
+ * waiting for another fault's read, or waiting for memory). */
+enum fault_result fault_swapin(struct fault *f, uint64_t entry);
+
 /* fault_park.c */
 
 /* Take / drop the map lock for an attempt (drops record the hold time). */

@@ -37,6 +37,7 @@ static struct fl_group *group_new(struct fl_engine *e, struct fl_group *parent,
 	g->parent = parent;
 	atomic_init(&g->max, UINT64_MAX);
 	atomic_init(&g->high, UINT64_MAX);
+	atomic_init(&g->swap_max, UINT64_MAX);
 	g->policy = FL_OOM_FAIL;
 	lru_init(&g->lru);
 	pthread_mutex_init(&g->wait_lock, NULL);
@@ -241,7 +242,7 @@ int fl_group_destroy(fl_group *g)
 	for (int waited = 0;; waited++) {
 		pthread_mutex_lock(&e->groups_lock);
 		if (g->nr_children || g->nr_mappings ||
-		    atomic_load(&g->usage)) {
+		    atomic_load(&g->usage) || atomic_load(&g->swap_usage)) {
 			pthread_mutex_unlock(&e->groups_lock);
 			errno = EBUSY;
 			return -1;
@@ -341,6 +342,10 @@ int fl_group_stats(fl_group *g, struct fl_group_stats *s)
 		.pages_written_back = atomic_load(&g->pages_written_back),
 		.oom_events = atomic_load(&g->oom_events),
 		.wait_ns = atomic_load(&g->wait_ns),
+		.swap_usage = pages_to_bytes(atomic_load(&g->swap_usage)),
+		.swap_max = pages_to_bytes(atomic_load(&g->swap_max)),
+		.swap_ins = atomic_load(&g->swap_ins),
+		.swap_outs = atomic_load(&g->swap_outs),
 	};
 	return 0;
 }

@@ -40,6 +40,12 @@ struct fl_group {
 	_Atomic uint64_t pages_reclaimed, pages_written_back;
 	_Atomic uint64_t oom_events, wait_ns;
 
+	/* Swap (swap.c): the device (NULL: the parent's), slots held with
+	 * descendants and their limit (pages), pages moved out and in. */
+	struct fl_swap *swap;
+	_Atomic uint64_t swap_usage, swap_max;
+	_Atomic uint64_t swap_ins, swap_outs;
+
 	/* The OOM policy: changed and read under wait_lock. */
 	enum fl_oom_policy policy;
 	fl_oom_callback callback;

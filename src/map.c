@@ -159,13 +159,18 @@ static int mapping_covers(const struct mapping_set *set, uintptr_t start,
 
 /* ---- groups ------------------------------------------------------------- */
 
-/* Forget [start, end) of m in the page table; its private pages go. */
+/* Forget [start, end) of m in the page table; its private pages go, and
+ * so do its swapped-out pages' slots. */
 static void mapping_drop_private(struct fl_engine *e, struct fl_mapping *m,
 				 uintptr_t start, uintptr_t end)
 {
-	uint64_t freed = pagetable_clear(&e->pagetable, start >> PAGE_SHIFT,
-					 (end >> PAGE_SHIFT) - 1);
+	uint64_t swapped;
+	uint64_t freed =
+		pagetable_clear_swap(&e->pagetable, start >> PAGE_SHIFT,
+				     (end >> PAGE_SHIFT) - 1, &swapped);
 
+	if (swapped) /* their slots went with them (swap.c) */
+		swap_uncharge(m->group, swapped);
 	if (freed) {
 		atomic_fetch_sub(&m->group->private_pages, freed);
 		group_uncharge(m->group, freed);
@@ -950,6 +955,42 @@ static void object_ranges_put(struct object_range *r, size_t nr)
 	free(r);
 }
 
+/*
+ * A hole in shared anonymous memory: its pages, in memory or swapped out,
+ * go (as tmpfs punches a hole).  Only MAP_SHARED mappings of objects with
+ * no store: EINVAL for a private mapping, EOPNOTSUPP for a store's.
+ */
+static int madvise_remove(struct fl_engine *e, uintptr_t start, uintptr_t end)
+{
+	size_t nr, i;
+	struct object_range *r;
+	int rc = 0;
+
+	map_read_lock(e);
+	for (i = mapping_first_after(&e->mappings, start);
+	     i < e->mappings.nr && e->mappings.v[i]->start < end; i++) {
+		struct fl_mapping *m = e->mappings.v[i];
+
+		if (m->kind != MAP_KIND_SHARED)
+			rc = EINVAL;
+		else if (m->object->store && !rc)
+			rc = EOPNOTSUPP;
+	}
+	map_unlock(e);
+	if (rc) {
+		errno = rc;
+		return -1;
+	}
+	r = collect_object_ranges(e, start, end, 1, &nr);
+	if (!r)
+		return -1;
+	for (i = 0; i < nr; i++)
+		if (swap_object_punch(r[i].object, r[i].first, r[i].last))
+			rc = -1;
+	object_ranges_put(r, nr);
+	return rc;
+}
+
 static int madvise_willneed(struct fl_engine *e, uintptr_t start, uintptr_t end)
 {
 	size_t nr;
@@ -972,7 +1013,7 @@ int fl_madvise(fl_engine *e, void *addr, size_t length, int advice)
 		return -1;
 	if (advice != MADV_NORMAL && advice != MADV_RANDOM &&
 	    advice != MADV_SEQUENTIAL && advice != MADV_WILLNEED &&
-	    advice != MADV_DONTNEED) {
+	    advice != MADV_DONTNEED && advice != MADV_REMOVE) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -985,6 +1026,8 @@ int fl_madvise(fl_engine *e, void *addr, size_t length, int advice)
 		return madvise_dontneed(e, start, end);
 	case MADV_WILLNEED:
 		return madvise_willneed(e, start, end);
+	case MADV_REMOVE:
+		return madvise_remove(e, start, end);
 	default:
 		return madvise_set(e, start, end, advice);
 	}

@@ -42,6 +42,8 @@ struct fl_mapping {
 	struct counters stats;
 	/* Sequential-fault detection for adaptive fault-around. */
 	_Atomic uintptr_t last_fault;
+	/* Where a sequential swap-in fault comes next (fault_swap.c). */
+	_Atomic uintptr_t swap_ra_next;
 	_Atomic unsigned around_pages;
 	/* Readahead (readahead.c): the sequential streams, and misses less
 	 * read-around pages used (many: the faults are random). */

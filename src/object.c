@@ -9,6 +9,7 @@
 
 #include "engine.h"
 #include "object.h"
+#include "swap.h"
 
 static void engine_link_object(struct fl_engine *e, struct fl_object *o)
 {
@@ -81,6 +82,7 @@ struct fl_object *object_new(struct fl_engine *e, struct fl_store *store,
 	o->nr_pages = page_round_up(size) >> PAGE_SHIFT;
 	o->memfd = -1;
 	o->pages = (struct radix)RADIX_INIT;
+	o->swap = (struct radix)RADIX_INIT;
 	atomic_init(&o->refs, 1);
 	atomic_init(&o->nr_dirty, 0);
 	atomic_init(&o->wb_errors, 0);
@@ -100,6 +102,7 @@ int object_release(struct fl_object *o)
 
 	engine_unlink_object(o->engine, o);
 	pagecache_destroy(o);
+	swap_object_release(o); /* its swapped-out pages' slots */
 	if (o->store && o->store->ops->destroy)
 		o->store->ops->destroy(o->store);
 	object_free(o);

@@ -38,6 +38,10 @@ struct fl_object {
 
 	pthread_rwlock_t lock; /* pages (write: insert/remove), memfd_size */
 	struct radix pages;    /* index -> struct fl_page */
+	/* A store-less object's pages swapped out: index -> their swap
+	 * entries (swap_object.c), under the cache lock. */
+	struct radix swap;
+	_Atomic uint64_t nr_swap;
 	_Atomic uint64_t nr_dirty;
 	/* Store writes that failed: a writeback reports EIO if any failed
 	 * while it ran, whoever started the write (like errseq_t). */

@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "group.h"
 #include "object.h"
+#include "swap.h"
 #include "reclaim.h"
 #include "uffd.h"
 
@@ -101,8 +102,8 @@ static unsigned long insert_locked(struct fl_object *o, uint64_t index,
 			flags |= PG_RA_MARK;
 		atomic_store(&page->flags, flags);
 		/* Without a store a page cannot be written back and read
-		 * again: like anonymous memory, it stays (no swap yet). */
-		if (o->store)
+		 * again: it stays, unless it can be swapped out. */
+		if (o->store || group_swap_dev(g))
 			lru_add(page);
 	}
 	if (i < n && run->demand != UINT64_MAX && run->demand >= index + i) {
@@ -179,8 +180,8 @@ static int store_read_pages(struct fl_object *o, uint64_t index,
 	uint64_t valid = o->size - off < len ? o->size - off : len, done = 0;
 	char *buf = object_page_data(o, index);
 
-	if (!o->store) /* anonymous shared memory: the memfd's zeros */
-		return madvise(buf, len, MADV_POPULATE_WRITE) ? -errno : 0;
+	if (!o->store) /* anonymous shared memory: zeros, or swapped out */
+		return swap_object_fill(o, index, count);
 	while (done < valid) {
 		ssize_t r;
 

@@ -19,13 +19,26 @@ enum pte_state {
 	PTE_PRIVATE = 2, /* a private page: anonymous or a copy-on-write copy */
 	PTE_POISON = 3,	 /* poisoned (SIGBUS) until MADV_DONTNEED or unmap:
 			    fault-around must not map over it */
+	PTE_SWAP = 4,	 /* swapped out: the entry names device and slot
+			    (swap.h); fault-around must not map over it */
 };
+
+/*
+ * An entry is a 64-bit value: the state in the low bits, then for
+ * PTE_PRIVATE the referenced bit (swapped in or made since reclaim last
+ * looked), for PTE_SWAP the device and slot (swap.c builds them).
+ */
+#define PTE_STATE_MASK 7ull
+#define PTE_REFERENCED 8ull
 
 struct pagetable {
 	pthread_mutex_t lock;
 	struct radix entries;
 	uint64_t nr_private;  /* PTE_PRIVATE entries */
 	uint64_t nr_poisoned; /* PTE_POISON entries (atomic: read unlocked) */
+	uint64_t nr_swap;     /* PTE_SWAP entries (atomic: read unlocked) */
+	/* Called, under the lock, for each swap entry a clear forgets. */
+	void (*swap_dropped)(struct pagetable *pt, uint64_t entry);
 };
 
 void pagetable_init(struct pagetable *pt);
@@ -43,16 +56,28 @@ static inline void pagetable_unlock(struct pagetable *pt)
 
 /* Under the lock. */
 enum pte_state pte_get(struct pagetable *pt, uint64_t vpn);
-/* Under the lock.  Returns the previous state, or -1 with ENOMEM. */
+/* Under the lock.  Returns the previous state, or -1 with ENOMEM.  Never
+ * over a swap entry (its slot would leak): use pte_set_raw. */
 int pte_set(struct pagetable *pt, uint64_t vpn, enum pte_state state);
+/* Under the lock: the whole entry (0: PTE_NONE). */
+uint64_t pte_get_raw(struct pagetable *pt, uint64_t vpn);
+/* Under the lock: set the whole entry.  0, or -1 with ENOMEM. */
+int pte_set_raw(struct pagetable *pt, uint64_t vpn, uint64_t entry);
+/* The swap entry at vpn, or 0 (takes the lock unless none exists). */
+uint64_t pagetable_swap_entry(struct pagetable *pt, uint64_t vpn);
 
 /*
  * Forget [first, last] (takes the lock).  Returns how many entries were
  * PTE_PRIVATE (pages that were resident and are freed with the range).
  */
 uint64_t pagetable_clear(struct pagetable *pt, uint64_t first, uint64_t last);
-/* The first PTE_POISON entry in [first, last], or UINT64_MAX (takes the
- * lock unless nothing is poisoned). */
+/* As pagetable_clear; *swapped is how many were swap entries (each handed
+ * to swap_dropped). */
+uint64_t pagetable_clear_swap(struct pagetable *pt, uint64_t first,
+			      uint64_t last, uint64_t *swapped);
+/* The first PTE_POISON or PTE_SWAP entry in [first, last] (pages that
+ * fault-around must not map), or UINT64_MAX (takes the lock unless there
+ * is none). */
 uint64_t pagetable_next_poisoned(struct pagetable *pt, uint64_t first,
 				 uint64_t last);
 /* Count PTE_PRIVATE entries in [first, last] (takes the lock). */

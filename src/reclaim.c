@@ -11,6 +11,7 @@
 #include "group.h"
 #include "object.h"
 #include "reclaim.h"
+#include "swap.h"
 
 #define RECLAIM_BATCH	    256 /* pages taken off the lists per lock hold */
 #define RECLAIM_IDLE_ROUNDS 8	/* rounds in a row that free nothing: stop */
@@ -390,7 +391,11 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 	qsort(b->evict, b->nr_evict, sizeof(b->evict[0]), page_order);
 	for (unsigned i = 0, len; i < b->nr_evict; i += len) {
 		len = run_length(b->evict, i, b->nr_evict);
-		freed += evict_run(b->evict + i, len, &b->stuck);
+		if (b->evict[i]->object->store)
+			freed += evict_run(b->evict + i, len, &b->stuck);
+		else /* shared anonymous memory: to swap */
+			freed += swap_evict_object_run(b->evict + i, len,
+						       &b->stuck);
 	}
 	for (unsigned i = 0; i < b->nr_evict; i++)
 		drop_refs(b->evict[i]); /* the last put uncharges */
@@ -402,7 +407,8 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 /* One batch from g's lists; returns pages freed, *progress if anything
  * moved (a page unmapped, written, activated or freed), and adds to *busy
  * the pages that could not go only because they were busy. */
-static uint64_t shrink_group(struct fl_group *g, int *progress, uint64_t *busy)
+static uint64_t shrink_group(struct fl_group *g, int *progress, uint64_t *busy,
+			     uint64_t *in_io)
 {
 	struct reclaim_batch b = {.spare = reclaim_spare};
 	uint64_t freed;
@@ -415,6 +421,7 @@ static uint64_t shrink_group(struct fl_group *g, int *progress, uint64_t *busy)
 	/* In use now (locked, held, or referenced since last looked at):
 	 * a later pass may take them. */
 	*busy += b.busy + b.activated + (b.nr_evict - freed - b.stuck);
+	*in_io += b.busy;
 	return freed;
 }
 
@@ -473,11 +480,13 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 {
 	unsigned nr;
 	struct fl_group **v;
-	uint64_t freed = 0;
+	uint64_t freed = 0, swept;
 	int progress = 1;
 
 	*busy = 0;
 	fl_assert_may_block(); /* it takes the map lock, writes back */
+	swept = swap_cache_sweep(g->engine); /* stale swap-cache pages */
+	freed = swept;
 	v = subtree_pin(g, &nr);
 
 	/*
@@ -491,14 +500,29 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 	     freed < want && progress && idle < RECLAIM_IDLE_ROUNDS &&
 	     round < 4096;
 	     round++) {
-		uint64_t before = freed;
+		uint64_t before = freed, in_io = 0;
 
 		progress = 0;
 		for (unsigned i = 0; i < nr && freed < want; i++) {
 			int moved;
 
-			freed += shrink_group(v[i], &moved, busy);
+			freed += shrink_group(v[i], &moved, busy, &in_io);
 			progress |= moved;
+		}
+		if (freed == swept && freed < want && !reclaim_spare &&
+		    in_io < want - freed && (round > 0 || !progress)) {
+			/* The cache's pages are hot (no cache page went,
+			 * even a round after their second chance) or gone:
+			 * swap.  While cold cache pages go, anonymous ones
+			 * stay (a partial answer: the caller asks again);
+			 * so they do while enough cache pages are only
+			 * being read (busy: the caller tries again soon).
+			 * Not for a readahead window: reading ahead is a
+			 * guess, not worth a page written out. */
+			uint64_t swapped = swap_reclaim(g, want - freed);
+
+			freed += swapped;
+			progress |= swapped > 0;
 		}
 		idle = freed > before ? 0 : idle + 1;
 	}
@@ -524,7 +548,12 @@ enum reclaim_outcome reclaim_try(struct fl_group *g, uint64_t want)
 
 	if (reclaim_group_busy(g, want, &busy))
 		return RECLAIM_FREED;
-	return busy || reclaim_isolated(g) ? RECLAIM_BUSY : RECLAIM_STUCK;
+	/* Pages in the swap cache (written out or read in right now) are
+	 * busy too: another reclaim's swap-out frees them in a moment. */
+	return busy || reclaim_isolated(g) ||
+			       atomic_load(&g->engine->swap.cache_pages)
+		       ? RECLAIM_BUSY
+		       : RECLAIM_STUCK;
 }
 
 uint64_t reclaim_for_readahead(struct fl_group *g, uint64_t want,

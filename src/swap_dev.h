@@ -53,6 +53,14 @@ struct fl_swap {
 	_Atomic uint64_t pages_written, pages_read;
 	_Atomic uint64_t bytes_stored; /* what the slots in use occupy */
 	_Atomic uint64_t write_errors, read_errors;
+	unsigned id; /* the engine's number for it (swap entries name it) */
 };
+
+/*
+ * Hand a new device to its engine (swap.c), which then owns it: destroyed
+ * by fl_engine_destroy, or here at once if the engine has no room for
+ * another (then -1 with ENOSPC).  Sets dev->engine and dev->id.
+ */
+int swap_dev_register(struct fl_engine *e, struct fl_swap *dev);
 
 #endif /* FL_SWAP_DEV_H */

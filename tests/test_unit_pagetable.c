@@ -150,3 +150,56 @@ TEST(set_without_memory_changes_nothing)
 	pagetable_unlock(&pt);
 	pagetable_destroy(&pt);
 }
+
+/* Swap entries: whole 64-bit values, counted, stepped over like poison,
+ * and handed to the hook when a clear forgets them. */
+static uint64_t dropped[8];
+static unsigned nr_dropped;
+
+static void note_dropped(struct pagetable *pt, uint64_t entry)
+{
+	(void)pt;
+	if (nr_dropped < 8)
+		dropped[nr_dropped] = entry;
+	nr_dropped++;
+}
+
+TEST(swap_entries)
+{
+	struct pagetable pt;
+	uint64_t swapped = 99;
+	uint64_t e1 = PTE_SWAP | (3ull << 4) | (12345ull << 9);
+	uint64_t e2 = PTE_SWAP | (1ull << 4) | ((UINT64_MAX >> 9) << 9);
+
+	pagetable_init(&pt);
+	pt.swap_dropped = note_dropped;
+	CHECK_EQ(pagetable_swap_entry(&pt, 10), 0); /* none: no lock */
+	pagetable_lock(&pt);
+	REQUIRE(pte_set(&pt, 10, PTE_PRIVATE) == PTE_NONE);
+	REQUIRE(pte_set_raw(&pt, 10, e1) == 0); /* swapped out */
+	REQUIRE(pte_set_raw(&pt, 11, e2) == 0);
+	REQUIRE(pte_set_raw(&pt, 12, PTE_PRIVATE | PTE_REFERENCED) == 0);
+	CHECK_EQ(pte_get(&pt, 10), PTE_SWAP);
+	CHECK_EQ(pte_get_raw(&pt, 11), e2);
+	CHECK_EQ(pte_get(&pt, 12), PTE_PRIVATE); /* the bit is not a state */
+	pagetable_unlock(&pt);
+	CHECK_EQ(pt.nr_private, 1);
+	CHECK_EQ(pt.nr_swap, 2);
+	CHECK_EQ(pagetable_swap_entry(&pt, 10), e1);
+	CHECK_EQ(pagetable_swap_entry(&pt, 12), 0);
+	/* Fault-around steps over swap entries as over poison. */
+	CHECK_EQ(pagetable_next_poisoned(&pt, 0, 100), 10);
+	CHECK_EQ(pagetable_next_poisoned(&pt, 12, 100), UINT64_MAX);
+	CHECK_EQ(pagetable_count_private(&pt, 0, UINT64_MAX), 1);
+	/* A clear hands each swap entry to the hook, once. */
+	CHECK_EQ(pagetable_clear_swap(&pt, 11, 12, &swapped), 1);
+	CHECK_EQ(swapped, 1);
+	CHECK_EQ(nr_dropped, 1);
+	CHECK_EQ(dropped[0], e2);
+	CHECK_EQ(pagetable_clear(&pt, 0, UINT64_MAX), 0);
+	CHECK_EQ(nr_dropped, 2);
+	CHECK_EQ(dropped[1], e1);
+	CHECK_EQ(pt.nr_swap, 0);
+	CHECK_EQ(pt.entries.count, 0);
+	pagetable_destroy(&pt);
+}

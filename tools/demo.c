@@ -10,12 +10,13 @@
  * Every expected value is computed from the page index and the stage the
  * demo has reached, so a check never needs a second copy of the data.
  *
- * With --limit, every mapping is in a memory group of that size and the
- * file is larger than the limit, so that the page cache is reclaimed (dirty
- * shared pages written back first) while the checks run.  Private copies
- * and anonymous pages cannot be reclaimed (no swap yet): with a limit, only
- * the first pages of the file get private copies and the anonymous mapping
- * is a quarter of the limit, so that together they take at most 3/8 of it.
+ * With --limit, every mapping is in a memory group of that size, with a
+ * swap file (beside the data file, removed at once: only the engine holds
+ * it), and the file is larger than the limit, so that the page cache is
+ * reclaimed (dirty shared pages written back first) while the checks run.
+ * Private copies (a quarter of the file's pages, at least half the limit)
+ * and the anonymous mapping (twice the limit) are larger than the limit
+ * together: they are swapped out and in while the checks run.
  */
 #include "demo.h"
 #include "cli_util.h"
@@ -83,6 +84,7 @@ struct demo {
 	size_t private_end; /* pages below it get private copies */
 	size_t anon_pages;  /* of the anonymous mapping */
 	fl_group *group;    /* NULL: the root */
+	fl_swap *swap;	    /* --limit: the group's swap file */
 	struct tmpdata data;
 	fl_engine *engine;
 	fl_object *object;
@@ -436,6 +438,32 @@ static void *map_or_complain(struct demo *d, const char *name, int flags,
 	return p;
 }
 
+/*
+ * The swap file of --limit, beside the data file, sized for every private
+ * and anonymous page, and removed at once (the engine keeps it open).
+ */
+static int demo_swap(struct demo *d)
+{
+	char path[4096];
+	uint64_t bytes = (uint64_t)(d->pages + d->anon_pages) * d->page;
+
+	if (snprintf(path, sizeof(path), "%.4000s.swap", d->data.path) < 0)
+		return -1;
+	d->swap = fl_swap_file_create(d->engine, path, bytes);
+	if (d->swap == NULL) {
+		cli_error("demo: fl_swap_file_create %s failed: %s", path,
+			  strerror(errno));
+		return -1;
+	}
+	unlink(path);
+	if (fl_group_set_swap(d->group, d->swap) < 0) {
+		cli_error("demo: fl_group_set_swap failed: %s",
+			  strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* The group of --limit: max the limit, policy fail (a fault that cannot
  * get memory gets SIGBUS, which ends the demo as FAILED). */
 static int demo_group(struct demo *d)
@@ -449,7 +477,7 @@ static int demo_group(struct demo *d)
 		cli_error("demo: fl_group_set_max failed: %s", strerror(errno));
 		return -1;
 	}
-	return 0;
+	return demo_swap(d);
 }
 
 static int demo_map(struct demo *d)
@@ -614,7 +642,8 @@ static void print_group_stats(FILE *f, struct demo *d)
 		"  cache_pages %llu private_pages %llu\n"
 		"  faults %llu (minor %llu, major %llu)\n"
 		"  pages_reclaimed %llu pages_written_back %llu\n"
-		"  oom_events %llu wait %.3f s\n",
+		"  oom_events %llu wait %.3f s\n"
+		"  swap: usage %llu pages, swap_outs %llu, swap_ins %llu\n",
 		(unsigned long long)g.cache_pages,
 		(unsigned long long)g.private_pages,
 		(unsigned long long)(g.minor_faults + g.major_faults),
@@ -622,7 +651,10 @@ static void print_group_stats(FILE *f, struct demo *d)
 		(unsigned long long)g.major_faults,
 		(unsigned long long)g.pages_reclaimed,
 		(unsigned long long)g.pages_written_back,
-		(unsigned long long)g.oom_events, (double)g.wait_ns / 1e9);
+		(unsigned long long)g.oom_events, (double)g.wait_ns / 1e9,
+		(unsigned long long)(g.swap_usage / d->page),
+		(unsigned long long)g.swap_outs,
+		(unsigned long long)g.swap_ins);
 }
 
 /* With --limit: usage and peak within max.  Returns 0 or -1 (printed). */
@@ -842,14 +874,16 @@ void demo_usage(FILE *f)
 		"                the demo verifies; prints the group's "
 		"statistics and checks\n"
 		"                that its usage never exceeded the limit.  "
-		"Private copies and\n"
-		"                anonymous pages count too and cannot be "
-		"reclaimed: they are\n"
-		"                kept to at most 3/8 of the limit (private "
-		"stores only in the\n"
-		"                first half-limit of the file, anonymous "
-		"mapping a quarter\n"
-		"                of the limit)\n"
+		"The group swaps\n"
+		"                to a swap file beside the data file: private "
+		"copies (a\n"
+		"                quarter of the file's pages) and the "
+		"anonymous "
+		"mapping\n"
+		"                (twice the limit) are larger than the limit "
+		"together and\n"
+		"                are swapped out and back in while the demo "
+		"verifies\n"
 		"  --dir DIR     where to make the temporary directory "
 		"(default /var/tmp)\n");
 }
@@ -968,12 +1002,10 @@ int demo_main(int argc, char **argv)
 	d.private_end = d.pages;
 	d.anon_pages = d.pages;
 	if (d.limit) {
-		/* Private copies: 1/4 of private_end's pages, i.e. 1/8 of
-		 * the limit; anonymous pages: 1/4 of the limit. */
-		d.private_end = d.limit / 2 / d.page;
-		if (d.private_end > d.pages)
-			d.private_end = d.pages;
-		d.anon_pages = d.limit / 4 / d.page;
+		/* Private copies: 1/4 of the file's pages (the file is at
+		 * least twice the limit); anonymous pages: twice the limit.
+		 * Together they are larger than the limit: they swap. */
+		d.anon_pages = 2 * d.limit / d.page;
 	}
 	/* A hang must not leave the data file behind: generous limit. */
 	cleanup_on_fatal_signals("demo", 120 + (unsigned)(d.size >> 23));
@@ -987,9 +1019,9 @@ int demo_main(int argc, char **argv)
 	printf("  data file written and synced in %.3f s\n",
 	       now_seconds() - t0);
 	if (d.limit)
-		printf("  memory group: max %s (every mapping; private "
-		       "stores in the first %zu pages, anonymous mapping %zu "
-		       "pages)\n",
+		printf("  memory group: max %s with a swap file (every "
+		       "mapping; private stores in the first %zu pages, "
+		       "anonymous mapping %zu pages)\n",
 		       format_size(d.limit, buf, sizeof(buf)), d.private_end,
 		       d.anon_pages);
 	t0 = now_seconds();

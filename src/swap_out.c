@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Swap-out: reclaim of private copies and anonymous pages.  For each page
+ * chosen, under the map lock (read) and the page-table lock:
+ *
+ *   1. write-protect it in its view, so that a store from now on faults
+ *      (and waits) instead of changing what is being saved;
+ *   2. copy it into a new swap-cache page (under writeback, charged with
+ *      the private page's charge);
+ *   3. drop it from the view (MADV_DONTNEED) and lift the uffd-wp marker;
+ *   4. record the swap entry (device, slot) in the engine page table.
+ *
+ * Then, with no lock held, the pages are written to their slots; a page
+ * nobody wanted meanwhile leaves the cache and its charge is given back.
+ * A fault meanwhile finds the page in the swap cache and installs it from
+ * there (a store that faulted at step 1 is then let through).  A failed
+ * write keeps the page in the cache (charged): it is the only copy.
+ *
+ * Which pages: a clock over each mapping's private pages, in the engine
+ * page table; a page made or swapped in since reclaim last looked
+ * (PTE_REFERENCED) gets a second chance.  Mappings that cannot be read
+ * (PROT_NONE) are passed over.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "engine.h"
+#include "group.h"
+#include "object.h"
+#include "swap.h"
+#include "uffd.h"
+
+#define SWAP_OUT_BATCH 64
+
+struct swap_batch {
+	struct swap_page *v[SWAP_OUT_BATCH];
+	struct fl_group *group[SWAP_OUT_BATCH];
+	unsigned n;
+	int full; /* a device or a swap_max has no room: stop */
+};
+
+#define SWAP_RUN_MAX 16 /* pages a run of steps 1-4 takes at once */
+
+/* Slots, swap usage and swap-cache pages for up to n pages: how many were
+ * had (0: no room). */
+static unsigned swap_room(struct fl_group *g, struct fl_swap *dev, unsigned n,
+			  uint64_t *slot, struct swap_page **sp)
+{
+	unsigned have;
+
+	for (have = 0; have < n; have++) {
+		if (swap_try_charge(g, 1))
+			break;
+		if (swap_hook(SWAP_HOOK_ALLOC, 0) ||
+		    dev->ops->alloc(dev, 1, &slot[have]) < 1) {
+			swap_uncharge(g, 1);
+			break;
+		}
+		sp[have] = swap_page_new(dev, slot[have]);
+		if (!sp[have]) {
+			dev->ops->free(dev, slot[have], 1);
+			swap_uncharge(g, 1);
+			break;
+		}
+	}
+	return have;
+}
+
+/*
+ * Steps 1-4 for the pages [first, last) of a run taken (take[]), each an
+ * ioctl or call for the whole range.  Map lock (read) and page-table lock
+ * held.  Returns 0, or -1 if the range stays (nothing changed).
+ */
+static int swap_out_range(struct fl_engine *e, uintptr_t addr, unsigned first,
+			  unsigned last, struct swap_page **sp)
+{
+	uintptr_t start = addr + ((uintptr_t)first << PAGE_SHIFT);
+	size_t len = (size_t)(last - first) << PAGE_SHIFT;
+
+	if (uffd_writeprotect(e->uffd, start, len, 1))
+		return -1;
+	for (unsigned k = first; k < last; k++)
+		memcpy(sp[k]->data,
+		       (void *)(addr + ((uintptr_t)k << PAGE_SHIFT)),
+		       PAGE_SIZE);
+	if (madvise((void *)start, len, MADV_DONTNEED)) {
+		uffd_writeprotect(e->uffd, start, len, 0); /* wakes */
+		return -1;
+	}
+	uffd_unprotect_quiet(e->uffd, start, len);
+	return 0;
+}
+
+/*
+ * Swap out the private pages of the n consecutive pages from addr of m
+ * (n <= SWAP_RUN_MAX, and room in b for them).  Map lock (read) held.
+ * Returns how many went to the cache (added to b), or -1 if there is no
+ * swap room left.
+ */
+static int swap_out_run(struct fl_engine *e, struct fl_mapping *m,
+			struct fl_swap *dev, uintptr_t addr, unsigned n,
+			struct swap_batch *b)
+{
+	struct pagetable *pt = &e->pagetable;
+	struct fl_group *g = m->group;
+	struct swap_page *sp[SWAP_RUN_MAX];
+	uint64_t slot[SWAP_RUN_MAX], vpn = addr >> PAGE_SHIFT;
+	unsigned char present[SWAP_RUN_MAX], take[SWAP_RUN_MAX];
+	int went = 0;
+
+	n = swap_room(g, dev, n, slot, sp);
+	if (n == 0)
+		return -1;
+	/* Fault-around maps cache pages into a private view under the cache
+	 * lock (read), past entries it saw as not swapped: exclude it, so
+	 * that it never maps the object's page over a private one swapped
+	 * out meanwhile. */
+	if (m->object)
+		pthread_rwlock_wrlock(&m->object->lock);
+	pagetable_lock(pt);
+	if (uffd_present_pages(e->pagemap_fd, addr, (size_t)n << PAGE_SHIFT,
+			       present) < 0)
+		memset(present, 0, n);
+	for (unsigned k = 0; k < n; k++)
+		take[k] = present[k] && pte_get(pt, vpn + k) == PTE_PRIVATE;
+	for (unsigned i = 0, j; i < n; i = j) {
+		for (j = i; j < n && take[j]; j++)
+			;
+		if (j == i) {
+			j++;
+			continue;
+		}
+		if (swap_out_range(e, addr, i, j, sp)) {
+			memset(take + i, 0, j - i);
+			continue;
+		}
+		for (unsigned k = i; k < j; k++) {
+			/* Replaces an entry: no ENOMEM. */
+			pte_set_raw(pt, vpn + k, swap_entry(dev, slot[k]));
+			sp[k]->charged = g; /* the private page's charge */
+			atomic_store(&sp[k]->page.flags,
+				     PG_UPTODATE | PG_WRITEBACK);
+			page_get(&sp[k]->page); /* the writer's */
+			swap_cache_insert(e, sp[k]);
+			b->v[b->n] = sp[k];
+			b->group[b->n++] = g;
+			went++;
+		}
+	}
+	atomic_fetch_sub(&g->private_pages, (uint64_t)went);
+	pagetable_unlock(pt);
+	if (m->object)
+		pthread_rwlock_unlock(&m->object->lock);
+	for (unsigned k = 0; k < n; k++) {
+		if (take[k])
+			continue;
+		page_put(&sp[k]->page);
+		dev->ops->free(dev, slot[k], 1);
+		swap_uncharge(g, 1);
+	}
+	return went;
+}
+
+/*
+ * Candidates: up to max private pages in [*vpn, last], those referenced
+ * since the last look passed over (their bit cleared) unless second is
+ * set.  Takes the page-table lock.  *vpn is left past the last looked at.
+ */
+static unsigned pick_pages(struct pagetable *pt, uint64_t last, uint64_t *vpn,
+			   int second, uintptr_t *out, unsigned max)
+{
+	unsigned n = 0;
+	void *entry;
+
+	pagetable_lock(pt);
+	while (n < max && *vpn <= last &&
+	       (entry = radix_next(&pt->entries, vpn, last))) {
+		uint64_t value = (uint64_t)(uintptr_t)entry;
+
+		if ((value & PTE_STATE_MASK) == PTE_PRIVATE) {
+			if ((value & PTE_REFERENCED) && !second)
+				pte_set_raw(pt, *vpn, PTE_PRIVATE);
+			else
+				out[n++] = *vpn << PAGE_SHIFT;
+		}
+		if ((*vpn)++ == last)
+			break;
+	}
+	pagetable_unlock(pt);
+	return n;
+}
+
+/* Swap out the candidates (ascending), each run of consecutive pages at
+ * once, while b holds fewer than want.  Map lock (read) held. */
+static void swap_out_runs(struct fl_engine *e, struct fl_mapping *m,
+			  struct fl_swap *dev, const uintptr_t *addrs,
+			  unsigned n, uint64_t want, struct swap_batch *b)
+{
+	for (unsigned i = 0, j; i < n && b->n < want && !b->full; i = j) {
+		for (j = i + 1; j < n && addrs[j] == addrs[j - 1] + PAGE_SIZE &&
+				j - i < want - b->n;
+		     j++)
+			;
+		if (swap_out_run(e, m, dev, addrs[i], j - i, b) < 0)
+			b->full = 1;
+	}
+}
+
+/* Whether reclaim for g may swap m's pages, and to which device. */
+static struct fl_swap *swappable(struct fl_mapping *m, struct fl_group *g)
+{
+	if (m->kind == MAP_KIND_SHARED || !(m->prot & PROT_READ) ||
+	    !group_within(m->group, g))
+		return NULL;
+	return group_swap_dev(m->group);
+}
+
+/*
+ * Fill b from the mappings of g's subtree, like a clock: from where the
+ * last pick stopped (the engine's hand), round the address space once
+ * passing over pages referenced since the last look (their bit cleared),
+ * then once taking them too.  Map lock (read) held.
+ */
+static void swap_pick(struct fl_group *g, uint64_t want, struct swap_batch *b)
+{
+	struct fl_engine *e = g->engine;
+	size_t nr = e->mappings.nr, i0 = 0;
+	uint64_t hand = atomic_load(&e->swap.clock);
+
+	if (nr == 0)
+		return;
+	while (i0 < nr && (e->mappings.v[i0]->end >> PAGE_SHIFT) <= hand)
+		i0++;
+	if (i0 == nr)
+		i0 = 0;
+	for (int second = 0; second < 2 && b->n < want && !b->full; second++) {
+		for (size_t step = 0; step <= nr && b->n < want && !b->full;
+		     step++) {
+			struct fl_mapping *m = e->mappings.v[(i0 + step) % nr];
+			uint64_t vpn = m->start >> PAGE_SHIFT;
+			uint64_t last = (m->end >> PAGE_SHIFT) - 1;
+			uintptr_t addrs[SWAP_RUN_MAX];
+			struct fl_swap *dev = swappable(m, g);
+			unsigned got;
+
+			/* The hand's mapping: from the hand on at the first
+			 * step, up to it at the last (once round). */
+			if (step == 0 && hand > vpn && hand <= last)
+				vpn = hand;
+			if (step == nr) {
+				if (hand <= vpn || hand > last)
+					break;
+				last = hand - 1;
+			}
+			if (!dev)
+				continue;
+			while (b->n < want && !b->full &&
+			       (got = pick_pages(&e->pagetable, last, &vpn,
+						 second, addrs, SWAP_RUN_MAX)))
+				swap_out_runs(e, m, dev, addrs, got, want, b);
+			atomic_store(&e->swap.clock, vpn);
+		}
+	}
+}
+
+/* Pages from i on whose slots follow each other on one device. */
+static unsigned slot_run(struct swap_page *const *v, unsigned i, unsigned n)
+{
+	unsigned j = i + 1;
+
+	while (j < n && j - i < SWAP_OUT_BATCH && v[j]->dev == v[i]->dev &&
+	       v[j]->slot == v[j - 1]->slot + 1)
+		j++;
+	return j - i;
+}
+
+/*
+ * Write the run of len pages of v (at most SWAP_OUT_BATCH), in one device
+ * write through stage (SWAP_OUT_BATCH pages, or NULL: page by page);
+ * ok[k] says which went.  If the run's write fails, each page is written
+ * on its own.
+ */
+static void write_run(struct swap_page *const *v, unsigned len,
+		      unsigned char *stage, unsigned char *ok)
+{
+	struct fl_swap *dev = v[0]->dev;
+	unsigned char failed[SWAP_OUT_BATCH];
+	int injected = 0;
+
+	for (unsigned k = 0; k < len; k++) {
+		failed[k] =
+			(unsigned char)swap_hook(SWAP_HOOK_WRITE, v[k]->slot);
+		injected |= failed[k];
+	}
+	if (len > 1 && stage && !injected) {
+		for (unsigned k = 0; k < len; k++)
+			memcpy(stage + ((size_t)k << PAGE_SHIFT), v[k]->data,
+			       PAGE_SIZE);
+		if (dev->ops->write(dev, v[0]->slot, stage, len) == 0) {
+			memset(ok, 1, len);
+			return;
+		}
+	}
+	for (unsigned k = 0; k < len; k++) {
+		if (failed[k])
+			atomic_fetch_add(&dev->write_errors, 1);
+		ok[k] = !failed[k] &&
+			dev->ops->write(dev, v[k]->slot, v[k]->data, 1) == 0;
+	}
+}
+
+void swap_write_pages(struct swap_page *const *v, unsigned n, unsigned char *ok)
+{
+	unsigned char *stage = NULL;
+
+	if (n > 1) /* runs of consecutive slots go in one write */
+		stage = aligned_alloc(PAGE_SIZE,
+				      (size_t)SWAP_OUT_BATCH << PAGE_SHIFT);
+	for (unsigned i = 0, len; i < n; i += len) {
+		len = slot_run(v, i, n);
+		write_run(v + i, len, stage, ok + i);
+	}
+	free(stage);
+}
+
+uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
+{
+	struct fl_engine *e = g->engine;
+	struct swap_batch b;
+	uint64_t freed = swap_cache_sweep(e);
+	unsigned char ok[SWAP_OUT_BATCH];
+
+	fl_assert_may_block();
+	while (freed < want) {
+		b.n = 0;
+		b.full = 0;
+		map_read_lock(e);
+		swap_pick(g,
+			  want - freed < SWAP_OUT_BATCH ? want - freed
+							: SWAP_OUT_BATCH,
+			  &b);
+		map_unlock(e);
+		swap_write_pages(b.v, b.n, ok);
+		for (unsigned i = 0; i < b.n; i++) {
+			if (ok[i])
+				atomic_fetch_add(&b.group[i]->swap_outs, 1);
+			if (swap_cache_write_done(e, b.v[i], ok[i])) {
+				freed++;
+				atomic_fetch_add(&b.group[i]->pages_reclaimed,
+						 1);
+			}
+		}
+		if (b.n == 0 || b.full)
+			break;
+	}
+	return freed;
+}
