@@ -69,6 +69,17 @@ static const struct scenario scenarios[] = {
 	 "                cgroup of the same limit), odirect (O_DIRECT "
 	 "pread, N\n"
 	 "                threads); `all` runs it with 1 and 4 threads"},
+	{"randwrite", bench_randwrite, 3,
+	 "random page writes, one word per random page (0.375 writes per\n"
+	 "                page of the file), to a MAP_SHARED mapping under a "
+	 "memory\n"
+	 "                limit of a quarter of the file, then msync; no "
+	 "advice\n"
+	 "                (default 256M, 3 runs; caches dropped before every "
+	 "run;\n"
+	 "                every write read back); baseline: kernel (mmap in "
+	 "a\n"
+	 "                memory cgroup of the same limit)"},
 	{"mixed", bench_mixed, 3,
 	 "one thread scans the file once (one word per 64 bytes) while\n"
 	 "                another reads random pages until the scan ends, "
@@ -79,6 +90,18 @@ static const struct scenario scenarios[] = {
 	 "baseline:\n"
 	 "                kernel (mmap in a memory cgroup of the same "
 	 "limit)"},
+	{"remote", bench_remote, 3,
+	 "page reads of an object in Redis (FL_REDIS_URL; beside it the\n"
+	 "                cluster of FL_REDIS_CLUSTER_URL; skipped without "
+	 "them):\n"
+	 "                sequential (one word per 64 bytes) and 8192 "
+	 "random pages\n"
+	 "                (MADV_RANDOM) of a new engine's mapping "
+	 "(default 256M, 3\n"
+	 "                runs); baseline: direct (plain hiredis: pipelined "
+	 "GETs of\n"
+	 "                the blocks, or one GETRANGE of the page at a "
+	 "time)"},
 	{"retry", bench_retry, 3,
 	 "map/write/unmap loop of a 16-page anonymous mapping (B, 2 s)\n"
 	 "                while A reads random pages through a 10 ms-per-read "
@@ -229,7 +252,8 @@ int bench_main(int argc, char **argv)
 		return 2;
 	if (name == NULL) {
 		cli_error("bench: which scenario? (anon, minor, livelock, "
-			  "seqscan, randread, mixed, retry or all; see "
+			  "seqscan, randread, randwrite, mixed, retry or all; "
+			  "see "
 			  "faultline bench --help)");
 		return 2;
 	}
@@ -237,7 +261,8 @@ int bench_main(int argc, char **argv)
 		found |= scenario_selected(name, i);
 	if (!found) {
 		cli_error("bench: unknown scenario '%s' (anon, minor, "
-			  "livelock, seqscan, randread, mixed, retry or all)",
+			  "livelock, seqscan, randread, randwrite, mixed, "
+			  "retry or all)",
 			  name);
 		return 2;
 	}

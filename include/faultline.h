@@ -168,11 +168,16 @@ struct fl_store_ops {
 	 * order and overlap in time, which is the point: several faults'
 	 * reads are in flight at once.  After cancel, requests still held
 	 * must complete soon (with -ECANCELED if they cannot):
-	 * fl_engine_destroy waits for every started request.  Today the
-	 * engine submits reads only (write stays synchronous), one range per
-	 * request.  A store without submit has every read run by read on an
-	 * I/O thread.  The file store implements it with io_uring where the
-	 * library was built with liburing and the kernel allows it.
+	 * fl_engine_destroy waits for every started request.  The engine
+	 * submits one range per request: reads of faults and readahead, and
+	 * writes (write = 1) of writeback, from the engine's threads (the
+	 * flusher, reclaim) and from threads calling fl_msync, fl_munmap or
+	 * fl_object_close.  A write that fails is not lost: its pages stay
+	 * dirty; a refused one is written with write at once.
+	 * A store without submit has every read run by read on an I/O
+	 * thread and every write by write.  The file store implements it
+	 * with io_uring where the library was built with liburing and the
+	 * kernel allows it.
 	 */
 	int (*submit)(struct fl_store *store, struct fl_store_io *const *ios,
 		      unsigned n);
@@ -198,7 +203,7 @@ struct fl_store_ops {
  * completion.
  */
 struct fl_store_io {
-	int write; /* 0: read into buf; 1: write from buf (not used yet) */
+	int write; /* 0: read into buf; 1: write from buf (writeback) */
 	void *buf;
 	size_t len;
 	uint64_t off;
@@ -279,6 +284,108 @@ int fl_store_faulty_hold(struct fl_store *store, uint64_t offset,
 int fl_store_faulty_release(struct fl_store *store);
 /* Reads now waiting in the hold, or -1 with EINVAL. */
 long fl_store_faulty_held(struct fl_store *store);
+
+/* ------------------------------------------------------------------------
+ * Redis stores: objects kept in Redis, standalone or Redis Cluster
+ * ------------------------------------------------------------------------ */
+
+/* Options of fl_store_redis_open.  Zero in a field means "the default". */
+struct fl_redis_options {
+	/* If no object exists under the URL's prefix, create one of this
+	 * many bytes (sparse: every block reads as zeros until written).
+	 * 0: open an existing object only (ENOENT if there is none).  An
+	 * object that exists is opened as it is, whatever its size. */
+	uint64_t create_size;
+	/* Create the object if there is none even with create_size 0 (an
+	 * empty object, for a store that grows it: fl_store_compressed). */
+	int create;
+	/* With create or create_size: EEXIST if the object exists. */
+	int exclusive;
+	/* Block size of an object created here, a multiple of 4096 up to
+	 * 64 MiB (default 65536).  An existing object keeps its own. */
+	uint32_t block_size;
+	/* Open read-only (the store's read_only is set). */
+	int read_only;
+	/* Timeout of every connect and command, in milliseconds (default
+	 * 2000).  A read that times out fails (the fault gets SIGBUS). */
+	unsigned timeout_ms;
+	/* Most connections to each server (default 4). */
+	unsigned connections;
+	/* The store's threads running submitted reads (default 2). */
+	unsigned io_threads;
+};
+
+/*
+ * Open an object stored in Redis as a store (for fl_object_create, or a
+ * swap device).  url:
+ *   redis://HOST[:PORT]/PREFIX                       one server
+ *   redis+cluster://HOST[:PORT][,HOST[:PORT]...]/PREFIX   Redis Cluster
+ * (PORT default 6379; the cluster's slot map is loaded from the first
+ * seed that answers CLUSTER SLOTS).  PREFIX (1 to 200 bytes, anything
+ * after the first '/') names the object: its metadata is the hash
+ * PREFIX:meta (fields format "faultline-blocks", version 1, size,
+ * block_size) and its data the strings PREFIX:0, PREFIX:1, ... one per
+ * block (docs/design.md, "Redis layout").  A missing block, or the part
+ * of one past its string's end, reads as zeros; a whole block written as
+ * zeros is deleted.  A write past the end (never the engine's: a store
+ * over this one, such as fl_store_compressed, or a copy) makes the object
+ * longer (up to 2^53 bytes: EFBIG beyond); discard deletes the blocks a
+ * range covers whole.  In a cluster each key goes to its slot's node: put
+ * a hash tag in the prefix ("{obj}") to keep an object on one node, or
+ * leave it out to spread its blocks over every node.
+ *
+ * Reads are submitted (fl_store_ops.submit) to the store's own threads,
+ * which send the block commands of a read (a readahead window), or of
+ * several small queued reads, in one pipelined round trip and complete
+ * each read when its replies are in; writes (writeback) send a run's
+ * blocks in one round trip too.  Lost connections are made again; after
+ * a connect that fails or a command that times out, a server is not
+ * tried again for a backoff (50 ms, doubling to 2 s, until a command
+ * succeeds): I/O meanwhile fails at once.  MOVED and ASK are followed.
+ * A command that fails or times out fails its read (the fault gets
+ * SIGBUS) or write (fl_msync: EIO, the pages stay dirty).  The cancel
+ * op (fl_engine_destroy) ends submitted reads at once, also those
+ * waiting for a hung server.  opts may be NULL (defaults).  The caller
+ * owns the store until fl_object_create takes it (its destroy closes
+ * every connection).
+ *
+ * Errors: EINVAL (a NULL or malformed url, a bad option), ENOENT (no
+ * object, and neither create nor create_size), EEXIST (exclusive and it
+ * exists), EPROTO (the metadata is not a faultline object's), EIO (the server
+ * failed, or a redis+cluster URL names a server that is not a cluster node),
+ * ECONNREFUSED, ETIMEDOUT (connect or a command), ENOMEM, EOPNOTSUPP
+ * (faultline was built without hiredis).
+ */
+struct fl_store *fl_store_redis_open(const char *url,
+				     const struct fl_redis_options *opts);
+
+/*
+ * Delete the object at url (every block key, then its metadata), one
+ * pipelined round trip per 512 blocks.  opts: connection settings only
+ * (NULL: defaults).  Mappings of it elsewhere then read zeros, or fail
+ * once the metadata is gone for stores opened after.  Returns 0, or -1
+ * with errno as fl_store_redis_open (ENOENT: no object there) or of the
+ * failed deletes (EIO, ETIMEDOUT); a failure may leave part deleted.
+ */
+int fl_store_redis_remove(const char *url, const struct fl_redis_options *opts);
+
+/* Counters of a Redis store (since it was opened). */
+struct fl_redis_stats {
+	uint64_t connections;	   /* open now */
+	uint64_t connects;	   /* connections made (or tried) */
+	uint64_t connect_failures; /* tries that failed */
+	uint64_t commands;	   /* commands sent */
+	uint64_t round_trips;	   /* pipelined batches sent */
+	uint64_t moved, ask;	   /* cluster redirections followed */
+	uint64_t slot_refreshes;   /* CLUSTER SLOTS loads */
+	uint64_t errors;	   /* commands that failed */
+	uint64_t timeouts;	   /* waits for a reply that timed out */
+	uint64_t blocks_read, blocks_written; /* block commands that did */
+	uint64_t block_size;		      /* of the object */
+};
+
+/* The counters of a store made by fl_store_redis_open; EINVAL if not. */
+int fl_store_redis_stats(struct fl_store *store, struct fl_redis_stats *stats);
 
 /* ------------------------------------------------------------------------
  * Compression
@@ -565,6 +672,28 @@ int fl_group_set_high(fl_group *group, uint64_t bytes);
 int fl_group_set_oom(fl_group *group, enum fl_oom_policy policy,
 		     fl_oom_callback callback, void *arg);
 
+/*
+ * Dirty limits of a group, in percent of its max (like the kernel's
+ * vm.dirty_ratio and vm.dirty_background_ratio, per memory cgroup).  Above
+ * background_ratio of max dirty, the engine's flusher thread writes the
+ * group's dirty pages back in the background, in batches with several
+ * writes in flight, until they are below it again; above the midpoint of
+ * the two, a fault that dirties a page of the group is paused briefly (at
+ * most FL_DIRTY_MAX_PAUSE_MS, more the further above: writers that outrun
+ * the store are slowed, never stopped), and each fault at most once.
+ * Pages under writeback count as dirty for the limits.  A group without a
+ * max has no dirty limits (its dirty pages are written by fl_msync, unmap,
+ * close and reclaim as before).  Defaults: FL_DIRTY_RATIO_DEFAULT and
+ * FL_DIRTY_BACKGROUND_RATIO_DEFAULT.  The limits of every group from the
+ * page's own up to the root apply.  Returns 0, or -1 with EINVAL (NULL
+ * group, or not 0 < background_ratio <= ratio <= 100).
+ */
+#define FL_DIRTY_RATIO_DEFAULT		  20
+#define FL_DIRTY_BACKGROUND_RATIO_DEFAULT 10
+#define FL_DIRTY_MAX_PAUSE_MS		  20
+int fl_group_set_dirty_ratio(fl_group *group, unsigned ratio,
+			     unsigned background_ratio);
+
 struct fl_group_stats {
 	uint64_t usage;		/* bytes charged now, with descendants */
 	uint64_t peak;		/* highest usage */
@@ -575,7 +704,9 @@ struct fl_group_stats {
 	uint64_t minor_faults;	/* faults of the group's own mappings */
 	uint64_t major_faults;
 	uint64_t pages_reclaimed;    /* pages evicted to make room */
-	uint64_t pages_written_back; /* dirty pages written to make room */
+	uint64_t pages_written_back; /* dirty pages written to make room (by
+					reclaim, or ahead of it by the
+					flusher) */
 	uint64_t oom_events;	     /* faults that found nothing to reclaim */
 	uint64_t wait_ns;	     /* time in waits for memory that ended */
 	/* Swap (see fl_group_set_swap). */
@@ -586,6 +717,16 @@ struct fl_group_stats {
 				from swap */
 	uint64_t swap_outs;  /* pages of the group's own mappings written to
 				swap */
+	/* Dirty data (with descendants): pages dirty now, pages being
+	 * written now, and the limits in bytes (FL_GROUP_UNLIMITED without
+	 * a max). */
+	uint64_t dirty_pages, writeback_pages;
+	uint64_t dirty_limit, dirty_background;
+	uint64_t pages_flushed; /* of those, by the background flusher */
+	uint64_t throttled;	/* faults paused for dirtying over the limit */
+	uint64_t throttle_ns;	/* the time they were paused, in all */
+	uint64_t max_mem_wait_ns; /* the longest a fault of the group waited
+				     for memory (reclaim, OOM wait) */
 };
 
 int fl_group_stats(fl_group *group, struct fl_group_stats *stats);

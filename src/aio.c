@@ -2,7 +2,8 @@
 /*
  * Asynchronous store I/O (see aio.h): submission, the engine's completion
  * queue and eventfd, the engine's io_uring (where built with liburing and
- * the kernel allows it), and what a completion does with the data.
+ * the kernel allows it), and what a read's completion does with the data
+ * (a write's is writeback.c's).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -122,21 +123,35 @@ int aio_fd(const struct fl_engine *e)
 
 /* ---- submission ---------------------------------------------------------- */
 
+/* Bytes req still has to move: a write stops at the object's end. */
+static uint64_t req_left(const struct store_req *req)
+{
+	uint64_t off = req->index << PAGE_SHIFT;
+	uint64_t len = (uint64_t)req->count << PAGE_SHIFT;
+
+	if (req->write && off + len > req->o->size)
+		len = req->o->size > off ? req->o->size - off : 0;
+	return len - req->done;
+}
+
 int aio_submit(struct store_req *req)
 {
 	struct fl_engine *e = req->e;
 	struct fl_store *s = req->o->store;
 	struct fl_store_io *ios[1] = {&req->io};
-	uint64_t depth;
+	int write = req->write;
+	uint64_t depth = 0;
 	int n;
 
 	req->io = (struct fl_store_io){
+		.write = write,
 		.buf = object_page_data(req->o, req->index) + req->done,
-		.len = (req->count << PAGE_SHIFT) - req->done,
+		.len = req_left(req),
 		.off = (req->index << PAGE_SHIFT) + req->done,
 	};
 	/* The queue depth this read joins: every store read in flight. */
-	depth = store_read_enter(e);
+	if (!write)
+		depth = store_read_enter(e);
 	atomic_fetch_add(&e->aio->in_flight, 1);
 	errno = 0;
 	n = s->ops->submit(s, ios, 1);
@@ -144,15 +159,17 @@ int aio_submit(struct store_req *req)
 		int err = n < 0 && errno ? -errno : -EOPNOTSUPP;
 
 		atomic_fetch_sub(&e->aio->in_flight, 1);
-		store_read_leave(e);
+		if (!write)
+			store_read_leave(e);
 		return err;
 	}
 	/* req may be completed (even freed) by now: only e from here. */
-	store_read_started(e, depth);
+	if (!write)
+		store_read_started(e, depth);
 	return 0;
 }
 
-int aio_ring_read(struct fl_store_io *const *ios, unsigned n, int fd)
+int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 {
 #ifdef FL_HAVE_LIBURING
 	struct aio *a = n ? req_of(ios[0])->e->aio : NULL;
@@ -166,8 +183,12 @@ int aio_ring_read(struct fl_store_io *const *ios, unsigned n, int fd)
 
 		if (!sqe)
 			break;
-		io_uring_prep_read(sqe, fd, ios[i]->buf, (unsigned)ios[i]->len,
-				   ios[i]->off);
+		if (ios[i]->write)
+			io_uring_prep_write(sqe, fd, ios[i]->buf,
+					    (unsigned)ios[i]->len, ios[i]->off);
+		else
+			io_uring_prep_read(sqe, fd, ios[i]->buf,
+					   (unsigned)ios[i]->len, ios[i]->off);
 		io_uring_sqe_set_data(sqe, req_of(ios[i]));
 	}
 	/* An SQE the kernel did not take now is taken by the next submit
@@ -203,8 +224,12 @@ void fl_store_io_complete(struct fl_store_io *io, ssize_t result)
 
 static void req_run(struct fl_engine *e, struct store_req *req, int cancelled)
 {
-	store_read_leave(e);
 	atomic_fetch_sub(&e->aio->in_flight, 1);
+	if (req->write) {
+		req->complete(req, cancelled);
+		return;
+	}
+	store_read_leave(e);
 	pagecache_read_complete(req, cancelled);
 }
 

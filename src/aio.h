@@ -38,6 +38,12 @@ struct store_req {
 	void (*finish)(void *arg, int err, int cancelled);
 	void *arg;
 	struct store_req *next; /* on the engine's completed list */
+	/* A write (writeback.c): the pages are written from the object's
+	 * memory (cut to its size), and complete runs instead of the read
+	 * completion (on a handler thread, or cancelled in teardown: it
+	 * must still end the writeback). */
+	int write;
+	void (*complete)(struct store_req *req, int cancelled);
 };
 
 /* Engine life cycle.  aio_init: 0, or -1 with errno (no memory, no
@@ -56,11 +62,12 @@ void aio_reap(struct fl_engine *e);
 void aio_drain(struct fl_engine *e);
 
 /* Submit req to its object's store; 0, or a negative errno (none started:
- * the caller reads synchronously instead). */
+ * the caller reads (or writes) synchronously instead). */
 int aio_submit(struct store_req *req);
-/* The engine's io_uring, for the file store: start reads of fd.  Returns
- * how many of ios were started, or -EOPNOTSUPP without a ring. */
-int aio_ring_read(struct fl_store_io *const *ios, unsigned n, int fd);
+/* The engine's io_uring, for the file store: start reads and writes
+ * (io->write) of fd.  Returns how many of ios were started, or
+ * -EOPNOTSUPP without a ring. */
+int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd);
 
 /*
  * Read the locked, inserted pages [index, index + count) of o through the

@@ -11,6 +11,7 @@
 
 #include "aio.h"
 #include "engine.h"
+#include "flusher.h"
 #include "group.h"
 #include "object.h"
 #include "uffd.h"
@@ -103,9 +104,11 @@ static void engine_free(struct fl_engine *e)
 {
 	int saved = errno;
 
+	flusher_stop(e);
 	threads_stop(e);
 	aio_drain(e);
 	aio_destroy(e);
+	flusher_free(e);
 	if (e->zero_buffer)
 		munmap(e->zero_buffer, MAX_ANON_AROUND * PAGE_SIZE);
 	if (e->stop_fd >= 0)
@@ -166,7 +169,7 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 	if (e->stop_fd < 0)
 		goto fail;
 	e->pagemap_fd = uffd_open_pagemap(); /* optional: -1 is fine */
-	if (aio_init(e))
+	if (aio_init(e) || flusher_init(e))
 		goto fail;
 	/* Never written: reads of it map the kernel's zero page. */
 	e->zero_buffer = mmap(NULL, MAX_ANON_AROUND * PAGE_SIZE, PROT_READ,
@@ -274,6 +277,9 @@ int fl_engine_destroy(fl_engine *e)
 	 * threads can finish; then no thread may touch an object freed
 	 * below. */
 	engine_cancel_stores(e);
+	/* Paused writers resume, and the flusher's writes complete on the
+	 * handler threads, before these stop. */
+	flusher_stop(e);
 	threads_stop(e);
 	/* Reads still in flight end here: their faults are cancelled. */
 	aio_drain(e);

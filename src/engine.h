@@ -36,6 +36,7 @@ struct fl_engine {
 	_Atomic unsigned io_busy; /* I/O threads running an item */
 	struct workqueue work;	  /* store reads and readahead, for I/O */
 	struct aio *aio;	  /* asynchronous store reads (aio.c) */
+	struct flusher *flusher;  /* background writeback (flusher.c) */
 
 	struct lockstat fault_hold; /* faults' map-lock hold times */
 	struct lockstat map_wait;   /* map/unmap/protect waits for it */

@@ -31,6 +31,7 @@
 #include "engine.h"
 #include "fault.h"
 #include "fault_priv.h"
+#include "flusher.h"
 #include "group.h"
 #include "object.h"
 #include "readahead.h"
@@ -763,6 +764,23 @@ static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
 		page_put(page);
 		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
 		return FAULT_DONE;
+	}
+	/* Dirtying a clean page above the group's throttling threshold:
+	 * the writer pauses a moment first (balance_dirty_pages). */
+	if (o->store && !f->throttled && !page_test(page, PG_DIRTY) &&
+	    !f->e->config.hold_map_lock_for_io && page->group) {
+		uint64_t pause = flusher_throttle_pause(page->group);
+
+		if (pause) {
+			enum fault_result r;
+
+			page_unlock(page);
+			/* The page's reference keeps its group while the
+			 * pause pins it. */
+			r = fault_throttle(f, page->group, pause);
+			page_put(page);
+			return r;
+		}
 	}
 	fault_done_count(f);
 	/* Only a clean page's first store counts, however many race. */

@@ -10,6 +10,7 @@
 
 #include "engine.h"
 #include "fault_priv.h"
+#include "flusher.h"
 #include "group.h"
 #include "reclaim.h"
 
@@ -29,6 +30,10 @@ static void fault_memory_resume_work(struct fl_engine *e, struct work *w)
 	if (f->wait_start)
 		atomic_fetch_add(&f->mem_group->wait_ns,
 				 lockstat_now() - f->wait_start);
+	if (f->mem_wait_t0) /* reclaim and waiting, in all */
+		flusher_note_mem_wait(f->mem_group,
+				      lockstat_now() - f->mem_wait_t0);
+	f->mem_wait_t0 = 0;
 	atomic_fetch_sub(&f->mem_group->pins, 1);
 	f->mem_group = NULL;
 	f->wait_start = 0;
@@ -149,6 +154,7 @@ enum fault_result fault_wait_memory(struct fault *f, struct fl_group *over,
 {
 	fault_unlock(f);
 	atomic_fetch_add(&over->pins, 1);
+	f->mem_wait_t0 = lockstat_now();
 	f->mem_group = over;
 	f->mem_pages = pages;
 	f->work = (struct work){.fn = fault_reclaim_work,

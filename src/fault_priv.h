@@ -67,9 +67,11 @@ struct fault {
 	struct fl_group *mem_group;
 	struct fl_page *held_page;
 	uint64_t mem_pages, wait_start;
-	int oom_fail;  /* nothing to reclaim and the policy said fail */
-	int signalled; /* answered with SIGBUS */
-	int read_one;  /* the group has room for one page, not a run */
+	int oom_fail;	      /* nothing to reclaim and the policy said fail */
+	int signalled;	      /* answered with SIGBUS */
+	int read_one;	      /* the group has room for one page, not a run */
+	int throttled;	      /* paused once for dirtying over a dirty limit */
+	uint64_t mem_wait_t0; /* when this wait for memory began (ns) */
 };
 
 /* fault.c: one attempt.  Map lock held on entry; see the table above. */
@@ -141,5 +143,16 @@ enum fault_result fault_start_read(struct fault *f, struct fl_object *o,
  */
 enum fault_result fault_wait_memory(struct fault *f, struct fl_group *over,
 				    uint64_t pages);
+
+/* fault_throttle.c */
+
+/*
+ * A store would dirty a page of g above its throttling threshold: pause
+ * the fault for pause_ns (less if g's dirty pages fall meanwhile; see
+ * flusher.h), then retry it.  Map lock held on entry; dropped on return,
+ * which is always PARKED.  A fault is paused at most once.
+ */
+enum fault_result fault_throttle(struct fault *f, struct fl_group *g,
+				 uint64_t pause_ns);
 
 #endif /* FL_FAULT_PRIV_H */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "flusher.h"
 #include "group.h"
 #include "reclaim.h"
 
@@ -39,6 +40,8 @@ static struct fl_group *group_new(struct fl_engine *e, struct fl_group *parent,
 	atomic_init(&g->high, UINT64_MAX);
 	atomic_init(&g->swap_max, UINT64_MAX);
 	g->policy = FL_OOM_FAIL;
+	atomic_init(&g->dirty_ratio, FL_DIRTY_RATIO_DEFAULT);
+	atomic_init(&g->dirty_bg_ratio, FL_DIRTY_BACKGROUND_RATIO_DEFAULT);
 	lru_init(&g->lru);
 	pthread_mutex_init(&g->wait_lock, NULL);
 	return g;
@@ -304,6 +307,20 @@ int fl_group_set_high(fl_group *g, uint64_t bytes)
 	return 0;
 }
 
+int fl_group_set_dirty_ratio(fl_group *g, unsigned ratio,
+			     unsigned background_ratio)
+{
+	if (!g || !background_ratio || background_ratio > ratio ||
+	    ratio > 100) {
+		errno = EINVAL;
+		return -1;
+	}
+	atomic_store(&g->dirty_ratio, ratio);
+	atomic_store(&g->dirty_bg_ratio, background_ratio);
+	flusher_group_changed(g);
+	return 0;
+}
+
 int fl_group_set_oom(fl_group *g, enum fl_oom_policy policy,
 		     fl_oom_callback callback, void *arg)
 {
@@ -347,6 +364,7 @@ int fl_group_stats(fl_group *g, struct fl_group_stats *s)
 		.swap_ins = atomic_load(&g->swap_ins),
 		.swap_outs = atomic_load(&g->swap_outs),
 	};
+	flusher_group_stats(g, s);
 	return 0;
 }
 

@@ -45,6 +45,14 @@ struct fl_group {
 	struct fl_swap *swap;
 	_Atomic uint64_t swap_usage, swap_max;
 	_Atomic uint64_t swap_ins, swap_outs;
+	/* Dirty data (flusher.c): pages dirty and under writeback, with
+	 * descendants; the dirty limits in percent of max; what the flusher
+	 * wrote, writers throttled and for how long, and the longest a fault
+	 * waited for memory. */
+	_Atomic uint64_t dirty, writeback;
+	_Atomic unsigned dirty_ratio, dirty_bg_ratio;
+	_Atomic uint64_t pages_flushed, throttled, throttle_ns;
+	_Atomic uint64_t max_mem_wait_ns;
 
 	/* The OOM policy: changed and read under wait_lock. */
 	enum fl_oom_policy policy;

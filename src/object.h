@@ -46,6 +46,11 @@ struct fl_object {
 	/* Store writes that failed: a writeback reports EIO if any failed
 	 * while it ran, whoever started the write (like errseq_t). */
 	_Atomic uint64_t wb_errors;
+	/* Where the background flusher looks next (its thread only). */
+	uint64_t wb_cursor;
+	/* Pages store I/O mapped in the engine's view since it was last
+	 * emptied (writeback.c, object_view_drop). */
+	_Atomic uint64_t view_mapped;
 	/* Every mapping of the object: changed under the map write lock. */
 	struct fl_mapping *mappings;
 	unsigned nr_mappings;

@@ -13,11 +13,13 @@
 
 #include "aio.h"
 #include "engine.h"
+#include "flusher.h"
 #include "group.h"
 #include "object.h"
 #include "swap.h"
 #include "reclaim.h"
 #include "uffd.h"
+#include "writeback.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -238,6 +240,8 @@ void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
 		count_add(&o->engine->stats, pages_read, count);
 	else
 		count_add(&o->engine->stats, zero_fills, count);
+	if (o->store) /* the read is done with the engine's view */
+		object_view_drop(o, count, 0);
 	pthread_rwlock_rdlock(&o->lock);
 	for (unsigned long i = 0; i < count; i++) {
 		struct fl_page *page = radix_lookup(&o->pages, index + i);
@@ -323,6 +327,7 @@ int pagecache_mark_dirty(struct fl_object *o, struct fl_page *page)
 		return 0;
 	atomic_fetch_add(&o->nr_dirty, 1);
 	atomic_fetch_add(&o->engine->dirty_pages, 1);
+	flusher_account_dirty(page, 1);
 	return 1;
 }
 
@@ -331,6 +336,7 @@ void pagecache_clear_dirty(struct fl_object *o, struct fl_page *page)
 	if (page_test_and_clear(page, PG_DIRTY)) {
 		atomic_fetch_sub(&o->nr_dirty, 1);
 		atomic_fetch_sub(&o->engine->dirty_pages, 1);
+		flusher_account_dirty(page, -1);
 	}
 }
 

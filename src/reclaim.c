@@ -12,9 +12,11 @@
 #include "object.h"
 #include "reclaim.h"
 #include "swap.h"
+#include "writeback.h"
 
-#define RECLAIM_BATCH	    256 /* pages taken off the lists per lock hold */
-#define RECLAIM_IDLE_ROUNDS 8	/* rounds in a row that free nothing: stop */
+#define RECLAIM_BATCH		 256 /* pages taken off the lists per lock hold */
+#define RECLAIM_IDLE_ROUNDS	 8 /* rounds in a row that free nothing: stop */
+#define RECLAIM_WRITES_IN_FLIGHT 64 /* dirty runs written at once */
 
 /* ---- the lists: circular, doubly linked, head = most recent ------------- */
 
@@ -293,22 +295,43 @@ static void unmap_pages(struct fl_engine *e, struct reclaim_batch *b)
 		drop_refs(b->unmap[i]);
 }
 
+/*
+ * Write dirty pages the scan found (up to RECLAIM_WRITES_IN_FLIGHT), all
+ * in flight at once where the store can (no flush: reclaim needs clean
+ * pages, not durable ones), and wait for them: a bounded batch, never a
+ * long writeback run.
+ */
 static uint64_t write_pages(struct fl_group *g, struct reclaim_batch *b)
 {
+	struct wb_batch wb;
 	uint64_t written = 0;
 
+	wb_batch_init(&wb, g->engine);
 	qsort(b->dirty, b->nr_dirty, sizeof(b->dirty[0]), page_order);
-	for (unsigned i = 0, len; i < b->nr_dirty; i += len) {
-		len = run_length(b->dirty, i, b->nr_dirty);
-		object_writeback(b->dirty[i]->object, b->dirty[i]->index,
-				 b->dirty[i + len - 1]->index);
-		for (unsigned k = i; k < i + len; k++)
-			written += !page_test(b->dirty[k], PG_DIRTY);
-	}
-	for (unsigned i = 0; i < b->nr_dirty; i++)
+	/* One wave: at most as many pages as writes in flight, so that a
+	 * store without an asynchronous path (written one run at a time)
+	 * cannot keep the fault that waits for this reclaim long. */
+	writeback_pages(&wb, b->dirty,
+			b->nr_dirty < RECLAIM_WRITES_IN_FLIGHT
+				? b->nr_dirty
+				: RECLAIM_WRITES_IN_FLIGHT,
+			RECLAIM_WRITES_IN_FLIGHT);
+	wb_batch_wait(&wb, 0);
+	wb_batch_destroy(&wb);
+	for (unsigned i = 0; i < b->nr_dirty; i++) {
+		written += !page_test(b->dirty[i], PG_DIRTY);
 		drop_refs(b->dirty[i]);
+	}
 	atomic_fetch_add(&g->pages_written_back, written);
 	return written;
+}
+
+/* Dirty pages found but clean ones enough: the flusher writes them. */
+static void skip_dirty_pages(struct reclaim_batch *b)
+{
+	for (unsigned i = 0; i < b->nr_dirty; i++)
+		drop_refs(b->dirty[i]);
+	b->nr_dirty = 0;
 }
 
 static int page_cached(struct fl_object *o, struct fl_page *p)
@@ -415,6 +438,10 @@ static uint64_t shrink_group(struct fl_group *g, int *progress, uint64_t *busy,
 
 	scan_lru(g, &b);
 	unmap_pages(g->engine, &b);
+	/* Clean pages first: dirty ones are written here only when the scan
+	 * found nothing clean to evict (the flusher writes them otherwise). */
+	if (b.nr_evict)
+		skip_dirty_pages(&b);
 	*progress = b.nr_unmap + b.activated + write_pages(g, &b) > 0;
 	freed = evict_pages(g, &b);
 	*progress |= freed > 0;

@@ -5,8 +5,9 @@
  * the only copy of the data in memory.  A write of the file's last,
  * partial page goes through a second, buffered descriptor, because O_DIRECT
  * can only write whole blocks and must not extend the file.  Where the
- * library has io_uring, reads are also submitted asynchronously through
- * the engine's ring (aio.c), several in flight at once.
+ * library has io_uring, reads and writeback's writes are also submitted
+ * asynchronously through the engine's ring (aio.c), several in flight at
+ * once.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,21 +40,25 @@ static ssize_t file_read(struct fl_store *s, void *buf, size_t len,
 }
 
 #ifdef FL_HAVE_LIBURING
-/* Reads go to the engine's io_uring; without one, the engine reads with
- * file_read on an I/O thread. */
+/* Reads and writes go to the engine's io_uring; without one, the engine
+ * reads with file_read on an I/O thread and writes with file_write.  A
+ * direct write that is not whole blocks (the file's partial last page)
+ * is refused here: file_write sends it through the buffered descriptor. */
 static int file_submit(struct fl_store *s, struct fl_store_io *const *ios,
 		       unsigned n)
 {
-	unsigned reads = 0;
+	struct file_store *f = to_file(s);
+	unsigned ok = 0;
 	int started;
 
-	while (reads < n && !ios[reads]->write) /* the reads in front */
-		reads++;
-	if (reads == 0) {
+	while (ok < n && !(ios[ok]->write && f->direct &&
+			   (ios[ok]->len & (DIRECT_ALIGN - 1))))
+		ok++;
+	if (ok == 0) {
 		errno = EOPNOTSUPP;
 		return -1;
 	}
-	started = aio_ring_read(ios, reads, to_file(s)->fd);
+	started = aio_ring_rw(ios, ok, f->fd);
 	if (started < 0) {
 		errno = -started;
 		return -1;

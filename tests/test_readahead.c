@@ -147,10 +147,10 @@ TEST(readahead_under_a_limit_makes_room_from_used_pages)
 		REQUIRE(wait_pages_read(e, NULL, want) >= want);
 	}
 	/* Each page read once, by the first fault's window or in the
-	 * background, none evicted before it was used. */
+	 * background, none evicted before it was used.  (Not counted: how
+	 * many faults found a window still being read, which is timing.) */
 	CHECK_EQ(h_estats(e).pages_read, pages);
 	CHECK_EQ(h_estats(e).readahead_evicted, 0);
-	CHECK_EQ(h_mstats(e, p).major_faults, 1);
 	REQUIRE(fl_group_stats(g, &gs) == 0);
 	CHECK_LE(gs.peak, 8 * WINDOW * PG);
 	CHECK_GE(gs.pages_reclaimed, pages - 8 * WINDOW);

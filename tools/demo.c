@@ -19,6 +19,7 @@
  * together: they are swapped out and in while the checks run.
  */
 #include "demo.h"
+#include "store_url.h"
 #include "cli_util.h"
 
 #include <faultline.h>
@@ -86,6 +87,7 @@ struct demo {
 	fl_group *group;    /* NULL: the root */
 	fl_swap *swap;	    /* --limit: the group's swap file */
 	struct tmpdata data;
+	const char *store_url; /* --store: the object is there, not a file */
 	fl_engine *engine;
 	fl_object *object;
 	char *map_a;  /* MAP_SHARED */
@@ -480,6 +482,30 @@ static int demo_group(struct demo *d)
 	return demo_swap(d);
 }
 
+/* The data file, or the object at --store's URL, as an object. */
+static fl_object *demo_object_open(struct demo *d)
+{
+	struct fl_store *s;
+	fl_object *o;
+
+	if (!d->store_url) {
+		o = fl_object_open(d->engine, d->data.path, O_RDWR);
+		if (!o)
+			cli_error("demo: fl_object_open %s failed: %s",
+				  d->data.path, strerror(errno));
+		return o;
+	}
+	s = fl_store_redis_open(d->store_url, NULL);
+	o = s ? fl_object_create(d->engine, s, O_RDWR) : NULL;
+	if (!o) {
+		cli_error("demo: cannot open %s: %s", d->store_url,
+			  strerror(errno));
+		if (s)
+			s->ops->destroy(s);
+	}
+	return o;
+}
+
 static int demo_map(struct demo *d)
 {
 	struct fl_config config;
@@ -490,12 +516,9 @@ static int demo_map(struct demo *d)
 		cli_engine_error("demo", errno);
 		return -1;
 	}
-	d->object = fl_object_open(d->engine, d->data.path, O_RDWR);
-	if (d->object == NULL) {
-		cli_error("demo: fl_object_open %s failed: %s", d->data.path,
-			  strerror(errno));
+	d->object = demo_object_open(d);
+	if (d->object == NULL)
 		return -1;
-	}
 	if (d->limit && demo_group(d) < 0)
 		return -1;
 	d->map_a = map_or_complain(d, "shared map A", MAP_SHARED, d->object,
@@ -512,17 +535,30 @@ static int demo_map(struct demo *d)
 	return 0;
 }
 
-/* Read the file with pread(2): it must hold exactly the shared stores.
+/* The data's name: the file's path or the store's URL. */
+static const char *demo_data_name(const struct demo *d)
+{
+	return d->store_url ? d->store_url : d->data.path;
+}
+
+/* Read the file with pread(2) (or the store through a store of its
+ * own): it must hold exactly the shared stores.
  * Returns the number of wrong pages (1 if the file cannot be read). */
 static uint64_t verify_file(struct demo *d, const char *when)
 {
 	const size_t chunk = 1 << 20;
 	uint64_t *buf = malloc(chunk);
-	int fd = open(d->data.path, O_RDONLY);
+	struct fl_store *st = NULL;
+	int fd = -1;
 	uint64_t off, bad = 0;
 
-	if (buf == NULL || fd < 0) {
-		cli_error("demo: cannot read %s: %s", d->data.path,
+	/* A store is read through a store of its own: another client. */
+	if (d->store_url)
+		st = fl_store_redis_open(d->store_url, NULL);
+	else
+		fd = open(d->data.path, O_RDONLY);
+	if (buf == NULL || (fd < 0 && !st)) {
+		cli_error("demo: cannot read %s: %s", demo_data_name(d),
 			  strerror(errno));
 		free(buf);
 		if (fd >= 0)
@@ -533,8 +569,9 @@ static uint64_t verify_file(struct demo *d, const char *when)
 		size_t n = d->size - off < chunk ? d->size - off : chunk;
 		size_t i;
 
-		if (pread(fd, buf, n, (off_t)off) != (ssize_t)n) {
-			cli_error("demo: short read of %s", d->data.path);
+		if ((st ? st->ops->read(st, buf, n, off)
+			: pread(fd, buf, n, (off_t)off)) != (ssize_t)n) {
+			cli_error("demo: short read of %s", demo_data_name(d));
 			bad++;
 			break;
 		}
@@ -547,7 +584,7 @@ static uint64_t verify_file(struct demo *d, const char *when)
 				continue;
 			if (bad++ < MAX_REPORTS)
 				fprintf(stderr,
-					"demo: MISMATCH in the file (%s) at "
+					"demo: MISMATCH in the data (%s) at "
 					"byte offset %#llx (page %llu): "
 					"expected %016llx, got %016llx\n",
 					when, (unsigned long long)(w * 8),
@@ -558,7 +595,10 @@ static uint64_t verify_file(struct demo *d, const char *when)
 			i |= d->page / 8 - 1;
 		}
 	}
-	close(fd);
+	if (st)
+		st->ops->destroy(st);
+	else
+		close(fd);
 	free(buf);
 	return bad;
 }
@@ -795,8 +835,10 @@ static int demo_finish(struct demo *d)
 	step_line("fl_msync of shared map A", !ok, now_seconds() - t);
 	t = now_seconds();
 	bad = verify_file(d, "after fl_msync");
-	step_line("pread of the file: exactly the shared stores", bad,
-		  now_seconds() - t);
+	step_line(d->store_url ? "read of the store by a second client: "
+				 "exactly the shared stores"
+			       : "pread of the file: exactly the shared stores",
+		  bad, now_seconds() - t);
 	if (d->group) {
 		t = now_seconds();
 		if (check_group(d) < 0)
@@ -812,8 +854,9 @@ static int demo_finish(struct demo *d)
 		  now_seconds() - t);
 	t = now_seconds();
 	bad += verify_file(d, "after destroy");
-	step_line("pread of the file after destroy: unchanged", bad,
-		  now_seconds() - t);
+	step_line(d->store_url ? "read of the store after destroy: unchanged"
+			       : "pread of the file after destroy: unchanged",
+		  bad, now_seconds() - t);
 	if (stats)
 		fputs(stats, stdout);
 	free(stats);
@@ -847,7 +890,7 @@ void demo_usage(FILE *f)
 	fprintf(f,
 		"usage: faultline demo [--threads N] [--size SIZE] [--limit "
 		"SIZE]\n"
-		"                      [--dir DIR]\n\n"
+		"                      [--dir DIR] [--store URL]\n\n"
 		"Make a data file with a seeded pattern, map it through "
 		"faultline twice\n"
 		"MAP_SHARED and once MAP_PRIVATE (plus an anonymous mapping), "
@@ -885,7 +928,15 @@ void demo_usage(FILE *f)
 		"                are swapped out and back in while the demo "
 		"verifies\n"
 		"  --dir DIR     where to make the temporary directory "
-		"(default /var/tmp)\n");
+		"(default /var/tmp)\n"
+		"  --store URL   keep the data in a store instead of a file: "
+		"a new object\n"
+		"                at URL (redis://HOST[:PORT]/PREFIX or\n"
+		"                redis+cluster://HOST[:PORT],.../PREFIX; "
+		"it must not\n"
+		"                exist), checked through a second client "
+		"instead of\n"
+		"                pread(2), deleted at the end\n");
 }
 
 static int demo_parse(struct demo *d, int argc, char **argv)
@@ -931,6 +982,18 @@ static int demo_parse(struct demo *d, int argc, char **argv)
 				cli_error("demo: bad --limit '%s': %s", v, why);
 				return -1;
 			}
+		} else if ((r = opt_value(argc, argv, &i, "--store", &v)) !=
+			   0) {
+			if (r < 0)
+				return -1;
+			if (!is_store_url(v)) {
+				cli_error("demo: bad --store '%s': not a store "
+					  "URL (redis://HOST:PORT/PREFIX or "
+					  "redis+cluster://...)",
+					  v);
+				return -1;
+			}
+			d->store_url = v;
 		} else if ((r = opt_value(argc, argv, &i, "--dir", &v)) != 0) {
 			if (r < 0)
 				return -1;
@@ -975,6 +1038,40 @@ static int demo_check_size(struct demo *d)
 	return 0;
 }
 
+/* The data file, or a new object at --store's URL, with the pattern. */
+static int demo_data_create(struct demo *d)
+{
+	struct fl_redis_options o = {.create_size = d->size, .exclusive = 1};
+	struct fl_store *s;
+	int ret;
+
+	if (!d->store_url)
+		return tmpdata_create(&d->data, d->parent, "demo", d->size,
+				      DEMO_SEED);
+	s = fl_store_redis_open(d->store_url, &o);
+	if (!s) {
+		cli_error("demo: cannot create %s: %s%s", d->store_url,
+			  strerror(errno),
+			  errno == EEXIST ? " (the demo makes a new object)"
+					  : "");
+		return -1;
+	}
+	ret = store_fill_pattern("demo", s, DEMO_SEED, d->size);
+	s->ops->destroy(s);
+	if (ret < 0)
+		fl_store_redis_remove(d->store_url, NULL);
+	return ret;
+}
+
+static void demo_data_remove(struct demo *d)
+{
+	if (!d->store_url)
+		tmpdata_remove(&d->data);
+	else if (fl_store_redis_remove(d->store_url, NULL))
+		cli_error("demo: could not delete %s: %s", d->store_url,
+			  strerror(errno));
+}
+
 int demo_main(int argc, char **argv)
 {
 	struct demo d;
@@ -1010,13 +1107,14 @@ int demo_main(int argc, char **argv)
 	/* A hang must not leave the data file behind: generous limit. */
 	cleanup_on_fatal_signals("demo", 120 + (unsigned)(d.size >> 23));
 	t0 = now_seconds();
-	if (tmpdata_create(&d.data, d.parent, "demo", d.size, DEMO_SEED) < 0)
+	if (demo_data_create(&d) < 0)
 		return 1;
-	printf("faultline demo: %s data file %s, %u threads, %zu-byte "
+	printf("faultline demo: %s data %s %s, %u threads, %zu-byte "
 	       "pages\n",
-	       format_size(d.size, buf, sizeof(buf)), d.data.path, d.threads,
+	       format_size(d.size, buf, sizeof(buf)),
+	       d.store_url ? "object" : "file", demo_data_name(&d), d.threads,
 	       d.page);
-	printf("  data file written and synced in %.3f s\n",
+	printf("  data written%s in %.3f s\n", d.store_url ? "" : " and synced",
 	       now_seconds() - t0);
 	if (d.limit)
 		printf("  memory group: max %s with a swap file (every "
@@ -1028,7 +1126,7 @@ int demo_main(int argc, char **argv)
 	ret = demo_run(&d);
 	if (d.engine)
 		demo_teardown(&d);
-	tmpdata_remove(&d.data);
+	demo_data_remove(&d);
 	printf("elapsed: %.3f s (engine create to destroy, with checks)\n",
 	       now_seconds() - t0);
 	alarm(0);

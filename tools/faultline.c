@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * faultline: the command-line program.  It dispatches to its subcommands
- * (demo, bench) and documents them; every subcommand parses its own
+ * (demo, cp, bench) and documents them; every subcommand parses its own
  * options.
  */
 #include "cli_util.h"
+#include "cp.h"
 #include "demo.h"
 #include "../bench/bench.h"
 
@@ -28,6 +29,8 @@ static void version_usage(FILE *f);
 static const struct command commands[] = {
 	{"demo", demo_main, demo_usage,
 	 "map a file shared and private from several threads, verify it"},
+	{"cp", cp_main, cp_usage,
+	 "copy an object between a file and a store URL (Redis)"},
 	{"bench", bench_main, bench_usage,
 	 "run a benchmark scenario beside its baselines"},
 	{"help", help_main, help_usage, "show this help, or a command's help"},

@@ -1,0 +1,477 @@
+// SPDX-License-Identifier: MIT
+/*
+ * bench remote: page reads of an object kept in Redis (default 256 MiB,
+ * 64 KiB blocks), in the standalone server of FL_REDIS_URL and, beside
+ * it, the cluster of FL_REDIS_CLUSTER_URL.
+ *
+ *   sequential  one word per 64 bytes of the whole object, in order.
+ *               faultline: a fresh engine and store each run, a shared
+ *               read-only mapping, no advice (readahead finds the
+ *               stream).  direct: plain hiredis, GET of every block in
+ *               order, pipelined (64 requests, 4 MiB, kept in flight).
+ *   random      one word of each of 8192 random pages (the same pages in
+ *               the same order for every configuration).  faultline:
+ *               MADV_RANDOM (each fault reads its page alone).  direct:
+ *               plain hiredis, one GET of the page's block at a time (as
+ *               BENCHMARKS.md's baseline reads the same blocks);
+ *               direct-page: one GETRANGE of the page alone at a time,
+ *               the same bytes faultline reads (a ratio of its own).
+ *
+ * The object is written once before the runs and deleted after.  Without
+ * FL_REDIS_URL the scenario says "skipped" and succeeds.
+ */
+#include "bench.h"
+#include "../tools/cli_util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef FL_HAVE_HIREDIS
+#include <hiredis/hiredis.h>
+
+#define REMOTE_SEED   0x72656d6f7465ULL
+#define REMOTE_BLOCK  65536u
+#define RAND_READS    8192u
+#define DIRECT_WINDOW 64u
+
+struct remote_ctx {
+	const char *base; /* URL without the prefix */
+	char url[512];
+	char prefix[64];
+	uint64_t size;
+	size_t page;
+	uint64_t *pages; /* the random reads' page indices */
+	unsigned nreads;
+	struct fl_redis_stats st; /* of the last faultline run */
+	struct fl_stats es;	  /* its engine's */
+};
+
+/* The word a random read reads in page pg (it moves within the page). */
+static uint64_t rand_offset(uint64_t pg, size_t page)
+{
+	return pg * page + (pg * 64) % page;
+}
+
+static uint64_t rand_expected(const struct remote_ctx *c)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < c->nreads; i++)
+		sum += pattern_word(REMOTE_SEED,
+				    rand_offset(c->pages[i], c->page) / 8);
+	return sum;
+}
+
+/* ---- plain hiredis ---------------------------------------------------- */
+
+static redisContext *direct_connect(const char *base)
+{
+	const char *p = strstr(base, "://");
+	char host[256];
+	const char *colon;
+	struct timeval tv = {10, 0};
+	redisContext *rc;
+
+	if (!p)
+		return NULL;
+	p += 3;
+	colon = strchr(p, ':');
+	if (!colon || (size_t)(colon - p) >= sizeof(host))
+		return NULL;
+	memcpy(host, p, (size_t)(colon - p));
+	host[colon - p] = 0;
+	rc = redisConnectWithTimeout(host, atoi(colon + 1), tv);
+	if (!rc || rc->err) {
+		cli_error("bench remote: cannot connect to %s: %s", base,
+			  rc ? rc->errstr : "no memory");
+		if (rc)
+			redisFree(rc);
+		return NULL;
+	}
+	redisSetTimeout(rc, tv);
+	return rc;
+}
+
+/* A block's reply: its bytes (a missing block is zeros: none here). */
+static int block_reply(redisContext *rc, uint64_t block, uint32_t bsize,
+		       uint64_t *sum)
+{
+	redisReply *r;
+
+	if (redisGetReply(rc, (void **)&r) != REDIS_OK ||
+	    r->type != REDIS_REPLY_STRING || r->len != bsize) {
+		cli_error("bench remote: direct GET of block %llu failed",
+			  (unsigned long long)block);
+		if (r)
+			freeReplyObject(r);
+		return -1;
+	}
+	*sum += sum_stride64(r->str, r->len);
+	freeReplyObject(r);
+	return 0;
+}
+
+static int direct_seq(void *arg, struct bench_run *out)
+{
+	struct remote_ctx *c = arg;
+	uint64_t nblocks = c->size / REMOTE_BLOCK, sent = 0, got = 0;
+	double t0 = now_seconds();
+	redisContext *rc = direct_connect(c->base);
+	int ret = 0;
+
+	if (!rc)
+		return -1;
+	out->checksum = 0;
+	while (got < nblocks && ret == 0) {
+		while (sent < nblocks && sent - got < DIRECT_WINDOW)
+			redisAppendCommand(rc, "GET %s:%llu", c->prefix,
+					   (unsigned long long)sent++);
+		ret = block_reply(rc, got++, REMOTE_BLOCK, &out->checksum);
+	}
+	out->seconds = now_seconds() - t0;
+	redisFree(rc);
+	return ret;
+}
+
+/* One request at a time: GET of the page's block (whole_block), or
+ * GETRANGE of the page alone. */
+static int direct_rand_run(struct remote_ctx *c, int whole_block,
+			   struct bench_run *out)
+{
+	double t0 = now_seconds();
+	redisContext *rc = direct_connect(c->base);
+
+	if (!rc)
+		return -1;
+	out->checksum = 0;
+	for (unsigned i = 0; i < c->nreads; i++) {
+		uint64_t pg = c->pages[i], off = pg * c->page;
+		uint64_t block = off / REMOTE_BLOCK, in = off % REMOTE_BLOCK;
+		uint64_t at = whole_block ? block * REMOTE_BLOCK : off;
+		size_t want = whole_block ? REMOTE_BLOCK : c->page;
+		redisReply *r;
+		uint64_t w;
+
+		if (whole_block)
+			r = redisCommand(rc, "GET %s:%llu", c->prefix,
+					 (unsigned long long)block);
+		else
+			r = redisCommand(
+				rc, "GETRANGE %s:%llu %llu %llu", c->prefix,
+				(unsigned long long)block,
+				(unsigned long long)in,
+				(unsigned long long)(in + c->page - 1));
+		if (!r || r->type != REDIS_REPLY_STRING || r->len != want) {
+			cli_error("bench remote: direct read failed");
+			if (r)
+				freeReplyObject(r);
+			redisFree(rc);
+			return -1;
+		}
+		memcpy(&w, r->str + (rand_offset(pg, c->page) - at), 8);
+		out->checksum += w;
+		freeReplyObject(r);
+	}
+	out->seconds = now_seconds() - t0;
+	redisFree(rc);
+	return 0;
+}
+
+static int direct_rand(void *arg, struct bench_run *out)
+{
+	return direct_rand_run(arg, 1, out);
+}
+
+static int direct_rand_page(void *arg, struct bench_run *out)
+{
+	return direct_rand_run(arg, 0, out);
+}
+
+/* ---- faultline --------------------------------------------------------- */
+
+struct fl_run {
+	struct remote_ctx *c;
+	int random;
+};
+
+/* Timed on a fresh engine: open the store, map, read, unmap. */
+static int fl_timed(void *arg, fl_engine *e, struct bench_run *out)
+{
+	struct fl_run *fr = arg;
+	struct remote_ctx *c = fr->c;
+	double t0 = now_seconds();
+	struct fl_store *s = fl_store_redis_open(c->url, NULL);
+	fl_object *o;
+	const char *p;
+	int ret = 0;
+
+	if (!s) {
+		cli_error("bench remote: fl_store_redis_open %s: %s", c->url,
+			  strerror(errno));
+		return -1;
+	}
+	o = fl_object_create(e, s, O_RDONLY);
+	if (!o) {
+		cli_error("bench remote: fl_object_create: %s",
+			  strerror(errno));
+		s->ops->destroy(s);
+		return -1;
+	}
+	p = fl_mmap(e, NULL, c->size, PROT_READ, MAP_SHARED, o, 0);
+	if (p == MAP_FAILED) {
+		cli_error("bench remote: fl_mmap: %s", strerror(errno));
+		fl_object_close(o);
+		return -1;
+	}
+	if (fr->random)
+		fl_madvise(e, (void *)p, c->size, MADV_RANDOM);
+	out->checksum = 0;
+	if (!fr->random)
+		out->checksum = sum_stride64(p, c->size);
+	else
+		for (unsigned i = 0; i < c->nreads; i++)
+			out->checksum += *(
+				const volatile uint64_t *)(p +
+							   rand_offset(
+								   c->pages[i],
+								   c->page));
+	out->seconds = now_seconds() - t0;
+	fl_store_redis_stats(s, &c->st);
+	fl_engine_stats(e, &c->es);
+	if (fl_munmap(e, (void *)p, c->size) || fl_object_close(o)) {
+		cli_error("bench remote: unmap/close: %s", strerror(errno));
+		ret = -1;
+	}
+	return ret;
+}
+
+static int fl_seq(void *arg, struct bench_run *out)
+{
+	struct fl_run fr = {arg, 0};
+
+	return bench_on_fresh_engine("remote", fl_timed, &fr, out);
+}
+
+static int fl_rand(void *arg, struct bench_run *out)
+{
+	struct fl_run fr = {arg, 1};
+
+	return bench_on_fresh_engine("remote", fl_timed, &fr, out);
+}
+
+static void store_summary(const struct remote_ctx *c, const char *row)
+{
+	printf("  # %s (last run): %llu block commands in %llu round trips "
+	       "(%.1f per trip), %llu connections made; engine: %llu store "
+	       "reads, mean queue depth %.2f\n",
+	       row, (unsigned long long)c->st.commands,
+	       (unsigned long long)c->st.round_trips,
+	       c->st.round_trips
+		       ? (double)c->st.commands / (double)c->st.round_trips
+		       : 0.0,
+	       (unsigned long long)c->st.connects,
+	       (unsigned long long)c->es.store_reads,
+	       c->es.store_reads ? (double)c->es.store_read_depth /
+					   (double)c->es.store_reads
+				 : 0.0);
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+/* 1 if nothing answers at base (refused, unreachable, timed out): the
+ * scenario is skipped then, as without a URL. */
+static int server_absent(const char *base)
+{
+	char url[600];
+	struct fl_store *s;
+
+	snprintf(url, sizeof(url), "%s/flbench-probe-%d", base, (int)getpid());
+	s = fl_store_redis_open(url, NULL);
+	if (s) {
+		s->ops->destroy(s);
+		return 0;
+	}
+	return errno != ENOENT && errno != EINVAL && errno != EPROTO;
+}
+
+/* Write the pattern into a new object at base; 0 or -1 (printed). */
+static int remote_setup(struct remote_ctx *c, const char *base)
+{
+	struct fl_redis_options ro = {.create_size = c->size,
+				      .exclusive = 1,
+				      .block_size = REMOTE_BLOCK};
+	size_t chunk = 8u << 20;
+	char *buf = malloc(chunk);
+	struct fl_store *s;
+	uint64_t off;
+
+	c->base = base;
+	snprintf(c->prefix, sizeof(c->prefix), "flbench-%d", (int)getpid());
+	snprintf(c->url, sizeof(c->url), "%s/%s", base, c->prefix);
+	s = buf ? fl_store_redis_open(c->url, &ro) : NULL;
+	if (!s) {
+		cli_error("bench remote: cannot create %s: %s", c->url,
+			  strerror(errno));
+		free(buf);
+		return -1;
+	}
+	for (off = 0; off < c->size; off += chunk) {
+		size_t n =
+			c->size - off < chunk ? (size_t)(c->size - off) : chunk;
+
+		pattern_fill(REMOTE_SEED, buf, n, off);
+		if (s->ops->write(s, buf, n, off) != (ssize_t)n) {
+			cli_error("bench remote: writing %s: %s", c->url,
+				  strerror(errno));
+			break;
+		}
+	}
+	s->ops->destroy(s);
+	free(buf);
+	return off < c->size ? -1 : 0;
+}
+
+static void remote_teardown(struct remote_ctx *c)
+{
+	if (c->base && fl_store_redis_remove(c->url, NULL))
+		cli_error("bench remote: could not delete %s: %s", c->url,
+			  strerror(errno));
+}
+
+static void random_pages(struct remote_ctx *c)
+{
+	uint64_t s = 0x9e3779b97f4a7c15ULL, pages = c->size / c->page;
+
+	for (unsigned i = 0; i < c->nreads; i++)
+		c->pages[i] = bench_random(&s) % pages;
+}
+
+/* The cluster's rows: faultline only (the direct baselines are the
+ * standalone server's), printed as ratios against those. */
+static int remote_cluster(const struct bench_opts *o, struct remote_ctx *sc,
+			  struct bench_config *dseq, struct bench_config *drand,
+			  uint64_t seq_sum, uint64_t rand_sum)
+{
+	const char *base = getenv("FL_REDIS_CLUSTER_URL");
+	struct remote_ctx c = *sc;
+	struct bench_config seq[] = {{"faultline-cluster", fl_seq, &c, 0, 0}};
+	struct bench_config rnd[] = {{"faultline-cluster", fl_rand, &c, 0, 0}};
+	int ret = -1;
+
+	if (!base || !*base) {
+		printf("  cluster: skipped (FL_REDIS_CLUSTER_URL not set)\n");
+		return 0;
+	}
+	if (server_absent(base)) {
+		printf("  cluster: skipped (no cluster answers at %s: %s)\n",
+		       base, strerror(errno));
+		return 0;
+	}
+	c.base = NULL;
+	if (remote_setup(&c, base) == 0 &&
+	    bench_run_all(o, seq, 1, seq_sum, 0) == 0) {
+		printf("  cluster (%s), sequential:\n", base);
+		bench_table(seq, 1, c.size / c.page, c.size);
+		store_summary(&c, "faultline-cluster sequential");
+		if (bench_run_all(o, rnd, 1, rand_sum, 0) == 0) {
+			printf("  cluster, random:\n");
+			bench_table(rnd, 1, c.nreads,
+				    (uint64_t)c.nreads * c.page);
+			store_summary(&c, "faultline-cluster random");
+			bench_ratio("remote-cluster-seq", &seq[0], dseq);
+			bench_ratio("remote-cluster-rand", &rnd[0], drand);
+			ret = 0;
+		}
+	}
+	remote_teardown(&c);
+	return ret;
+}
+
+int bench_remote(const struct bench_opts *o)
+{
+	const char *base = getenv("FL_REDIS_URL");
+	struct remote_ctx c = {.size = o->size ? o->size : 256ULL << 20,
+			       .page = o->page,
+			       .nreads = RAND_READS};
+	struct bench_config seq[] = {
+		{"direct", direct_seq, &c, 0, 0},
+		{"faultline", fl_seq, &c, 0, 0},
+	};
+	struct bench_config rnd[] = {
+		{"direct", direct_rand, &c, 0, 0},
+		{"direct-page", direct_rand_page, &c, 0, 0},
+		{"faultline", fl_rand, &c, 0, 0},
+	};
+	uint64_t seq_sum, rand_sum;
+	char buf[32];
+	int ret = -1;
+
+	bench_title(o, "remote", "page reads of an object in Redis");
+	if (!base || !*base) {
+		printf("  remote: skipped (no Redis server: set FL_REDIS_URL "
+		       "and FL_REDIS_CLUSTER_URL,\n  e.g. eval \"$(tests/"
+		       "redis-servers.sh start)\")\n");
+		return 0;
+	}
+	if (server_absent(base)) {
+		printf("  remote: skipped (no Redis server answers at %s: "
+		       "%s)\n",
+		       base, strerror(errno));
+		return 0;
+	}
+	if (c.size % REMOTE_BLOCK) {
+		cli_error("bench remote: --size must be a multiple of 64K");
+		return -1;
+	}
+	printf("  size %s in %u-byte blocks at %s; %u random reads\n",
+	       format_size(c.size, buf, sizeof(buf)), REMOTE_BLOCK, base,
+	       c.nreads);
+	c.pages = malloc(c.nreads * sizeof(*c.pages));
+	if (!c.pages)
+		return -1;
+	random_pages(&c);
+	seq_sum = pattern_sum_stride64(REMOTE_SEED, c.size);
+	rand_sum = rand_expected(&c);
+	if (remote_setup(&c, base) == 0 &&
+	    bench_run_all(o, seq, 2, seq_sum, 0) == 0) {
+		printf("  sequential (direct: pipelined GET, %u in flight):\n",
+		       DIRECT_WINDOW);
+		bench_table(seq, 2, c.size / c.page, c.size);
+		store_summary(&c, "faultline sequential");
+		if (bench_run_all(o, rnd, 3, rand_sum, 0) == 0)
+			ret = 0;
+	}
+	if (ret == 0) {
+		printf("  random (direct: one GET of the page's block at a "
+		       "time; direct-page: one\n  GETRANGE of the page at a "
+		       "time; faultline: MADV_RANDOM, reads the page):\n");
+		bench_table(rnd, 3, c.nreads, (uint64_t)c.nreads * c.page);
+		store_summary(&c, "faultline random");
+		bench_ratio("remote-seq", &seq[1], &seq[0]);
+		bench_target("remote-seq/direct",
+			     bench_ratio_value(&seq[1], &seq[0]), 0.8);
+		bench_ratio("remote-rand", &rnd[2], &rnd[0]);
+		bench_target("remote-rand/direct",
+			     bench_ratio_value(&rnd[2], &rnd[0]), 0.8);
+		bench_ratio("remote-rand", &rnd[2], &rnd[1]);
+	}
+	remote_teardown(&c);
+	if (ret == 0)
+		ret = remote_cluster(o, &c, &seq[0], &rnd[0], seq_sum,
+				     rand_sum);
+	free(c.pages);
+	return ret;
+}
+
+#else /* !FL_HAVE_HIREDIS */
+
+int bench_remote(const struct bench_opts *o)
+{
+	bench_title(o, "remote", "page reads of an object in Redis");
+	printf("  remote: skipped (faultline was built without hiredis)\n");
+	return 0;
+}
+
+#endif

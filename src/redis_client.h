@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A small Redis client for the Redis store (store_redis.c), standalone or
+ * Redis Cluster, on hiredis's blocking API:
+ *
+ *   redis_link.c     servers (nodes) and a small pool of connections to
+ *                    each: connect with a timeout, a timeout on every
+ *                    command, reconnect after a failure (with backoff when
+ *                    connecting fails or a command times out), a count of
+ *                    open connections;
+ *   redis_cluster.c  key -> hash slot (CRC16, hash tags), the slot map
+ *                    from CLUSTER SLOTS, MOVED/ASK redirections parsed;
+ *   redis_reply.c    reply objects, a block's bytes copied straight where
+ *                    the command wants them;
+ *   redis_pipe.c     a batch of commands in one round trip: each command
+ *                    goes to the node that owns its key's slot, every
+ *                    node's commands are written before any reply is read,
+ *                    redirected commands are sent again where they were
+ *                    sent to (MOVED also updates the map).
+ *
+ * Locking: every function here may be called from any thread with no
+ * engine lock held; each node's pool has its own mutex (held only to take
+ * or give back a connection, never across I/O), the slot map an rwlock.
+ * Nothing sleeps except in socket I/O bounded by the timeout, and in
+ * waiting (bounded by the timeout too) for a connection when a node's pool
+ * is all in use.
+ */
+#ifndef FL_REDIS_CLIENT_H
+#define FL_REDIS_CLIENT_H
+
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define REDIS_MAX_NODES 64
+#define REDIS_SLOTS	16384
+#define REDIS_HOST_MAX	256
+
+struct redis_conn {
+	redisContext *ctx;
+	uint64_t gen; /* the node's generation when it was made */
+};
+
+/* A server: a standalone one, or a cluster node (master). */
+struct redis_node {
+	char host[REDIS_HOST_MAX];
+	int port;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	 /* a connection was given back or closed */
+	struct redis_conn *idle; /* max_conns slots */
+	unsigned nidle, open;	 /* idle now; open (idle or in use) */
+	uint64_t gen;		 /* bumped when a connection fails */
+	uint64_t retry_at_ns;	 /* no connect before (backoff) */
+	unsigned backoff_ms;	 /* the last backoff; 0 after success */
+	int backoff_err;	 /* why: what a try within it fails with */
+};
+
+struct redis_counters {
+	_Atomic uint64_t connections; /* open now */
+	_Atomic uint64_t connects, connect_failures;
+	_Atomic uint64_t commands, round_trips;
+	_Atomic uint64_t moved, ask, slot_refreshes;
+	_Atomic uint64_t errors, timeouts;
+};
+
+struct redis_client {
+	int cluster;
+	unsigned timeout_ms;
+	unsigned max_conns;	    /* per node */
+	pthread_mutex_t nodes_lock; /* adding a node */
+	struct redis_node *nodes[REDIS_MAX_NODES];
+	_Atomic unsigned nr_nodes;
+	unsigned nr_seeds; /* the first nodes: the URL's */
+	pthread_rwlock_t slots_lock;
+	uint8_t slot_node[REDIS_SLOTS]; /* cluster: node index per slot */
+	_Atomic int slots_stale;	/* a MOVED was seen: reload */
+	pthread_mutex_t refresh_lock;	/* one CLUSTER SLOTS at a time */
+	/* Abortable batches in flight (redis_pipe.c), and whether the
+	 * client was cancelled (redis_client_cancel). */
+	pthread_mutex_t abort_lock;
+	struct round *abortable;
+	_Atomic int cancelled;
+	struct redis_counters n;
+};
+
+/*
+ * One command of a batch: up to 6 arguments, argv[key_arg] its key
+ * (key_arg 0 means 1).  The caller fills argc/argv/argvlen (the strings stay
+ * the caller's, valid until redis_exec returns); redis_exec sets reply (a
+ * non-error reply, the caller frees it with freeReplyObject) or err (an errno:
+ * EIO for an error reply or a lost connection, ETIMEDOUT, ECONNREFUSED...).
+ */
+struct redis_cmd {
+	int argc;
+	unsigned key_arg;
+	const char *argv[6];
+	size_t argvlen[6];
+	redisReply *reply;
+	int err;
+	/* Optional: where a bulk string reply goes (dst_len bytes at most);
+	 * its reply then has str NULL and len the bytes put there. */
+	void *dst;
+	size_t dst_len;
+	/* redis_exec's own */
+	unsigned pending : 1, asking : 1, retried : 1, notified : 1;
+	unsigned node;	   /* where it is sent this round */
+	unsigned ask_node; /* after ASK */
+	int sent;	   /* index of its connection this round, -1: none */
+};
+
+/* redis_link.c */
+/* Set up cl (cluster or not) with no node; 0 or -1 (ENOMEM). */
+int redis_client_init(struct redis_client *cl, int cluster, unsigned timeout_ms,
+		      unsigned max_conns);
+/* Close every connection and free the nodes. */
+void redis_client_fini(struct redis_client *cl);
+/* The node host:port (added if new); its index, or -1 (ENOMEM, ENOSPC:
+ * too many nodes). */
+int redis_node_get(struct redis_client *cl, const char *host, int port);
+/* A connection to node (an idle one, or a new one); 0, or -1 with errno
+ * (ECONNREFUSED and the like; within the backoff after a failure, at
+ * once, the failure's errno; ETIMEDOUT if all max_conns stayed in use
+ * for the timeout).  *fresh: 1 if just connected. */
+int redis_conn_get(struct redis_client *cl, struct redis_node *node,
+		   struct redis_conn *conn, int *fresh);
+/* Give back a healthy connection. */
+void redis_conn_put(struct redis_client *cl, struct redis_node *node,
+		    struct redis_conn *conn);
+/* Close a connection that failed; idle connections older than it are
+ * closed as they are taken (the server may have restarted).  timed_out:
+ * a command timed out on it: start (or lengthen) the node's backoff. */
+void redis_conn_drop(struct redis_client *cl, struct redis_node *node,
+		     struct redis_conn *conn, int timed_out);
+/* Run one command on node, outside any batch: the reply (the caller
+ * frees it), or NULL with errno. */
+redisReply *redis_node_command(struct redis_client *cl, unsigned node, int argc,
+			       const char **argv, const size_t *argvlen);
+uint64_t redis_now_ns(void);
+
+/* redis_reply.c */
+/* Build ctx's replies with redis_reply.c's functions (a new connection). */
+void redis_reply_install(redisContext *ctx);
+/* The next reply read on ctx is c's (NULL: none with a destination). */
+void redis_reply_expect(redisContext *ctx, struct redis_cmd *c);
+
+/* redis_cluster.c */
+/* The hash slot of a key: CRC16 of the key, or of its hash tag (the part
+ * between the first '{' and the next '}', if not empty). */
+unsigned redis_key_slot(const char *key, size_t len);
+/* Load the slot map with CLUSTER SLOTS from the first node that answers;
+ * 0, or -1 with errno.  Called at open, and after MOVED. */
+int redis_slots_load(struct redis_client *cl);
+/* The node that owns slot. */
+unsigned redis_slot_node(struct redis_client *cl, unsigned slot);
+/*
+ * A redirection error reply ("MOVED 3999 host:port", "ASK ..."): 1 for
+ * MOVED, 2 for ASK, with *slot and the target node's index (a host left
+ * empty is from's host); 0 if not a redirection (or an unknown node could
+ * not be added).  MOVED also points the slot at the node in the map.
+ */
+int redis_redirect(struct redis_client *cl, const char *err, unsigned from,
+		   unsigned *node);
+
+/* redis_pipe.c */
+/* What a caller of redis_exec hears about (any hook may be NULL). */
+struct redis_hooks {
+	/* The first round's commands are all sent: the caller may work
+	 * while the replies come. */
+	void (*sent)(void *arg);
+	/* Command i is final (reply or err set; not touched again). */
+	void (*done)(void *arg, unsigned i);
+	void *arg;
+	/* redis_client_cancel ends this batch at once (its commands fail
+	 * with ECANCELED): the store's submitted reads.  Others (writeback)
+	 * go on after a cancel. */
+	int abortable;
+};
+
+/*
+ * Run cmds in as few round trips as possible: one when nothing is
+ * redirected and no connection fails.  Every command ends with reply or
+ * err set.  hooks (may be NULL) are called in the calling thread: done as
+ * soon as each command is final, so that a caller can use the first
+ * replies while later ones are still coming.  Returns the number of
+ * commands that failed.
+ */
+unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
+		    const struct redis_hooks *hooks);
+/*
+ * Cancel: abortable batches in flight end now (their connections are
+ * shut down, so that a wait for a hung server returns), and later ones
+ * fail at once with ECANCELED.  Other batches are not touched.
+ */
+void redis_client_cancel(struct redis_client *cl);
+
+#endif /* FL_REDIS_CLIENT_H */

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pipelined batches (see redis_client.h): a round sends every pending
+ * command to its node (one connection per node per round), writes every
+ * connection's buffer out before reading any reply, so that the nodes
+ * work at the same time, then reads the replies in order.  What a round
+ * leaves pending is sent in the next one:
+ *
+ *   MOVED  the map now points the slot at the new node (and is reloaded
+ *          before the next round); the command goes there;
+ *   ASK    the command goes to the named node once, after ASKING;
+ *   a lost connection (not a timeout) on a connection that was taken
+ *          idle from the pool: once more, on a new connection (the server
+ *          may have restarted since the connection was made).
+ *
+ * Every command the store sends is idempotent (GETRANGE, SET, SETRANGE,
+ * DEL), so sending one again is safe.  A timeout fails the command
+ * (ETIMEDOUT) and closes its connection; any other error reply fails it
+ * with EIO.  Rounds are bounded: a command still redirected after
+ * MAX_ROUNDS fails with EIO.
+ */
+#ifdef FL_HAVE_HIREDIS
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "redis_client.h"
+
+#define MAX_ROUNDS 8
+
+_Static_assert(REDIS_MAX_NODES <= 64, "a round's nodes are a 64-bit mask");
+
+/* A connection of one round: to node, ok until it fails. */
+struct round_conn {
+	unsigned node;
+	struct redis_conn conn;
+	int got;	    /* a connection was taken */
+	int ok, fresh, err; /* ok: none of its I/O failed */
+};
+
+/*
+ * A round.  An abortable one is on the client's list for redis_exec's
+ * whole run; n and each connection's got and conn are then written
+ * under abort_lock (redis_client_cancel reads them to shut the
+ * connections down), and n goes back to 0, under it, before they are
+ * given back.
+ */
+struct round {
+	struct round_conn c[REDIS_MAX_NODES];
+	unsigned n;
+	struct redis_cmd *cmds; /* the batch */
+	const struct redis_hooks *hooks;
+	int abortable;
+	struct round *next; /* on the client's abortable list */
+};
+
+/* Tell the caller once that command i is final. */
+static void notify(struct round *rd, unsigned i)
+{
+	struct redis_cmd *c = &rd->cmds[i];
+
+	if (c->pending || c->notified)
+		return;
+	c->notified = 1;
+	if (rd->hooks && rd->hooks->done)
+		rd->hooks->done(rd->hooks->arg, i);
+}
+
+static void cmd_fail(struct redis_client *cl, struct redis_cmd *cmd, int err)
+{
+	cmd->err = err;
+	cmd->pending = 0;
+	atomic_fetch_add(&cl->n.errors, 1);
+}
+
+/* The round's connection to node, taken on first use (check ok). */
+static struct round_conn *round_conn(struct redis_client *cl, struct round *rd,
+				     unsigned node)
+{
+	struct round_conn *rc;
+	unsigned i;
+
+	for (i = 0; i < rd->n; i++)
+		if (rd->c[i].node == node)
+			return &rd->c[i];
+	rc = &rd->c[rd->n];
+	rc->node = node;
+	rc->got = !redis_conn_get(cl, cl->nodes[node], &rc->conn, &rc->fresh);
+	rc->ok = rc->got;
+	rc->err = rc->ok ? 0 : errno;
+	if (!rd->abortable) {
+		rd->n++;
+		return rc;
+	}
+	/* Published to redis_client_cancel, or, if it came first, shut
+	 * down here: either way a cancel ends this connection's wait. */
+	pthread_mutex_lock(&cl->abort_lock);
+	rd->n++;
+	if (rc->got && atomic_load(&cl->cancelled))
+		shutdown(rc->conn.ctx->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&cl->abort_lock);
+	return rc;
+}
+
+/* The errno of a failed read or write on ctx: ETIMEDOUT, or EIO. */
+static int ctx_errno(redisContext *ctx, int saved)
+{
+	if (ctx->err == REDIS_ERR_IO &&
+	    (saved == EAGAIN || saved == EWOULDBLOCK ||
+	     strstr(ctx->errstr, "temporarily unavailable")))
+		return ETIMEDOUT;
+	return EIO;
+}
+
+static void conn_broken(struct redis_client *cl, struct round_conn *rc)
+{
+	if (rc->ok) {
+		rc->err = ctx_errno(rc->conn.ctx, errno);
+		if (rc->err == ETIMEDOUT) /* a real wait, not a backoff */
+			atomic_fetch_add(&cl->n.timeouts, 1);
+	}
+	rc->ok = 0;
+}
+
+/* A command whose connection failed: once more on a new connection if
+ * the old one came from the pool and it did not time out. */
+static void cmd_lost(struct redis_client *cl, struct round *rd,
+		     struct redis_cmd *c, const struct round_conn *rc)
+{
+	if (rd->abortable && atomic_load(&cl->cancelled))
+		cmd_fail(cl, c, ECANCELED);
+	else if (rc->err != ETIMEDOUT && !rc->fresh && !c->retried)
+		c->retried = 1;
+	else
+		cmd_fail(cl, c, rc->err ? rc->err : EIO);
+}
+
+/* The node that owns c's key (the only one, standalone). */
+static unsigned cmd_node(struct redis_client *cl, const struct redis_cmd *c)
+{
+	unsigned k = c->key_arg ? c->key_arg : 1;
+
+	if (!cl->cluster)
+		return 0;
+	return redis_slot_node(cl, redis_key_slot(c->argv[k], c->argvlen[k]));
+}
+
+/* Append the pending commands to their nodes' connections. */
+static void round_send(struct redis_client *cl, struct round *rd,
+		       struct redis_cmd *cmds, unsigned n)
+{
+	static const char *asking[] = {"ASKING"};
+	static const size_t asking_len[] = {6};
+	uint64_t need = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		cmds[i].sent = -1;
+		if (!cmds[i].pending)
+			continue;
+		cmds[i].node = cmds[i].asking ? cmds[i].ask_node
+					      : cmd_node(cl, &cmds[i]);
+		need |= 1ull << cmds[i].node;
+	}
+	/* Connections are taken in node order: two batches that each need
+	 * two full pools never wait for each other. */
+	for (i = 0; i < REDIS_MAX_NODES; i++)
+		if (need & (1ull << i))
+			round_conn(cl, rd, i);
+	for (i = 0; i < n; i++) {
+		struct redis_cmd *c = &cmds[i];
+		struct round_conn *rc;
+
+		if (!c->pending)
+			continue;
+		rc = round_conn(cl, rd, c->node);
+		if (!rc->ok) {
+			if (rc->got) /* broke this round: try again */
+				cmd_lost(cl, rd, c, rc);
+			else
+				cmd_fail(cl, c, rc->err ? rc->err : EIO);
+			notify(rd, i);
+			continue;
+		}
+		if (c->asking)
+			redisAppendCommandArgv(rc->conn.ctx, 1, asking,
+					       asking_len);
+		redisAppendCommandArgv(rc->conn.ctx, c->argc, c->argv,
+				       c->argvlen);
+		atomic_fetch_add(&cl->n.commands, 1);
+		c->sent = (int)(rc - rd->c);
+	}
+	/* Every node gets its commands before any reply is awaited. */
+	for (i = 0; i < rd->n; i++) {
+		int done = 0;
+
+		while (rd->c[i].ok && !done)
+			if (redisBufferWrite(rd->c[i].conn.ctx, &done) !=
+			    REDIS_OK)
+				conn_broken(cl, &rd->c[i]);
+	}
+	atomic_fetch_add(&cl->n.round_trips, 1);
+}
+
+/* A reply (or error) for c: done, failed, or pending again. */
+static void cmd_reply(struct redis_client *cl, struct redis_cmd *c,
+		      redisReply *r)
+{
+	unsigned node;
+	int kind;
+
+	if (r->type != REDIS_REPLY_ERROR) {
+		c->reply = r;
+		c->pending = 0;
+		return;
+	}
+	kind = redis_redirect(cl, r->str, c->node, &node);
+	freeReplyObject(r);
+	if (kind == 1) {
+		atomic_fetch_add(&cl->n.moved, 1);
+		atomic_store(&cl->slots_stale, 1);
+		c->asking = 0;
+	} else if (kind == 2) {
+		atomic_fetch_add(&cl->n.ask, 1);
+		c->asking = 1;
+		c->ask_node = node;
+	} else {
+		cmd_fail(cl, c, EIO);
+	}
+}
+
+static void round_receive(struct redis_client *cl, struct round *rd,
+			  struct redis_cmd *cmds, unsigned n)
+{
+	unsigned i, nconn;
+
+	for (i = 0; i < n; i++) {
+		struct redis_cmd *c = &cmds[i];
+		struct round_conn *rc;
+		redisReply *r = NULL;
+		int was_asking = c->asking;
+
+		if (c->sent < 0)
+			continue;
+		rc = &rd->c[c->sent];
+		if (rc->ok && was_asking) { /* ASKING's +OK */
+			redis_reply_expect(rc->conn.ctx, NULL);
+			if (redisGetReply(rc->conn.ctx, (void **)&r) !=
+			    REDIS_OK)
+				conn_broken(cl, rc);
+			else
+				freeReplyObject(r);
+			c->asking = 0; /* one command only */
+		}
+		if (rc->ok)
+			redis_reply_expect(rc->conn.ctx, c);
+		if (rc->ok &&
+		    redisGetReply(rc->conn.ctx, (void **)&r) != REDIS_OK)
+			conn_broken(cl, rc);
+		if (!rc->ok)
+			cmd_lost(cl, rd, c, rc);
+		else
+			cmd_reply(cl, c, r);
+		notify(rd, i);
+	}
+	/* The next round starts with none; cancel must not touch these
+	 * any more. */
+	nconn = rd->n;
+	if (rd->abortable)
+		pthread_mutex_lock(&cl->abort_lock);
+	rd->n = 0;
+	if (rd->abortable)
+		pthread_mutex_unlock(&cl->abort_lock);
+	for (i = 0; i < nconn; i++) {
+		struct redis_node *nd = cl->nodes[rd->c[i].node];
+
+		if (!rd->c[i].got)
+			continue;
+		/* After a cancel it may be shut down: never back to the pool */
+		if (rd->c[i].ok &&
+		    !(rd->abortable && atomic_load(&cl->cancelled)))
+			redis_conn_put(cl, nd, &rd->c[i].conn);
+		else
+			redis_conn_drop(cl, nd, &rd->c[i].conn,
+					rd->c[i].err == ETIMEDOUT);
+	}
+}
+
+/* An abortable round goes on (on) or off the client's list. */
+static void round_list(struct redis_client *cl, struct round *rd, int on)
+{
+	struct round **p;
+
+	pthread_mutex_lock(&cl->abort_lock);
+	if (on) {
+		rd->next = cl->abortable;
+		cl->abortable = rd;
+	} else {
+		for (p = &cl->abortable; *p != rd; p = &(*p)->next)
+			;
+		*p = rd->next;
+	}
+	pthread_mutex_unlock(&cl->abort_lock);
+}
+
+void redis_client_cancel(struct redis_client *cl)
+{
+	struct round *rd;
+
+	atomic_store(&cl->cancelled, 1);
+	pthread_mutex_lock(&cl->abort_lock);
+	for (rd = cl->abortable; rd; rd = rd->next)
+		for (unsigned i = 0; i < rd->n; i++)
+			if (rd->c[i].got) /* its reads and writes return */
+				shutdown(rd->c[i].conn.ctx->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&cl->abort_lock);
+}
+
+unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
+		    const struct redis_hooks *hooks)
+{
+	struct round *rd = calloc(1, sizeof(*rd));
+	int abortable = hooks && hooks->abortable;
+	unsigned i, round, left = n, failed = 0;
+
+	for (i = 0; i < n; i++) {
+		cmds[i].reply = NULL;
+		cmds[i].err = 0;
+		cmds[i].pending = 1;
+		cmds[i].asking = cmds[i].retried = cmds[i].notified = 0;
+	}
+	if (rd && abortable) {
+		rd->abortable = 1;
+		round_list(cl, rd, 1);
+	}
+	for (round = 0; rd && left && round < MAX_ROUNDS; round++) {
+		if (abortable && atomic_load(&cl->cancelled))
+			break;
+		if (cl->cluster && atomic_load(&cl->slots_stale))
+			redis_slots_load(cl); /* the MOVED already applied */
+		/* n is 0 between rounds (round_receive): nothing for
+		 * cancel to look at, and no connection of the last round */
+		memset(rd->c, 0, sizeof(rd->c));
+		rd->cmds = cmds;
+		rd->hooks = hooks;
+		round_send(cl, rd, cmds, n);
+		if (round == 0 && hooks && hooks->sent)
+			hooks->sent(hooks->arg);
+		round_receive(cl, rd, cmds, n);
+		for (left = 0, i = 0; i < n; i++)
+			left += cmds[i].pending;
+	}
+	if (rd && abortable)
+		round_list(cl, rd, 0);
+	for (i = 0; i < n; i++) {
+		if (cmds[i].pending) /* cancelled, redirected too often, or
+					no memory */
+			cmd_fail(cl, &cmds[i],
+				 !rd			      ? ENOMEM
+				 : abortable && cl->cancelled ? ECANCELED
+							      : EIO);
+		failed += cmds[i].err != 0;
+		if (!cmds[i].notified && hooks && hooks->done)
+			hooks->done(hooks->arg, i);
+	}
+	free(rd);
+	return failed;
+}
+
+#endif /* FL_HAVE_HIREDIS */

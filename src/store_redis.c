@@ -1,0 +1,762 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Redis store: an object kept in Redis (one server, or a Redis
+ * Cluster) as fixed-size blocks, one string key per block, plus a
+ * metadata hash (docs/design.md, "Redis layout"):
+ *
+ *   PREFIX:meta   HASH  format "faultline-blocks", version "1",
+ *                       size (bytes), block_size (bytes)
+ *   PREFIX:N      STRING  block N: bytes [N * block_size, +block_size);
+ *                         missing, or shorter than a block: zeros.
+ *
+ * A range is read with one GETRANGE per block it touches, written with
+ * SET (a whole block; DEL when it is all zeros, so objects stay sparse)
+ * or SETRANGE (part of one); the commands of a range, or of several
+ * queued requests, go in one pipelined round trip (redis_pipe.c).
+ *
+ * Threads: submit (the engine's handler and I/O threads) only queues a
+ * request and signals; the store's own threads (io_threads) take what is
+ * queued (small requests together, a readahead window alone: take_batch),
+ * run it as one batch and complete each request with fl_store_io_complete
+ * as soon as its own replies are in.  read and write run in the caller's
+ * thread.  Every thread takes a connection from the
+ * pool (redis_link.c) for each batch and gives it back.  The queue's
+ * mutex is held only to queue and take requests.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "faultline.h"
+
+#ifdef FL_HAVE_HIREDIS
+#include "redis_client.h"
+#include "redis_object.h"
+
+#define DEFAULT_TIMEOUT_MS 2000u
+#define DEFAULT_CONNS	   4u
+#define DEFAULT_THREADS	   2u
+#define MAX_THREADS	   16u
+#define BATCH_BLOCKS	   512u	       /* most block commands in one batch */
+#define SPLIT_BLOCKS	   16u	       /* a batch this large takes no more */
+#define POPULATE_MIN	   (64u << 10) /* reads this large are populated */
+
+struct redis_store {
+	struct fl_store base;
+	struct redis_client cl;
+	char prefix[REDIS_PREFIX_MAX + 1];
+	_Atomic uint64_t size; /* grows with writes past the end */
+	uint32_t block;
+	_Atomic uint64_t blocks_read, blocks_written;
+	/* submitted requests, linked through store_data */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct fl_store_io *head, *tail;
+	int stopping, cancelled; /* under qlock */
+	pthread_t threads[MAX_THREADS];
+	unsigned nthreads;
+};
+
+/* One block command's own strings. */
+struct blk_args {
+	char key[REDIS_KEY_MAX];
+	char a1[24], a2[24];
+	size_t len; /* bytes of the request in this block */
+	size_t at;  /* where they are in the request's buffer */
+	int err;    /* the block's outcome, once its reply is in */
+};
+
+static const struct fl_store_ops redis_store_ops;
+
+static struct redis_store *to_redis(struct fl_store *s)
+{
+	return (struct redis_store *)s;
+}
+
+/* ---- commands for a range -------------------------------------------- */
+
+/* Bytes of [off, off + len) within an object of size bytes. */
+static size_t clip(uint64_t size, uint64_t off, size_t len)
+{
+	if (off >= size)
+		return 0;
+	return size - off < len ? (size_t)(size - off) : len;
+}
+
+/* Blocks [off, off + len) touches in an object of size bytes. */
+static unsigned range_blocks(const struct redis_store *rs, uint64_t size,
+			     uint64_t off, size_t len)
+{
+	size_t n = clip(size, off, len);
+
+	if (!n)
+		return 0;
+	return (unsigned)((off + n - 1) / rs->block - off / rs->block + 1);
+}
+
+static int all_zero(const unsigned char *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static void cmd_key(struct redis_store *rs, struct redis_cmd *c,
+		    struct blk_args *a, uint64_t block)
+{
+	int n = snprintf(a->key, sizeof(a->key), "%s:%llu", rs->prefix,
+			 (unsigned long long)block);
+
+	c->key_arg = 1;
+	c->argv[1] = a->key;
+	c->argvlen[1] = (size_t)n;
+}
+
+static void cmd_arg(struct redis_cmd *c, int i, const void *p, size_t len)
+{
+	c->argv[i] = p;
+	c->argvlen[i] = len;
+}
+
+static void cmd_num(struct redis_cmd *c, int i, char *buf, uint64_t v)
+{
+	cmd_arg(c, i, buf, (size_t)sprintf(buf, "%llu", (unsigned long long)v));
+}
+
+/* The block commands of one request, into c and a (range_blocks of them). */
+static unsigned build(struct redis_store *rs, uint64_t size,
+		      const struct fl_store_io *io, struct redis_cmd *c,
+		      struct blk_args *a)
+{
+	uint64_t end = io->off + clip(size, io->off, io->len);
+	uint64_t b, pos = io->off;
+	unsigned n = 0;
+
+	for (b = io->off / rs->block; pos < end; b++, n++) {
+		uint64_t bstart = b * rs->block;
+		uint64_t bend =
+			bstart + rs->block < end ? bstart + rs->block : end;
+		const unsigned char *data =
+			(const unsigned char *)io->buf + (pos - io->off);
+		size_t len = (size_t)(bend - pos);
+
+		cmd_key(rs, &c[n], &a[n], b);
+		a[n].len = len;
+		a[n].at = (size_t)(pos - io->off);
+		if (!io->write) {
+			c[n].argc = 4;
+			c[n].dst = (char *)io->buf + a[n].at;
+			c[n].dst_len = len;
+			cmd_arg(&c[n], 0, "GETRANGE", 8);
+			cmd_num(&c[n], 2, a[n].a1, pos - bstart);
+			cmd_num(&c[n], 3, a[n].a2, bend - bstart - 1);
+		} else if (pos == bstart &&
+			   (len == rs->block || bend == size)) {
+			int zero = all_zero(data, len);
+
+			c[n].argc = zero ? 2 : 3;
+			cmd_arg(&c[n], 0, zero ? "DEL" : "SET", 3);
+			cmd_arg(&c[n], 2, data, len);
+		} else {
+			c[n].argc = 4;
+			cmd_arg(&c[n], 0, "SETRANGE", 8);
+			cmd_num(&c[n], 2, a[n].a1, pos - bstart);
+			cmd_arg(&c[n], 3, data, len);
+		}
+		pos = bend;
+	}
+	return n;
+}
+
+/*
+ * One block's reply is in: a read's bytes are in the request's buffer
+ * (the reader put them there: redis_reply.c; else copy them), zeros past
+ * what the server had; free the reply; record the block's outcome in
+ * a->err.
+ */
+static void block_done(const struct fl_store_io *io, struct redis_cmd *c,
+		       struct blk_args *a)
+{
+	redisReply *r = c->reply;
+	char *dst = (char *)io->buf + a->at;
+	size_t got = 0;
+
+	a->err = c->err;
+	if (!a->err && !io->write) {
+		if (r->type == REDIS_REPLY_STRING)
+			got = r->len < a->len ? r->len : a->len;
+		else if (r->type != REDIS_REPLY_NIL)
+			a->err = EIO;
+		if (!a->err) {
+			if (r->str) /* else the reader put it there */
+				memcpy(dst, r->str, got);
+			memset(dst + got, 0, a->len - got);
+		}
+	}
+	if (r)
+		freeReplyObject(r);
+	c->reply = NULL;
+}
+
+/* The result of one request from its n blocks' outcomes. */
+static ssize_t finish(struct redis_store *rs, uint64_t size,
+		      const struct fl_store_io *io, const struct blk_args *a,
+		      unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (a[i].err)
+			return -(ssize_t)(a[i].err == ECANCELED ? ECANCELED
+								: EIO);
+	atomic_fetch_add(io->write ? &rs->blocks_written : &rs->blocks_read, n);
+	return (ssize_t)clip(size, io->off, io->len);
+}
+
+/* A batch of requests and where each one's commands are. */
+struct batch {
+	struct redis_store *rs;
+	struct fl_store_io *const *ios;
+	ssize_t *results;
+	struct redis_cmd *c;
+	struct blk_args *a;
+	unsigned *first;  /* request r: commands first[r] to first[r + 1] */
+	unsigned *left;	  /* commands of each request not final yet */
+	unsigned *req_of; /* the request of each command */
+	int complete;	  /* complete each request as soon as it is done */
+	unsigned n;	  /* requests */
+	uint64_t size;	  /* the object's, when the batch began */
+};
+
+static void request_done(struct batch *b, unsigned r)
+{
+	unsigned k = b->first[r];
+
+	b->results[r] = finish(b->rs, b->size, b->ios[r], b->a + k,
+			       b->first[r + 1] - k);
+	if (b->complete)
+		fl_store_io_complete(b->ios[r], b->results[r]);
+}
+
+/*
+ * redis_exec's callback: the commands are on their way.  While the
+ * replies come, give the reads' buffers their memory in one call each
+ * (the engine's view of its memfd): copying the replies in would
+ * otherwise take a page fault per page.  Only a hint: a failure
+ * changes nothing.
+ */
+static void commands_sent(void *arg)
+{
+	struct batch *b = arg;
+
+	for (unsigned r = 0; r < b->n; r++)
+		if (!b->ios[r]->write && b->ios[r]->len >= POPULATE_MIN)
+			madvise(b->ios[r]->buf, b->ios[r]->len,
+				MADV_POPULATE_WRITE);
+}
+
+/* redis_exec's callback: command k is final. */
+static void command_done(void *arg, unsigned k)
+{
+	struct batch *b = arg;
+	unsigned r = b->req_of[k];
+
+	block_done(b->ios[r], &b->c[k], &b->a[k]);
+	if (--b->left[r] == 0)
+		request_done(b, r);
+}
+
+/*
+ * Run n requests as one batch: their commands in one pipelined round
+ * trip (more only for redirections); results[i] as read/write return it,
+ * or a negative errno.  complete: each request is completed (with
+ * fl_store_io_complete) as soon as its own replies are in, while the
+ * batch's later replies are still coming.  No lock held.
+ */
+static void run_batch(struct redis_store *rs, struct fl_store_io *const *ios,
+		      unsigned n, ssize_t *results, int complete)
+{
+	struct batch b = {.rs = rs,
+			  .ios = ios,
+			  .results = results,
+			  .complete = complete,
+			  .size = atomic_load(&rs->size)};
+	struct redis_hooks hooks = {.sent = commands_sent,
+				    .done = command_done,
+				    .abortable = complete};
+	unsigned i, total = 0;
+
+	for (i = 0; i < n; i++)
+		total += range_blocks(rs, b.size, ios[i]->off, ios[i]->len);
+	b.c = calloc(total + 1, sizeof(*b.c));
+	b.a = malloc((total + 1) * sizeof(*b.a));
+	b.first = malloc((2 * n + 1 + total) * sizeof(unsigned));
+	if (!b.c || !b.a || !b.first) {
+		for (i = 0; i < n; i++) {
+			results[i] = -ENOMEM;
+			if (complete)
+				fl_store_io_complete(ios[i], -ENOMEM);
+		}
+		goto out;
+	}
+	b.n = n;
+	b.left = b.first + n + 1;
+	b.req_of = b.left + n;
+	for (total = 0, i = 0; i < n; i++) {
+		unsigned k =
+			build(rs, b.size, ios[i], b.c + total, b.a + total);
+
+		b.first[i] = total;
+		b.left[i] = k;
+		for (unsigned j = 0; j < k; j++)
+			b.req_of[total + j] = i;
+		total += k;
+	}
+	b.first[n] = total;
+	for (i = 0; i < n; i++) /* nothing to ask: done now */
+		if (b.left[i] == 0)
+			request_done(&b, i);
+	hooks.arg = &b;
+	redis_exec(&rs->cl, b.c, total, &hooks);
+out:
+	free(b.c);
+	free(b.a);
+	free(b.first);
+}
+
+/* Make the object at least end bytes long (the metadata, then rs->size);
+ * the new bytes read as zeros until written.  0, or -1 with errno. */
+static int grow(struct redis_store *rs, uint64_t end)
+{
+	uint64_t now, cur;
+
+	if (redis_meta_grow(&rs->cl, rs->prefix, end, &now))
+		return -1;
+	cur = atomic_load(&rs->size);
+	while (cur < now && !atomic_compare_exchange_weak(&rs->size, &cur, now))
+		;
+	return 0;
+}
+
+static ssize_t run_one(struct redis_store *rs, int write, void *buf, size_t len,
+		       uint64_t off)
+{
+	struct fl_store_io io = {
+		.write = write, .buf = buf, .len = len, .off = off};
+	struct fl_store_io *ios[1] = {&io};
+	ssize_t r;
+
+	/* A write past the end (not the engine's: a store over this one,
+	 * fl_store_compressed, or a copy) makes the object longer first. */
+	if (write && off + len > atomic_load(&rs->size) && grow(rs, off + len))
+		return -1;
+	run_batch(rs, ios, 1, &r, 0);
+	if (r < 0) {
+		errno = (int)-r;
+		return -1;
+	}
+	return r;
+}
+
+/* ---- store operations -------------------------------------------------- */
+
+static ssize_t redis_read(struct fl_store *s, void *buf, size_t len,
+			  uint64_t off)
+{
+	return run_one(to_redis(s), 0, buf, len, off);
+}
+
+static ssize_t redis_write(struct fl_store *s, const void *buf, size_t len,
+			   uint64_t off)
+{
+	return run_one(to_redis(s), 1, (void *)buf, len, off);
+}
+
+static int64_t redis_size(struct fl_store *s)
+{
+	return (int64_t)atomic_load(&to_redis(s)->size);
+}
+
+static int redis_submit(struct fl_store *s, struct fl_store_io *const *ios,
+			unsigned n)
+{
+	struct redis_store *rs = to_redis(s);
+	unsigned i;
+
+	pthread_mutex_lock(&rs->qlock);
+	if (rs->cancelled) {
+		pthread_mutex_unlock(&rs->qlock);
+		for (i = 0; i < n; i++)
+			fl_store_io_complete(ios[i], -ECANCELED);
+		return (int)n;
+	}
+	for (i = 0; i < n; i++) {
+		ios[i]->store_data = NULL;
+		if (rs->tail)
+			rs->tail->store_data = ios[i];
+		else
+			rs->head = ios[i];
+		rs->tail = ios[i];
+	}
+	pthread_cond_signal(&rs->qcond);
+	pthread_mutex_unlock(&rs->qlock);
+	return (int)n;
+}
+
+/*
+ * Called with qlock held: take queued requests, up to BATCH_BLOCKS blocks
+ * (at least one request); returns how many, in ios.  Once a batch has
+ * SPLIT_BLOCKS blocks (a readahead window has 32) it is closed: the next
+ * window goes to another thread, on another connection, and each
+ * completes as soon as its own replies are in, rather than after the
+ * other's.  Small reads (random faults) gather into one round trip.
+ */
+static unsigned take_batch(struct redis_store *rs, struct fl_store_io **ios,
+			   unsigned max)
+{
+	unsigned n = 0, blocks = 0;
+
+	while (rs->head && n < max) {
+		struct fl_store_io *io = rs->head;
+		unsigned b = range_blocks(rs, atomic_load(&rs->size), io->off,
+					  io->len);
+
+		if (n && (blocks + b > BATCH_BLOCKS || blocks >= SPLIT_BLOCKS))
+			break;
+		blocks += b;
+		rs->head = io->store_data;
+		if (!rs->head)
+			rs->tail = NULL;
+		ios[n++] = io;
+	}
+	return n;
+}
+
+/* The store's thread: run what is queued, batch by batch, until destroy. */
+static void *store_thread(void *arg)
+{
+	struct redis_store *rs = arg;
+	struct fl_store_io *ios[BATCH_BLOCKS];
+	ssize_t results[BATCH_BLOCKS];
+
+	pthread_mutex_lock(&rs->qlock);
+	for (;;) {
+		unsigned n, i;
+		int cancelled;
+
+		while (!rs->head && !rs->stopping)
+			pthread_cond_wait(&rs->qcond, &rs->qlock);
+		if (!rs->head)
+			break;
+		n = take_batch(rs, ios, BATCH_BLOCKS);
+		cancelled = rs->cancelled;
+		if (rs->head) /* more for another thread */
+			pthread_cond_signal(&rs->qcond);
+		pthread_mutex_unlock(&rs->qlock);
+		if (!cancelled)
+			run_batch(rs, ios, n, results, 1);
+		else
+			for (i = 0; i < n; i++)
+				fl_store_io_complete(ios[i], -ECANCELED);
+		pthread_mutex_lock(&rs->qlock);
+	}
+	pthread_mutex_unlock(&rs->qlock);
+	return NULL;
+}
+
+/* Queued requests complete at once, cancelled, and so do those being
+ * read (their connections are shut down: a hung server holds nothing).
+ * read and write go on working (the engine still writes back). */
+static void redis_cancel(struct fl_store *s)
+{
+	struct redis_store *rs = to_redis(s);
+
+	pthread_mutex_lock(&rs->qlock);
+	rs->cancelled = 1;
+	pthread_cond_broadcast(&rs->qcond);
+	pthread_mutex_unlock(&rs->qlock);
+	redis_client_cancel(&rs->cl); /* submitted reads in flight end */
+}
+
+static void stop_threads(struct redis_store *rs)
+{
+	pthread_mutex_lock(&rs->qlock);
+	rs->stopping = 1;
+	pthread_cond_broadcast(&rs->qcond);
+	pthread_mutex_unlock(&rs->qlock);
+	for (unsigned i = 0; i < rs->nthreads; i++)
+		pthread_join(rs->threads[i], NULL);
+	rs->nthreads = 0;
+}
+
+static void store_free(struct redis_store *rs)
+{
+	stop_threads(rs);
+	redis_client_fini(&rs->cl);
+	pthread_cond_destroy(&rs->qcond);
+	pthread_mutex_destroy(&rs->qlock);
+	free(rs);
+}
+
+static void redis_destroy(struct fl_store *s)
+{
+	store_free(to_redis(s));
+}
+
+/*
+ * The data of [off, off + len) is not needed: DEL the blocks the range
+ * covers whole (they read as zeros from then on); parts of blocks are
+ * left as they are (a block's string cannot be cut short without being
+ * rewritten).  One round trip.  0, or -1 with errno.
+ */
+static int redis_discard(struct fl_store *s, uint64_t off, uint64_t len)
+{
+	struct redis_store *rs = to_redis(s);
+	uint64_t first = (off + rs->block - 1) / rs->block;
+	uint64_t end = (off + len) / rs->block, b;
+	struct redis_cmd *c;
+	struct blk_args *a;
+	unsigned n = 0, failed;
+
+	if (end <= first)
+		return 0;
+	if (end - first > BATCH_BLOCKS)
+		end = first + BATCH_BLOCKS; /* advice: the rest stays */
+	c = calloc(end - first, sizeof(*c));
+	a = malloc((end - first) * sizeof(*a));
+	if (!c || !a) {
+		free(c);
+		free(a);
+		errno = ENOMEM;
+		return -1;
+	}
+	for (b = first; b < end; b++, n++) {
+		c[n].argc = 2;
+		cmd_arg(&c[n], 0, "DEL", 3);
+		cmd_key(rs, &c[n], &a[n], b);
+	}
+	failed = redis_exec(&rs->cl, c, n, NULL);
+	for (unsigned i = 0; i < n; i++)
+		if (c[i].reply)
+			freeReplyObject(c[i].reply);
+	free(c);
+	free(a);
+	if (failed) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+static const struct fl_store_ops redis_store_ops = {
+	.read = redis_read,
+	.write = redis_write,
+	.size = redis_size,
+	.destroy = redis_destroy,
+	.cancel = redis_cancel,
+	.submit = redis_submit,
+	.discard = redis_discard,
+};
+
+static int options_check(const struct fl_redis_options *o)
+{
+	return (o->block_size &&
+		(o->block_size % 4096 || o->block_size > REDIS_MAX_BLOCK)) ||
+	       o->io_threads > MAX_THREADS || o->connections > 1024 ||
+	       (o->exclusive && !o->create_size && !o->create);
+}
+
+static int threads_start(struct redis_store *rs, unsigned n)
+{
+	for (rs->nthreads = 0; rs->nthreads < n; rs->nthreads++) {
+		int err = pthread_create(&rs->threads[rs->nthreads], NULL,
+					 store_thread, rs);
+
+		if (err) {
+			errno = err;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static struct redis_store *store_new(const struct fl_redis_options *o)
+{
+	struct redis_store *rs = calloc(1, sizeof(*rs));
+
+	if (!rs)
+		return NULL;
+	if (redis_client_init(
+		    &rs->cl, 0,
+		    o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS,
+		    o->connections ? o->connections : DEFAULT_CONNS)) {
+		free(rs);
+		errno = ENOMEM;
+		return NULL;
+	}
+	pthread_mutex_init(&rs->qlock, NULL);
+	pthread_cond_init(&rs->qcond, NULL);
+	rs->base.ops = &redis_store_ops;
+	rs->base.read_only = o->read_only != 0;
+	return rs;
+}
+
+struct fl_store *fl_store_redis_open(const char *url,
+				     const struct fl_redis_options *opts)
+{
+	static const struct fl_redis_options defaults;
+	const struct fl_redis_options *o = opts ? opts : &defaults;
+	struct redis_store *rs;
+	int cluster, saved;
+	uint64_t size;
+
+	if (!url || options_check(o)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	rs = store_new(o);
+	if (!rs)
+		return NULL;
+	if (redis_url_parse(&rs->cl, url, rs->prefix, &cluster)) {
+		if (errno != ENOMEM)
+			errno = EINVAL;
+		goto fail;
+	}
+	rs->cl.cluster = cluster;
+	rs->cl.nr_seeds = atomic_load(&rs->cl.nr_nodes);
+	if (cluster && redis_slots_load(&rs->cl))
+		goto fail;
+	if (redis_meta_open(&rs->cl, rs->prefix, o, &size, &rs->block))
+		goto fail;
+	atomic_store(&rs->size, size);
+	if (threads_start(rs, o->io_threads ? o->io_threads : DEFAULT_THREADS))
+		goto fail;
+	return &rs->base;
+fail:
+	saved = errno;
+	store_free(rs);
+	errno = saved;
+	return NULL;
+}
+
+int fl_store_redis_stats(struct fl_store *store, struct fl_redis_stats *st)
+{
+	struct redis_store *rs;
+	struct redis_counters *n;
+
+	if (!store || !st || store->ops != &redis_store_ops) {
+		errno = EINVAL;
+		return -1;
+	}
+	rs = to_redis(store);
+	n = &rs->cl.n;
+	*st = (struct fl_redis_stats){
+		.connections = atomic_load(&n->connections),
+		.connects = atomic_load(&n->connects),
+		.connect_failures = atomic_load(&n->connect_failures),
+		.commands = atomic_load(&n->commands),
+		.round_trips = atomic_load(&n->round_trips),
+		.moved = atomic_load(&n->moved),
+		.ask = atomic_load(&n->ask),
+		.slot_refreshes = atomic_load(&n->slot_refreshes),
+		.errors = atomic_load(&n->errors),
+		.timeouts = atomic_load(&n->timeouts),
+		.blocks_read = atomic_load(&rs->blocks_read),
+		.blocks_written = atomic_load(&rs->blocks_written),
+		.block_size = rs->block,
+	};
+	return 0;
+}
+
+/* DEL every block key of the object, BATCH_BLOCKS per round trip, then
+ * its metadata. */
+static int remove_keys(struct redis_store *rs)
+{
+	uint64_t nblocks = (atomic_load(&rs->size) + rs->block - 1) / rs->block;
+	uint64_t b = 0;
+	struct redis_cmd *c = calloc(BATCH_BLOCKS, sizeof(*c));
+	struct blk_args *a = malloc(BATCH_BLOCKS * sizeof(*a));
+	unsigned failed = 0;
+
+	if (!c || !a) {
+		free(c);
+		free(a);
+		errno = ENOMEM;
+		return -1;
+	}
+	while (!failed && b <= nblocks) {
+		unsigned n = 0;
+
+		for (; n < BATCH_BLOCKS && b <= nblocks; n++, b++) {
+			memset(&c[n], 0, sizeof(c[n]));
+			c[n].argc = 2;
+			cmd_arg(&c[n], 0, "DEL", 3);
+			if (b < nblocks) {
+				cmd_key(rs, &c[n], &a[n], b);
+			} else { /* the metadata last */
+				int len = snprintf(a[n].key, sizeof(a[n].key),
+						   "%s:meta", rs->prefix);
+
+				cmd_arg(&c[n], 1, a[n].key, (size_t)len);
+			}
+		}
+		failed = redis_exec(&rs->cl, c, n, NULL);
+		for (unsigned i = 0; i < n; i++) {
+			if (c[i].reply)
+				freeReplyObject(c[i].reply);
+			if (c[i].err && failed)
+				errno = c[i].err;
+		}
+	}
+	free(c);
+	free(a);
+	return failed ? -1 : 0;
+}
+
+int fl_store_redis_remove(const char *url, const struct fl_redis_options *opts)
+{
+	struct fl_redis_options o = opts ? *opts : (struct fl_redis_options){0};
+	struct fl_store *s;
+	int ret, saved;
+
+	o.create_size = 0;
+	o.exclusive = 0;
+	o.read_only = 0;
+	o.io_threads = 1;
+	s = fl_store_redis_open(url, &o);
+	if (!s)
+		return -1;
+	ret = remove_keys(to_redis(s));
+	saved = errno;
+	s->ops->destroy(s);
+	errno = saved;
+	return ret;
+}
+
+#else /* no hiredis: the calls exist and say so */
+
+int fl_store_redis_remove(const char *url, const struct fl_redis_options *opts)
+{
+	(void)url;
+	(void)opts;
+	errno = EOPNOTSUPP;
+	return -1;
+}
+
+struct fl_store *fl_store_redis_open(const char *url,
+				     const struct fl_redis_options *opts)
+{
+	(void)url;
+	(void)opts;
+	errno = EOPNOTSUPP;
+	return NULL;
+}
+
+int fl_store_redis_stats(struct fl_store *store, struct fl_redis_stats *st)
+{
+	(void)store;
+	(void)st;
+	errno = EINVAL;
+	return -1;
+}
+
+#endif /* FL_HAVE_HIREDIS */
