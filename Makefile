@@ -206,28 +206,123 @@ check:
 	    "$$tally"; \
 	rm -f "$$tally"; exit $$rc
 
+# ---- UMap-compatible library, man pages, packaging (umap/, man/) --------
+# libfaultline-umap.so: LLNL UMap's C API (umap/umap.h) on faultline,
+# exporting UMap's calls only (umap/libfaultline-umap.map); it needs
+# libfaultline.so.0.  docs/umap.md says where it differs from UMap.
+VERSION    := $(shell sed -n 's/^\#define FAULTLINE_VERSION "\(.*\)"/\1/p' \
+                include/faultline.h)
+UMAP_SRC   := $(sort $(wildcard umap/*.c))
+UMAP_OBJ   := $(UMAP_SRC:%.c=$(BUILD)/%.o)
+UMAP_MAP   := umap/libfaultline-umap.map
+UMAP_LIB   := $(BUILD)/libfaultline-umap.so
+UMAP_TESTS := $(BUILD)/tests/test_umap
+
+all: $(UMAP_LIB)
+
+$(UMAP_OBJ): umap/umap.h umap/umap_int.h
+
+# The build tree also has the sonames, so that programs linked here run.
+$(BUILD)/libfaultline.so.0: $(SHARED)
+	$(Q)ln -sf libfaultline.so $@
+
+$(BUILD)/libfaultline-umap.so.0: $(UMAP_LIB)
+	$(Q)ln -sf libfaultline-umap.so $@
+
+$(UMAP_LIB): $(UMAP_OBJ) $(UMAP_MAP) $(SHARED) $(BUILD)/libfaultline.so.0
+	$(Q)$(CC) $(ALLCFLAGS) -shared -Wl,-soname,libfaultline-umap.so.0 \
+	    -Wl,--version-script,$(UMAP_MAP) -o $@ $(UMAP_OBJ) \
+	    -L$(BUILD) -lfaultline $(LDLIBS)
+
+# The UMap test: a program using UMap's documented API only, built
+# against umap/umap.h as <umap/umap.h> and linked with libfaultline-umap
+# (an RPATH, which the loader also uses for its libfaultline.so.0).
+$(BUILD)/tests/test_umap: tests/umap/test_umap.c umap/umap.h include/faultline.h \
+              $(UMAP_LIB) $(BUILD)/libfaultline-umap.so.0
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALLCFLAGS) -I. -o $@ $< -L$(BUILD) -lfaultline-umap \
+	    -Wl,--disable-new-dtags,-rpath,$(abspath $(BUILD))
+
+# The same for UMap's C++ custom store (Umap::Store, Umap::umap_ex), built
+# with the C++ compiler that goes with CC, where it is installed.
+UMAP_CXX   ?= $(if $(findstring clang,$(CC)),$(subst clang,clang++,$(CC)),g++)
+ifneq ($(shell command -v $(UMAP_CXX) 2>/dev/null),)
+UMAP_TESTS += $(BUILD)/tests/test_umap_cxx
+endif
+
+$(BUILD)/tests/test_umap_cxx: tests/umap/test_umap_cxx.cpp umap/umap.h \
+              include/faultline.h $(UMAP_LIB) $(BUILD)/libfaultline-umap.so.0
+	@mkdir -p $(dir $@)
+	$(Q)$(UMAP_CXX) -std=c++11 -Wall -Wextra -Werror $(CFLAGS) $(SANFLAGS) \
+	    -pthread -I. -Iinclude -o $@ $< -L$(BUILD) -lfaultline-umap \
+	    -Wl,--disable-new-dtags,-rpath,$(abspath $(BUILD))
+
+# Shell-script tests run by tests/run.sh like the test binaries: a
+# wrapper in $(BUILD)/tests names the build they check.
+#   test_man      every exported fl_ symbol has a section-3 page; every
+#                 page renders without warnings (tests/test_man.sh)
+#   test_install  make install DESTDIR=... PREFIX=/usr, then build and run
+#                 examples/hello.c (pkg-config, shared and static) and the
+#                 UMap test against the staged tree (tests/test_install.sh)
+SCRIPT_TESTS := $(BUILD)/tests/test_man $(BUILD)/tests/test_install
+
+$(SCRIPT_TESTS): $(BUILD)/tests/%: tests/%.sh Makefile
+	@mkdir -p $(dir $@)
+	$(Q){ echo '#!/bin/sh'; \
+	  echo "FL_SRC='$(CURDIR)' FL_BUILD='$(abspath $(BUILD))'"; \
+	  echo "FL_CC='$(CC)' FL_CFLAGS='$(CFLAGS)' FL_SANFLAGS='$(SANFLAGS)'"; \
+	  echo "FL_NO='FL_NO_ZSTD=$(FL_NO_ZSTD) FL_NO_LZ4=$(FL_NO_LZ4) FL_NO_HIREDIS=$(FL_NO_HIREDIS)'"; \
+	  echo 'export FL_SRC FL_BUILD FL_CC FL_CFLAGS FL_SANFLAGS FL_NO'; \
+	  echo 'exec "$$FL_SRC/tests/$(notdir $@).sh" "$$@"'; } > $@
+	$(Q)chmod +x $@
+
+test: $(UMAP_TESTS) $(SCRIPT_TESTS)
+
+# Man pages: section 3 for every public call (one page per call or per
+# family; the other calls of a family are .so links), section 1 for the
+# program.
+MAN1       := $(sort $(wildcard man/man1/*.1))
+MAN3       := $(sort $(wildcard man/man3/*.3))
+LIBDIR     := $(DESTDIR)$(PREFIX)/lib
+MANDIR     := $(DESTDIR)$(PREFIX)/share/man
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libfaultline.so.0
-	ln -sf libfaultline.so.0 $(DESTDIR)$(PREFIX)/lib/libfaultline.so
+	install -d $(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include/umap \
+	    $(DESTDIR)$(PREFIX)/bin $(MANDIR)/man1 $(MANDIR)/man3
+	install -m 644 $(STATIC) $(LIBDIR)/
+	install -m 755 $(SHARED) $(LIBDIR)/libfaultline.so.$(VERSION)
+	ln -sf libfaultline.so.$(VERSION) $(LIBDIR)/libfaultline.so.0
+	ln -sf libfaultline.so.0 $(LIBDIR)/libfaultline.so
+	install -m 755 $(UMAP_LIB) $(LIBDIR)/libfaultline-umap.so.$(VERSION)
+	ln -sf libfaultline-umap.so.$(VERSION) $(LIBDIR)/libfaultline-umap.so.0
+	ln -sf libfaultline-umap.so.0 $(LIBDIR)/libfaultline-umap.so
 	install -m 644 include/faultline.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 umap/umap.h $(DESTDIR)$(PREFIX)/include/umap/
 	install -m 755 $(PROGRAM) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' \
-	    -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' \
-	    faultline.pc.in > \
-	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/faultline.pc
+	install -m 644 $(MAN1) $(MANDIR)/man1/
+	install -m 644 $(MAN3) $(MANDIR)/man3/
+	for pc in faultline faultline-umap; do \
+	    sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	        -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|g' \
+	        $$pc.pc.in > $(LIBDIR)/pkgconfig/$$pc.pc || exit 1; \
+	done
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libfaultline.a \
-	    $(DESTDIR)$(PREFIX)/lib/libfaultline.so* \
+	rm -f $(LIBDIR)/libfaultline.a $(LIBDIR)/libfaultline.so* \
+	    $(LIBDIR)/libfaultline-umap.so* \
 	    $(DESTDIR)$(PREFIX)/include/faultline.h \
+	    $(DESTDIR)$(PREFIX)/include/umap/umap.h \
 	    $(DESTDIR)$(PREFIX)/bin/faultline \
-	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/faultline.pc
+	    $(LIBDIR)/pkgconfig/faultline.pc \
+	    $(LIBDIR)/pkgconfig/faultline-umap.pc \
+	    $(MAN1:man/%=$(MANDIR)/%) $(MAN3:man/%=$(MANDIR)/%)
+	-rmdir $(DESTDIR)$(PREFIX)/include/umap
+
+# ---- end of the UMap, man and packaging block --------------------------
 
 FORMAT_SRC := $(LIB_SRC) $(TOOL_SRC) $(TEST_SRC) $(TEST_LIB) examples/*.c \
               include/*.h src/*.h $(wildcard tools/*.h bench/*.h tests/*.h)
+FORMAT_SRC += $(UMAP_SRC) umap/*.h tests/umap/*.c tests/umap/*.cpp # UMap block
 
 format:
 	clang-format -i $(FORMAT_SRC)

@@ -1,0 +1,106 @@
+#!/bin/sh
+# The man pages: every fl_ symbol the shared library exports (nm -D), and
+# every call libfaultline-umap.so exports, has a section-3 page (its own, or a .so link to its family's page, whose NAME
+# line names it); every page renders without a warning, through man(1)
+# (`man --warnings -l`) and groff (`groff -ww -z -man`); every section-3
+# page that is not a link has an ERRORS section.
+#
+# Run by tests/run.sh through the wrapper $(BUILD)/tests/test_man (see the
+# Makefile), which sets FL_SRC and FL_BUILD.  Prints the suite's
+# PASS/FAIL/SKIP/SUMMARY lines.
+NAME=test_man
+src=${FL_SRC:?}
+build=${FL_BUILD:?}
+man=$src/man
+lib=$build/libfaultline.so
+umaplib=$build/libfaultline-umap.so
+pass=0
+fail=0
+
+ok() {
+	echo "PASS $NAME.$1"
+	pass=$((pass + 1))
+}
+bad() {
+	echo "FAIL $NAME.$1: $2"
+	fail=$((fail + 1))
+}
+
+for tool in nm man groff; do
+	if ! command -v $tool >/dev/null 2>&1; then
+		echo "SKIP $NAME: $tool is not installed (apt-get install" \
+			"binutils man-db groff-base)"
+		exit 77
+	fi
+done
+tmp=$(mktemp "${TMPDIR:-/tmp}/faultline-man.XXXXXX") || exit 2
+trap 'rm -f "$tmp"' EXIT INT TERM
+
+# The page a section-3 file stands for: itself, or the target of its .so.
+target_of() {
+	t=$(sed -n '1s/^\.so *//p' "$1")
+	[ -n "$t" ] && echo "$man/$t" || echo "$1"
+}
+
+# ---- every exported symbol has a page that names it ----------------------
+syms=$({
+	nm -D --defined-only "$lib" | awk '{print $NF}' | grep '^fl_'
+	nm -D --defined-only "$umaplib" | awk '{print $NF}' |
+		grep -e '^umap' -e '^uunmap'
+} | sed 's/@.*//' | sort -u)
+if [ -z "$syms" ]; then
+	bad every_symbol_has_a_page "no fl_ symbol in $lib"
+else
+	missing=""
+	for s in $syms; do
+		f=$man/man3/$s.3
+		if [ ! -f "$f" ]; then
+			missing="$missing $s(no page)"
+			continue
+		fi
+		t=$(target_of "$f")
+		# The NAME section: from .SH NAME to the next .SH.
+		if [ ! -f "$t" ] || ! sed -n '/^\.SH NAME/,/^\.SH [^N]/p' "$t" |
+			grep -q "\\b$s\\b"; then
+			missing="$missing $s(not in NAME of ${t#"$man"/})"
+		fi
+	done
+	if [ -z "$missing" ]; then
+		ok every_symbol_has_a_page
+	else
+		bad every_symbol_has_a_page "$missing"
+	fi
+fi
+
+# ---- every page renders without warnings ---------------------------------
+pages=$(cd "$man" && ls man1/*.1 man3/*.3 2>/dev/null)
+[ -n "$pages" ] || bad pages_render "no pages in $man"
+noisy=""
+for p in $pages; do
+	# man resolves .so links from the top of the manual tree.
+	(cd "$man" && MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l \
+		"$p") >/dev/null 2>"$tmp" || echo "man failed" >>"$tmp"
+	groff -ww -z -man -s -I "$man" -I "$man/.." "$man/$p" 2>>"$tmp" ||
+		echo "groff failed" >>"$tmp"
+	if [ -s "$tmp" ]; then
+		sed "s|^|  $p: |" "$tmp"
+		noisy="$noisy $p"
+	fi
+done
+[ -z "$noisy" ] && [ -n "$pages" ] && ok pages_render ||
+	bad pages_render "warnings from$noisy"
+
+# ---- section-3 pages have ERRORS, links point at pages -------------------
+noerr=""
+for p in "$man"/man3/*.3; do
+	t=$(target_of "$p")
+	if [ "$t" != "$p" ]; then
+		[ -f "$t" ] || noerr="$noerr ${p#"$man"/}(link to missing ${t#"$man"/})"
+		continue
+	fi
+	grep -q '^\.SH ERRORS' "$p" || noerr="$noerr ${p#"$man"/}"
+done
+[ -z "$noerr" ] && ok errors_sections || bad errors_sections "$noerr"
+
+echo "SUMMARY $NAME: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
