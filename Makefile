@@ -61,7 +61,8 @@ SHARED     := $(BUILD)/libfaultline.so
 PROGRAM    := $(BUILD)/faultline
 
 .PHONY: all test sanitize clang clang-sanitize tsan check check-exports demo \
-        install uninstall clean format format-check test-no-io-uring
+        install uninstall clean format format-check test-no-io-uring \
+        test-python
 all: $(STATIC) $(SHARED) $(PROGRAM)
 
 # Quiet by default; `make V=1` shows the commands.
@@ -174,10 +175,15 @@ check-exports: $(SHARED)
 # plain gcc suite once more with io_uring turned off (FAULTLINE_IO_URING=0:
 # the I/O-thread path for file stores).  Every run goes on after a
 # failure; the last line adds them up.
-CHECK_RUNS := test sanitize clang clang-sanitize test-no-io-uring
+CHECK_RUNS := test sanitize clang clang-sanitize test-no-io-uring test-python
 
 test-no-io-uring:
 	FAULTLINE_IO_URING=0 $(MAKE) --no-print-directory test
+
+# The Python package's tests (pytest; skipped, saying why, without it),
+# against the shared library built here.
+test-python: $(SHARED)
+	@FAULTLINE_LIBRARY=$(abspath $(SHARED)) tests/python/run.sh
 
 check:
 	@tally=$$(mktemp "$${TMPDIR:-/tmp}/faultline-check.XXXXXX") || exit 2; \

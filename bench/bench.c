@@ -110,6 +110,19 @@ static const struct scenario scenarios[] = {
 	 "locked (map\n"
 	 "                lock held across store reads), idle (A not "
 	 "running)"},
+	{"swap", bench_swap, 1,
+	 "random page writes, then random page reads, every page\n"
+	 "                checked, of anonymous memory twice its limit "
+	 "(default\n"
+	 "                256M, limit half of it, 1 run); faultline "
+	 "with a swap\n"
+	 "                file, and with compressed memory in front of "
+	 "it; baseline:\n"
+	 "                kernel (anonymous mmap in a memory cgroup of "
+	 "the same\n"
+	 "                limit, swapping to a swap file the bench makes "
+	 "and\n"
+	 "                removes)"},
 };
 
 #define NR_SCENARIOS (int)(sizeof(scenarios) / sizeof(scenarios[0]))
@@ -252,8 +265,8 @@ int bench_main(int argc, char **argv)
 		return 2;
 	if (name == NULL) {
 		cli_error("bench: which scenario? (anon, minor, livelock, "
-			  "seqscan, randread, randwrite, mixed, retry or all; "
-			  "see "
+			  "seqscan, randread, randwrite, mixed, retry, swap, "
+			  "remote or all; see "
 			  "faultline bench --help)");
 		return 2;
 	}
@@ -262,7 +275,7 @@ int bench_main(int argc, char **argv)
 	if (!found) {
 		cli_error("bench: unknown scenario '%s' (anon, minor, "
 			  "livelock, seqscan, randread, randwrite, mixed, "
-			  "retry or all)",
+			  "retry, swap, remote or all)",
 			  name);
 		return 2;
 	}

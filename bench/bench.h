@@ -57,6 +57,7 @@ int bench_livelock(const struct bench_opts *o);
 int bench_mixed(const struct bench_opts *o);
 int bench_randwrite(const struct bench_opts *o);
 int bench_remote(const struct bench_opts *o);
+int bench_swap(const struct bench_opts *o);
 
 /*
  * Run every configuration that is not skipped o->runs times, interleaved
