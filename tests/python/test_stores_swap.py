@@ -86,13 +86,16 @@ def test_swap_arguments(engine, tmp_path):
 
 @pytest.mark.calls("fl_swap_compressed_create")
 def test_compressed_swap(engine, tmp_path):
-    for algorithm in ("lz4", "zstd", "none"):
+    swap = None
+    for algorithm in ("lz4", "zstd"):
         try:
             swap = engine.swap_compressed(algorithm, pool_bytes=8 * MiB)
             break
         except OSError as e:
             if e.errno != errno.EOPNOTSUPP:
                 raise
+    if swap is None:
+        pytest.skip("faultline was built without zstd and lz4")
     anonymous_four_times_the_limit(engine, swap)
     assert swap.stats().pages_written > 0
 
@@ -253,20 +256,24 @@ def test_compressed_store_in_redis(redis_url):
 
 @pytest.mark.calls("fl_store_redis_open")
 def test_redis_arguments(redis_url):
+    try:
+        faultline.RedisStore.remove(redis_url)
+    except OSError as e:
+        if e.errno == errno.EOPNOTSUPP:
+            pytest.skip("faultline was built without hiredis")
+        if e.errno != errno.ENOENT:  # nothing there yet: as expected
+            raise
     with pytest.raises(TypeError):
         faultline.RedisStore(redis_url, bogus=1)
     with pytest.raises(TypeError):
         faultline.RedisStore(b"redis://x/y")
     with pytest.raises(ValueError):
         faultline.RedisStore(redis_url, timeout_ms=-1)
-    try:
-        with pytest.raises(OSError) as info:
-            faultline.RedisStore("http://nowhere/x")
-        assert info.value.errno in (errno.EINVAL, errno.EOPNOTSUPP)
-        with pytest.raises(FileNotFoundError):
-            faultline.RedisStore(redis_url + "-missing")  # no object, no create_size
-    except AssertionError:
-        raise
+    with pytest.raises(OSError) as info:
+        faultline.RedisStore("http://nowhere/x")
+    assert info.value.errno == errno.EINVAL
+    with pytest.raises(FileNotFoundError):
+        faultline.RedisStore(redis_url + "-missing")  # no object, no create_size
 
 
 # Dirty limits ----------------------------------------------------------------
