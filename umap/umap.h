@@ -232,6 +232,7 @@ static inline void *umap_ex(void *addr, size_t length, int prot, int flags,
 						nullptr,
 						store_adapter_destroy,
 						nullptr,
+						nullptr,
 						nullptr};
 	StoreAdapter *a;
 	void *p;
