@@ -170,32 +170,21 @@ static void install_guard(void)
 	sigaction(SIGSEGV, &sa, NULL);
 }
 
-/*
- * 0 if len bytes were copied, else the signal that stopped the copy; the
- * bytes copied before it in *copied (if not NULL).  A copy can be stopped
- * part way: the page can be write-protected or dropped under it (writeback,
- * reclaim) and the fault that follows answered with SIGBUS.
- */
+/* 0 if len bytes were copied, else the signal that stopped the copy. */
 static __attribute__((noinline)) int guarded_copy(void *dst, const void *src,
-						  size_t len, size_t *copied)
+						  size_t len)
 {
-	volatile size_t i = 0; /* kept across the siglongjmp */
 	sigjmp_buf env;
 
-	if (sigsetjmp(env, 1)) {
-		if (copied)
-			*copied = i;
+	if (sigsetjmp(env, 1))
 		return guard_sig;
-	}
 	guard_env = &env;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	for (; i < len; i++)
+	for (size_t i = 0; i < len; i++)
 		((volatile unsigned char *)dst)[i] =
 			((const volatile unsigned char *)src)[i];
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	guard_env = NULL;
-	if (copied)
-		*copied = len;
 	return 0;
 }
 
@@ -276,15 +265,13 @@ static int read_check(const unsigned char *p, size_t len, uint32_t seed,
 	unsigned char buf[PG];
 	long bad;
 
-	for (size_t done = 0, n; done < len; done += n) {
-		int sig;
+	for (size_t done = 0; done < len; done += PG) {
+		int sig = guarded_copy(buf, p + done, PG);
 
-		n = len - done < PG ? len - done : PG;
-		sig = guarded_copy(buf, p + done, n, NULL);
 		if (sig)
 			return sig;
-		bad = seed ? h_mismatch(buf, n, seed, off + done)
-			   : h_nonzero(buf, n);
+		bad = seed ? h_mismatch(buf, PG, seed, off + done)
+			   : h_nonzero(buf, PG);
 		if (bad != -1) {
 			h_fail(__FILE__, __LINE__,
 			       "wrong data at offset %llu: 0x%02x, expected "
@@ -299,56 +286,37 @@ static int read_check(const unsigned char *p, size_t len, uint32_t seed,
 	return 0;
 }
 
-/*
- * Write the pattern of seed into one page.  Returns the bytes stored: PG,
- * or fewer if a signal stopped the copy (the bytes before it were stored,
- * and stay: a SIGBUS refuses one store, not those already made).
- */
-static size_t write_page(unsigned char *p, uint32_t seed, uint64_t off)
+/* Write the pattern of seed into one page; 0 or the signal. */
+static int write_page(unsigned char *p, uint32_t seed, uint64_t off)
 {
 	unsigned char buf[PG];
-	size_t stored;
 
 	h_fill(buf, PG, seed, off);
-	guarded_copy(p, buf, PG, &stored);
-	return stored;
+	return guarded_copy(p, buf, PG);
 }
 
-/* Check a page write_page stored `stored` bytes of: those hold the pattern
- * of seed_new, the rest that of seed_old (zeros for 0).  0, or the signal. */
-static int check_page(const unsigned char *p, size_t stored, uint32_t seed_new,
-		      uint32_t seed_old, uint64_t off)
-{
-	int sig = stored ? read_check(p, stored, seed_new, off) : 0;
-
-	if (sig || stored == PG)
-		return sig;
-	return read_check(p + stored, PG - stored, seed_old, off + stored);
-}
-
-/* Every byte of the file is the old pattern or the new one; pages stored
- * whole (stored[pg] == PG) wholly the new one. */
+/* Every byte of the file is the old pattern or the new one; pages in
+ * must_be_new wholly the new one. */
 static void check_file(const struct h_file *f, uint32_t old, uint32_t new,
-		       const uint16_t *stored)
+		       const unsigned char *must_be_new)
 {
 	unsigned char buf[PG];
 
 	for (uint64_t pg = 0; pg < f->size / PG; pg++) {
-		int must_be_new = stored && stored[pg] == PG;
-
 		REQUIRE(h_pread(f->path, buf, PG, pg * PG) == PG);
 		for (size_t i = 0; i < PG; i++) {
 			unsigned char o = h_pattern(old, pg * PG + i);
 			unsigned char n = h_pattern(new, pg * PG + i);
 
-			if ((must_be_new && buf[i] != n) ||
+			if ((must_be_new && must_be_new[pg] && buf[i] != n) ||
 			    (buf[i] != o && buf[i] != n)) {
 				h_fail(__FILE__, __LINE__,
 				       "file page %llu byte %zu: 0x%02x (old "
 				       "0x%02x, new 0x%02x%s)",
 				       (unsigned long long)pg, i, buf[i], o, n,
-				       must_be_new ? ", written and synced"
-						   : "");
+				       must_be_new && must_be_new[pg]
+					       ? ", written and synced"
+					       : "");
 				return;
 			}
 		}
@@ -365,7 +333,7 @@ static void check_file(const struct h_file *f, uint32_t old, uint32_t new,
  * the file holds what was written if every call said so. */
 static void sc_shared(void)
 {
-	uint16_t stored[FILE_PAGES] = {0};
+	unsigned char written[FILE_PAGES] = {0};
 	int all_ok = 1;
 	struct h_file f;
 	fl_engine *e;
@@ -385,10 +353,11 @@ static void sc_shared(void)
 		for (int pg = 0; pg < FILE_PAGES; pg++)
 			read_check(p + pg * PG, PG, SEED_OLD, pg * PG);
 		for (int pg = 0; pg < FILE_PAGES; pg += 2)
-			stored[pg] = write_page(p + pg * PG, SEED_NEW, pg * PG);
+			written[pg] =
+				!write_page(p + pg * PG, SEED_NEW, pg * PG);
 		for (int pg = 0; pg < FILE_PAGES; pg++)
-			check_page(p + pg * PG, stored[pg], SEED_NEW, SEED_OLD,
-				   pg * PG);
+			read_check(p + pg * PG, PG,
+				   written[pg] ? SEED_NEW : SEED_OLD, pg * PG);
 		all_ok &= OK(fl_msync(e, p, FILE_PAGES * PG, MS_SYNC));
 		all_ok &= OK(fl_munmap(e, p, FILE_PAGES * PG));
 	} else {
@@ -397,7 +366,7 @@ static void sc_shared(void)
 	all_ok &= OK(fl_object_close(o));
 destroy:
 	all_ok &= OK(fl_engine_destroy(e));
-	check_file(&f, SEED_OLD, SEED_NEW, all_ok ? stored : NULL);
+	check_file(&f, SEED_OLD, SEED_NEW, all_ok ? written : NULL);
 out:
 	h_file_remove(&f);
 }
@@ -406,7 +375,7 @@ out:
  * shared view keep the old data. */
 static void sc_private(void)
 {
-	uint16_t stored[FILE_PAGES] = {0};
+	unsigned char written[FILE_PAGES] = {0};
 	struct h_file f;
 	fl_engine *e;
 	fl_object *o;
@@ -424,10 +393,11 @@ static void sc_private(void)
 		for (int pg = 0; pg < FILE_PAGES; pg += 3)
 			read_check(p + pg * PG, PG, SEED_OLD, pg * PG);
 		for (int pg = 0; pg < FILE_PAGES; pg += 2)
-			stored[pg] = write_page(p + pg * PG, SEED_NEW, pg * PG);
+			written[pg] =
+				!write_page(p + pg * PG, SEED_NEW, pg * PG);
 		for (int pg = 0; pg < FILE_PAGES; pg++)
-			check_page(p + pg * PG, stored[pg], SEED_NEW, SEED_OLD,
-				   pg * PG);
+			read_check(p + pg * PG, PG,
+				   written[pg] ? SEED_NEW : SEED_OLD, pg * PG);
 	}
 	if (s)
 		for (int pg = 0; pg < FILE_PAGES; pg++)
@@ -453,7 +423,7 @@ static void sc_anon(void)
 {
 	static const int flags[2] = {MAP_PRIVATE | MAP_ANONYMOUS,
 				     MAP_SHARED | MAP_ANONYMOUS};
-	uint16_t stored[ANON_PAGES];
+	unsigned char written[ANON_PAGES];
 	fl_engine *e;
 
 	if (!(e = engine()))
@@ -464,18 +434,22 @@ static void sc_anon(void)
 
 		if (!p)
 			continue;
-		memset(stored, 0, sizeof(stored));
+		memset(written, 0, sizeof(written));
 		for (int pg = 0; pg < ANON_PAGES / 2; pg++)
-			stored[pg] = write_page(p + pg * PG, SEED_NEW, pg * PG);
+			written[pg] =
+				!write_page(p + pg * PG, SEED_NEW, pg * PG);
 		for (int pg = ANON_PAGES / 2; pg < ANON_PAGES; pg += 5)
-			stored[pg] = write_page(p + pg * PG, SEED_NEW, pg * PG);
+			written[pg] =
+				!write_page(p + pg * PG, SEED_NEW, pg * PG);
 		for (int pg = 0; pg < ANON_PAGES; pg++)
-			check_page(p + pg * PG, stored[pg], SEED_NEW, 0,
+			read_check(p + pg * PG, PG, written[pg] ? SEED_NEW : 0,
 				   pg * PG);
 		if (OK(fl_madvise(e, p, 8 * PG, MADV_DONTNEED)))
 			for (int pg = 0; pg < 8; pg++)
-				check_page(p + pg * PG, k == 0 ? 0 : stored[pg],
-					   SEED_NEW, 0, pg * PG);
+				read_check(p + pg * PG, PG,
+					   k == 0 || !written[pg] ? 0
+								  : SEED_NEW,
+					   pg * PG);
 		OK(fl_munmap(e, p, ANON_PAGES * PG));
 	}
 	OK(fl_engine_destroy(e));
@@ -488,7 +462,7 @@ static void sc_anon(void)
  * to make room, evicted pages are read again, and the file ends up right. */
 static void sc_group(void)
 {
-	uint16_t stored[GROUP_FILE_PAGES] = {0};
+	unsigned char written[GROUP_FILE_PAGES] = {0};
 	int all_ok = 1;
 	struct h_file f;
 	fl_engine *e;
@@ -515,10 +489,11 @@ static void sc_group(void)
 		o);
 	if (p) {
 		for (int pg = 0; pg < GROUP_FILE_PAGES; pg++)
-			stored[pg] = write_page(p + pg * PG, SEED_NEW, pg * PG);
+			written[pg] =
+				!write_page(p + pg * PG, SEED_NEW, pg * PG);
 		for (int pg = 0; pg < GROUP_FILE_PAGES; pg++)
-			check_page(p + pg * PG, stored[pg], SEED_NEW, SEED_OLD,
-				   pg * PG);
+			read_check(p + pg * PG, PG,
+				   written[pg] ? SEED_NEW : SEED_OLD, pg * PG);
 		all_ok &= OK(fl_munmap(e, p, GROUP_FILE_PAGES * PG));
 	} else {
 		all_ok = 0;
@@ -526,7 +501,7 @@ static void sc_group(void)
 	all_ok &= OK(fl_object_close(o));
 destroy:
 	all_ok &= OK(fl_engine_destroy(e));
-	check_file(&f, SEED_OLD, SEED_NEW, all_ok ? stored : NULL);
+	check_file(&f, SEED_OLD, SEED_NEW, all_ok ? written : NULL);
 out:
 	h_file_remove(&f);
 }
@@ -618,7 +593,7 @@ static void churn_reader(int idx, void *arg)
 
 		if (__atomic_load_n(&c->broken, __ATOMIC_ACQUIRE))
 			return; /* the range may be anybody's now */
-		if (guarded_copy(buf, c->p + pg * PG, PG, NULL))
+		if (guarded_copy(buf, c->p + pg * PG, PG))
 			continue;
 		/* The copy is not atomic: a page replaced during it reads
 		 * part file, part zeros, but never anything else. */
