@@ -149,9 +149,16 @@ int aio_submit(struct store_req *req)
 		.len = req_left(req),
 		.off = (req->index << PAGE_SHIFT) + req->done,
 	};
-	/* The queue depth this read joins: every store read in flight. */
-	if (!write)
+	/*
+	 * The queue depth this read joins: every store read in flight.  The
+	 * read is counted before it is submitted: its completion may run (on
+	 * another thread) before submit returns, and the pages it reads must
+	 * never be seen counted before the read itself is.
+	 */
+	if (!write) {
 		depth = store_read_enter(e);
+		store_read_started(e, depth);
+	}
 	atomic_fetch_add(&e->aio->in_flight, 1);
 	errno = 0;
 	n = s->ops->submit(s, ios, 1);
@@ -159,13 +166,13 @@ int aio_submit(struct store_req *req)
 		int err = n < 0 && errno ? -errno : -EOPNOTSUPP;
 
 		atomic_fetch_sub(&e->aio->in_flight, 1);
-		if (!write)
+		if (!write) {
+			store_read_unstarted(e, depth);
 			store_read_leave(e);
+		}
 		return err;
 	}
-	/* req may be completed (even freed) by now: only e from here. */
-	if (!write)
-		store_read_started(e, depth);
+	/* req may be completed (even freed) by now. */
 	return 0;
 }
 

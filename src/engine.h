@@ -108,7 +108,8 @@ static inline void map_unlock(struct fl_engine *e)
 /*
  * Store reads in flight, synchronous and submitted alike: the queue depth
  * a store sees.  A read enters (learning the depth it joins, itself
- * included), is counted once started, and leaves when done.
+ * included), is counted before it starts (its completion can run on
+ * another thread before the submitter goes on), and leaves when done.
  */
 static inline uint64_t store_read_enter(struct fl_engine *e)
 {
@@ -119,6 +120,13 @@ static inline void store_read_started(struct fl_engine *e, uint64_t depth)
 {
 	count_add(&e->stats, store_reads, 1);
 	count_add(&e->stats, store_read_depth, depth);
+}
+
+/* A read counted (store_read_started) that could not be started after all. */
+static inline void store_read_unstarted(struct fl_engine *e, uint64_t depth)
+{
+	count_add(&e->stats, store_reads, (uint64_t)-1);
+	count_add(&e->stats, store_read_depth, -depth);
 }
 
 static inline void store_read_leave(struct fl_engine *e)
