@@ -130,6 +130,13 @@ static void fault_reclaim_work(struct fl_engine *e, struct work *w)
 		if (r == RECLAIM_STUCK)
 			break;
 		usleep(1000);
+		/* Pages being read or written come back when their I/O
+		 * ends: that is no reason for OOM, however long a loaded
+		 * machine takes to run it (a count of tries is a time). */
+		if (r == RECLAIM_IN_IO) {
+			tries--;
+			continue;
+		}
 		/* Pages in the swap cache are being written out (or read):
 		 * memory comes back when the device answers, however slow
 		 * it is (another reclaim may have taken every page there
