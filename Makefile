@@ -131,16 +131,21 @@ CLANG      ?= clang
 SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer
 SAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=all
 
+# The man-page and install checks test files, not code: the plain run
+# does them, the other builds leave them out (and say so).
+ONCE_TESTS := test_man test_install
+SKIP_ONCE  := FL_SKIP="$(ONCE_TESTS) $$FL_SKIP"
+
 sanitize:
-	$(MAKE) BUILD=$(BUILD)-san CFLAGS="$(SAN_CFLAGS)" \
+	$(SKIP_ONCE) $(MAKE) BUILD=$(BUILD)-san CFLAGS="$(SAN_CFLAGS)" \
 	    SANFLAGS="$(SAN_FLAGS)" test
 
 clang:
-	$(MAKE) CC=$(CLANG) BUILD=$(BUILD)-clang test
+	$(SKIP_ONCE) $(MAKE) CC=$(CLANG) BUILD=$(BUILD)-clang test
 
 clang-sanitize:
-	$(MAKE) CC=$(CLANG) BUILD=$(BUILD)-clang-san CFLAGS="$(SAN_CFLAGS)" \
-	    SANFLAGS="$(SAN_FLAGS)" test
+	$(SKIP_ONCE) $(MAKE) CC=$(CLANG) BUILD=$(BUILD)-clang-san \
+	    CFLAGS="$(SAN_CFLAGS)" SANFLAGS="$(SAN_FLAGS)" test
 
 # ThreadSanitizer, where it works (not in CI).  Left out: test_stress, whose
 # threads share memory through mappings on purpose (a race by design), and
@@ -178,7 +183,7 @@ check-exports: $(SHARED)
 CHECK_RUNS := test sanitize clang clang-sanitize test-no-io-uring test-python
 
 test-no-io-uring:
-	FAULTLINE_IO_URING=0 $(MAKE) --no-print-directory test
+	FAULTLINE_IO_URING=0 $(SKIP_ONCE) $(MAKE) --no-print-directory test
 
 # The Python package's tests (pytest; skipped, saying why, without it),
 # against the shared library built here.

@@ -248,8 +248,9 @@ static void commands_sent(void *arg)
 {
 	struct batch *b = arg;
 
-	for (unsigned r = 0; r < b->n; r++)
-		if (!b->ios[r]->write && b->ios[r]->len >= POPULATE_MIN)
+	for (unsigned r = 0; r < b->n; r++) /* not those completed (freed) */
+		if (b->left[r] && !b->ios[r]->write &&
+		    b->ios[r]->len >= POPULATE_MIN)
 			madvise(b->ios[r]->buf, b->ios[r]->len,
 				MADV_POPULATE_WRITE);
 }

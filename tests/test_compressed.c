@@ -793,3 +793,114 @@ TEST(store_no_memory)
 	z->ops->destroy(z);
 	h_file_remove(&f);
 }
+
+/* ---- compressed swap memory through real mappings ----------------------- */
+
+#include "reclaim.h"
+#include "swap_zpool.h"
+
+struct zswap_env {
+	fl_engine *e;
+	fl_group *g;
+	fl_swap *file, *z;
+	char path[256];
+};
+
+static int zswap_drained(void *arg)
+{
+	struct zswap_env *v = arg;
+	struct fl_group_stats gs;
+	struct fl_swap_stats st;
+
+	reclaim_group(v->g, 1);
+	fl_group_stats(v->g, &gs);
+	fl_swap_stats(v->z, &st);
+	return gs.usage == 0 && st.slots_used == 0 && st.cache_pages == 0;
+}
+
+/* Anonymous memory four times its group's limit, swapped to compressed
+ * memory (with a swap file behind it, or nothing), every byte back: text
+ * pages stay in the pool, random ones go on to the file. */
+static void zswap_case(int with_file, uint64_t pool)
+{
+	const size_t npages = 1024;
+	struct zswap_env v = {0};
+	struct swap_zpool_stats zs;
+	struct fl_group_stats gs;
+	unsigned char *p;
+	int alg = built_in(FL_COMPRESS_LZ4)    ? FL_COMPRESS_LZ4
+		  : built_in(FL_COMPRESS_ZSTD) ? FL_COMPRESS_ZSTD
+					       : -1;
+
+	if (alg < 0) {
+		h_note("no zstd or lz4 in this build");
+		return;
+	}
+	v.e = h_engine(2);
+	v.g = fl_group_create(v.e, NULL, "zswap");
+	REQUIRE(v.g != NULL);
+	if (with_file) {
+		snprintf(v.path, sizeof(v.path), "%s/zswap-%d", h_tmpdir(),
+			 (int)getpid());
+		v.file = fl_swap_file_create(v.e, v.path, 4 * npages * PG);
+		REQUIRE(v.file != NULL);
+	}
+	v.z = fl_swap_compressed_create(v.e, alg, 0, pool, v.file);
+	REQUIRE(v.z != NULL);
+	REQUIRE(fl_group_set_swap(v.g, v.z) == 0);
+	REQUIRE(fl_group_set_max(v.g, 256 * PG) == 0);
+	p = fl_mmap_group(v.e, v.g, NULL, npages * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (size_t i = 0; i < npages; i++) {
+		if (with_file && i % 8 == 3)
+			h_fill(p + i * PG, PG, 77, i * PG);
+		else
+			fill_text(p + i * PG, PG, 78, i * PG);
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < npages; i++) {
+			unsigned char want[PG];
+
+			if (with_file && i % 8 == 3)
+				h_fill(want, PG, 77, i * PG);
+			else
+				fill_text(want, PG, 78, i * PG);
+			if (memcmp(p + i * PG, want, PG)) {
+				h_fail(__FILE__, __LINE__, "page %zu differs",
+				       i);
+				break;
+			}
+		}
+	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
+	CHECK_LE(gs.usage, 256 * PG);
+	CHECK_GE(gs.swap_outs, npages - 256);
+	REQUIRE(swap_zpool_stats(v.z, &zs) == 0);
+	CHECK_GT(zs.stored, 0);
+	CHECK_LE(zs.pool_used, pool);
+	if (with_file)
+		CHECK_GT(zs.written_next, 0);
+	h_note("%s: %llu pages in the pool (%llu bytes), %llu sent on",
+	       with_file ? "pool + file" : "pool alone",
+	       (unsigned long long)zs.pool_pages,
+	       (unsigned long long)zs.pool_used,
+	       (unsigned long long)zs.written_next);
+	CHECK_EQ(fl_munmap(v.e, p, npages * PG), 0);
+	CHECK(h_wait_until(zswap_drained, &v));
+	REQUIRE(swap_zpool_stats(v.z, &zs) == 0);
+	CHECK_EQ(zs.pool_used, 0);
+	CHECK_EQ(fl_group_destroy(v.g), 0);
+	CHECK_EQ(fl_engine_destroy(v.e), 0);
+	if (with_file)
+		unlink(v.path);
+}
+
+TEST(zswap_alone)
+{
+	zswap_case(0, 4 << 20);
+}
+
+TEST(zswap_pool_then_file)
+{
+	zswap_case(1, 64 * PG);
+}

@@ -1395,6 +1395,76 @@ TEST(destroy_with_a_hung_server)
 	own_remove(&sv);
 }
 
+/* ---- swap to Redis ----------------------------------------------------- */
+
+/* A group's anonymous memory beyond its max spills to a Redis object (a
+ * swap device over the store) and comes back intact. */
+static void swap_to(const char *base, const char *tag)
+{
+	size_t len = 4 * MIB, max = 1 * MIB;
+	char prefix[64], url[512];
+	struct fl_swap_stats ss;
+	struct fl_group_stats gs;
+	struct fl_store *s;
+	fl_engine *e;
+	fl_group *g;
+	fl_swap *sw;
+	unsigned char *p;
+
+	make_prefix(prefix, sizeof(prefix), tag);
+	s = open_store(base, prefix, 2 * len, 0);
+	e = h_engine(2);
+	g = fl_group_create(e, NULL, "swapped");
+	REQUIRE(g);
+	REQUIRE(fl_group_set_max(g, max) == 0);
+	sw = fl_swap_store_create(e, s, 2 * len); /* owns s from here */
+	REQUIRE(sw);
+	REQUIRE(fl_group_set_swap(g, sw) == 0);
+	p = fl_mmap_group(e, g, NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (size_t off = 0; off < len; off += PG)
+		h_fill(p + off, PG, 70, off);
+	for (size_t off = 0; off < len; off += PG)
+		if (h_mismatch(p + off, PG, 70, off) != -1) {
+			h_fail(__FILE__, __LINE__, "page at %zu wrong", off);
+			break;
+		}
+	CHECK_EQ(fl_swap_stats(sw, &ss), 0);
+	CHECK_GE(ss.pages_written, (len - max) / PG);
+	CHECK_GE(ss.pages_read, 1);
+	CHECK_EQ(ss.write_errors + ss.read_errors, 0);
+	CHECK_EQ(fl_group_stats(g, &gs), 0);
+	CHECK_LE(gs.peak, max);
+	CHECK_GE(gs.swap_outs, 1);
+	{
+		struct fl_redis_stats st = rstats(s);
+
+		CHECK_GE(st.blocks_written, 1);
+		CHECK_GE(st.blocks_read, 1);
+		h_note("%s: %llu swap-outs, %llu swap-ins, %llu block "
+		       "writes, %llu block reads",
+		       tag, (unsigned long long)ss.pages_written,
+		       (unsigned long long)ss.pages_read,
+		       (unsigned long long)st.blocks_written,
+		       (unsigned long long)st.blocks_read);
+	}
+	CHECK_EQ(fl_munmap(e, p, len), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0); /* frees the device and store */
+	make_url(url, sizeof(url), base, prefix);
+	CHECK_EQ(fl_store_redis_remove(url, NULL), 0);
+}
+
+TEST(swap_standalone)
+{
+	swap_to(url_standalone, "swap");
+}
+
+TEST(swap_cluster)
+{
+	swap_to(url_cluster, "cswap");
+}
+
 /* ---- the program: cp both ways, demo --store ------------------------------
  */
 

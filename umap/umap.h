@@ -218,6 +218,18 @@ static inline void store_adapter_destroy(struct fl_store *s)
 	delete store_adapter(s);
 }
 
+/* The ops by name, so that ops faultline adds later stay unset. */
+static inline struct fl_store_ops store_adapter_ops()
+{
+	struct fl_store_ops ops = {};
+
+	ops.read = store_adapter_read;
+	ops.write = store_adapter_write;
+	ops.size = store_adapter_size;
+	ops.destroy = store_adapter_destroy;
+	return ops;
+}
+
 /*
  * Map a region whose pages come from store (see Umap::Store); the store's
  * size is taken to be offset + length.  Returns UMAP_FAILED with errno as
@@ -226,14 +238,7 @@ static inline void store_adapter_destroy(struct fl_store *s)
 static inline void *umap_ex(void *addr, size_t length, int prot, int flags,
 			    int fd, off_t offset, Store *store)
 {
-	static const struct fl_store_ops ops = {store_adapter_read,
-						store_adapter_write,
-						store_adapter_size,
-						nullptr,
-						store_adapter_destroy,
-						nullptr,
-						nullptr,
-						nullptr};
+	static const struct fl_store_ops ops = store_adapter_ops();
 	StoreAdapter *a;
 	void *p;
 

@@ -70,6 +70,7 @@ MADV = {
     "sequential": 2,
     "willneed": 3,
     "dontneed": 4,
+    "remove": 9,
 }
 O_RDONLY, O_RDWR = os.O_RDONLY, os.O_RDWR
 MAP_FAILED = ctypes.c_void_p(-1).value
@@ -154,6 +155,18 @@ GROUP_STATS_FIELDS = [
     "pages_written_back",
     "oom_events",
     "wait_ns",
+    "swap_usage",
+    "swap_max",
+    "swap_ins",
+    "swap_outs",
+    "dirty_pages",
+    "writeback_pages",
+    "dirty_limit",
+    "dirty_background",
+    "pages_flushed",
+    "throttled",
+    "throttle_ns",
+    "max_mem_wait_ns",
 ]
 
 
@@ -217,6 +230,7 @@ COMPRESSION = {"none": 0, "zstd": 1, "lz4": 2}
 class RedisOptions(ctypes.Structure):
     _fields_ = [
         ("create_size", u64),
+        ("create", ctypes.c_int),
         ("exclusive", ctypes.c_int),
         ("block_size", ctypes.c_uint32),
         ("read_only", ctypes.c_int),
@@ -354,6 +368,7 @@ fl_swap_stats = _opt("fl_swap_stats", C_INT, P, P)
 fl_store_compressed = _opt("fl_store_compressed", P, P, C_INT, C_INT, C_SIZE)
 fl_store_compressed_stats = _opt("fl_store_compressed_stats", C_INT, P, P)
 fl_store_redis_open = _opt("fl_store_redis_open", P, ctypes.c_char_p, P)
+fl_store_redis_remove = _opt("fl_store_redis_remove", C_INT, ctypes.c_char_p, P)
 fl_store_redis_stats = _opt("fl_store_redis_stats", C_INT, P, P)
 fl_group_set_dirty_ratio = _opt("fl_group_set_dirty_ratio", C_INT, P, uint, uint)
 

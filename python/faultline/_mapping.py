@@ -250,8 +250,10 @@ class Mapping:
 
     def advise(self, advice, offset=0, length=None):
         """fl_madvise: "normal", "sequential", "random", "willneed" (read
-        the range in now) or "dontneed" (drop this mapping's view: private
-        copies and anonymous pages are freed, the page cache kept)."""
+        the range in now), "dontneed" (drop this mapping's view: private
+        copies and anonymous pages are freed, the page cache kept) or
+        "remove" (shared anonymous memory only: free the pages, in memory
+        or swapped out; the range reads zeros)."""
         self._check_open("advise")
         try:
             code = _lib.MADV[advice]

@@ -283,29 +283,42 @@ class CompressedStore(Store):
 REDIS_OPTIONS = tuple(name for name, _ in _lib.RedisOptions._fields_)
 
 
+def _redis_args(url, options):
+    """(url, struct fl_redis_options) for the C calls."""
+    if not isinstance(url, str):
+        raise TypeError("url must be a str, not %r" % (url,))
+    o, buf = _lib.padded(_lib.RedisOptions)
+    for name, value in options.items():
+        if name not in REDIS_OPTIONS:
+            raise TypeError("unknown Redis option %r (known: %s)" % (name, ", ".join(REDIS_OPTIONS)))
+        if isinstance(value, bool):
+            value = int(value)
+        bits = 64 if name == "create_size" else 31
+        setattr(o, name, _int(name, value, 0, 2**bits - 1))
+    return url.encode(), buf
+
+
 class RedisStore(Store):
     """An object kept in Redis (fl_store_redis_open):
     RedisStore("redis://host:port/prefix") or
     "redis+cluster://host:port,host:port/prefix", with the options of
-    struct fl_redis_options as keywords (create_size, exclusive,
+    struct fl_redis_options as keywords (create_size, create, exclusive,
     block_size, read_only, timeout_ms, connections, io_threads).
     OSError(EOPNOTSUPP) where faultline was built without hiredis."""
 
     def __init__(self, url, **options):
         fn = _lib.need(_lib.fl_store_redis_open, "RedisStore")
-        if not isinstance(url, str):
-            raise TypeError("url must be a str, not %r" % (url,))
-        o, buf = _lib.padded(_lib.RedisOptions)
-        for name, value in options.items():
-            if name not in REDIS_OPTIONS:
-                raise TypeError("unknown Redis option %r (known: %s)" % (name, ", ".join(REDIS_OPTIONS)))
-            if isinstance(value, bool):
-                value = int(value)
-            bits = 64 if name == "create_size" else 31
-            setattr(o, name, _int(name, value, 0, 2**bits - 1))
-        ptr = _lib.check(fn(url.encode(), buf), None)
+        ptr = _lib.check(fn(*_redis_args(url, options)), None)
         super().__init__(ptr, repr(url))
         self.url = url
+
+    @staticmethod
+    def remove(url, **options):
+        """Delete the object at url, every block and its metadata
+        (fl_store_redis_remove); options: the connection settings
+        (timeout_ms, connections).  FileNotFoundError if there is none."""
+        fn = _lib.need(_lib.fl_store_redis_remove, "RedisStore.remove")
+        _lib.check(fn(*_redis_args(url, options)))
 
     def stats(self):
         """Connection and command counters (fl_store_redis_stats), a

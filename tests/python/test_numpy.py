@@ -2,6 +2,8 @@
 """NumPy over faultline mappings: reductions under a group limit, writes
 reaching the file, private and anonymous memory, memoryview."""
 
+import errno
+
 import pytest
 
 from conftest import MiB
@@ -110,3 +112,17 @@ def test_views_outlive_close_and_the_engine(datafile):
     with pytest.raises(ValueError):
         m.read(0, 8)
     del x, m  # the last reference: the engine is destroyed now
+
+
+def test_advise_remove_frees_shared_anonymous_memory(engine):
+    m = engine.map(None, 1 * MiB)  # shared anonymous
+    m.write(0, b"\x01" * MiB)
+    m.advise("remove", 4096, 8192)
+    assert m.read(0, 4096) == b"\x01" * 4096
+    assert m.read(4096, 8192) == bytes(8192)
+    p = engine.map(None, 1 * MiB, shared=False)
+    with pytest.raises(OSError) as info:
+        p.advise("remove")
+    assert info.value.errno == errno.EINVAL
+    m.close()
+    p.close()
