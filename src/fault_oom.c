@@ -17,9 +17,9 @@
 #define fault_of(ptr, member)                                                  \
 	((struct fault *)((char *)(ptr)-offsetof(struct fault, member)))
 
-#define RECLAIM_AT_LEAST   32  /* pages: reclaim in batches, not page by page */
-#define RECLAIM_TRIES	   200 /* 1 ms apart: cache pages busy under I/O */
-#define RECLAIM_SWAP_TRIES 5000 /* more while swap I/O is in flight */
+#define RECLAIM_AT_LEAST 32   /* pages: reclaim in batches, not page by page */
+#define RECLAIM_TRIES	 200  /* 1 ms apart: cache pages busy under I/O */
+#define RECLAIM_IO_TRIES 5000 /* more while pages are in I/O */
 
 /* Resume a fault that waited for memory; the group is no longer needed. */
 static void fault_memory_resume_work(struct fl_engine *e, struct work *w)
@@ -118,7 +118,7 @@ static void fault_reclaim_work(struct fl_engine *e, struct work *w)
 	 * be reclaimed (private or shared anonymous memory, pages whose
 	 * writeback fails): OOM at once.
 	 */
-	for (int tries = 0, swap_tries = 0; tries < RECLAIM_TRIES; tries++) {
+	for (int tries = 0, io_tries = 0; tries < RECLAIM_TRIES; tries++) {
 		enum reclaim_outcome r = reclaim_try(g, want);
 
 		if (r == RECLAIM_FREED ||
@@ -130,12 +130,14 @@ static void fault_reclaim_work(struct fl_engine *e, struct work *w)
 		if (r == RECLAIM_STUCK)
 			break;
 		usleep(1000);
-		/* Pages in the swap cache are being written out (or read):
-		 * memory comes back when the device answers, however slow
-		 * it is (another reclaim may have taken every page there
-		 * was to write): wait for it longer. */
-		if (atomic_load(&e->swap.cache_pages) &&
-		    swap_tries++ < RECLAIM_SWAP_TRIES)
+		/* Pages being read or written (cache pages in I/O, pages in
+		 * the swap cache) come back when their I/O ends, however
+		 * late a loaded machine runs it, or the device answers
+		 * (another reclaim may have taken every page there was to
+		 * write): wait for it longer.  Still bounded: the reads may
+		 * be queued for I/O threads that are all in here. */
+		if ((r == RECLAIM_IN_IO || atomic_load(&e->swap.cache_pages)) &&
+		    io_tries++ < RECLAIM_IO_TRIES)
 			tries--;
 	}
 	/* The run does not fit, but the faulting page alone does: read it

@@ -289,7 +289,7 @@ int fl_group_set_max(fl_group *g, uint64_t bytes)
 
 		if (r == RECLAIM_STUCK)
 			break;
-		if (r == RECLAIM_BUSY)
+		if (r == RECLAIM_BUSY || r == RECLAIM_IN_IO)
 			usleep(1000);
 	}
 	group_wake_all(g); /* room, perhaps: waiters look again */

@@ -500,10 +500,11 @@ static uint64_t reclaim_isolated(struct fl_group *g)
 
 /*
  * As reclaim_group, and *busy is how many pages it passed over only
- * because they were busy: pages that a later try may free.
+ * because they were busy: pages that a later try may free; *io of them
+ * were being read or written.
  */
 static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
-				   uint64_t *busy)
+				   uint64_t *busy, uint64_t *io)
 {
 	unsigned nr;
 	struct fl_group **v;
@@ -511,6 +512,7 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 	int progress = 1;
 
 	*busy = 0;
+	*io = 0;
 	fl_assert_may_block(); /* it takes the map lock, writes back */
 	swept = swap_cache_sweep(g->engine); /* stale swap-cache pages */
 	freed = swept;
@@ -552,6 +554,7 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 			progress |= swapped > 0;
 		}
 		idle = freed > before ? 0 : idle + 1;
+		*io = in_io;
 	}
 	if (getenv("FL_DEBUG_RECLAIM"))
 		fprintf(stderr, "reclaim %s want %lu freed %lu groups %u\n",
@@ -564,17 +567,19 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 
 uint64_t reclaim_group(struct fl_group *g, uint64_t want)
 {
-	uint64_t busy;
+	uint64_t busy, io;
 
-	return reclaim_group_busy(g, want, &busy);
+	return reclaim_group_busy(g, want, &busy, &io);
 }
 
 enum reclaim_outcome reclaim_try(struct fl_group *g, uint64_t want)
 {
-	uint64_t busy;
+	uint64_t busy, io;
 
-	if (reclaim_group_busy(g, want, &busy))
+	if (reclaim_group_busy(g, want, &busy, &io))
 		return RECLAIM_FREED;
+	if (io) /* the last round passed over pages in I/O */
+		return RECLAIM_IN_IO;
 	/* Pages in the swap cache (written out or read in right now) are
 	 * busy too: another reclaim's swap-out frees them in a moment. */
 	return busy || reclaim_isolated(g) ||

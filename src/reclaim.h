@@ -40,12 +40,16 @@ enum reclaim_outcome {
 			  under writeback, being read, held, used since
 			  reclaim last looked, or taken by another reclaim):
 			  a try a little later may free them */
+	RECLAIM_IN_IO, /* none, but pages are being read or written (locked
+			  or under writeback): memory comes back when that
+			  I/O ends, however long the machine takes to run it */
 	RECLAIM_STUCK, /* none, and what is left cannot be reclaimed (private
 			  or shared anonymous memory, dirty pages whose
 			  writeback fails, punches that fail) */
 };
 /* One try of reclaim_group for callers that wait and try again while the
- * outcome is RECLAIM_BUSY.  Same locking as reclaim_group. */
+ * outcome is RECLAIM_IN_IO or RECLAIM_BUSY.  Same locking as
+ * reclaim_group. */
 enum reclaim_outcome reclaim_try(struct fl_group *g, uint64_t want);
 /* Queue a reclaim of g down to its high limit, unless one is queued. */
 void reclaim_background(struct fl_group *g);
