@@ -307,6 +307,23 @@ static void reap(struct fl_engine *e, int cancelled)
 		;
 }
 
+int aio_ready(const struct fl_engine *e)
+{
+	struct aio *a = e->aio;
+
+	if (!a || !atomic_load_explicit(&a->in_flight, memory_order_relaxed))
+		return 0;
+	/* An unlocked peek: a stale answer costs one empty reap or one
+	 * more round of polling, and the eventfd stays the authority. */
+	if (__atomic_load_n(&a->done, __ATOMIC_RELAXED))
+		return 1;
+#ifdef FL_HAVE_LIBURING
+	if (a->have_ring && io_uring_cq_ready(&a->ring))
+		return 1;
+#endif
+	return 0;
+}
+
 void aio_reap(struct fl_engine *e)
 {
 	fl_assert_may_block();

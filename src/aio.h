@@ -57,6 +57,9 @@ int aio_has_ring(const struct fl_engine *e);
 int aio_fd(const struct fl_engine *e);
 /* A handler thread: run every completion that is ready.  No lock held. */
 void aio_reap(struct fl_engine *e);
+/* 1 if completions may be ready to reap; no system call, no lock (a
+ * polling handler asks it between reads of its userfaultfd). */
+int aio_ready(const struct fl_engine *e);
 /* fl_engine_destroy, once the handler threads are gone: wait for every
  * request in flight and finish it cancelled. */
 void aio_drain(struct fl_engine *e);
