@@ -65,12 +65,14 @@ static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
 {
 	uint64_t batch = atomic_fetch_add(&e->msg_batches, 1) + 1;
 
+	aio_plug(); /* the batch's reads go to the device together */
 	for (size_t i = 0; i < n; i++) {
 		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 			continue; /* reading it was all it needed */
 		if (fault_handle(e, &msgs[i], batch, r->rec[r->nr - 1]))
 			r->nr--; /* parked: the fault owns the record now */
 	}
+	aio_unplug();
 }
 
 /*
