@@ -158,6 +158,7 @@ int aio_submit(struct store_req *req)
 {
 	struct fl_engine *e = req->e;
 	struct fl_store *s = req->o->store;
+	struct fl_object *o = req->o;
 	struct fl_store_io *ios[1] = {&req->io};
 	int write = req->write;
 	uint64_t depth = 0;
@@ -180,6 +181,9 @@ int aio_submit(struct store_req *req)
 		store_read_started(e, depth);
 	}
 	atomic_fetch_add(&e->aio->in_flight, 1);
+	/* The store must outlive its submit call, which may complete req
+	 * (dropping req's reference on the object) before it returns. */
+	object_get(o);
 	errno = 0;
 	n = s->ops->submit(s, ios, 1);
 	if (n != 1) { /* not started: nobody will complete it */
@@ -190,9 +194,11 @@ int aio_submit(struct store_req *req)
 			store_read_unstarted(e, depth);
 			store_read_leave(e);
 		}
+		object_put(o); /* req's reference remains */
 		return err;
 	}
 	/* req may be completed (even freed) by now. */
+	object_put(o);
 	return 0;
 }
 
@@ -201,8 +207,9 @@ int aio_submit(struct store_req *req)
  * of fault messages queues the reads they start and submits them in one
  * io_uring_enter at the end, so that the device is notified once for the
  * batch (a notification is a VM exit: tens of microseconds here) and sees
- * the reads together.  A plugged thread must not wait for what it queued;
- * handler threads never wait.
+ * the reads together.  Only reads are held back: a plugged thread may
+ * still write back and wait for its writes (an object whose last
+ * reference it drops), but never waits for a read; handlers never do.
  */
 static __thread unsigned plugged_depth;
 static __thread struct aio *plugged_ring; /* has SQEs this thread left */
@@ -228,6 +235,18 @@ void aio_unplug(void)
 	plugged_depth--;
 #endif
 }
+
+#ifdef FL_HAVE_LIBURING
+/* Writes are never held back by a plug: a plugged thread may write
+ * back (an object released in its hands) and wait for the writes. */
+static int reads_only(struct fl_store_io *const *ios, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (ios[i]->write)
+			return 0;
+	return 1;
+}
+#endif
 
 int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 {
@@ -255,7 +274,7 @@ int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 	/* An SQE the kernel did not take now is taken by the next submit
 	 * (aio_reap submits what is left).  A plugged thread leaves them
 	 * for aio_unplug. */
-	if (i && plugged_depth) {
+	if (i && plugged_depth && reads_only(ios, i)) {
 		plugged_ring = a;
 	} else {
 		while (i && io_uring_submit(&a->ring) == -EINTR)
