@@ -146,7 +146,7 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 
 		if (aio_ready(e)) {
 			aio_reap(e);
-			found = 1;
+			found++;
 		}
 		if (!have)
 			break;
@@ -155,12 +155,13 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 			if ((size_t)n == have * sizeof(msgs[0]))
 				poll_wake_others(e); /* a burst: help */
 			serve_messages(e, r, msgs, (size_t)n / sizeof(msgs[0]));
-			found = 1;
+			found++;
 		}
 		now = now_ns();
-		if (found)
+		if (found) {
+			count_add(&e->stats, polled_events, (uint64_t)found);
 			last = now;
-		else if (now - before > POLL_DESCHEDULED_NS)
+		} else if (now - before > POLL_DESCHEDULED_NS)
 			break;
 		else
 			__builtin_ia32_pause();
@@ -251,8 +252,10 @@ static void *handler_main(void *arg)
 				served = 1;
 			}
 		}
-		if (served)
+		if (served) {
+			count_add(&e->stats, handler_wakeups, 1);
 			handler_poll(e, &reserve, msgs);
+		}
 	}
 	reserve_free(&reserve);
 	return NULL;

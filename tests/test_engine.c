@@ -327,6 +327,9 @@ TEST(polling_handlers_serve_everything)
 		s = hammer(&cfg, &f, 107);
 		CHECK_EQ(s.major_faults, 256);
 		CHECK_EQ(s.pages_read, 256);
+		CHECK_GE(s.handler_wakeups, 1); /* the first fault, at least */
+		if (polls[i] < 0)
+			CHECK_EQ(s.polled_events, 0);
 	}
 	h_file_remove(&f);
 	CHECK_EQ(h_settle_threads(threads0), threads0);
