@@ -90,6 +90,16 @@ static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
  */
 #define POLL_DESCHEDULED_NS 50000
 
+/* A spin-wait hint to the CPU (and to the hypervisor). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -164,7 +174,7 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 		} else if (now - before > POLL_DESCHEDULED_NS)
 			break;
 		else
-			__builtin_ia32_pause();
+			cpu_relax();
 	}
 	atomic_store(&e->poller, 0);
 	poll_wake_others(e);
@@ -237,8 +247,7 @@ static void *handler_main(void *arg)
 		woke = handler_wait(h->ep, have);
 		if (woke & WOKE_STOP)
 			break;
-		/* Store reads complete on the thread that polls their eventfd.
-		 */
+		/* Store reads complete on a thread that polls their eventfd. */
 		if (woke & WOKE_AIO) {
 			aio_reap(e);
 			served = 1;
