@@ -107,7 +107,12 @@ struct group_oom {
 };
 struct group_oom group_oom_policy(struct fl_group *g);
 
-/* Usage above high: queue background reclaim (once). */
+/* Usage above high, or past the room a group that can swap keeps below
+ * its max (a 64th of max): queue background reclaim (once).  Called after
+ * every charge; posts work, never waits. */
 void group_check_high(struct fl_group *g);
+/* The usage background reclaim brings g down to: high less batch, or
+ * twice the swap room below max, whichever is lower. */
+uint64_t group_background_target(struct fl_group *g, uint64_t batch);
 
 #endif /* FL_GROUP_H */

@@ -602,10 +602,11 @@ uint64_t reclaim_for_readahead(struct fl_group *g, uint64_t want,
 static void background_work(struct fl_engine *e, struct work *w)
 {
 	struct fl_group *g = w->arg;
-	uint64_t usage = atomic_load(&g->usage), high = atomic_load(&g->high);
+	uint64_t usage = atomic_load(&g->usage);
+	uint64_t target = group_background_target(g, RECLAIM_BATCH);
 
-	if (usage > high)
-		reclaim_group(g, usage - high + RECLAIM_BATCH);
+	if (usage > target)
+		reclaim_group(g, usage - target);
 	atomic_store(&g->background_reclaim, 0);
 	atomic_fetch_sub(&g->pins, 1);
 	free(w);
