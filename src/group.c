@@ -212,16 +212,19 @@ static uint64_t swap_headroom(struct fl_group *g)
 	return group_swap_dev(g) ? room : 0;
 }
 
-/* The usage past which background reclaim starts: high, or the swap
- * headroom's mark below max. */
-static uint64_t background_mark(struct fl_group *g)
+/* Whether g is past where background reclaim starts: high, or the swap
+ * headroom's mark below max.  Cheap while usage is not near either. */
+static int past_background_mark(struct fl_group *g)
 {
-	uint64_t high = atomic_load(&g->high);
-	uint64_t room = swap_headroom(g);
+	uint64_t usage = atomic_load(&g->usage), max = atomic_load(&g->max);
+	uint64_t room;
 
-	if (room && atomic_load(&g->max) - room < high)
-		return atomic_load(&g->max) - room;
-	return high;
+	if (usage > atomic_load(&g->high))
+		return 1;
+	if (max == UINT64_MAX || usage + max / 64 <= max)
+		return 0; /* not within any headroom of max */
+	room = swap_headroom(g);
+	return room && usage > max - room;
 }
 
 uint64_t group_background_target(struct fl_group *g, uint64_t batch)
@@ -237,7 +240,7 @@ uint64_t group_background_target(struct fl_group *g, uint64_t batch)
 void group_check_high(struct fl_group *g)
 {
 	for (; g; g = g->parent)
-		if (atomic_load(&g->usage) > background_mark(g))
+		if (past_background_mark(g))
 			reclaim_background(g);
 }
 
