@@ -81,6 +81,17 @@ struct fl_config {
 	 * Never the default.
 	 */
 	int hold_map_lock_for_io;
+	/*
+	 * How long a handler thread keeps polling for work before it sleeps,
+	 * in microseconds: after it served a fault or a store completion, one
+	 * handler at a time (the others sleep) polls the userfaultfd and the
+	 * completion ring, so that the next fault, or the read it just
+	 * submitted, is taken without a wake-up (each costs tens of
+	 * microseconds on a virtual machine).  It stops at once when it finds
+	 * itself descheduled (a busy machine).  0: the default (100 with more
+	 * than one CPU online, else never); -1: never poll; at most 10000.
+	 */
+	int handler_poll_us;
 };
 
 /*
@@ -90,6 +101,7 @@ struct fl_config {
  *   FAULTLINE_READAHEAD=N      store read batch, in pages
  *   FAULTLINE_ANON_AROUND=N    anonymous zero-fill batch, in pages
  *   FAULTLINE_IO_THREADS=N     background readahead threads
+ *   FAULTLINE_POLL_US=N        handler polling, in microseconds (0: never)
  *   FAULTLINE_STATS=1          print statistics when the engine is destroyed
  *   FAULTLINE_IO_URING=0       no io_uring: file stores read on I/O threads
  *                              (read at fl_engine_create, not a field)

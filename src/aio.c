@@ -176,6 +176,39 @@ int aio_submit(struct store_req *req)
 	return 0;
 }
 
+/*
+ * Plugging, as the block layer's blk_start_plug: a handler serving a batch
+ * of fault messages queues the reads they start and submits them in one
+ * io_uring_enter at the end, so that the device is notified once for the
+ * batch (a notification is a VM exit: tens of microseconds here) and sees
+ * the reads together.  A plugged thread must not wait for what it queued;
+ * handler threads never wait.
+ */
+static __thread unsigned plugged_depth;
+static __thread struct aio *plugged_ring; /* has SQEs this thread left */
+
+void aio_plug(void)
+{
+	plugged_depth++;
+}
+
+void aio_unplug(void)
+{
+#ifdef FL_HAVE_LIBURING
+	struct aio *a = plugged_ring;
+
+	if (--plugged_depth || !a)
+		return;
+	plugged_ring = NULL;
+	pthread_mutex_lock(&a->sq_lock);
+	while (io_uring_submit(&a->ring) == -EINTR)
+		;
+	pthread_mutex_unlock(&a->sq_lock);
+#else
+	plugged_depth--;
+#endif
+}
+
 int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 {
 #ifdef FL_HAVE_LIBURING
@@ -199,9 +232,14 @@ int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 		io_uring_sqe_set_data(sqe, req_of(ios[i]));
 	}
 	/* An SQE the kernel did not take now is taken by the next submit
-	 * (aio_reap submits what is left). */
-	while (i && io_uring_submit(&a->ring) == -EINTR)
-		;
+	 * (aio_reap submits what is left).  A plugged thread leaves them
+	 * for aio_unplug. */
+	if (i && plugged_depth) {
+		plugged_ring = a;
+	} else {
+		while (i && io_uring_submit(&a->ring) == -EINTR)
+			;
+	}
 	pthread_mutex_unlock(&a->sq_lock);
 	return i ? (int)i : -EAGAIN;
 #else
@@ -305,6 +343,23 @@ static void reap(struct fl_engine *e, int cancelled)
 		return;
 	while (reap_list(e, cancelled) + reap_ring(e, cancelled))
 		;
+}
+
+int aio_ready(const struct fl_engine *e)
+{
+	struct aio *a = e->aio;
+
+	if (!a || !atomic_load_explicit(&a->in_flight, memory_order_relaxed))
+		return 0;
+	/* An unlocked peek: a stale answer costs one empty reap or one
+	 * more round of polling, and the eventfd stays the authority. */
+	if (__atomic_load_n(&a->done, __ATOMIC_RELAXED))
+		return 1;
+#ifdef FL_HAVE_LIBURING
+	if (a->have_ring && io_uring_cq_ready(&a->ring))
+		return 1;
+#endif
+	return 0;
 }
 
 void aio_reap(struct fl_engine *e)

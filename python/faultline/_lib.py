@@ -96,6 +96,7 @@ class Config(ctypes.Structure):
         ("print_stats_at_destroy", ctypes.c_int),
         ("io_threads", uint),
         ("hold_map_lock_for_io", ctypes.c_int),
+        ("handler_poll_us", ctypes.c_int),
     ]
 
 
