@@ -420,10 +420,12 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 			freed += swap_evict_object_run(b->evict + i, len,
 						       &b->stuck);
 	}
+	/* Counted before the uncharges: whoever sees the usage fall sees the
+	 * pages reclaimed too. */
+	atomic_fetch_add(&g->pages_reclaimed, freed);
 	for (unsigned i = 0; i < b->nr_evict; i++)
 		drop_refs(b->evict[i]); /* the last put uncharges */
 	atomic_fetch_sub(&g->isolated, b->nr_evict);
-	atomic_fetch_add(&g->pages_reclaimed, freed);
 	return freed;
 }
 
