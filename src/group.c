@@ -240,7 +240,8 @@ uint64_t group_background_target(struct fl_group *g, uint64_t batch)
 void group_check_high(struct fl_group *g)
 {
 	for (; g; g = g->parent)
-		if (past_background_mark(g))
+		if (past_background_mark(g) &&
+		    lockstat_now() >= atomic_load(&g->background_quiet_until))
 			reclaim_background(g);
 }
 
@@ -353,6 +354,7 @@ int fl_group_set_high(fl_group *g, uint64_t bytes)
 		return -1;
 	}
 	atomic_store(&g->high, bytes_to_pages(bytes));
+	atomic_store(&g->background_quiet_until, 0); /* a new mark: look now */
 	group_check_high(g);
 	return 0;
 }

@@ -61,6 +61,11 @@ struct fl_group {
 
 	unsigned nr_children, nr_mappings; /* under the engine's group lock */
 	_Atomic int background_reclaim;	   /* a reclaim above high is queued */
+	/* A background reclaim that freed nothing: none is queued again
+	 * before this time (lockstat_now; 0: any time), so that a group
+	 * with nothing left to reclaim (its swap full) does not keep an I/O
+	 * thread scanning after each charge. */
+	_Atomic uint64_t background_quiet_until;
 
 	struct lru lru;
 

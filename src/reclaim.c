@@ -17,6 +17,8 @@
 #define RECLAIM_BATCH		 256 /* pages taken off the lists per lock hold */
 #define RECLAIM_IDLE_ROUNDS	 8 /* rounds in a row that free nothing: stop */
 #define RECLAIM_WRITES_IN_FLIGHT 64 /* dirty runs written at once */
+/* After a background reclaim that freed nothing, none for this long. */
+#define BACKGROUND_QUIET_NS (10 * 1000 * 1000ull)
 
 /* ---- the lists: circular, doubly linked, head = most recent ------------- */
 
@@ -607,8 +609,9 @@ static void background_work(struct fl_engine *e, struct work *w)
 	uint64_t usage = atomic_load(&g->usage);
 	uint64_t target = group_background_target(g, RECLAIM_BATCH);
 
-	if (usage > target)
-		reclaim_group(g, usage - target);
+	if (usage > target && reclaim_group(g, usage - target) == 0)
+		atomic_store(&g->background_quiet_until,
+			     lockstat_now() + BACKGROUND_QUIET_NS);
 	atomic_store(&g->background_reclaim, 0);
 	atomic_fetch_sub(&g->pins, 1);
 	free(w);
