@@ -888,6 +888,12 @@ struct fl_stats {
 	 * queue depth the store saw (engine only). */
 	uint64_t store_reads;
 	uint64_t store_read_depth;
+	/* Handler threads: events (a batch of fault messages, or store
+	 * completions) taken while polling, without a wake-up, and those
+	 * that woke a sleeping handler (engine only; see handler_poll_us:
+	 * polling pays where the first is large beside the second). */
+	uint64_t polled_events;
+	uint64_t handler_wakeups;
 };
 
 /* Statistics of the whole engine (counters since creation). */

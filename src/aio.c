@@ -21,6 +21,26 @@
 #include "engine.h"
 #include "object.h"
 
+/*
+ * ThreadSanitizer cannot see the kernel hand a request from the thread that
+ * submitted it to the ring to the thread that reaps its completion (its
+ * fields written before, read and freed after): say so where it looks.
+ */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define __SANITIZE_THREAD__ 1
+#endif
+#endif
+#ifdef __SANITIZE_THREAD__
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define hand_over(p)  __tsan_release(p)
+#define taken_over(p) __tsan_acquire(p)
+#else
+#define hand_over(p)  ((void)(p))
+#define taken_over(p) ((void)(p))
+#endif
+
 #define RING_ENTRIES 256
 #define REAP_BATCH   32
 
@@ -138,6 +158,7 @@ int aio_submit(struct store_req *req)
 {
 	struct fl_engine *e = req->e;
 	struct fl_store *s = req->o->store;
+	struct fl_object *o = req->o;
 	struct fl_store_io *ios[1] = {&req->io};
 	int write = req->write;
 	uint64_t depth = 0;
@@ -160,6 +181,9 @@ int aio_submit(struct store_req *req)
 		store_read_started(e, depth);
 	}
 	atomic_fetch_add(&e->aio->in_flight, 1);
+	/* The store must outlive its submit call, which may complete req
+	 * (dropping req's reference on the object) before it returns. */
+	object_get(o);
 	errno = 0;
 	n = s->ops->submit(s, ios, 1);
 	if (n != 1) { /* not started: nobody will complete it */
@@ -170,9 +194,11 @@ int aio_submit(struct store_req *req)
 			store_read_unstarted(e, depth);
 			store_read_leave(e);
 		}
+		object_put(o); /* req's reference remains */
 		return err;
 	}
 	/* req may be completed (even freed) by now. */
+	object_put(o);
 	return 0;
 }
 
@@ -181,8 +207,9 @@ int aio_submit(struct store_req *req)
  * of fault messages queues the reads they start and submits them in one
  * io_uring_enter at the end, so that the device is notified once for the
  * batch (a notification is a VM exit: tens of microseconds here) and sees
- * the reads together.  A plugged thread must not wait for what it queued;
- * handler threads never wait.
+ * the reads together.  Only reads are held back: a plugged thread may
+ * still write back and wait for its writes (an object whose last
+ * reference it drops), but never waits for a read; handlers never do.
  */
 static __thread unsigned plugged_depth;
 static __thread struct aio *plugged_ring; /* has SQEs this thread left */
@@ -209,6 +236,18 @@ void aio_unplug(void)
 #endif
 }
 
+#ifdef FL_HAVE_LIBURING
+/* Writes are never held back by a plug: a plugged thread may write
+ * back (an object released in its hands) and wait for the writes. */
+static int reads_only(struct fl_store_io *const *ios, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (ios[i]->write)
+			return 0;
+	return 1;
+}
+#endif
+
 int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 {
 #ifdef FL_HAVE_LIBURING
@@ -230,11 +269,12 @@ int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 			io_uring_prep_read(sqe, fd, ios[i]->buf,
 					   (unsigned)ios[i]->len, ios[i]->off);
 		io_uring_sqe_set_data(sqe, req_of(ios[i]));
+		hand_over(req_of(ios[i]));
 	}
 	/* An SQE the kernel did not take now is taken by the next submit
 	 * (aio_reap submits what is left).  A plugged thread leaves them
 	 * for aio_unplug. */
-	if (i && plugged_depth) {
+	if (i && plugged_depth && reads_only(ios, i)) {
 		plugged_ring = a;
 	} else {
 		while (i && io_uring_submit(&a->ring) == -EINTR)
@@ -259,7 +299,7 @@ void fl_store_io_complete(struct fl_store_io *io, ssize_t result)
 	req->result = result;
 	pthread_mutex_lock(&a->done_lock);
 	req->next = a->done;
-	a->done = req;
+	__atomic_store_n(&a->done, req, __ATOMIC_RELAXED); /* aio_ready */
 	pthread_mutex_unlock(&a->done_lock);
 	if (write(a->fd, &one, sizeof(one)) < 0)
 		abort(); /* an eventfd write of 1 cannot fail */
@@ -287,7 +327,7 @@ static unsigned reap_list(struct fl_engine *e, int cancelled)
 
 	pthread_mutex_lock(&a->done_lock);
 	req = a->done;
-	a->done = NULL;
+	__atomic_store_n(&a->done, NULL, __ATOMIC_RELAXED); /* aio_ready */
 	pthread_mutex_unlock(&a->done_lock);
 	for (; req; req = next, n++) {
 		next = req->next;
@@ -312,6 +352,7 @@ static unsigned reap_ring(struct fl_engine *e, int cancelled)
 		n = io_uring_peek_batch_cqe(&a->ring, cqes, REAP_BATCH);
 		for (unsigned i = 0; i < n; i++) {
 			reqs[i] = io_uring_cqe_get_data(cqes[i]);
+			taken_over(reqs[i]);
 			reqs[i]->result = cqes[i]->res;
 		}
 		io_uring_cq_advance(&a->ring, n);
@@ -321,11 +362,10 @@ static unsigned reap_ring(struct fl_engine *e, int cancelled)
 		total += n;
 	} while (n == REAP_BATCH);
 	/* SQEs a failed submit left behind. */
-	if (io_uring_sq_ready(&a->ring)) {
-		pthread_mutex_lock(&a->sq_lock);
+	pthread_mutex_lock(&a->sq_lock);
+	if (io_uring_sq_ready(&a->ring))
 		io_uring_submit(&a->ring);
-		pthread_mutex_unlock(&a->sq_lock);
-	}
+	pthread_mutex_unlock(&a->sq_lock);
 	return total;
 #else
 	(void)e;
@@ -356,7 +396,11 @@ int aio_ready(const struct fl_engine *e)
 	if (__atomic_load_n(&a->done, __ATOMIC_RELAXED))
 		return 1;
 #ifdef FL_HAVE_LIBURING
-	if (a->have_ring && io_uring_cq_ready(&a->ring))
+	/* io_uring_cq_ready, with the head read atomically: the reaper
+	 * advances it under cq_lock, which this does not take. */
+	if (a->have_ring &&
+	    __atomic_load_n(a->ring.cq.ktail, __ATOMIC_ACQUIRE) !=
+		    __atomic_load_n(a->ring.cq.khead, __ATOMIC_RELAXED))
 		return 1;
 #endif
 	return 0;

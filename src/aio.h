@@ -71,9 +71,9 @@ int aio_submit(struct store_req *req);
  * (io->write) of fd.  Returns how many of ios were started, or
  * -EOPNOTSUPP without a ring. */
 int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd);
-/* Between aio_plug and aio_unplug, this thread's ring reads and writes
- * are queued and submitted together at aio_unplug (nests); the thread
- * must not wait for them meanwhile. */
+/* Between aio_plug and aio_unplug, this thread's ring reads are queued
+ * and submitted together at aio_unplug (nests); the thread must not wait
+ * for them meanwhile.  Writes go at once. */
 void aio_plug(void);
 void aio_unplug(void);
 

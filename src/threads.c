@@ -90,6 +90,16 @@ static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
  */
 #define POLL_DESCHEDULED_NS 50000
 
+/* A spin-wait hint to the CPU (and to the hypervisor). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -146,7 +156,7 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 
 		if (aio_ready(e)) {
 			aio_reap(e);
-			found = 1;
+			found++;
 		}
 		if (!have)
 			break;
@@ -155,15 +165,16 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 			if ((size_t)n == have * sizeof(msgs[0]))
 				poll_wake_others(e); /* a burst: help */
 			serve_messages(e, r, msgs, (size_t)n / sizeof(msgs[0]));
-			found = 1;
+			found++;
 		}
 		now = now_ns();
-		if (found)
+		if (found) {
+			count_add(&e->stats, polled_events, (uint64_t)found);
 			last = now;
-		else if (now - before > POLL_DESCHEDULED_NS)
+		} else if (now - before > POLL_DESCHEDULED_NS)
 			break;
 		else
-			__builtin_ia32_pause();
+			cpu_relax();
 	}
 	atomic_store(&e->poller, 0);
 	poll_wake_others(e);
@@ -236,8 +247,7 @@ static void *handler_main(void *arg)
 		woke = handler_wait(h->ep, have);
 		if (woke & WOKE_STOP)
 			break;
-		/* Store reads complete on the thread that polls their eventfd.
-		 */
+		/* Store reads complete on a thread that polls their eventfd. */
 		if (woke & WOKE_AIO) {
 			aio_reap(e);
 			served = 1;
@@ -251,8 +261,10 @@ static void *handler_main(void *arg)
 				served = 1;
 			}
 		}
-		if (served)
+		if (served) {
+			count_add(&e->stats, handler_wakeups, 1);
 			handler_poll(e, &reserve, msgs);
+		}
 	}
 	reserve_free(&reserve);
 	return NULL;

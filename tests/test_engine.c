@@ -173,6 +173,31 @@ static void hammer_thread(int idx, void *arg)
 		}
 }
 
+/*
+ * Six threads read every page of f (seed) through an engine made with
+ * cfg, each page alone (no fault-around, no readahead): one major fault
+ * and one page read per page.  Returns the engine's statistics.
+ */
+static struct fl_stats hammer(struct fl_config *cfg, struct h_file *f, int seed)
+{
+	fl_engine *e;
+	fl_object *o;
+	struct hammer_ctx c = {.seed = seed};
+	struct fl_stats s;
+
+	cfg->fault_around_pages = 1;
+	cfg->readahead_pages = 1;
+	e = fl_engine_create(cfg);
+	REQUIRE(e != NULL);
+	o = h_open(e, f, O_RDONLY);
+	c.p = h_map(e, 256 * PG, PROT_READ, MAP_SHARED, o, 0);
+	h_run_threads(6, hammer_thread, &c);
+	s = h_estats(e);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	return s;
+}
+
 TEST(config_handler_threads)
 {
 	struct h_file f;
@@ -182,23 +207,10 @@ TEST(config_handler_threads)
 	h_file_create(&f, 256 * PG, 104);
 	for (int i = 0; i < 2; i++) {
 		struct fl_config cfg;
-		fl_engine *e;
-		fl_object *o;
-		struct hammer_ctx c;
 
 		fl_config_init(&cfg);
 		cfg.handler_threads = counts[i];
-		cfg.fault_around_pages = 1;
-		cfg.readahead_pages = 1;
-		e = fl_engine_create(&cfg);
-		REQUIRE(e != NULL);
-		o = h_open(e, &f, O_RDONLY);
-		c.p = h_map(e, 256 * PG, PROT_READ, MAP_SHARED, o, 0);
-		c.seed = 104;
-		h_run_threads(6, hammer_thread, &c);
-		CHECK_GE(h_estats(e).major_faults, 256);
-		CHECK_EQ(fl_object_close(o), 0);
-		CHECK_EQ(fl_engine_destroy(e), 0);
+		CHECK_GE(hammer(&cfg, &f, 104).major_faults, 256);
 	}
 	d1 = threads_with(1);
 	d3 = threads_with(3);
@@ -307,25 +319,17 @@ TEST(polling_handlers_serve_everything)
 	h_file_create(&f, 256 * PG, 107);
 	for (int i = 0; i < 3; i++) {
 		struct fl_config cfg;
-		fl_engine *e;
-		fl_object *o;
-		struct hammer_ctx c;
+		struct fl_stats s;
 
 		fl_config_init(&cfg);
 		cfg.handler_threads = 3;
 		cfg.handler_poll_us = polls[i];
-		cfg.fault_around_pages = 1;
-		cfg.readahead_pages = 1;
-		e = fl_engine_create(&cfg);
-		REQUIRE(e != NULL);
-		o = h_open(e, &f, O_RDONLY);
-		c.p = h_map(e, 256 * PG, PROT_READ, MAP_SHARED, o, 0);
-		c.seed = 107;
-		h_run_threads(6, hammer_thread, &c);
-		CHECK_EQ(h_estats(e).major_faults, 256);
-		CHECK_EQ(h_estats(e).pages_read, 256);
-		CHECK_EQ(fl_object_close(o), 0);
-		CHECK_EQ(fl_engine_destroy(e), 0);
+		s = hammer(&cfg, &f, 107);
+		CHECK_EQ(s.major_faults, 256);
+		CHECK_EQ(s.pages_read, 256);
+		CHECK_GE(s.handler_wakeups, 1); /* the first fault, at least */
+		if (polls[i] < 0)
+			CHECK_EQ(s.polled_events, 0);
 	}
 	h_file_remove(&f);
 	CHECK_EQ(h_settle_threads(threads0), threads0);

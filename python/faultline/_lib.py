@@ -136,6 +136,8 @@ STATS_FIELDS = [
     "readahead_evicted",
     "store_reads",
     "store_read_depth",
+    "polled_events",
+    "handler_wakeups",
 ]
 
 
