@@ -814,8 +814,12 @@ fl_swap *fl_swap_compressed_create(fl_engine *engine, int algorithm, int level,
  * swapped to; NULL: its parent's (the root's default is none: nothing is
  * swapped, those pages stay in memory).  Reclaim for a group swaps its pages
  * out only once the group's cache pages are hot or gone (the kernel's
- * balance of file and anonymous LRUs).  Pages already swapped stay where
- * they are.  Errors: EINVAL (NULL group, a device of another engine).
+ * balance of file and anonymous LRUs).  A group that can swap and whose
+ * max is at least 1024 pages keeps a 64th of its max (at most 2048 pages)
+ * free: past that, the engine's I/O threads swap its pages out in the
+ * background, so that its faults seldom wait for a swap-out.  Pages
+ * already swapped stay where they are.  Errors: EINVAL (NULL group, a
+ * device of another engine).
  */
 int fl_group_set_swap(fl_group *group, fl_swap *swap);
 

@@ -17,6 +17,8 @@
 #define RECLAIM_BATCH		 256 /* pages taken off the lists per lock hold */
 #define RECLAIM_IDLE_ROUNDS	 8 /* rounds in a row that free nothing: stop */
 #define RECLAIM_WRITES_IN_FLIGHT 64 /* dirty runs written at once */
+/* After a background reclaim that freed nothing, none for this long. */
+#define BACKGROUND_QUIET_NS (10 * 1000 * 1000ull)
 
 /* ---- the lists: circular, doubly linked, head = most recent ------------- */
 
@@ -416,10 +418,12 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 			freed += swap_evict_object_run(b->evict + i, len,
 						       &b->stuck);
 	}
+	/* Counted before the uncharges: whoever sees the usage fall sees the
+	 * pages reclaimed too. */
+	atomic_fetch_add(&g->pages_reclaimed, freed);
 	for (unsigned i = 0; i < b->nr_evict; i++)
 		drop_refs(b->evict[i]); /* the last put uncharges */
 	atomic_fetch_sub(&g->isolated, b->nr_evict);
-	atomic_fetch_add(&g->pages_reclaimed, freed);
 	return freed;
 }
 
@@ -600,10 +604,12 @@ uint64_t reclaim_for_readahead(struct fl_group *g, uint64_t want,
 static void background_work(struct fl_engine *e, struct work *w)
 {
 	struct fl_group *g = w->arg;
-	uint64_t usage = atomic_load(&g->usage), high = atomic_load(&g->high);
+	uint64_t usage = atomic_load(&g->usage);
+	uint64_t target = group_background_target(g, RECLAIM_BATCH);
 
-	if (usage > high)
-		reclaim_group(g, usage - high + RECLAIM_BATCH);
+	if (usage > target && reclaim_group(g, usage - target) == 0)
+		atomic_store(&g->background_quiet_until,
+			     lockstat_now() + BACKGROUND_QUIET_NS);
 	atomic_store(&g->background_reclaim, 0);
 	atomic_fetch_sub(&g->pins, 1);
 	free(w);
