@@ -270,6 +270,9 @@ int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 {
 #ifdef FL_HAVE_LIBURING
 	struct aio *a = n ? req_of(ios[0])->e->aio : NULL;
+	/* Decided before the requests are in the ring: from then on, ios
+	 * may be completed and freed by others. */
+	int defer = plugged_depth && reads_only(ios, n);
 	unsigned i;
 
 	if (!a || !a->have_ring)
@@ -292,7 +295,7 @@ int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 	/* An SQE the kernel did not take now is taken by the next submit
 	 * (aio_reap submits what is left).  A plugged thread leaves them
 	 * for aio_unplug. */
-	if (i && plugged_depth && reads_only(ios, i)) {
+	if (i && defer) {
 		plugged_ring = a;
 	} else {
 		while (i && io_uring_submit(&a->ring) == -EINTR)

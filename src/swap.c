@@ -290,16 +290,26 @@ void swap_cache_remove(struct fl_engine *e, struct swap_page *sp)
 
 void swap_page_release(struct swap_page *sp)
 {
+	struct fl_engine *e = sp->dev->engine;
+	int free_slot;
+
 	if (sp->charged) {
 		struct fl_group *g = sp->charged;
 
 		sp->charged = NULL;
 		group_uncharge(g, 1);
 	}
-	if (sp->orphan) {
+	/* An orphaned slot still being written is the writer's to free
+	 * (swap_cache_write_done), once its write is over: freed now, it
+	 * could be handed out and written again under the old write.  The
+	 * writer decides under the same lock, so exactly one frees it. */
+	pthread_mutex_lock(&e->swap.lock);
+	free_slot = sp->orphan && !page_test(&sp->page, PG_WRITEBACK);
+	if (free_slot)
 		sp->orphan = 0;
+	pthread_mutex_unlock(&e->swap.lock);
+	if (free_slot)
 		sp->dev->ops->free(sp->dev, sp->slot, 1);
-	}
 	page_put(&sp->page);
 }
 
@@ -317,7 +327,7 @@ static int cache_may_drop(const struct swap_page *sp)
 
 int swap_cache_write_done(struct fl_engine *e, struct swap_page *sp, int ok)
 {
-	int in_cache, drop;
+	int in_cache, drop, free_slot;
 
 	pagetable_lock(&e->pagetable);
 	pthread_mutex_lock(&e->swap.lock);
@@ -330,13 +340,15 @@ int swap_cache_write_done(struct fl_engine *e, struct swap_page *sp, int ok)
 	       (ok || sp->orphan);
 	if (drop)
 		cache_unlink(e, sp);
+	/* A fault installed it meanwhile and left us the slot. */
+	free_slot = !drop && !in_cache && sp->orphan;
+	if (free_slot)
+		sp->orphan = 0;
 	pthread_mutex_unlock(&e->swap.lock);
 	pagetable_unlock(&e->pagetable);
 	if (drop) {
 		swap_page_release(sp);
-	} else if (!in_cache && sp->orphan) {
-		/* A fault installed it meanwhile and left us the slot. */
-		sp->orphan = 0;
+	} else if (free_slot) {
 		sp->dev->ops->free(sp->dev, sp->slot, 1);
 	}
 	page_put(&sp->page);
