@@ -65,8 +65,10 @@ void aio_drain(struct fl_engine *e);
  * the caller reads (or writes) synchronously instead). */
 int aio_submit(struct store_req *req);
 /* The engine's io_uring, for the file store: start reads and writes
- * (io->write) of fd.  Returns how many of ios were started, or
- * -EOPNOTSUPP without a ring. */
+ * (io->write) of fd.  Returns how many of ios were started (a prefix: the
+ * others were not, and never will be: the caller serves them), -EAGAIN
+ * if none could be (the kernel refused the submit), or -EOPNOTSUPP
+ * without a ring. */
 int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd);
 
 /*
