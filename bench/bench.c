@@ -502,14 +502,17 @@ void bench_readahead_summary(fl_engine *engine, const char *row,
 	if (fl_engine_stats(engine, &s) < 0)
 		return;
 	printf("  # %s (%s): readahead %llu pages, used %llu, evicted "
-	       "unused %llu; store reads %llu, mean queue depth %.2f\n",
+	       "unused %llu; store reads %llu, mean queue depth %.2f; "
+	       "handler events %llu polled, %llu woke a handler\n",
 	       row, label, (unsigned long long)s.readahead_pages,
 	       (unsigned long long)s.readahead_used,
 	       (unsigned long long)s.readahead_evicted,
 	       (unsigned long long)s.store_reads,
 	       s.store_reads
 		       ? (double)s.store_read_depth / (double)s.store_reads
-		       : 0.0);
+		       : 0.0,
+	       (unsigned long long)s.polled_events,
+	       (unsigned long long)s.handler_wakeups);
 }
 
 uint64_t process_faults(void)

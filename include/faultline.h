@@ -81,6 +81,17 @@ struct fl_config {
 	 * Never the default.
 	 */
 	int hold_map_lock_for_io;
+	/*
+	 * How long a handler thread keeps polling for work before it sleeps,
+	 * in microseconds: after it served a fault or a store completion, one
+	 * handler at a time (the others sleep) polls the userfaultfd and the
+	 * completion ring, so that the next fault, or the read it just
+	 * submitted, is taken without a wake-up (each costs tens of
+	 * microseconds on a virtual machine).  It stops at once when it finds
+	 * itself descheduled (a busy machine).  0: the default (100 with more
+	 * than one CPU online, else never); -1: never poll; at most 10000.
+	 */
+	int handler_poll_us;
 };
 
 /*
@@ -90,6 +101,7 @@ struct fl_config {
  *   FAULTLINE_READAHEAD=N      store read batch, in pages
  *   FAULTLINE_ANON_AROUND=N    anonymous zero-fill batch, in pages
  *   FAULTLINE_IO_THREADS=N     background readahead threads
+ *   FAULTLINE_POLL_US=N        handler polling, in microseconds (0: never)
  *   FAULTLINE_STATS=1          print statistics when the engine is destroyed
  *   FAULTLINE_IO_URING=0       no io_uring: file stores read on I/O threads
  *                              (read at fl_engine_create, not a field)
@@ -802,8 +814,12 @@ fl_swap *fl_swap_compressed_create(fl_engine *engine, int algorithm, int level,
  * swapped to; NULL: its parent's (the root's default is none: nothing is
  * swapped, those pages stay in memory).  Reclaim for a group swaps its pages
  * out only once the group's cache pages are hot or gone (the kernel's
- * balance of file and anonymous LRUs).  Pages already swapped stay where
- * they are.  Errors: EINVAL (NULL group, a device of another engine).
+ * balance of file and anonymous LRUs).  A group that can swap and whose
+ * max is at least 1024 pages keeps a 64th of its max (at most 2048 pages)
+ * free: past that, the engine's I/O threads swap its pages out in the
+ * background, so that its faults seldom wait for a swap-out.  Pages
+ * already swapped stay where they are.  Errors: EINVAL (NULL group, a
+ * device of another engine).
  */
 int fl_group_set_swap(fl_group *group, fl_swap *swap);
 
@@ -872,6 +888,12 @@ struct fl_stats {
 	 * queue depth the store saw (engine only). */
 	uint64_t store_reads;
 	uint64_t store_read_depth;
+	/* Handler threads: events (a batch of fault messages, or store
+	 * completions) taken while polling, without a wake-up, and those
+	 * that woke a sleeping handler (engine only; see handler_poll_us:
+	 * polling pays where the first is large beside the second). */
+	uint64_t polled_events;
+	uint64_t handler_wakeups;
 };
 
 /* Statistics of the whole engine (counters since creation). */

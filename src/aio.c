@@ -21,6 +21,26 @@
 #include "engine.h"
 #include "object.h"
 
+/*
+ * ThreadSanitizer cannot see the kernel hand a request from the thread that
+ * submitted it to the ring to the thread that reaps its completion (its
+ * fields written before, read and freed after): say so where it looks.
+ */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define __SANITIZE_THREAD__ 1
+#endif
+#endif
+#ifdef __SANITIZE_THREAD__
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define hand_over(p)  __tsan_release(p)
+#define taken_over(p) __tsan_acquire(p)
+#else
+#define hand_over(p)  ((void)(p))
+#define taken_over(p) ((void)(p))
+#endif
+
 #define RING_ENTRIES 256
 #define REAP_BATCH   32
 
@@ -138,6 +158,7 @@ int aio_submit(struct store_req *req)
 {
 	struct fl_engine *e = req->e;
 	struct fl_store *s = req->o->store;
+	struct fl_object *o = req->o;
 	struct fl_store_io *ios[1] = {&req->io};
 	int write = req->write;
 	uint64_t depth = 0;
@@ -160,6 +181,9 @@ int aio_submit(struct store_req *req)
 		store_read_started(e, depth);
 	}
 	atomic_fetch_add(&e->aio->in_flight, 1);
+	/* The store must outlive its submit call, which may complete req
+	 * (dropping req's reference on the object) before it returns. */
+	object_get(o);
 	errno = 0;
 	n = s->ops->submit(s, ios, 1);
 	if (n != 1) { /* not started: nobody will complete it */
@@ -170,9 +194,11 @@ int aio_submit(struct store_req *req)
 			store_read_unstarted(e, depth);
 			store_read_leave(e);
 		}
+		object_put(o); /* req's reference remains */
 		return err;
 	}
 	/* req may be completed (even freed) by now. */
+	object_put(o);
 	return 0;
 }
 
@@ -220,6 +246,84 @@ static unsigned ring_take_back(struct io_uring *ring,
 }
 #endif
 
+#ifdef FL_HAVE_LIBURING
+/*
+ * Under sq_lock, after a submit of plugged reads: the SQEs the kernel did
+ * not take (the submit failed) would wait for whichever submit comes next,
+ * and there may be none (the handlers asleep).  Their requests were told
+ * started, so they cannot be taken back as ring_take_back does: each SQE
+ * becomes a NOP that posts nothing and its request completes now with
+ * -EAGAIN, marked unstarted (pagecache_read_complete starts it again).
+ * Only reads are ever left queued (writes are submitted at once).
+ */
+static void ring_strand_fail(struct aio *a)
+{
+	struct io_uring_sq *sq = &a->ring.sq;
+	unsigned head = IO_URING_READ_ONCE(*sq->khead);
+
+	for (unsigned pos = head; pos != sq->sqe_tail; pos++) {
+		struct io_uring_sqe *sqe = &sq->sqes[pos & sq->ring_mask];
+		struct store_req *req =
+			(struct store_req *)(uintptr_t)sqe->user_data;
+
+		if (!req)
+			continue; /* a stand-in already */
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+		io_uring_sqe_set_data(sqe, NULL);
+		req->unstarted = 1;
+		fl_store_io_complete(&req->io, -EAGAIN);
+	}
+}
+#endif
+
+/*
+ * Plugging, as the block layer's blk_start_plug: a handler serving a batch
+ * of fault messages queues the reads they start and submits them in one
+ * io_uring_enter at the end, so that the device is notified once for the
+ * batch (a notification is a VM exit: tens of microseconds here) and sees
+ * the reads together.  Only reads are held back: a plugged thread may
+ * still write back and wait for its writes (an object whose last
+ * reference it drops), but never waits for a read; handlers never do.
+ */
+static __thread unsigned plugged_depth;
+static __thread struct aio *plugged_ring; /* has SQEs this thread left */
+
+void aio_plug(void)
+{
+	plugged_depth++;
+}
+
+void aio_unplug(void)
+{
+#ifdef FL_HAVE_LIBURING
+	struct aio *a = plugged_ring;
+
+	if (--plugged_depth || !a)
+		return;
+	plugged_ring = NULL;
+	pthread_mutex_lock(&a->sq_lock);
+	while (io_uring_submit(&a->ring) == -EINTR)
+		;
+	ring_strand_fail(a);
+	pthread_mutex_unlock(&a->sq_lock);
+#else
+	plugged_depth--;
+#endif
+}
+
+#ifdef FL_HAVE_LIBURING
+/* Writes are never held back by a plug: a plugged thread may write
+ * back (an object released in its hands) and wait for the writes. */
+static int reads_only(struct fl_store_io *const *ios, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (ios[i]->write)
+			return 0;
+	return 1;
+}
+#endif
+
 int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 {
 #ifdef FL_HAVE_LIBURING
@@ -245,9 +349,14 @@ int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 			io_uring_prep_read(sqe, fd, ios[i]->buf,
 					   (unsigned)ios[i]->len, ios[i]->off);
 		io_uring_sqe_set_data(sqe, req_of(ios[i]));
+		hand_over(req_of(ios[i]));
 		sqes[i] = sqe;
 	}
-	if (i) {
+	/* A plugged thread leaves its reads for aio_unplug.  Otherwise they
+	 * go now, and those the kernel does not take are taken back. */
+	if (i && plugged_depth && reads_only(ios, i)) {
+		plugged_ring = a;
+	} else if (i) {
 		while (io_uring_submit(&a->ring) == -EINTR)
 			;
 		i = ring_take_back(&a->ring, sqes, i, tail0);
@@ -271,7 +380,7 @@ void fl_store_io_complete(struct fl_store_io *io, ssize_t result)
 	req->result = result;
 	pthread_mutex_lock(&a->done_lock);
 	req->next = a->done;
-	a->done = req;
+	__atomic_store_n(&a->done, req, __ATOMIC_RELAXED); /* aio_ready */
 	pthread_mutex_unlock(&a->done_lock);
 	if (write(a->fd, &one, sizeof(one)) < 0)
 		abort(); /* an eventfd write of 1 cannot fail */
@@ -299,7 +408,7 @@ static unsigned reap_list(struct fl_engine *e, int cancelled)
 
 	pthread_mutex_lock(&a->done_lock);
 	req = a->done;
-	a->done = NULL;
+	__atomic_store_n(&a->done, NULL, __ATOMIC_RELAXED); /* aio_ready */
 	pthread_mutex_unlock(&a->done_lock);
 	for (; req; req = next, n++) {
 		next = req->next;
@@ -325,8 +434,10 @@ static unsigned reap_ring(struct fl_engine *e, int cancelled)
 		for (unsigned i = 0; i < n; i++) {
 			/* NULL: a request's stand-in (ring_take_back) */
 			reqs[i] = io_uring_cqe_get_data(cqes[i]);
-			if (reqs[i])
+			if (reqs[i]) {
+				taken_over(reqs[i]);
 				reqs[i]->result = cqes[i]->res;
+			}
 		}
 		io_uring_cq_advance(&a->ring, n);
 		pthread_mutex_unlock(&a->cq_lock);
@@ -335,12 +446,12 @@ static unsigned reap_ring(struct fl_engine *e, int cancelled)
 				req_run(e, reqs[i], cancelled);
 		total += n;
 	} while (n == REAP_BATCH);
-	/* Stand-ins a failed submit left behind (ring_take_back). */
-	if (io_uring_sq_ready(&a->ring)) {
-		pthread_mutex_lock(&a->sq_lock);
+	/* Plugged reads, and stand-ins a failed submit left (ring_take_back).
+	 */
+	pthread_mutex_lock(&a->sq_lock);
+	if (io_uring_sq_ready(&a->ring))
 		io_uring_submit(&a->ring);
-		pthread_mutex_unlock(&a->sq_lock);
-	}
+	pthread_mutex_unlock(&a->sq_lock);
 	return total;
 #else
 	(void)e;
@@ -358,6 +469,27 @@ static void reap(struct fl_engine *e, int cancelled)
 		return;
 	while (reap_list(e, cancelled) + reap_ring(e, cancelled))
 		;
+}
+
+int aio_ready(const struct fl_engine *e)
+{
+	struct aio *a = e->aio;
+
+	if (!a || !atomic_load_explicit(&a->in_flight, memory_order_relaxed))
+		return 0;
+	/* An unlocked peek: a stale answer costs one empty reap or one
+	 * more round of polling, and the eventfd stays the authority. */
+	if (__atomic_load_n(&a->done, __ATOMIC_RELAXED))
+		return 1;
+#ifdef FL_HAVE_LIBURING
+	/* io_uring_cq_ready, with the head read atomically: the reaper
+	 * advances it under cq_lock, which this does not take. */
+	if (a->have_ring &&
+	    __atomic_load_n(a->ring.cq.ktail, __ATOMIC_ACQUIRE) !=
+		    __atomic_load_n(a->ring.cq.khead, __ATOMIC_RELAXED))
+		return 1;
+#endif
+	return 0;
 }
 
 void aio_reap(struct fl_engine *e)
@@ -397,6 +529,11 @@ void pagecache_read_complete(struct store_req *req, int cancelled)
 	ssize_t r = req->result;
 	int err = 0;
 
+	if (req->unstarted && !cancelled) { /* a plugged read never went */
+		req->unstarted = 0;
+		if (aio_submit(req) == 0)
+			return;
+	}
 	if (r < 0)
 		err = (int)r;
 	else if (r == 0 || (uint64_t)r > len - req->done)

@@ -35,6 +35,9 @@ struct store_req {
 	unsigned long count;
 	uint64_t done; /* bytes read so far */
 	ssize_t result;
+	/* Completed unstarted by aio_unplug (result -EAGAIN): started
+	 * again once, from the completion. */
+	int unstarted;
 	void (*finish)(void *arg, int err, int cancelled);
 	void *arg;
 	struct store_req *next; /* on the engine's completed list */
@@ -57,6 +60,9 @@ int aio_has_ring(const struct fl_engine *e);
 int aio_fd(const struct fl_engine *e);
 /* A handler thread: run every completion that is ready.  No lock held. */
 void aio_reap(struct fl_engine *e);
+/* 1 if completions may be ready to reap; no system call, no lock (a
+ * polling handler asks it between reads of its userfaultfd). */
+int aio_ready(const struct fl_engine *e);
 /* fl_engine_destroy, once the handler threads are gone: wait for every
  * request in flight and finish it cancelled. */
 void aio_drain(struct fl_engine *e);
@@ -70,6 +76,11 @@ int aio_submit(struct store_req *req);
  * if none could be (the kernel refused the submit), or -EOPNOTSUPP
  * without a ring. */
 int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd);
+/* Between aio_plug and aio_unplug, this thread's ring reads are queued
+ * and submitted together at aio_unplug (nests); the thread must not wait
+ * for them meanwhile.  Writes go at once. */
+void aio_plug(void);
+void aio_unplug(void);
 
 /*
  * Read the locked, inserted pages [index, index + count) of o through the

@@ -23,6 +23,8 @@
 #define MAX_HANDLER_THREADS  1024
 #define MAX_BATCH_PAGES	     65536
 #define MAX_ANON_AROUND	     512
+#define DEFAULT_POLL_US	     100
+#define MAX_POLL_US	     10000
 
 /* A positive integer from the environment, or 0 if unset or malformed. */
 static unsigned env_unsigned(const char *name)
@@ -43,6 +45,7 @@ static unsigned env_unsigned(const char *name)
 void fl_config_init(struct fl_config *c)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	const char *s;
 	unsigned v;
 
 	if (!c) {
@@ -66,6 +69,13 @@ void fl_config_init(struct fl_config *c)
 	if ((v = env_unsigned("FAULTLINE_IO_THREADS")) && v <= MAX_IO_THREADS)
 		c->io_threads = v;
 	c->print_stats_at_destroy = env_unsigned("FAULTLINE_STATS") != 0;
+	/* Polling only pays where the poller does not take the faulting
+	 * thread's CPU. */
+	c->handler_poll_us = cpus > 1 ? DEFAULT_POLL_US : -1;
+	if ((s = getenv("FAULTLINE_POLL_US")) && !strcmp(s, "0"))
+		c->handler_poll_us = -1;
+	else if ((v = env_unsigned("FAULTLINE_POLL_US")) && v <= MAX_POLL_US)
+		c->handler_poll_us = (int)v;
 }
 
 /* Fill in defaults for zero fields and check the rest. */
@@ -89,6 +99,12 @@ static int config_resolve(const struct fl_config *in, struct fl_config *out)
 		out->anon_fault_around_pages = defaults.anon_fault_around_pages;
 	if (!out->io_threads)
 		out->io_threads = defaults.io_threads;
+	if (!out->handler_poll_us)
+		out->handler_poll_us = defaults.handler_poll_us;
+	if (out->handler_poll_us < -1 || out->handler_poll_us > MAX_POLL_US) {
+		errno = EINVAL;
+		return -1;
+	}
 	if (out->handler_threads > MAX_HANDLER_THREADS ||
 	    out->fault_around_pages > MAX_BATCH_PAGES ||
 	    out->readahead_pages > MAX_BATCH_PAGES ||

@@ -23,6 +23,12 @@
 /* The I/O thread pool grows to at most this many threads. */
 #define MAX_IO_THREADS 64
 
+/* A handler thread's own: its epoll descriptor (threads.c). */
+struct handler {
+	struct fl_engine *e;
+	int ep;
+};
+
 struct fl_engine {
 	int uffd;
 	int stop_fd;	/* eventfd: tells handler threads to exit */
@@ -30,6 +36,7 @@ struct fl_engine {
 	struct fl_config config;
 	pthread_mutex_t threads_lock; /* threads, nr_threads, nr_io */
 	pthread_t *threads;	      /* handlers first, then I/O threads */
+	struct handler *handlers;     /* one per handler thread */
 	unsigned nr_threads;
 	_Atomic unsigned nr_io;	  /* read unlocked by io_short */
 	int stopping;		  /* no thread may start any more */
@@ -37,6 +44,11 @@ struct fl_engine {
 	struct workqueue work;	  /* store reads and readahead, for I/O */
 	struct aio *aio;	  /* asynchronous store reads (aio.c) */
 	struct flusher *flusher;  /* background writeback (flusher.c) */
+	/* Handler polling (threads.c): 1 while a handler polls; the other
+	 * handlers sleep on poll_seq (a futex), bumped when that ends. */
+	_Atomic int poller;
+	_Atomic uint32_t poll_seq;
+	_Atomic int poll_parked; /* handlers sleeping on poll_seq */
 
 	struct lockstat fault_hold; /* faults' map-lock hold times */
 	struct lockstat map_wait;   /* map/unmap/protect waits for it */

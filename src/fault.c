@@ -314,6 +314,9 @@ static void anon_unclaim_unmapped(struct fault *f, uintptr_t start,
  * Map the zero page over a run, write-protected so that stores are seen.
  * A store by another thread can land between the two ioctls and make a
  * private page unseen: find such pages and record them.  Returns how many.
+ * If the protection fails, the zero pages stay mapped unprotected: a later
+ * store to one is not seen (its page goes uncounted until unmap), but no
+ * store is ever lost, as one that landed would be if the run were dropped.
  */
 static long anon_zero_run(struct fault *f, uintptr_t start, size_t pages,
 			  int *failed)
@@ -325,11 +328,8 @@ static long anon_zero_run(struct fault *f, uintptr_t start, size_t pages,
 
 	if (n != (long)pages)
 		*failed = 1;
-	if (uffd_writeprotect(f->e->uffd, start, len, 1)) {
-		/* Unprotected, a store would go unseen: take it all back. */
-		madvise((void *)start, len, MADV_DONTNEED);
-		*failed = 1;
-	}
+	if (uffd_writeprotect(f->e->uffd, start, len, 1))
+		*failed = 1; /* the unmapped pages are unclaimed below */
 	if (*failed)
 		anon_unclaim_unmapped(f, start, pages, PTE_ZERO);
 	n = uffd_exclusive_pages(f->e->pagemap_fd, start, len, written);

@@ -9,8 +9,14 @@
 #include "flusher.h"
 #include "group.h"
 #include "reclaim.h"
+#include "swap.h"
 
 #define SET_MAX_TRIES 1000 /* 1 ms apart while pages are busy */
+
+/* The room a group that can swap keeps below its max: a 64th of it, within
+ * these bounds (pages); smaller groups keep none. */
+#define SWAP_HEADROOM_MIN 16
+#define SWAP_HEADROOM_MAX 2048
 
 static uint64_t bytes_to_pages(uint64_t bytes)
 {
@@ -126,6 +132,7 @@ int group_try_charge(struct fl_group *g, uint64_t n, struct fl_group **over)
 	/* Peaks only once every level took it: a refused charge leaves none. */
 	for (struct fl_group *it = g; it; it = it->parent)
 		group_note_peak(it, atomic_load(&it->usage));
+	group_check_high(g);
 	return 0;
 }
 
@@ -187,10 +194,54 @@ int group_wait(struct fl_group *g, uint64_t n, struct page_waiter *w)
 	return 0;
 }
 
+/*
+ * A group that can swap keeps some room below its max, as the kernel's
+ * kswapd keeps free memory above a watermark: past max - headroom,
+ * background reclaim (an I/O thread) swaps pages out until the group is
+ * back at max - 2 * headroom, so that a fault at the limit seldom has to
+ * wait for a swap-out of its own, and the swap-outs overlap the faults'
+ * reads.  0: none (no max, no swap device, or a small group).
+ */
+static uint64_t swap_headroom(struct fl_group *g)
+{
+	uint64_t max = atomic_load(&g->max), room;
+
+	if (max == UINT64_MAX || max / 64 < SWAP_HEADROOM_MIN)
+		return 0;
+	room = max / 64 < SWAP_HEADROOM_MAX ? max / 64 : SWAP_HEADROOM_MAX;
+	return group_swap_dev(g) ? room : 0;
+}
+
+/* Whether g is past where background reclaim starts: high, or the swap
+ * headroom's mark below max.  Cheap while usage is not near either. */
+static int past_background_mark(struct fl_group *g)
+{
+	uint64_t usage = atomic_load(&g->usage), max = atomic_load(&g->max);
+	uint64_t room;
+
+	if (usage > atomic_load(&g->high))
+		return 1;
+	if (max == UINT64_MAX || usage + max / 64 <= max)
+		return 0; /* not within any headroom of max */
+	room = swap_headroom(g);
+	return room && usage > max - room;
+}
+
+uint64_t group_background_target(struct fl_group *g, uint64_t batch)
+{
+	uint64_t high = atomic_load(&g->high), room = swap_headroom(g);
+	uint64_t target = high > batch ? high - batch : 0;
+
+	if (room && atomic_load(&g->max) - 2 * room < target)
+		target = atomic_load(&g->max) - 2 * room;
+	return target;
+}
+
 void group_check_high(struct fl_group *g)
 {
 	for (; g; g = g->parent)
-		if (atomic_load(&g->usage) > atomic_load(&g->high))
+		if (past_background_mark(g) &&
+		    lockstat_now() >= atomic_load(&g->background_quiet_until))
 			reclaim_background(g);
 }
 
@@ -303,6 +354,7 @@ int fl_group_set_high(fl_group *g, uint64_t bytes)
 		return -1;
 	}
 	atomic_store(&g->high, bytes_to_pages(bytes));
+	atomic_store(&g->background_quiet_until, 0); /* a new mark: look now */
 	group_check_high(g);
 	return 0;
 }

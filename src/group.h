@@ -61,6 +61,11 @@ struct fl_group {
 
 	unsigned nr_children, nr_mappings; /* under the engine's group lock */
 	_Atomic int background_reclaim;	   /* a reclaim above high is queued */
+	/* A background reclaim that freed nothing: none is queued again
+	 * before this time (lockstat_now; 0: any time), so that a group
+	 * with nothing left to reclaim (its swap full) does not keep an I/O
+	 * thread scanning after each charge. */
+	_Atomic uint64_t background_quiet_until;
 
 	struct lru lru;
 
@@ -107,7 +112,12 @@ struct group_oom {
 };
 struct group_oom group_oom_policy(struct fl_group *g);
 
-/* Usage above high: queue background reclaim (once). */
+/* Usage above high, or past the room a group that can swap keeps below
+ * its max (a 64th of max): queue background reclaim (once).  Called after
+ * every charge; posts work, never waits. */
 void group_check_high(struct fl_group *g);
+/* The usage background reclaim brings g down to: high less batch, or
+ * twice the swap room below max, whichever is lower. */
+uint64_t group_background_target(struct fl_group *g, uint64_t batch);
 
 #endif /* FL_GROUP_H */

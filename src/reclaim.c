@@ -17,6 +17,8 @@
 #define RECLAIM_BATCH		 256 /* pages taken off the lists per lock hold */
 #define RECLAIM_IDLE_ROUNDS	 8 /* rounds in a row that free nothing: stop */
 #define RECLAIM_WRITES_IN_FLIGHT 64 /* dirty runs written at once */
+/* After a background reclaim that freed nothing, none for this long. */
+#define BACKGROUND_QUIET_NS (10 * 1000 * 1000ull)
 
 /* ---- the lists: circular, doubly linked, head = most recent ------------- */
 
@@ -134,10 +136,6 @@ void lru_mark_accessed(struct fl_page *p)
 }
 
 /* ---- scanning ------------------------------------------------------------ */
-
-/* Set while this thread reclaims room for a readahead window
- * (reclaim_for_readahead): a parameter of every scan it makes. */
-static __thread const struct readahead_spare *reclaim_spare;
 
 /*
  * Whether reclaim for a readahead window must leave p: a page read ahead
@@ -420,20 +418,24 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 			freed += swap_evict_object_run(b->evict + i, len,
 						       &b->stuck);
 	}
+	/* Counted before the uncharges: whoever sees the usage fall sees the
+	 * pages reclaimed too. */
+	atomic_fetch_add(&g->pages_reclaimed, freed);
 	for (unsigned i = 0; i < b->nr_evict; i++)
 		drop_refs(b->evict[i]); /* the last put uncharges */
 	atomic_fetch_sub(&g->isolated, b->nr_evict);
-	atomic_fetch_add(&g->pages_reclaimed, freed);
 	return freed;
 }
 
-/* One batch from g's lists; returns pages freed, *progress if anything
- * moved (a page unmapped, written, activated or freed), and adds to *busy
- * the pages that could not go only because they were busy. */
-static uint64_t shrink_group(struct fl_group *g, int *progress, uint64_t *busy,
-			     uint64_t *in_io)
+/* One batch from g's lists, leaving what spare names (NULL: nothing);
+ * returns pages freed, *progress if anything moved (a page unmapped,
+ * written, activated or freed), and adds to *busy the pages that could not
+ * go only because they were busy. */
+static uint64_t shrink_group(struct fl_group *g,
+			     const struct readahead_spare *spare, int *progress,
+			     uint64_t *busy, uint64_t *in_io)
 {
-	struct reclaim_batch b = {.spare = reclaim_spare};
+	struct reclaim_batch b = {.spare = spare};
 	uint64_t freed;
 
 	scan_lru(g, &b);
@@ -499,11 +501,13 @@ static uint64_t reclaim_isolated(struct fl_group *g)
 }
 
 /*
- * As reclaim_group, and *busy is how many pages it passed over only
- * because they were busy: pages that a later try may free; *io of them
- * were being read or written.
+ * As reclaim_group, leaving what spare names (reclaim for a readahead
+ * window; NULL for any other), and *busy is how many pages it passed over
+ * only because they were busy: pages that a later try may free; *io of
+ * them were being read or written.
  */
 static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
+				   const struct readahead_spare *spare,
 				   uint64_t *busy, uint64_t *io)
 {
 	unsigned nr;
@@ -535,10 +539,11 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 		for (unsigned i = 0; i < nr && freed < want; i++) {
 			int moved;
 
-			freed += shrink_group(v[i], &moved, busy, &in_io);
+			freed +=
+				shrink_group(v[i], spare, &moved, busy, &in_io);
 			progress |= moved;
 		}
-		if (freed == swept && freed < want && !reclaim_spare &&
+		if (freed == swept && freed < want && !spare &&
 		    in_io < want - freed && (round > 0 || !progress)) {
 			/* The cache's pages are hot (no cache page went,
 			 * even a round after their second chance) or gone:
@@ -569,14 +574,14 @@ uint64_t reclaim_group(struct fl_group *g, uint64_t want)
 {
 	uint64_t busy, io;
 
-	return reclaim_group_busy(g, want, &busy, &io);
+	return reclaim_group_busy(g, want, NULL, &busy, &io);
 }
 
 enum reclaim_outcome reclaim_try(struct fl_group *g, uint64_t want)
 {
 	uint64_t busy, io;
 
-	if (reclaim_group_busy(g, want, &busy, &io))
+	if (reclaim_group_busy(g, want, NULL, &busy, &io))
 		return RECLAIM_FREED;
 	if (io) /* the last round passed over pages in I/O */
 		return RECLAIM_IN_IO;
@@ -591,21 +596,20 @@ enum reclaim_outcome reclaim_try(struct fl_group *g, uint64_t want)
 uint64_t reclaim_for_readahead(struct fl_group *g, uint64_t want,
 			       const struct readahead_spare *spare)
 {
-	uint64_t freed;
+	uint64_t busy, io;
 
-	reclaim_spare = spare;
-	freed = reclaim_group(g, want);
-	reclaim_spare = NULL;
-	return freed;
+	return reclaim_group_busy(g, want, spare, &busy, &io);
 }
 
 static void background_work(struct fl_engine *e, struct work *w)
 {
 	struct fl_group *g = w->arg;
-	uint64_t usage = atomic_load(&g->usage), high = atomic_load(&g->high);
+	uint64_t usage = atomic_load(&g->usage);
+	uint64_t target = group_background_target(g, RECLAIM_BATCH);
 
-	if (usage > high)
-		reclaim_group(g, usage - high + RECLAIM_BATCH);
+	if (usage > target && reclaim_group(g, usage - target) == 0)
+		atomic_store(&g->background_quiet_until,
+			     lockstat_now() + BACKGROUND_QUIET_NS);
 	atomic_store(&g->background_reclaim, 0);
 	atomic_fetch_sub(&g->pins, 1);
 	free(w);

@@ -26,7 +26,9 @@
 	X(readahead_used)                                                      \
 	X(readahead_evicted)                                                   \
 	X(store_reads)                                                         \
-	X(store_read_depth)
+	X(store_read_depth)                                                    \
+	X(polled_events)                                                       \
+	X(handler_wakeups)
 
 struct counters {
 #define FL_COUNTER_FIELD(name) _Atomic uint64_t name;

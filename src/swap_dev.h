@@ -22,6 +22,8 @@
 struct fl_engine;
 struct fl_swap;
 
+#define SWAP_WRITE_PAGES_MAX 64 /* pages one write_pages call takes */
+
 struct swap_dev_ops {
 	/*
 	 * Reserve n consecutive slots (n >= 1), the first in *slot; a device
@@ -36,6 +38,18 @@ struct swap_dev_ops {
 	 */
 	int (*write)(struct fl_swap *dev, uint64_t slot, const void *buf,
 		     unsigned n);
+	/*
+	 * Optional (NULL: none): write n pages (n <= SWAP_WRITE_PAGES_MAX),
+	 * page k from bufs[k] (page-aligned) to slot slots[k] (reserved by
+	 * alloc; consecutive slots may go in one request), the writes in
+	 * flight at once, and wait for all of them.  ok[k] says which were
+	 * written; a page that was not holds nothing valid in its slot (the
+	 * caller may try write for it).  0, or -1 with errno if it wrote
+	 * nothing and the caller should use write (EOPNOTSUPP, ENOMEM...).
+	 */
+	int (*write_pages)(struct fl_swap *dev, const uint64_t *slots,
+			   const void *const *bufs, unsigned n,
+			   unsigned char *ok);
 	/* Read n pages of slots [slot, slot + n) into buf.  0 or -1. */
 	int (*read)(struct fl_swap *dev, uint64_t slot, void *buf, unsigned n);
 	/* Release n slots from slot (written or not). */

@@ -34,6 +34,7 @@
 #include "uffd.h"
 
 #define SWAP_OUT_BATCH 64
+_Static_assert(SWAP_OUT_BATCH <= SWAP_WRITE_PAGES_MAX, "a batch in one call");
 
 struct swap_batch {
 	struct swap_page *v[SWAP_OUT_BATCH];
@@ -266,36 +267,30 @@ static void swap_pick(struct fl_group *g, uint64_t want, struct swap_batch *b)
 	}
 }
 
-/* Pages from i on whose slots follow each other on one device. */
-static unsigned slot_run(struct swap_page *const *v, unsigned i, unsigned n)
+/* Pages from i on, none of them done, whose slots follow each other on
+ * one device. */
+static unsigned slot_run(struct swap_page *const *v, const unsigned char *done,
+			 unsigned i, unsigned n)
 {
 	unsigned j = i + 1;
 
-	while (j < n && j - i < SWAP_OUT_BATCH && v[j]->dev == v[i]->dev &&
+	while (j < n && !done[j] && v[j]->dev == v[i]->dev &&
 	       v[j]->slot == v[j - 1]->slot + 1)
 		j++;
 	return j - i;
 }
 
 /*
- * Write the run of len pages of v (at most SWAP_OUT_BATCH), in one device
- * write through stage (SWAP_OUT_BATCH pages, or NULL: page by page);
- * ok[k] says which went.  If the run's write fails, each page is written
- * on its own.
+ * Write the run of len pages of v in one device write through stage
+ * (SWAP_OUT_BATCH pages, or NULL: page by page); ok[k] says which went.
+ * If the run's write fails, each page is written on its own.
  */
 static void write_run(struct swap_page *const *v, unsigned len,
 		      unsigned char *stage, unsigned char *ok)
 {
 	struct fl_swap *dev = v[0]->dev;
-	unsigned char failed[SWAP_OUT_BATCH];
-	int injected = 0;
 
-	for (unsigned k = 0; k < len; k++) {
-		failed[k] =
-			(unsigned char)swap_hook(SWAP_HOOK_WRITE, v[k]->slot);
-		injected |= failed[k];
-	}
-	if (len > 1 && stage && !injected) {
+	if (len > 1 && stage) {
 		for (unsigned k = 0; k < len; k++)
 			memcpy(stage + ((size_t)k << PAGE_SHIFT), v[k]->data,
 			       PAGE_SIZE);
@@ -304,26 +299,81 @@ static void write_run(struct swap_page *const *v, unsigned len,
 			return;
 		}
 	}
-	for (unsigned k = 0; k < len; k++) {
-		if (failed[k])
-			atomic_fetch_add(&dev->write_errors, 1);
-		ok[k] = !failed[k] &&
-			dev->ops->write(dev, v[k]->slot, v[k]->data, 1) == 0;
+	for (unsigned k = 0; k < len; k++)
+		ok[k] = dev->ops->write(dev, v[k]->slot, v[k]->data, 1) == 0;
+}
+
+/*
+ * The pages of v[0..n) not done yet that are on v[i]'s device, written
+ * with its write_pages, several writes in flight (done and ok set for
+ * those it wrote).
+ */
+static void write_in_flight(struct swap_page *const *v, unsigned n, unsigned i,
+			    unsigned char *done, unsigned char *ok)
+{
+	struct fl_swap *dev = v[i]->dev;
+	uint64_t slots[SWAP_OUT_BATCH];
+	const void *bufs[SWAP_OUT_BATCH];
+	unsigned idx[SWAP_OUT_BATCH], nr = 0;
+	unsigned char went[SWAP_OUT_BATCH];
+
+	for (unsigned k = i; k < n; k++) {
+		if (done[k] || v[k]->dev != dev)
+			continue;
+		idx[nr] = k;
+		slots[nr] = v[k]->slot;
+		bufs[nr++] = v[k]->data;
 	}
+	if (nr == 0 || dev->ops->write_pages(dev, slots, bufs, nr, went))
+		return;
+	for (unsigned k = 0; k < nr; k++)
+		if (went[k])
+			done[idx[k]] = ok[idx[k]] = 1;
+}
+
+/* swap_write_pages for at most SWAP_OUT_BATCH pages. */
+static void write_batch(struct swap_page *const *v, unsigned n,
+			unsigned char *ok)
+{
+	unsigned char done[SWAP_OUT_BATCH] = {0}, *stage = NULL;
+
+	memset(ok, 0, n);
+	for (unsigned k = 0; k < n; k++) {
+		if (swap_hook(SWAP_HOOK_WRITE, v[k]->slot)) {
+			atomic_fetch_add(&v[k]->dev->write_errors, 1);
+			done[k] = 1; /* failed */
+		}
+	}
+	/* Devices that can: every page of the device in flight at once. */
+	for (unsigned k = 0; k < n; k++) {
+		int seen = 0;
+
+		for (unsigned j = 0; j < k && !seen; j++)
+			seen = v[j]->dev == v[k]->dev;
+		if (!done[k] && !seen && v[k]->dev->ops->write_pages)
+			write_in_flight(v, n, k, done, ok);
+	}
+	/* The others, and what those did not write: run by run. */
+	for (unsigned i = 0, len; i < n; i += len) {
+		if (done[i]) {
+			len = 1;
+			continue;
+		}
+		len = slot_run(v, done, i, n);
+		if (len > 1 && !stage)
+			stage = aligned_alloc(PAGE_SIZE, (size_t)SWAP_OUT_BATCH
+								 << PAGE_SHIFT);
+		write_run(v + i, len, stage, ok + i);
+	}
+	free(stage);
 }
 
 void swap_write_pages(struct swap_page *const *v, unsigned n, unsigned char *ok)
 {
-	unsigned char *stage = NULL;
-
-	if (n > 1) /* runs of consecutive slots go in one write */
-		stage = aligned_alloc(PAGE_SIZE,
-				      (size_t)SWAP_OUT_BATCH << PAGE_SHIFT);
-	for (unsigned i = 0, len; i < n; i += len) {
-		len = slot_run(v, i, n);
-		write_run(v + i, len, stage, ok + i);
-	}
-	free(stage);
+	for (unsigned i = 0; i < n; i += SWAP_OUT_BATCH)
+		write_batch(v + i,
+			    n - i < SWAP_OUT_BATCH ? n - i : SWAP_OUT_BATCH,
+			    ok + i);
 }
 
 uint64_t swap_reclaim(struct fl_group *g, uint64_t want)

@@ -9,6 +9,10 @@
  * creates (or truncates): sparse, grown by the writes themselves, read and
  * written with O_DIRECT where the file system allows it.
  *
+ * The swap file also writes swap-out batches with several writes in flight
+ * (swap_aio.c, over a descriptor of its own), where the file system allows
+ * O_DIRECT.
+ *
  * Locking: the bitmap is under the device's mutex, held only to search and
  * flip bits (alloc, free); reads and writes go to the store without it.
  */
@@ -22,12 +26,14 @@
 
 #include "faultline.h"
 #include "pagesize.h"
+#include "swap_aio.h"
 #include "swap_dev.h"
 
 struct swap_store {
 	struct fl_swap dev; /* first: the ops see a struct fl_swap */
 	struct fl_store *store;
-	int truncate_fd; /* the swap file, emptied at destroy; or -1 */
+	int truncate_fd;      /* the swap file, emptied at destroy; or -1 */
+	struct swap_aio *aio; /* the swap file's batched writes, or NULL */
 	pthread_mutex_t lock;
 	uint64_t *bitmap; /* a set bit: the slot is reserved */
 	uint64_t hint;	  /* where the next search starts */
@@ -191,6 +197,25 @@ static int store_write(struct fl_swap *dev, uint64_t slot, const void *buf,
 	return 0;
 }
 
+static int store_write_pages(struct fl_swap *dev, const uint64_t *slots,
+			     const void *const *bufs, unsigned n,
+			     unsigned char *ok)
+{
+	struct swap_store *d = to_store(dev);
+	unsigned written = 0;
+
+	if (!d->aio) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	if (swap_aio_write(d->aio, slots, bufs, n, ok))
+		return -1;
+	for (unsigned k = 0; k < n; k++)
+		written += ok[k];
+	atomic_fetch_add(&dev->pages_written, written);
+	return 0;
+}
+
 static int store_read(struct fl_swap *dev, uint64_t slot, void *buf, unsigned n)
 {
 	struct swap_store *d = to_store(dev);
@@ -207,6 +232,7 @@ static void store_destroy(struct fl_swap *dev)
 {
 	struct swap_store *d = to_store(dev);
 
+	swap_aio_destroy(d->aio);
 	if (d->store->ops->cancel)
 		d->store->ops->cancel(d->store);
 	d->store->ops->destroy(d->store);
@@ -224,16 +250,18 @@ static void store_destroy(struct fl_swap *dev)
 static const struct swap_dev_ops store_ops = {
 	.alloc = store_alloc,
 	.write = store_write,
+	.write_pages = store_write_pages,
 	.read = store_read,
 	.free = store_free,
 	.destroy = store_destroy,
 };
 
-/* A device over store (taken over: destroyed on failure too). */
+/* A device over store (taken over, with truncate_fd and aio: destroyed on
+ * failure too). */
 static struct fl_swap *swap_store_new(struct fl_engine *e,
 				      struct fl_store *store,
 				      uint64_t max_bytes, const char *kind,
-				      int truncate_fd)
+				      int truncate_fd, struct swap_aio *aio)
 {
 	uint64_t nr = max_bytes >> PAGE_SHIFT;
 	struct swap_store *d = calloc(1, sizeof(*d));
@@ -244,6 +272,7 @@ static struct fl_swap *swap_store_new(struct fl_engine *e,
 
 		free(d);
 		store->ops->destroy(store);
+		swap_aio_destroy(aio);
 		if (truncate_fd >= 0)
 			close(truncate_fd);
 		errno = nr == 0 ? EINVAL : err;
@@ -254,6 +283,7 @@ static struct fl_swap *swap_store_new(struct fl_engine *e,
 	d->dev.nr_slots = nr;
 	d->store = store;
 	d->truncate_fd = truncate_fd;
+	d->aio = aio;
 	pthread_mutex_init(&d->lock, NULL);
 	if (swap_dev_register(e, &d->dev))
 		return NULL; /* destroyed there */
@@ -269,7 +299,7 @@ fl_swap *fl_swap_store_create(fl_engine *e, struct fl_store *store,
 		store->ops->destroy(store);
 		goto inval;
 	}
-	return swap_store_new(e, store, max_bytes, "store", -1);
+	return swap_store_new(e, store, max_bytes, "store", -1, NULL);
 inval:
 	errno = EINVAL;
 	return NULL;
@@ -278,7 +308,8 @@ inval:
 fl_swap *fl_swap_file_create(fl_engine *e, const char *path, uint64_t max_bytes)
 {
 	struct fl_store *store;
-	int fd;
+	struct swap_aio *aio;
+	int fd, direct;
 
 	if (!e || !path || max_bytes < PAGE_SIZE) {
 		errno = EINVAL;
@@ -295,5 +326,9 @@ fl_swap *fl_swap_file_create(fl_engine *e, const char *path, uint64_t max_bytes)
 		errno = err;
 		return NULL;
 	}
-	return swap_store_new(e, store, max_bytes, "file", fd);
+	/* Batched writes, where O_DIRECT and AIO can be had (the store
+	 * reads and writes directly then too); without, one run at a time. */
+	direct = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	aio = direct >= 0 ? swap_aio_new(direct) : NULL;
+	return swap_store_new(e, store, max_bytes, "file", fd, aio);
 }

@@ -325,6 +325,47 @@ static int zpool_write(struct fl_swap *d, uint64_t slot, const void *buf,
 	return 0;
 }
 
+/*
+ * Each page is kept in the pool if it compresses and fits; the others go
+ * to the next device together, in flight at once (next's write_pages).
+ * A page that went nowhere (ok 0) holds nothing valid and is not in the
+ * pool (the caller's write for it counts the error, if it fails again). Without
+ * a next device that can, -1 with EOPNOTSUPP: the caller uses write.
+ */
+static int zpool_write_pages(struct fl_swap *d, const uint64_t *slots,
+			     const void *const *bufs, unsigned n,
+			     unsigned char *ok)
+{
+	struct zpool *z = to_zpool(d);
+	uint64_t next_slots[SWAP_WRITE_PAGES_MAX];
+	const void *next_bufs[SWAP_WRITE_PAGES_MAX];
+	unsigned char next_ok[SWAP_WRITE_PAGES_MAX];
+	unsigned idx[SWAP_WRITE_PAGES_MAX], nr = 0, written = 0;
+
+	if (!z->next || !z->next->ops->write_pages || n > SWAP_WRITE_PAGES_MAX)
+		return zpool_fail(EOPNOTSUPP);
+	for (unsigned k = 0; k < n; k++) {
+		ok[k] = zpool_range_ok(z, slots[k], 1) &&
+			pool_store(z, slots[k], bufs[k]);
+		if (ok[k] || !zpool_range_ok(z, slots[k], 1))
+			continue;
+		idx[nr] = k;
+		next_slots[nr] = slots[k];
+		next_bufs[nr++] = bufs[k];
+	}
+	if (nr && z->next->ops->write_pages(z->next, next_slots, next_bufs, nr,
+					    next_ok))
+		memset(next_ok, 0, nr);
+	for (unsigned k = 0; k < nr; k++) {
+		ok[idx[k]] = next_ok[k];
+		atomic_fetch_add(&z->written_next, next_ok[k]);
+	}
+	for (unsigned k = 0; k < n; k++)
+		written += ok[k];
+	atomic_fetch_add(&d->pages_written, written);
+	return 0;
+}
+
 /* Read pages [i, j), none in the pool, from the next device. */
 static int zpool_read_next(struct zpool *z, uint64_t slot, char *buf,
 			   unsigned i, unsigned j)
@@ -414,6 +455,7 @@ static void zpool_destroy(struct fl_swap *d)
 static const struct swap_dev_ops zpool_ops = {
 	.alloc = zpool_alloc,
 	.write = zpool_write,
+	.write_pages = zpool_write_pages,
 	.read = zpool_read,
 	.free = zpool_free,
 	.destroy = zpool_destroy,

@@ -11,9 +11,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "aio.h"
@@ -60,41 +65,206 @@ static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
 {
 	uint64_t batch = atomic_fetch_add(&e->msg_batches, 1) + 1;
 
+	aio_plug(); /* the batch's reads go to the device together */
 	for (size_t i = 0; i < n; i++) {
 		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 			continue; /* reading it was all it needed */
 		if (fault_handle(e, &msgs[i], batch, r->rec[r->nr - 1]))
 			r->nr--; /* parked: the fault owns the record now */
 	}
+	aio_unplug();
+}
+
+/*
+ * Polling.  Waking a sleeping thread costs tens of microseconds on a
+ * virtual machine, and a major fault served by a handler would pay it up
+ * to three times (the fault message, the read's completion, the faulting
+ * thread's wake-up) where the kernel pays it once.  So after it served
+ * something, one handler at a time (the poller) keeps reading the
+ * userfaultfd and peeking at the completion ring for handler_poll_us; the
+ * other handlers sleep on poll_seq meanwhile, not on the userfaultfd,
+ * where every message would wake them for nothing.  A full batch of
+ * messages wakes them to help.  Polling ends at once when the poller
+ * finds it was descheduled between two looks: the machine is busy, and
+ * the CPU is better spent by whoever wanted it.
+ */
+#define POLL_DESCHEDULED_NS 50000
+
+/* A spin-wait hint to the CPU (and to the hypervisor). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Wake the handlers sleeping in handler_park. */
+static void poll_wake_others(struct fl_engine *e)
+{
+	atomic_fetch_add(&e->poll_seq, 1);
+	if (atomic_load(&e->poll_parked))
+		syscall(SYS_futex, &e->poll_seq, FUTEX_WAKE_PRIVATE, INT_MAX,
+			NULL, NULL, 0);
+}
+
+/* Sleep while another handler polls; 1 if this thread slept.  The
+ * sequence is read before the poller flag: a poller that stops after the
+ * flag was read has bumped it, and the futex wait returns at once. */
+static int handler_park(struct fl_engine *e)
+{
+	uint32_t seq;
+	int slept = 0;
+
+	atomic_fetch_add(&e->poll_parked, 1);
+	seq = atomic_load(&e->poll_seq);
+	if (atomic_load(&e->poller)) {
+		syscall(SYS_futex, &e->poll_seq, FUTEX_WAIT_PRIVATE, seq, NULL,
+			NULL, 0);
+		slept = 1;
+	}
+	atomic_fetch_sub(&e->poll_parked, 1);
+	return slept;
+}
+
+/* Serve faults and completions as they come, without sleeping, until
+ * none came for handler_poll_us (or none can be read: no record). */
+static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
+			 struct uffd_msg *msgs)
+{
+	uint64_t budget = (uint64_t)e->config.handler_poll_us * 1000u;
+	uint64_t now = now_ns(), last = now;
+	int expected = 0;
+
+	if (e->config.handler_poll_us <= 0 ||
+	    !atomic_compare_exchange_strong(&e->poller, &expected, 1))
+		return;
+	while (now - last < budget) {
+		unsigned have = reserve_fill(r);
+		uint64_t before = now;
+		int found = 0;
+		ssize_t n;
+
+		if (aio_ready(e)) {
+			aio_reap(e);
+			found++;
+		}
+		if (!have)
+			break;
+		n = read(e->uffd, msgs, have * sizeof(msgs[0]));
+		if (n > 0) {
+			if ((size_t)n == have * sizeof(msgs[0]))
+				poll_wake_others(e); /* a burst: help */
+			serve_messages(e, r, msgs, (size_t)n / sizeof(msgs[0]));
+			found++;
+		}
+		now = now_ns();
+		if (found) {
+			count_add(&e->stats, polled_events, (uint64_t)found);
+			last = now;
+		} else if (now - before > POLL_DESCHEDULED_NS)
+			break;
+		else
+			cpu_relax();
+	}
+	atomic_store(&e->poller, 0);
+	poll_wake_others(e);
+}
+
+enum { WOKE_UFFD = 1, WOKE_STOP = 2, WOKE_AIO = 4 };
+
+/*
+ * A handler's epoll descriptor: the userfaultfd and the completion eventfd
+ * added exclusively, so that an event wakes one sleeping handler, not all;
+ * the stop eventfd wakes all.  Made before the thread starts (so that an
+ * engine's descriptors are all open when fl_engine_create returns).
+ * Returns the descriptor, or -1 with errno.
+ */
+static int handler_epoll(struct fl_engine *e)
+{
+	int fds[3] = {e->uffd, e->stop_fd, aio_fd(e)};
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	for (int i = 0; ep >= 0 && i < 3; i++) {
+		struct epoll_event ev = {
+			.events = EPOLLIN | (i == 1 ? 0 : EPOLLEXCLUSIVE),
+			.data.u32 = 1u << i};
+
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev)) {
+			int err = errno;
+
+			close(ep);
+			errno = err;
+			ep = -1;
+		}
+	}
+	return ep;
+}
+
+/* Sleep until an event (at most 1 ms without a record: have is 0);
+ * returns the WOKE_ bits of the descriptors that are ready. */
+static unsigned handler_wait(int ep, unsigned have)
+{
+	struct epoll_event ev[3];
+	unsigned woke = 0;
+	int n = epoll_wait(ep, ev, 3, have ? -1 : 1);
+
+	for (int i = 0; i < n; i++)
+		woke |= ev[i].data.u32;
+	return woke;
 }
 
 static void *handler_main(void *arg)
 {
-	struct fl_engine *e = arg;
-	/* Store reads complete on the thread that polls their eventfd. */
-	struct pollfd pfd[3] = {{.fd = e->uffd, .events = POLLIN},
-				{.fd = e->stop_fd, .events = POLLIN},
-				{.fd = aio_fd(e), .events = POLLIN}};
+	struct handler *h = arg;
+	struct fl_engine *e = h->e;
 	struct uffd_msg msgs[MSGS_PER_READ];
 	struct fault_reserve reserve = {.nr = 0};
+	int may_park = 1;
 
 	for (;;) {
-		unsigned have = reserve_fill(&reserve);
+		unsigned have = reserve_fill(&reserve), woke;
+		int served = 0;
 		ssize_t n;
 
-		/* Without a record, wait for memory rather than read. */
-		if (poll(pfd, 3, have ? -1 : 1) < 0 && errno != EINTR)
-			break;
-		if (pfd[1].revents)
-			break;
-		if (pfd[2].revents & POLLIN)
-			aio_reap(e);
-		if (!have || !(pfd[0].revents & POLLIN))
+		/* After a park, one round on the descriptors: a burst woke
+		 * this thread to help. */
+		if (may_park && handler_park(e)) {
+			may_park = 0;
 			continue;
-		n = read(e->uffd, msgs, have * sizeof(msgs[0]));
-		if (n < 0)
-			continue; /* EAGAIN: another handler took them */
-		serve_messages(e, &reserve, msgs, (size_t)n / sizeof(msgs[0]));
+		}
+		may_park = 1;
+		/* Without a record, wait for memory rather than read. */
+		woke = handler_wait(h->ep, have);
+		if (woke & WOKE_STOP)
+			break;
+		/* Store reads complete on a thread that polls their eventfd. */
+		if (woke & WOKE_AIO) {
+			aio_reap(e);
+			served = 1;
+		}
+		if (have && (woke & WOKE_UFFD)) {
+			n = read(e->uffd, msgs, have * sizeof(msgs[0]));
+			/* EAGAIN: another handler took them */
+			if (n > 0) {
+				serve_messages(e, &reserve, msgs,
+					       (size_t)n / sizeof(msgs[0]));
+				served = 1;
+			}
+		}
+		if (served) {
+			count_add(&e->stats, handler_wakeups, 1);
+			handler_poll(e, &reserve, msgs);
+		}
 	}
 	reserve_free(&reserve);
 	return NULL;
@@ -129,14 +299,14 @@ static void *io_main(void *arg)
 }
 
 /* Start one thread, with every signal blocked: they are the program's. */
-static int engine_spawn(struct fl_engine *e, void *(*fn)(void *))
+static int engine_spawn(struct fl_engine *e, void *(*fn)(void *), void *arg)
 {
 	sigset_t all, old;
 	int rc;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&e->threads[e->nr_threads], NULL, fn, e);
+	rc = pthread_create(&e->threads[e->nr_threads], NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		errno = rc;
@@ -163,7 +333,7 @@ void threads_post_work(struct fl_engine *e, struct work *w)
 	pthread_mutex_lock(&e->threads_lock);
 	if (!e->stopping && io_short(e) &&
 	    atomic_load(&e->nr_io) < MAX_IO_THREADS &&
-	    engine_spawn(e, io_main) == 0)
+	    engine_spawn(e, io_main, e) == 0)
 		atomic_fetch_add(&e->nr_io, 1);
 	pthread_mutex_unlock(&e->threads_lock);
 }
@@ -174,13 +344,21 @@ int threads_start(struct fl_engine *e)
 	int rc = 0;
 
 	e->threads = calloc(most, sizeof(*e->threads));
-	if (!e->threads)
+	e->handlers = calloc(e->config.handler_threads, sizeof(*e->handlers));
+	if (!e->threads || !e->handlers)
 		return -1;
 	pthread_mutex_lock(&e->threads_lock);
-	while (!rc && e->nr_threads < e->config.handler_threads)
-		rc = engine_spawn(e, handler_main);
+	while (!rc && e->nr_threads < e->config.handler_threads) {
+		struct handler *h = &e->handlers[e->nr_threads];
+
+		h->e = e;
+		h->ep = handler_epoll(e);
+		rc = h->ep < 0 ? -1 : engine_spawn(e, handler_main, h);
+		if (rc && h->ep >= 0)
+			close(h->ep);
+	}
 	while (!rc && atomic_load(&e->nr_io) < e->config.io_threads &&
-	       !(rc = engine_spawn(e, io_main)))
+	       !(rc = engine_spawn(e, io_main, e)))
 		atomic_fetch_add(&e->nr_io, 1);
 	pthread_mutex_unlock(&e->threads_lock);
 	return rc;
@@ -199,8 +377,13 @@ void threads_stop(struct fl_engine *e)
 		abort(); /* an eventfd write of 1 cannot fail */
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(e->threads[i], NULL);
+	/* Handlers are the first threads: their descriptors were made. */
+	for (unsigned i = 0; i < n && i < e->config.handler_threads; i++)
+		close(e->handlers[i].ep);
 	e->nr_threads = 0;
 	atomic_store(&e->nr_io, 0);
 	free(e->threads);
+	free(e->handlers);
 	e->threads = NULL;
+	e->handlers = NULL;
 }

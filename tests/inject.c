@@ -32,6 +32,9 @@ struct inject_state {
 	_Atomic unsigned long nth; /* 0: disarmed */
 	_Atomic int err;
 	_Atomic int mode;
+	/* Runs on the failing call's thread just before it fails. */
+	void (*_Atomic on_fire)(void *arg);
+	void *_Atomic on_fire_arg;
 };
 
 static struct inject_state points[INJ_NR];
@@ -84,8 +87,17 @@ void inject_set(enum inject_point point, unsigned long nth, int err)
 
 void inject_clear(void)
 {
-	for (int i = 0; i < INJ_NR; i++)
+	for (int i = 0; i < INJ_NR; i++) {
 		inject_set_mode((enum inject_point)i, 0, 0, INJECT_ONCE);
+		inject_on_fire((enum inject_point)i, NULL, NULL);
+	}
+}
+
+void inject_on_fire(enum inject_point point, void (*fn)(void *arg), void *arg)
+{
+	atomic_store(&points[point].on_fire, NULL);
+	atomic_store(&points[point].on_fire_arg, arg);
+	atomic_store(&points[point].on_fire, fn);
 }
 
 unsigned long inject_calls(enum inject_point point)
@@ -122,6 +134,10 @@ static int inject_hit(enum inject_point point)
 	    (n > nth && atomic_load(&s->mode) == INJECT_ONCE))
 		return 0;
 	atomic_fetch_add(&s->fired, 1);
+	void (*fn)(void *) = atomic_load(&s->on_fire);
+
+	if (fn)
+		fn(atomic_load(&s->on_fire_arg));
 	return atomic_load(&s->err);
 }
 

@@ -79,6 +79,13 @@ void inject_set_mode(enum inject_point point, unsigned long nth, int err,
 		     enum inject_mode mode);
 /* Disarm every point and restart every count. */
 void inject_clear(void);
+/*
+ * Call fn(arg) on the thread of each call of point that is made to fail,
+ * just before it fails (NULL: none; inject_clear removes it): a test
+ * makes something happen at that exact moment, such as a store racing
+ * the failing call.
+ */
+void inject_on_fire(enum inject_point point, void (*fn)(void *arg), void *arg);
 /* Calls of point since it was last set or cleared (failed ones too). */
 unsigned long inject_calls(enum inject_point point);
 /* Failures injected at point since it was last set or cleared. */

@@ -158,6 +158,7 @@ TEST(two_engines_at_once)
  * and 3 starts two more threads than 1. */
 struct hammer_ctx {
 	unsigned char *p;
+	int seed;
 };
 
 static void hammer_thread(int idx, void *arg)
@@ -165,11 +166,36 @@ static void hammer_thread(int idx, void *arg)
 	struct hammer_ctx *c = arg;
 
 	for (int pg = idx; pg < 256; pg += 6)
-		if (h_mismatch(c->p + (size_t)pg * PG, PG, 104,
+		if (h_mismatch(c->p + (size_t)pg * PG, PG, c->seed,
 			       (uint64_t)pg * PG) != -1) {
 			h_fail(__FILE__, __LINE__, "page %d wrong", pg);
 			return;
 		}
+}
+
+/*
+ * Six threads read every page of f (seed) through an engine made with
+ * cfg, each page alone (no fault-around, no readahead): one major fault
+ * and one page read per page.  Returns the engine's statistics.
+ */
+static struct fl_stats hammer(struct fl_config *cfg, struct h_file *f, int seed)
+{
+	fl_engine *e;
+	fl_object *o;
+	struct hammer_ctx c = {.seed = seed};
+	struct fl_stats s;
+
+	cfg->fault_around_pages = 1;
+	cfg->readahead_pages = 1;
+	e = fl_engine_create(cfg);
+	REQUIRE(e != NULL);
+	o = h_open(e, f, O_RDONLY);
+	c.p = h_map(e, 256 * PG, PROT_READ, MAP_SHARED, o, 0);
+	h_run_threads(6, hammer_thread, &c);
+	s = h_estats(e);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	return s;
 }
 
 TEST(config_handler_threads)
@@ -181,22 +207,10 @@ TEST(config_handler_threads)
 	h_file_create(&f, 256 * PG, 104);
 	for (int i = 0; i < 2; i++) {
 		struct fl_config cfg;
-		fl_engine *e;
-		fl_object *o;
-		struct hammer_ctx c;
 
 		fl_config_init(&cfg);
 		cfg.handler_threads = counts[i];
-		cfg.fault_around_pages = 1;
-		cfg.readahead_pages = 1;
-		e = fl_engine_create(&cfg);
-		REQUIRE(e != NULL);
-		o = h_open(e, &f, O_RDONLY);
-		c.p = h_map(e, 256 * PG, PROT_READ, MAP_SHARED, o, 0);
-		h_run_threads(6, hammer_thread, &c);
-		CHECK_GE(h_estats(e).major_faults, 256);
-		CHECK_EQ(fl_object_close(o), 0);
-		CHECK_EQ(fl_engine_destroy(e), 0);
+		CHECK_GE(hammer(&cfg, &f, 104).major_faults, 256);
 	}
 	d1 = threads_with(1);
 	d3 = threads_with(3);
@@ -260,6 +274,66 @@ TEST(config_defaults_and_env)
 	unsetenv("FAULTLINE_READAHEAD");
 	unsetenv("FAULTLINE_ANON_AROUND");
 	unsetenv("FAULTLINE_STATS");
+}
+
+/* handler_poll_us: the default, FAULTLINE_POLL_US, and its range. */
+TEST(config_handler_poll)
+{
+	struct fl_config cfg;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int bad[3] = {-2, 10001, -100};
+
+	unsetenv("FAULTLINE_POLL_US");
+	fl_config_init(&cfg);
+	CHECK_EQ(cfg.handler_poll_us, ncpu > 1 ? 100 : -1);
+	setenv("FAULTLINE_POLL_US", "0", 1);
+	fl_config_init(&cfg);
+	CHECK_EQ(cfg.handler_poll_us, -1);
+	setenv("FAULTLINE_POLL_US", "250", 1);
+	fl_config_init(&cfg);
+	CHECK_EQ(cfg.handler_poll_us, 250);
+	setenv("FAULTLINE_POLL_US", "20000", 1); /* out of range: default */
+	fl_config_init(&cfg);
+	CHECK_EQ(cfg.handler_poll_us, ncpu > 1 ? 100 : -1);
+	unsetenv("FAULTLINE_POLL_US");
+	for (int i = 0; i < 3; i++) {
+		fl_config_init(&cfg);
+		cfg.handler_poll_us = bad[i];
+		CHECK_ERR(fl_engine_create(&cfg) == NULL, EINVAL);
+	}
+}
+
+/*
+ * Polling handlers serve everything polling off serves: three handlers
+ * (one polls, two park) and six threads of major faults, each page read
+ * alone, with a poll longer than the test's gaps (the poller never
+ * sleeps while faults come) and with polling off; contents checked, and
+ * the engine's threads and descriptors all gone after destroy.
+ */
+TEST(polling_handlers_serve_everything)
+{
+	struct h_file f;
+	int polls[3] = {10000, 1, -1};
+	int fds0 = h_count_fds(), threads0 = h_settle_threads(1);
+
+	h_file_create(&f, 256 * PG, 107);
+	for (int i = 0; i < 3; i++) {
+		struct fl_config cfg;
+		struct fl_stats s;
+
+		fl_config_init(&cfg);
+		cfg.handler_threads = 3;
+		cfg.handler_poll_us = polls[i];
+		s = hammer(&cfg, &f, 107);
+		CHECK_EQ(s.major_faults, 256);
+		CHECK_EQ(s.pages_read, 256);
+		CHECK_GE(s.handler_wakeups, 1); /* the first fault, at least */
+		if (polls[i] < 0)
+			CHECK_EQ(s.polled_events, 0);
+	}
+	h_file_remove(&f);
+	CHECK_EQ(h_settle_threads(threads0), threads0);
+	CHECK_EQ(h_count_fds(), fds0);
 }
 
 /* FAULTLINE_READAHEAD=1: one page read per major fault. */

@@ -260,6 +260,41 @@ TEST(anonymous_read_maps_a_window)
 	CHECK_EQ(fl_engine_destroy(e), 0);
 }
 
+/*
+ * A store that lands on a read fault's zero pages before their write
+ * protection fails is kept, and the read gets zeros: the window stays
+ * mapped (it used to be dropped with MADV_DONTNEED, the store with it,
+ * and the reader got SIGBUS).  The store is made by the handler thread
+ * itself, at the moment the protection fails.
+ */
+static void store_before_protect_fails(void *arg)
+{
+	/* The zero page: COW.  Atomic: the wake-up that orders it before
+	 * the test's read is the kernel's, which ThreadSanitizer cannot see. */
+	__atomic_store_n((unsigned char *)arg, 0x5a, __ATOMIC_RELAXED);
+}
+
+TEST(failed_zero_page_protect_keeps_racing_store)
+{
+	fl_engine *e = h_engine(2); /* default fault-around: 16-page window */
+	unsigned char *p, v = 1;
+	struct h_sig sig;
+
+	p = h_map(e, 16 * PG, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	inject_on_fire(INJ_UFFD_WRITEPROTECT, store_before_protect_fails,
+		       p + 3 * PG + 5);
+	inject_set(INJ_UFFD_WRITEPROTECT, 1, ENOMEM);
+	CHECK_EQ(h_try_read(p + 7, &v, &sig), 0);
+	CHECK_EQ(v, 0);
+	CHECK_EQ(inject_fired(INJ_UFFD_WRITEPROTECT), 1);
+	inject_clear();
+	CHECK_EQ(__atomic_load_n(p + 3 * PG + 5, __ATOMIC_RELAXED), 0x5a);
+	CHECK_EQ(p[3 * PG + 6], 0);
+	CHECK_EQ(fl_munmap(e, p, 16 * PG), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+}
+
 /* ---- OOM callback answering retry --------------------------------------- */
 
 struct retry_ctx {

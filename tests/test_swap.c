@@ -274,6 +274,88 @@ TEST(swap_anon_four_threads)
 	env_close(&v);
 }
 
+/* ---- background reclaim, and scattered slots written at once ------------ */
+
+static void check_totals_zero(struct swap_env *v);
+
+struct headroom_ctx {
+	fl_group *g;
+	uint64_t below; /* bytes */
+};
+
+static int usage_below(void *arg)
+{
+	struct headroom_ctx *c = arg;
+	struct fl_group_stats gs;
+
+	return fl_group_stats(c->g, &gs) == 0 && gs.usage <= c->below;
+}
+
+/* Each page number of n once, in a seeded random order. */
+static void shuffle(uint32_t *o, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		o[i] = (uint32_t)i;
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j;
+		uint32_t t;
+
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		j = (size_t)(seed >> 33) % (i + 1);
+		t = o[i];
+		o[i] = o[j];
+		o[j] = t;
+	}
+}
+
+/*
+ * A group of 1024 pages that can swap keeps a 64th of its max free: past
+ * that, background reclaim swaps pages out with no fault waiting.  Random
+ * writes, reads and rewrites scatter the slots, so that swap-out batches
+ * are written as many runs in flight at once; every byte comes back.
+ */
+TEST(swap_background_keeps_headroom)
+{
+	struct swap_env v;
+	size_t npages = 2048, max = 1024;
+	uint32_t *order = malloc(npages * sizeof(*order));
+	struct headroom_ctx c;
+	struct fl_group_stats gs;
+	struct fl_swap_stats st;
+	unsigned char *p;
+
+	REQUIRE(order != NULL);
+	env_open(&v, "headroom", max, 4 * npages);
+	p = fl_mmap_group(v.e, v.g, NULL, npages * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	REQUIRE(p != MAP_FAILED);
+	for (uint32_t round = 0; round < 2; round++) {
+		shuffle(order, npages, 101 + round);
+		for (size_t i = 0; i < npages; i++)
+			h_fill(p + (size_t)order[i] * PG, PG, 41 + round,
+			       (uint64_t)order[i] * PG);
+		shuffle(order, npages, 201 + round);
+		for (size_t i = 0; i < npages; i++)
+			CHECK_EQ(h_mismatch(p + (size_t)order[i] * PG, PG,
+					    41 + round,
+					    (uint64_t)order[i] * PG),
+				 -1);
+	}
+	/* With nothing faulting, background reclaim has left (or leaves
+	 * soon) at least the room it keeps: a 64th of max, 16 pages. */
+	c = (struct headroom_ctx){v.g, (max - max / 64) * PG};
+	CHECK(h_wait_until(usage_below, &c));
+	CHECK_EQ(fl_group_stats(v.g, &gs), 0);
+	CHECK_GE(gs.swap_outs, npages);
+	CHECK_EQ(fl_swap_stats(v.s, &st), 0);
+	CHECK_EQ(st.write_errors, 0);
+	CHECK_EQ(st.pages_written, gs.swap_outs);
+	CHECK_EQ(fl_munmap(v.e, p, npages * PG), 0);
+	check_totals_zero(&v);
+	free(order);
+	env_close(&v);
+}
+
 /* Without a device, nothing is swapped: today's behaviour (OOM). */
 TEST(swap_none_means_oom)
 {

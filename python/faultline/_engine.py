@@ -69,7 +69,8 @@ class Engine:
 
     Engine(handler_threads=..., fault_around_pages=..., readahead_pages=...,
     anon_fault_around_pages=..., io_threads=..., print_stats_at_destroy=...,
-    hold_map_lock_for_io=...): the fields of struct fl_config; those not
+    hold_map_lock_for_io=..., handler_poll_us=...): the fields of struct
+    fl_config (handler_poll_us=-1: never poll); those not
     given keep the defaults and FAULTLINE_* environment overrides.
     OSError(EPERM) where userfaultfd is not permitted.
     """
@@ -82,6 +83,9 @@ class Engine:
                 raise TypeError("unknown engine setting %r (known: %s)" % (name, ", ".join(_CONFIG_FIELDS)))
             if isinstance(value, bool):
                 value = int(value)
+            if name == "handler_poll_us" and value == -1:
+                c.handler_poll_us = -1  # never poll
+                continue
             setattr(c, name, _check_size(name, value, 31))
         ptr = _lib.check(_lib.fl_engine_create(buf), None)
         self._core = _Core(ptr)

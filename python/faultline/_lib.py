@@ -96,6 +96,7 @@ class Config(ctypes.Structure):
         ("print_stats_at_destroy", ctypes.c_int),
         ("io_threads", uint),
         ("hold_map_lock_for_io", ctypes.c_int),
+        ("handler_poll_us", ctypes.c_int),
     ]
 
 
@@ -135,6 +136,8 @@ STATS_FIELDS = [
     "readahead_evicted",
     "store_reads",
     "store_read_depth",
+    "polled_events",
+    "handler_wakeups",
 ]
 
 
