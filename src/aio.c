@@ -308,6 +308,7 @@ void aio_unplug(void)
 	ring_strand_fail(a);
 	pthread_mutex_unlock(&a->sq_lock);
 #else
+	(void)plugged_ring; /* no ring: nothing is ever left queued */
 	plugged_depth--;
 #endif
 }
