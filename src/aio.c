@@ -313,6 +313,24 @@ void aio_unplug(void)
 #endif
 }
 
+int aio_submit_io(struct store_req *req, struct fl_store *s)
+{
+	struct fl_store_io *ios[1] = {&req->io};
+	int n;
+
+	if (!s->ops->submit)
+		return -EOPNOTSUPP;
+	req->o = NULL;
+	atomic_fetch_add(&req->e->aio->in_flight, 1);
+	errno = 0;
+	n = s->ops->submit(s, ios, 1);
+	if (n != 1) { /* not started: nobody will complete it */
+		atomic_fetch_sub(&req->e->aio->in_flight, 1);
+		return n < 0 && errno ? -errno : -EOPNOTSUPP;
+	}
+	return 0; /* req may be completed (even freed) by now */
+}
+
 #ifdef FL_HAVE_LIBURING
 /* Writes are never held back by a plug: a plugged thread may write
  * back (an object released in its hands) and wait for the writes. */
@@ -392,7 +410,7 @@ void fl_store_io_complete(struct fl_store_io *io, ssize_t result)
 static void req_run(struct fl_engine *e, struct store_req *req, int cancelled)
 {
 	atomic_fetch_sub(&e->aio->in_flight, 1);
-	if (req->write) {
+	if (req->write || !req->o) { /* a write, or no object's read */
 		req->complete(req, cancelled);
 		return;
 	}

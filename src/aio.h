@@ -70,6 +70,14 @@ void aio_drain(struct fl_engine *e);
 /* Submit req to its object's store; 0, or a negative errno (none started:
  * the caller reads (or writes) synchronously instead). */
 int aio_submit(struct store_req *req);
+/*
+ * Submit a request that belongs to no object (a swap device's read):
+ * req->e, req->io and req->complete are the caller's, req->o is NULL;
+ * complete(req, cancelled) runs once, on a handler thread (or cancelled
+ * in engine teardown), with req->result as the store gave it.  0, or a
+ * negative errno (none started).
+ */
+int aio_submit_io(struct store_req *req, struct fl_store *s);
 /* The engine's io_uring, for the file store: start reads and writes
  * (io->write) of fd.  Returns how many of ios were started (a prefix: the
  * others were not, and never will be: the caller serves them), -EAGAIN

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aio.h"
 #include "engine.h"
 #include "fault_priv.h"
 #include "group.h"
@@ -150,6 +151,26 @@ static void swap_ra_done(struct fl_engine *e, struct swap_page *sp, int ok)
 	}
 }
 
+/* sp's read is over (failed or not), and so is that of the pages read
+ * ahead with it (run: they were read): unlock them all and retry f.  Our
+ * reference on sp is held through the retry, so that it is still there to
+ * install.  No lock held. */
+static void swap_read_finish(struct fl_engine *e, struct fault *f,
+			     struct swap_page *sp, int run, int failed)
+{
+	swap_ra_done(e, sp, run);
+	if (failed) {
+		sp->read_failed = 1;
+	} else {
+		page_test_and_set(&sp->page, PG_UPTODATE);
+	}
+	page_unlock(&sp->page); /* other faults waiting on it go on */
+	if (!failed)
+		swap_hook(SWAP_HOOK_CONFIRMED, sp->slot);
+	fault_resume(f); /* f may be gone after this */
+	page_put(&sp->page);
+}
+
 static void swap_read_work(struct fl_engine *e, struct work *w)
 {
 	struct fault *f = fault_of(w, work);
@@ -161,18 +182,7 @@ static void swap_read_work(struct fl_engine *e, struct work *w)
 
 	if (injected)
 		atomic_fetch_add(&sp->dev->read_errors, 1);
-	swap_ra_done(e, sp, run);
-	if (failed) {
-		sp->read_failed = 1;
-	} else {
-		page_test_and_set(&sp->page, PG_UPTODATE);
-	}
-	page_unlock(&sp->page); /* other faults waiting on it go on */
-	if (!failed)
-		swap_hook(SWAP_HOOK_CONFIRMED, sp->slot);
-	/* Held through the retry, so that it is still there to install. */
-	fault_resume(f); /* f may be gone after this */
-	page_put(&sp->page);
+	swap_read_finish(e, f, sp, run, failed);
 }
 
 static void swap_read_cancel(struct work *w)
@@ -187,13 +197,92 @@ static void swap_read_cancel(struct work *w)
 	fault_cancel(f);
 }
 
-/* Read sp (locked, in the cache, a reference ours) on an I/O thread, then
- * retry.  Map lock held on entry; returns PARKED with it dropped. */
+/*
+ * A swap-in read submitted to the device's asynchronous path: sp and the
+ * pages read ahead with it (n in all) are read in one request, into sp's
+ * own page when alone, else into a staging buffer.
+ */
+struct swap_read_req {
+	struct store_req req; /* what the engine's completion sees */
+	struct fault *f;
+	struct swap_page *sp;
+	unsigned char *stage; /* NULL: read into sp->data */
+	unsigned n;
+};
+
+/* The read completed (on a handler thread), or the engine is going
+ * (cancelled).  A failed or short read is done again on an I/O thread,
+ * the way a device without the asynchronous path reads. */
+static void swap_read_complete(struct store_req *req, int cancelled)
+{
+	struct swap_read_req *r = (struct swap_read_req *)req;
+	struct fault *f = r->f;
+	struct swap_page *sp = r->sp;
+	int ok = req->result == (ssize_t)r->n << PAGE_SHIFT;
+	unsigned k = 0;
+
+	if (ok && r->stage)
+		for (struct swap_page *p = sp; p; p = p->ra_next, k++)
+			memcpy(p->data, r->stage + ((size_t)k << PAGE_SHIFT),
+			       PAGE_SIZE);
+	if (ok)
+		atomic_fetch_add(&sp->dev->pages_read, r->n);
+	free(r->stage);
+	free(r);
+	if (cancelled)
+		swap_read_cancel(&f->work);
+	else if (!ok)
+		threads_post_work(f->e, &f->work);
+	else
+		swap_read_finish(f->e, f, sp, 1, 0);
+}
+
+/* Submit the read of sp (and of the pages read ahead with it) to its
+ * device's asynchronous path; 0, or -1 if nothing was started.  Never
+ * where a test hook may stall or fail the read: those run on I/O threads. */
+static int swap_read_submit(struct fault *f, struct swap_page *sp)
+{
+	const struct swap_dev_ops *ops = sp->dev->ops;
+	struct swap_read_req *r;
+	unsigned n = 1;
+
+	if (!ops->read_submit || swap_hooks_armed())
+		return -1;
+	for (struct swap_page *ra = sp->ra_next; ra; ra = ra->ra_next)
+		n++;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -1;
+	if (n > 1 &&
+	    !(r->stage = aligned_alloc(PAGE_SIZE, (size_t)n << PAGE_SHIFT))) {
+		free(r);
+		return -1;
+	}
+	*r = (struct swap_read_req){
+		.req = {.e = f->e, .complete = swap_read_complete},
+		.f = f,
+		.sp = sp,
+		.stage = r->stage,
+		.n = n};
+	if (ops->read_submit(sp->dev, sp->slot, r->stage ? r->stage : sp->data,
+			     n, &r->req) == 0)
+		return 0; /* r may be completed (freed) by now */
+	free(r->stage);
+	free(r);
+	return -1;
+}
+
+/* Read sp (locked, in the cache, a reference ours), then retry: submitted
+ * to the device where it can take it (the completion comes back to a
+ * handler thread), else on an I/O thread.  Map lock held on entry;
+ * returns PARKED with it dropped. */
 static enum fault_result fault_swap_read(struct fault *f, struct swap_page *sp)
 {
 	fault_unlock(f);
 	f->work = (struct work){
 		.fn = swap_read_work, .cancel = swap_read_cancel, .arg = sp};
+	if (swap_read_submit(f, sp) == 0)
+		return FAULT_PARKED; /* f may be running elsewhere already */
 	threads_post_work(f->e, &f->work);
 	return FAULT_PARKED;
 }

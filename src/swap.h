@@ -185,11 +185,20 @@ static inline int swap_hook(enum swap_hook_point point, uint64_t slot)
 
 	return hook ? hook(point, slot) : 0;
 }
+/* 1 while a test's hook is set (it may stall: not in a handler). */
+static inline int swap_hooks_armed(void)
+{
+	return __atomic_load_n(&swap_test_hook, __ATOMIC_ACQUIRE) != NULL;
+}
 #else
 static inline int swap_hook(enum swap_hook_point point, uint64_t slot)
 {
 	(void)point;
 	(void)slot;
+	return 0;
+}
+static inline int swap_hooks_armed(void)
+{
 	return 0;
 }
 #endif

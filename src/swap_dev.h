@@ -21,6 +21,7 @@
 
 struct fl_engine;
 struct fl_swap;
+struct store_req;
 
 #define SWAP_WRITE_PAGES_MAX 64 /* pages one write_pages call takes */
 
@@ -52,6 +53,17 @@ struct swap_dev_ops {
 			   unsigned char *ok);
 	/* Read n pages of slots [slot, slot + n) into buf.  0 or -1. */
 	int (*read)(struct fl_swap *dev, uint64_t slot, void *buf, unsigned n);
+	/*
+	 * Optional (NULL: none): start that read without waiting, through
+	 * the engine's asynchronous path (aio_submit_io): req->e and
+	 * req->complete are the caller's, the device fills in req->io (buf
+	 * page-aligned), and complete runs later on a handler thread, with
+	 * req->result the bytes read or a negative errno.  0, or -1 with
+	 * errno if nothing was started (the caller uses read).  Never
+	 * blocks: a handler thread calls it.
+	 */
+	int (*read_submit)(struct fl_swap *dev, uint64_t slot, void *buf,
+			   unsigned n, struct store_req *req);
 	/* Release n slots from slot (written or not). */
 	void (*free)(struct fl_swap *dev, uint64_t slot, unsigned n);
 	/* Release everything; every slot has been freed before. */
