@@ -202,6 +202,81 @@ int aio_submit(struct store_req *req)
 	return 0;
 }
 
+#ifdef FL_HAVE_LIBURING
+/* Requests one aio_ring_rw call starts at most. */
+#define RING_RW_MAX 32
+
+/* An SQE for the next request; under sq_lock.  A full queue is first
+ * handed to the kernel (it may hold only stand-ins, see ring_take_back). */
+static struct io_uring_sqe *ring_get_sqe(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	if (!sqe && io_uring_submit(ring) >= 0)
+		sqe = io_uring_get_sqe(ring);
+	return sqe;
+}
+
+/*
+ * Under sq_lock, after a submit of the n SQEs queued from position tail0
+ * on: how many of them the kernel took (a prefix: it takes them in order,
+ * and stops early when the call fails or it cannot allocate).  Those it
+ * did not take become NOPs that post nothing, so that no request is
+ * started later, by whichever submit comes next, behind the back of a
+ * caller told it was not started (and that nobody may be left to submit
+ * it: a parked fault's read would wait forever).  The kernel reads SQEs
+ * only in a submit, and every submit holds sq_lock.
+ */
+static unsigned ring_take_back(struct io_uring *ring,
+			       struct io_uring_sqe **sqes, unsigned n,
+			       unsigned tail0)
+{
+	int taken = (int)(IO_URING_READ_ONCE(*ring->sq.khead) - tail0);
+
+	if (taken < 0)
+		taken = 0;
+	if (taken > (int)n)
+		taken = (int)n;
+	for (unsigned k = (unsigned)taken; k < n; k++) {
+		io_uring_prep_nop(sqes[k]);
+		io_uring_sqe_set_flags(sqes[k], IOSQE_CQE_SKIP_SUCCESS);
+		io_uring_sqe_set_data(sqes[k], NULL);
+	}
+	return (unsigned)taken;
+}
+#endif
+
+#ifdef FL_HAVE_LIBURING
+/*
+ * Under sq_lock, after a submit of plugged reads: the SQEs the kernel did
+ * not take (the submit failed) would wait for whichever submit comes next,
+ * and there may be none (the handlers asleep).  Their requests were told
+ * started, so they cannot be taken back as ring_take_back does: each SQE
+ * becomes a NOP that posts nothing and its request completes now with
+ * -EAGAIN, marked unstarted (pagecache_read_complete starts it again).
+ * Only reads are ever left queued (writes are submitted at once).
+ */
+static void ring_strand_fail(struct aio *a)
+{
+	struct io_uring_sq *sq = &a->ring.sq;
+	unsigned head = IO_URING_READ_ONCE(*sq->khead);
+
+	for (unsigned pos = head; pos != sq->sqe_tail; pos++) {
+		struct io_uring_sqe *sqe = &sq->sqes[pos & sq->ring_mask];
+		struct store_req *req =
+			(struct store_req *)(uintptr_t)sqe->user_data;
+
+		if (!req)
+			continue; /* a stand-in already */
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+		io_uring_sqe_set_data(sqe, NULL);
+		req->unstarted = 1;
+		fl_store_io_complete(&req->io, -EAGAIN);
+	}
+}
+#endif
+
 /*
  * Plugging, as the block layer's blk_start_plug: a handler serving a batch
  * of fault messages queues the reads they start and submits them in one
@@ -230,8 +305,10 @@ void aio_unplug(void)
 	pthread_mutex_lock(&a->sq_lock);
 	while (io_uring_submit(&a->ring) == -EINTR)
 		;
+	ring_strand_fail(a);
 	pthread_mutex_unlock(&a->sq_lock);
 #else
+	(void)plugged_ring; /* no ring: nothing is ever left queued */
 	plugged_depth--;
 #endif
 }
@@ -273,16 +350,20 @@ int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 	/* Decided before the requests are in the ring: from then on, ios
 	 * may be completed and freed by others. */
 	int defer = plugged_depth && reads_only(ios, n);
-	unsigned i;
+	struct io_uring_sqe *sqes[RING_RW_MAX];
+	unsigned i, tail0;
 
 	if (!a || !a->have_ring)
 		return -EOPNOTSUPP;
 	pthread_mutex_lock(&a->sq_lock);
-	for (i = 0; i < n; i++) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
+	tail0 = a->ring.sq.sqe_tail;
+	for (i = 0; i < n && i < RING_RW_MAX; i++) {
+		struct io_uring_sqe *sqe = ring_get_sqe(&a->ring);
 
 		if (!sqe)
 			break;
+		if (i == 0) /* the flush above may have moved the tail */
+			tail0 = a->ring.sq.sqe_tail - 1;
 		if (ios[i]->write)
 			io_uring_prep_write(sqe, fd, ios[i]->buf,
 					    (unsigned)ios[i]->len, ios[i]->off);
@@ -291,15 +372,16 @@ int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 					   (unsigned)ios[i]->len, ios[i]->off);
 		io_uring_sqe_set_data(sqe, req_of(ios[i]));
 		hand_over(req_of(ios[i]));
+		sqes[i] = sqe;
 	}
-	/* An SQE the kernel did not take now is taken by the next submit
-	 * (aio_reap submits what is left).  A plugged thread leaves them
-	 * for aio_unplug. */
+	/* A plugged thread leaves its reads for aio_unplug.  Otherwise they
+	 * go now, and those the kernel does not take are taken back. */
 	if (i && defer) {
 		plugged_ring = a;
-	} else {
-		while (i && io_uring_submit(&a->ring) == -EINTR)
+	} else if (i) {
+		while (io_uring_submit(&a->ring) == -EINTR)
 			;
+		i = ring_take_back(&a->ring, sqes, i, tail0);
 	}
 	pthread_mutex_unlock(&a->sq_lock);
 	return i ? (int)i : -EAGAIN;
@@ -372,17 +454,22 @@ static unsigned reap_ring(struct fl_engine *e, int cancelled)
 		pthread_mutex_lock(&a->cq_lock);
 		n = io_uring_peek_batch_cqe(&a->ring, cqes, REAP_BATCH);
 		for (unsigned i = 0; i < n; i++) {
+			/* NULL: a request's stand-in (ring_take_back) */
 			reqs[i] = io_uring_cqe_get_data(cqes[i]);
-			taken_over(reqs[i]);
-			reqs[i]->result = cqes[i]->res;
+			if (reqs[i]) {
+				taken_over(reqs[i]);
+				reqs[i]->result = cqes[i]->res;
+			}
 		}
 		io_uring_cq_advance(&a->ring, n);
 		pthread_mutex_unlock(&a->cq_lock);
 		for (unsigned i = 0; i < n; i++)
-			req_run(e, reqs[i], cancelled);
+			if (reqs[i])
+				req_run(e, reqs[i], cancelled);
 		total += n;
 	} while (n == REAP_BATCH);
-	/* SQEs a failed submit left behind. */
+	/* Plugged reads, and stand-ins a failed submit left (ring_take_back).
+	 */
 	pthread_mutex_lock(&a->sq_lock);
 	if (io_uring_sq_ready(&a->ring))
 		io_uring_submit(&a->ring);
@@ -464,6 +551,11 @@ void pagecache_read_complete(struct store_req *req, int cancelled)
 	ssize_t r = req->result;
 	int err = 0;
 
+	if (req->unstarted && !cancelled) { /* a plugged read never went */
+		req->unstarted = 0;
+		if (aio_submit(req) == 0)
+			return;
+	}
 	if (r < 0)
 		err = (int)r;
 	else if (r == 0 || (uint64_t)r > len - req->done)

@@ -35,6 +35,9 @@ struct store_req {
 	unsigned long count;
 	uint64_t done; /* bytes read so far */
 	ssize_t result;
+	/* Completed unstarted by aio_unplug (result -EAGAIN): started
+	 * again once, from the completion. */
+	int unstarted;
 	void (*finish)(void *arg, int err, int cancelled);
 	void *arg;
 	struct store_req *next; /* on the engine's completed list */
@@ -76,8 +79,10 @@ int aio_submit(struct store_req *req);
  */
 int aio_submit_io(struct store_req *req, struct fl_store *s);
 /* The engine's io_uring, for the file store: start reads and writes
- * (io->write) of fd.  Returns how many of ios were started, or
- * -EOPNOTSUPP without a ring. */
+ * (io->write) of fd.  Returns how many of ios were started (a prefix: the
+ * others were not, and never will be: the caller serves them), -EAGAIN
+ * if none could be (the kernel refused the submit), or -EOPNOTSUPP
+ * without a ring. */
 int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd);
 /* Between aio_plug and aio_unplug, this thread's ring reads are queued
  * and submitted together at aio_unplug (nests); the thread must not wait

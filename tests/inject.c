@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <linux/userfaultfd.h>
 #include <stdatomic.h>
+#ifdef FL_HAVE_LIBURING
+#include <liburing.h>
+#endif
 
 /* Older headers lack these; the values are the kernel's. */
 #ifndef _UFFDIO_POISON
@@ -59,6 +62,7 @@ static const char *const names[INJ_NR] = {
 	[INJ_MEMFD_CREATE] = "memfd_create",
 	[INJ_FTRUNCATE] = "ftruncate",
 	[INJ_EVENTFD] = "eventfd",
+	[INJ_IO_URING_SUBMIT] = "io_uring_submit",
 };
 
 void inject_set_mode(enum inject_point point, unsigned long nth, int err,
@@ -338,4 +342,16 @@ int inject_eventfd(unsigned initval, int flags)
 		return -1;
 	}
 	return eventfd(initval, flags);
+}
+
+int inject_io_uring_submit(struct io_uring *ring)
+{
+	int err = inject_hit(INJ_IO_URING_SUBMIT);
+
+#ifdef FL_HAVE_LIBURING
+	return err ? -err : io_uring_submit(ring);
+#else
+	(void)ring;
+	return err ? -err : -EOPNOTSUPP;
+#endif
 }

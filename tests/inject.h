@@ -4,8 +4,9 @@
  *
  * The tests link a second copy of the library, compiled with
  * `-include tests/inject.h -DFL_INJECT`: there, the library's calls to the
- * allocator, the userfaultfd ioctls, fallocate, madvise, thread creation and
- * the calls that build an engine's or object's kernel resources go through
+ * allocator, the userfaultfd ioctls, fallocate, madvise, thread creation,
+ * the io_uring submit and the calls that build an engine's or object's
+ * kernel resources go through
  * the inject_* wrappers of tests/inject.c, which pass them on to the real
  * call unless a test armed a failure.  The library users get has none of it.
  *
@@ -60,6 +61,7 @@ enum inject_point {
 	INJ_MEMFD_CREATE,
 	INJ_FTRUNCATE,
 	INJ_EVENTFD,
+	INJ_IO_URING_SUBMIT, /* liburing's io_uring_submit (with liburing) */
 	INJ_NR
 };
 
@@ -108,6 +110,10 @@ void *inject_mmap(void *addr, size_t len, int prot, int flags, int fd,
 int inject_memfd_create(const char *name, unsigned flags);
 int inject_ftruncate(int fd, off_t len);
 int inject_eventfd(unsigned initval, int flags);
+/* A failed io_uring_submit returns the negated errno and hands nothing to
+ * the kernel: the SQEs stay queued, as when the kernel takes none. */
+struct io_uring;
+int inject_io_uring_submit(struct io_uring *ring);
 
 #ifdef FL_INJECT
 #define malloc(size)		   inject_malloc(size)
@@ -122,6 +128,7 @@ int inject_eventfd(unsigned initval, int flags);
 #define memfd_create(name, fl)	   inject_memfd_create(name, fl)
 #define ftruncate(fd, len)	   inject_ftruncate(fd, len)
 #define eventfd(v, fl)		   inject_eventfd(v, fl)
+#define io_uring_submit(ring)	   inject_io_uring_submit(ring)
 #endif
 
 #endif /* FAULTLINE_TEST_INJECT_H */

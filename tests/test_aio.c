@@ -7,12 +7,14 @@
  * thread, as a remote store would: data, queue depth, errors, teardown.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
 #include "harness.h"
+#include "inject.h"
 
 struct fl_engine;
 /* From the library the tests link (src/aio.c): is the ring in use? */
@@ -590,5 +592,72 @@ TEST(destroy_under_random_readers)
 	h_note("%d of 4 readers ended by the unmap",
 	       atomic_load(&rr.signalled));
 	CHECK_LE(h_count_fds(), fds);
+	h_file_remove(&f);
+}
+
+struct ring_probe {
+	unsigned char *p;
+	unsigned char val;
+	int signo;
+	atomic_int done;
+};
+
+static void *ring_probe_main(void *arg)
+{
+	struct ring_probe *d = arg;
+
+	d->signo = h_try_read(d->p, &d->val, NULL);
+	atomic_store(&d->done, 1);
+	return NULL;
+}
+
+static int ring_probe_done(void *arg)
+{
+	return atomic_load(&((struct ring_probe *)arg)->done);
+}
+
+/*
+ * The ring's submit fails (the kernel takes nothing: no memory) for a
+ * fault's read while nothing else is in flight.  The read must not stay
+ * queued in the ring for a later submit that may never come (the handler
+ * threads asleep, nobody waiting with a timeout): it is served another
+ * way, and the faulting thread gets its data.
+ */
+TEST(read_whose_ring_submit_fails_is_served)
+{
+	fl_engine *e = h_engine_cfg(1, 1, 1);
+	struct ring_probe d = {.signo = -1};
+	struct h_file f;
+	unsigned char *p;
+	fl_object *o;
+	pthread_t t;
+	int served;
+
+	if (!aio_has_ring(e)) {
+		h_note("no io_uring here: no ring submit to fail");
+		CHECK_EQ(fl_engine_destroy(e), 0);
+		return;
+	}
+	h_file_create(&f, 4 * PG, 61);
+	o = h_open(e, &f, O_RDONLY);
+	p = h_map(e, 4 * PG, PROT_READ, MAP_SHARED, o, 0);
+	inject_set(INJ_IO_URING_SUBMIT, 1, ENOMEM);
+	d.p = p + PG + 7;
+	REQUIRE(pthread_create(&t, NULL, ring_probe_main, &d) == 0);
+	served = h_wait_until(ring_probe_done, &d);
+	CHECK(served);
+	if (!served) { /* another read's submit takes the stranded one too */
+		unsigned char v;
+
+		h_try_read(p + 3 * PG, &v, NULL);
+	}
+	pthread_join(t, NULL);
+	CHECK_EQ(inject_fired(INJ_IO_URING_SUBMIT), 1);
+	inject_clear();
+	CHECK_EQ(d.signo, 0);
+	CHECK_EQ(d.val, h_pattern(61, PG + 7));
+	CHECK_EQ(fl_munmap(e, p, 4 * PG), 0);
+	fl_object_close(o);
+	CHECK_EQ(fl_engine_destroy(e), 0);
 	h_file_remove(&f);
 }

@@ -81,7 +81,9 @@ static int err_by_name(const char *name)
  * exiting), ENOENT (the range is no longer registered).  Write-protect: all
  * but EEXIST.  Registration: ENOMEM (a vma split), EINVAL.  UFFDIO_API
  * fails only for a bad request (EINVAL).  UFFDIO_WAKE is not swept: it
- * fails only for a malformed range, never for lack of anything.
+ * fails only for a malformed range, never for lack of anything.  The
+ * io_uring submit: EAGAIN or ENOMEM (no request or task context could be
+ * allocated; the kernel took nothing).
  */
 static const int resolve_errs[] = {EAGAIN, EEXIST, ENOMEM, ESRCH, ENOENT, 0};
 static const int wp_errs[] = {EAGAIN, ENOMEM, ESRCH, ENOENT, 0};
@@ -93,6 +95,7 @@ static const int again_errs[] = {EAGAIN, 0};
 static const int io_errs[] = {EIO, ENOMEM, 0};
 static const int mfile_errs[] = {EMFILE, 0};
 static const int nospc_errs[] = {ENOSPC, 0};
+static const int submit_errs[] = {EAGAIN, ENOMEM, 0};
 
 static const int *point_errs(enum inject_point point)
 {
@@ -120,6 +123,8 @@ static const int *point_errs(enum inject_point point)
 		return mfile_errs;
 	case INJ_FTRUNCATE:
 		return nospc_errs;
+	case INJ_IO_URING_SUBMIT:
+		return submit_errs;
 	default:
 		return nomem_errs;
 	}
@@ -1236,4 +1241,9 @@ TEST(ftruncate)
 TEST(eventfd)
 {
 	sweep(INJ_EVENTFD);
+}
+
+TEST(io_uring_submit)
+{
+	sweep(INJ_IO_URING_SUBMIT);
 }
