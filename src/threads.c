@@ -100,14 +100,6 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Wake the handlers sleeping in handler_park. */
 static void poll_wake_others(struct fl_engine *e)
 {
@@ -136,13 +128,30 @@ static int handler_park(struct fl_engine *e)
 	return slept;
 }
 
+/* Read up to have messages (have > 0) and serve them; returns how many
+ * were read (0: none waiting, or another handler took them).  A poller
+ * (polling) that reads a full batch wakes the other handlers to help
+ * before it serves it. */
+static size_t read_and_serve(struct fl_engine *e, struct fault_reserve *r,
+			     struct uffd_msg *msgs, unsigned have, int polling)
+{
+	ssize_t got = read(e->uffd, msgs, have * sizeof(msgs[0]));
+	size_t n = got > 0 ? (size_t)got / sizeof(msgs[0]) : 0;
+
+	if (polling && n == have)
+		poll_wake_others(e); /* a burst: help */
+	if (n)
+		serve_messages(e, r, msgs, n);
+	return n;
+}
+
 /* Serve faults and completions as they come, without sleeping, until
  * none came for handler_poll_us (or none can be read: no record). */
 static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 			 struct uffd_msg *msgs)
 {
 	uint64_t budget = (uint64_t)e->config.handler_poll_us * 1000u;
-	uint64_t now = now_ns(), last = now;
+	uint64_t now = lockstat_now(), last = now;
 	int expected = 0;
 
 	if (e->config.handler_poll_us <= 0 ||
@@ -152,7 +161,6 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 		unsigned have = reserve_fill(r);
 		uint64_t before = now;
 		int found = 0;
-		ssize_t n;
 
 		if (aio_ready(e)) {
 			aio_reap(e);
@@ -160,14 +168,9 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 		}
 		if (!have)
 			break;
-		n = read(e->uffd, msgs, have * sizeof(msgs[0]));
-		if (n > 0) {
-			if ((size_t)n == have * sizeof(msgs[0]))
-				poll_wake_others(e); /* a burst: help */
-			serve_messages(e, r, msgs, (size_t)n / sizeof(msgs[0]));
+		if (read_and_serve(e, r, msgs, have, 1))
 			found++;
-		}
-		now = now_ns();
+		now = lockstat_now();
 		if (found) {
 			count_add(&e->stats, polled_events, (uint64_t)found);
 			last = now;
@@ -234,7 +237,6 @@ static void *handler_main(void *arg)
 	for (;;) {
 		unsigned have = reserve_fill(&reserve), woke;
 		int served = 0;
-		ssize_t n;
 
 		/* After a park, one round on the descriptors: a burst woke
 		 * this thread to help. */
@@ -252,15 +254,9 @@ static void *handler_main(void *arg)
 			aio_reap(e);
 			served = 1;
 		}
-		if (have && (woke & WOKE_UFFD)) {
-			n = read(e->uffd, msgs, have * sizeof(msgs[0]));
-			/* EAGAIN: another handler took them */
-			if (n > 0) {
-				serve_messages(e, &reserve, msgs,
-					       (size_t)n / sizeof(msgs[0]));
-				served = 1;
-			}
-		}
+		if (have && (woke & WOKE_UFFD) &&
+		    read_and_serve(e, &reserve, msgs, have, 0))
+			served = 1;
 		if (served) {
 			count_add(&e->stats, handler_wakeups, 1);
 			handler_poll(e, &reserve, msgs);
