@@ -154,15 +154,30 @@ static uint64_t req_left(const struct store_req *req)
 	return len - req->done;
 }
 
+/* Hand req to store s, counted in flight; 0, or a negative errno (not
+ * started: nobody will complete it, and the count is taken back). */
+static int submit_one(struct store_req *req, struct fl_store *s)
+{
+	struct fl_store_io *ios[1] = {&req->io};
+	int n;
+
+	atomic_fetch_add(&req->e->aio->in_flight, 1);
+	errno = 0;
+	n = s->ops->submit(s, ios, 1);
+	if (n == 1)
+		return 0; /* req may be completed (even freed) by now */
+	atomic_fetch_sub(&req->e->aio->in_flight, 1);
+	return n < 0 && errno ? -errno : -EOPNOTSUPP;
+}
+
 int aio_submit(struct store_req *req)
 {
 	struct fl_engine *e = req->e;
 	struct fl_store *s = req->o->store;
 	struct fl_object *o = req->o;
-	struct fl_store_io *ios[1] = {&req->io};
 	int write = req->write;
 	uint64_t depth = 0;
-	int n;
+	int err;
 
 	req->io = (struct fl_store_io){
 		.write = write,
@@ -180,26 +195,16 @@ int aio_submit(struct store_req *req)
 		depth = store_read_enter(e);
 		store_read_started(e, depth);
 	}
-	atomic_fetch_add(&e->aio->in_flight, 1);
 	/* The store must outlive its submit call, which may complete req
 	 * (dropping req's reference on the object) before it returns. */
 	object_get(o);
-	errno = 0;
-	n = s->ops->submit(s, ios, 1);
-	if (n != 1) { /* not started: nobody will complete it */
-		int err = n < 0 && errno ? -errno : -EOPNOTSUPP;
-
-		atomic_fetch_sub(&e->aio->in_flight, 1);
-		if (!write) {
-			store_read_unstarted(e, depth);
-			store_read_leave(e);
-		}
-		object_put(o); /* req's reference remains */
-		return err;
+	err = submit_one(req, s);
+	if (err && !write) {
+		store_read_unstarted(e, depth);
+		store_read_leave(e);
 	}
-	/* req may be completed (even freed) by now. */
-	object_put(o);
-	return 0;
+	object_put(o); /* if not started, req's reference remains */
+	return err;
 }
 
 #ifdef FL_HAVE_LIBURING
@@ -315,20 +320,10 @@ void aio_unplug(void)
 
 int aio_submit_io(struct store_req *req, struct fl_store *s)
 {
-	struct fl_store_io *ios[1] = {&req->io};
-	int n;
-
 	if (!s->ops->submit)
 		return -EOPNOTSUPP;
 	req->o = NULL;
-	atomic_fetch_add(&req->e->aio->in_flight, 1);
-	errno = 0;
-	n = s->ops->submit(s, ios, 1);
-	if (n != 1) { /* not started: nobody will complete it */
-		atomic_fetch_sub(&req->e->aio->in_flight, 1);
-		return n < 0 && errno ? -errno : -EOPNOTSUPP;
-	}
-	return 0; /* req may be completed (even freed) by now */
+	return submit_one(req, s);
 }
 
 #ifdef FL_HAVE_LIBURING
