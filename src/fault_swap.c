@@ -93,6 +93,25 @@ static void swap_ra_plan(struct fault *f, struct swap_page *sp, uint64_t vpn)
 		     f->addr + ((uintptr_t)(k + 1) << PAGE_SHIFT));
 }
 
+/* Pages read in one device read: sp and those read ahead with it. */
+static unsigned swap_run_pages(const struct swap_page *sp)
+{
+	unsigned n = 1;
+
+	for (struct swap_page *ra = sp->ra_next; ra; ra = ra->ra_next)
+		n++;
+	return n;
+}
+
+/* Copy a run read into a staging buffer out to its pages. */
+static void swap_unstage(struct swap_page *sp, const unsigned char *stage)
+{
+	unsigned k = 0;
+
+	for (struct swap_page *p = sp; p; p = p->ra_next, k++)
+		memcpy(p->data, stage + ((size_t)k << PAGE_SHIFT), PAGE_SIZE);
+}
+
 /*
  * The pages read ahead (chained on sp, a reference on each ours) are read
  * with it in one device read, through a staging buffer.  Returns 0, or -1
@@ -100,23 +119,16 @@ static void swap_ra_plan(struct fault *f, struct swap_page *sp, uint64_t vpn)
  */
 static int swap_read_run(struct swap_page *sp)
 {
-	unsigned n = 1;
+	unsigned n = swap_run_pages(sp);
 	unsigned char *stage;
 	int rc;
 
-	for (struct swap_page *ra = sp->ra_next; ra; ra = ra->ra_next)
-		n++;
 	if (n == 1 ||
 	    !(stage = aligned_alloc(PAGE_SIZE, (size_t)n << PAGE_SHIFT)))
 		return -1;
 	rc = sp->dev->ops->read(sp->dev, sp->slot, stage, n);
-	if (rc == 0) {
-		unsigned k = 0;
-
-		for (struct swap_page *p = sp; p; p = p->ra_next, k++)
-			memcpy(p->data, stage + ((size_t)k << PAGE_SHIFT),
-			       PAGE_SIZE);
-	}
+	if (rc == 0)
+		swap_unstage(sp, stage);
 	free(stage);
 	return rc;
 }
@@ -219,12 +231,9 @@ static void swap_read_complete(struct store_req *req, int cancelled)
 	struct fault *f = r->f;
 	struct swap_page *sp = r->sp;
 	int ok = req->result == (ssize_t)r->n << PAGE_SHIFT;
-	unsigned k = 0;
 
 	if (ok && r->stage)
-		for (struct swap_page *p = sp; p; p = p->ra_next, k++)
-			memcpy(p->data, r->stage + ((size_t)k << PAGE_SHIFT),
-			       PAGE_SIZE);
+		swap_unstage(sp, r->stage);
 	if (ok)
 		atomic_fetch_add(&sp->dev->pages_read, r->n);
 	free(r->stage);
@@ -243,31 +252,28 @@ static void swap_read_complete(struct store_req *req, int cancelled)
 static int swap_read_submit(struct fault *f, struct swap_page *sp)
 {
 	const struct swap_dev_ops *ops = sp->dev->ops;
+	unsigned n = swap_run_pages(sp);
+	unsigned char *stage = NULL;
 	struct swap_read_req *r;
-	unsigned n = 1;
 
 	if (!ops->read_submit || swap_hooks_armed())
 		return -1;
-	for (struct swap_page *ra = sp->ra_next; ra; ra = ra->ra_next)
-		n++;
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return -1;
 	if (n > 1 &&
-	    !(r->stage = aligned_alloc(PAGE_SIZE, (size_t)n << PAGE_SHIFT))) {
-		free(r);
+	    !(stage = aligned_alloc(PAGE_SIZE, (size_t)n << PAGE_SHIFT)))
 		return -1;
+	r = malloc(sizeof(*r));
+	if (r) {
+		*r = (struct swap_read_req){
+			.req = {.e = f->e, .complete = swap_read_complete},
+			.f = f,
+			.sp = sp,
+			.stage = stage,
+			.n = n};
+		if (ops->read_submit(sp->dev, sp->slot,
+				     stage ? stage : sp->data, n, &r->req) == 0)
+			return 0; /* r may be completed (freed) by now */
 	}
-	*r = (struct swap_read_req){
-		.req = {.e = f->e, .complete = swap_read_complete},
-		.f = f,
-		.sp = sp,
-		.stage = r->stage,
-		.n = n};
-	if (ops->read_submit(sp->dev, sp->slot, r->stage ? r->stage : sp->data,
-			     n, &r->req) == 0)
-		return 0; /* r may be completed (freed) by now */
-	free(r->stage);
+	free(stage);
 	free(r);
 	return -1;
 }
