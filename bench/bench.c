@@ -298,6 +298,53 @@ int bench_main(int argc, char **argv)
  * Running and reporting
  * ------------------------------------------------------------------------ */
 
+/*
+ * The block devices' totals now: requests and bytes read and written,
+ * summed over whole disks (a partition's name is its disk's name and a
+ * digit, and a disk whose name ends in a digit has partitions named pN:
+ * both are skipped by keeping only entries with a /sys/block directory).
+ */
+static int disk_totals(struct bench_disk *d)
+{
+	char line[512], name[64], sys[128];
+	unsigned long long rd, rdm, rds, rdt, wr, wrm, wrs;
+	FILE *f = fopen("/proc/diskstats", "r");
+
+	memset(d, 0, sizeof(*d));
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*u %*u %63s %llu %llu %llu %llu %llu %llu %llu",
+			   name, &rd, &rdm, &rds, &rdt, &wr, &wrm, &wrs) != 8)
+			continue;
+		snprintf(sys, sizeof(sys), "/sys/block/%s", name);
+		if (access(sys, F_OK) != 0)
+			continue;
+		d->reads += rd;
+		d->read_bytes += rds * 512;
+		d->writes += wr;
+		d->write_bytes += wrs * 512;
+	}
+	fclose(f);
+	d->valid = 1;
+	return 0;
+}
+
+/* *d becomes what the devices did since the totals in *d were taken. */
+static void disk_since(struct bench_disk *d)
+{
+	struct bench_disk now;
+
+	if (!d->valid || disk_totals(&now) < 0) {
+		d->valid = 0;
+		return;
+	}
+	d->reads = now.reads - d->reads;
+	d->read_bytes = now.read_bytes - d->read_bytes;
+	d->writes = now.writes - d->writes;
+	d->write_bytes = now.write_bytes - d->write_bytes;
+}
+
 int bench_run_all(const struct bench_opts *o, struct bench_config *cfg, int n,
 		  uint64_t expected, int cold)
 {
@@ -314,8 +361,12 @@ int bench_run_all(const struct bench_opts *o, struct bench_config *cfg, int n,
 				continue;
 			if (cold)
 				drop_caches();
+			if (r == 0)
+				disk_totals(&cfg[i].disk);
 			if (cfg[i].run(cfg[i].arg, &out) < 0)
 				return -1;
+			if (r == 0)
+				disk_since(&cfg[i].disk);
 			if (out.checksum != expected) {
 				cli_error("bench: %s run %u: WRONG DATA "
 					  "(checksum %016llx, expected "
@@ -361,6 +412,17 @@ void bench_table(const struct bench_config *cfg, int n, uint64_t pages,
 		       (unsigned long long)pages, s,
 		       s > 0 ? (double)bytes / (1 << 20) / s : 0.0,
 		       pages ? s * 1e6 / (double)pages : 0.0);
+	}
+	for (i = 0; i < n; i++) {
+		const struct bench_disk *d = &cfg[i].disk;
+
+		if (cfg[i].skipped || cfg[i].best < 0 || !d->valid)
+			continue;
+		printf("  # disk (%s, first run): %llu reads %.1f MiB, "
+		       "%llu writes %.1f MiB\n",
+		       cfg[i].name, (unsigned long long)d->reads,
+		       d->read_bytes / 1048576.0, (unsigned long long)d->writes,
+		       d->write_bytes / 1048576.0);
 	}
 }
 

@@ -38,6 +38,12 @@ struct bench_config {
 	void *arg;
 	int skipped; /* set (with a printed reason) to leave it out */
 	double best; /* fastest run, seconds */
+	/* What the block devices did during the first run (/proc/diskstats,
+	 * whole disks): requests and bytes each way, and a flag it was read. */
+	struct bench_disk {
+		uint64_t reads, read_bytes, writes, write_bytes;
+		int valid;
+	} disk;
 };
 
 /* Run `faultline bench` with its own arguments (argv[0] is "bench").

@@ -84,8 +84,8 @@ int bench_anon(const struct bench_opts *o)
 {
 	struct anon_ctx c = {o->size ? o->size : 512ULL << 20, o->page, NULL};
 	struct bench_config cfg[] = {
-		{"kernel", anon_kernel, &c, 0, 0},
-		{"faultline", anon_faultline, &c, 0, 0},
+		{"kernel", anon_kernel, &c, 0, 0, {0}},
+		{"faultline", anon_faultline, &c, 0, 0, {0}},
 	};
 	uint64_t pages = c.size / c.page;
 	char buf[32];

@@ -155,8 +155,8 @@ int bench_minor(const struct bench_opts *o)
 			      .page = o->page,
 			      .fd = -1};
 	struct bench_config cfg[] = {
-		{"kernel", minor_kernel, &c, 0, 0},
-		{"faultline", minor_faultline, &c, 0, 0},
+		{"kernel", minor_kernel, &c, 0, 0, {0}},
+		{"faultline", minor_faultline, &c, 0, 0, {0}},
 	};
 	uint64_t pages = c.size / c.page, expected;
 	char buf[32];

@@ -255,8 +255,8 @@ int bench_mixed(const struct bench_opts *o)
 			      .page = o->page,
 			      .print_stats = 1};
 	struct bench_config cfg[NR_CFG] = {
-		[CFG_KERNEL] = {"kernel", mixed_kernel, &c, 0, 0},
-		[CFG_FL] = {"faultline", mixed_faultline, &c, 0, 0},
+		[CFG_KERNEL] = {"kernel", mixed_kernel, &c, 0, 0, {0}},
+		[CFG_FL] = {"faultline", mixed_faultline, &c, 0, 0, {0}},
 	};
 	const struct mixed_result *kb = &c.best[CFG_KERNEL];
 	struct tmpdata data;

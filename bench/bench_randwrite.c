@@ -322,8 +322,8 @@ int bench_randwrite(const struct bench_opts *o)
 				  .page = o->page,
 				  .print_stats = 1};
 	struct bench_config cfg[NR_CFG] = {
-		[CFG_KERNEL] = {"kernel", randwrite_kernel, &c, 0, 0},
-		[CFG_FL] = {"faultline", randwrite_faultline, &c, 0, 0},
+		[CFG_KERNEL] = {"kernel", randwrite_kernel, &c, 0, 0, {0}},
+		[CFG_FL] = {"faultline", randwrite_faultline, &c, 0, 0, {0}},
 	};
 	uint64_t pages = c.size / o->page;
 	struct tmpdata data;

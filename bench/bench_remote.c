@@ -356,8 +356,8 @@ static int remote_cluster(const struct bench_opts *o, struct remote_ctx *sc,
 {
 	const char *base = getenv("FL_REDIS_CLUSTER_URL");
 	struct remote_ctx c = *sc;
-	struct bench_config seq[] = {{"faultline-cluster", fl_seq, &c, 0, 0}};
-	struct bench_config rnd[] = {{"faultline-cluster", fl_rand, &c, 0, 0}};
+	struct bench_config seq[] = {{"faultline-cluster", fl_seq, &c, 0, 0, {0}}};
+	struct bench_config rnd[] = {{"faultline-cluster", fl_rand, &c, 0, 0, {0}}};
 	int ret = -1;
 
 	if (!base || !*base) {
@@ -396,13 +396,13 @@ int bench_remote(const struct bench_opts *o)
 			       .page = o->page,
 			       .nreads = RAND_READS};
 	struct bench_config seq[] = {
-		{"direct", direct_seq, &c, 0, 0},
-		{"faultline", fl_seq, &c, 0, 0},
+		{"direct", direct_seq, &c, 0, 0, {0}},
+		{"faultline", fl_seq, &c, 0, 0, {0}},
 	};
 	struct bench_config rnd[] = {
-		{"direct", direct_rand, &c, 0, 0},
-		{"direct-page", direct_rand_page, &c, 0, 0},
-		{"faultline", fl_rand, &c, 0, 0},
+		{"direct", direct_rand, &c, 0, 0, {0}},
+		{"direct-page", direct_rand_page, &c, 0, 0, {0}},
+		{"faultline", fl_rand, &c, 0, 0, {0}},
 	};
 	uint64_t seq_sum, rand_sum;
 	char buf[32];

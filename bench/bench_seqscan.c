@@ -214,13 +214,13 @@ int bench_seqscan(const struct bench_opts *o)
 	struct seqscan_ctx c = {.size = o->size ? o->size : 1ULL << 30,
 				.print_stats = 1};
 	struct bench_config cfg[] = {
-		{"kernel", seqscan_kernel, &c, 0, 0},
-		{"odirect-1M", seqscan_odirect, &c, 0, 0},
-		{"odirect-4x4M", seqscan_odirect4, &c, 0, 0},
-		{"faultline", seqscan_faultline, &c, 0, 0},
+		{"kernel", seqscan_kernel, &c, 0, 0, {0}},
+		{"odirect-1M", seqscan_odirect, &c, 0, 0, {0}},
+		{"odirect-4x4M", seqscan_odirect4, &c, 0, 0, {0}},
+		{"faultline", seqscan_faultline, &c, 0, 0, {0}},
 	};
 	/* The O_DIRECT baseline: the better of the two ways of reading. */
-	struct bench_config odirect = {"odirect", NULL, NULL, 0, -1};
+	struct bench_config odirect = {"odirect", NULL, NULL, 0, -1, {0}};
 	uint64_t pages = c.size / o->page, expected;
 	struct tmpdata data;
 	char buf[32], lim[32];

@@ -766,8 +766,8 @@ int bench_swap(const struct bench_opts *o)
 			     .page = o->page,
 			     .print_stats = {1, 1, 1}};
 	struct bench_config cfg[NR_CFG] = {
-		[CFG_KERNEL] = {"kernel", swap_kernel, &c, 0, 0},
-		[CFG_FL] = {"faultline", swap_fl, &c, 0, 0},
+		[CFG_KERNEL] = {"kernel", swap_kernel, &c, 0, 0, {0}},
+		[CFG_FL] = {"faultline", swap_fl, &c, 0, 0, {0}},
 		[CFG_FL_COMPRESSED] = {"faultline-compressed",
 				       swap_fl_compressed, &c, 0, 0},
 	};
