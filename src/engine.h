@@ -49,6 +49,13 @@ struct fl_engine {
 	_Atomic int poller;
 	_Atomic uint32_t poll_seq;
 	_Atomic int poll_parked; /* handlers sleeping on poll_seq */
+	/* poll_beat: bumped by every look of the poller; poll_starved: a
+	 * parked handler found it still for POLL_STARVED_NS (the poller is
+	 * not getting a CPU), and the others stop parking until it ends;
+	 * poll_quit: the engine is stopping. */
+	_Atomic uint32_t poll_beat;
+	_Atomic int poll_starved;
+	_Atomic int poll_quit;
 
 	struct lockstat fault_hold; /* faults' map-lock hold times */
 	struct lockstat map_wait;   /* map/unmap/protect waits for it */

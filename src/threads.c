@@ -14,8 +14,11 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -24,6 +27,7 @@
 #include "aio.h"
 #include "engine.h"
 #include "fault.h"
+#include "uffd.h"
 
 #define MSGS_PER_READ 16
 
@@ -87,8 +91,24 @@ static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
  * messages wakes them to help.  Polling ends at once when the poller
  * finds it was descheduled between two looks: the machine is busy, and
  * the CPU is better spent by whoever wanted it.
+ *
+ * The idle class.  Where the process may leave SCHED_IDLE again, the
+ * poller polls in it: it then runs only on a CPU nobody else wants, and
+ * the scheduler counts its CPU as idle.  The faulting thread it wakes
+ * is placed on that CPU (the one it faulted on, usually, since the
+ * poller ran there once the thread blocked) instead of on another, idle
+ * one: the wake-up and the next fault stay on one CPU, and waking a
+ * halted virtual CPU, the dearest step of a fault on a virtual machine,
+ * is gone.  Being preempted by the thread it woke is then what polling
+ * is for, not a sign of a busy machine, so it does not end polling.  The
+ * poller serves what it finds in the normal class with its wakes held
+ * back (uffd_defer_wakes), never holding a lock in the idle class, and
+ * wakes the threads from the idle class once it holds nothing.  A
+ * poller starved by busy CPUs holds nothing, and stalls the others for
+ * at most POLL_STARVED_NS (handler_park).
  */
 #define POLL_DESCHEDULED_NS 50000
+#define POLL_STARVED_NS	    1000000
 
 /* A spin-wait hint to the CPU (and to the hypervisor). */
 static inline void cpu_relax(void)
@@ -109,77 +129,196 @@ static void poll_wake_others(struct fl_engine *e)
 			NULL, NULL, 0);
 }
 
-/* Sleep while another handler polls; 1 if this thread slept.  The
- * sequence is read before the poller flag: a poller that stops after the
- * flag was read has bumped it, and the futex wait returns at once. */
+/*
+ * Sleep while another handler polls; 1 if this thread slept.  The
+ * sequence is read before the flags: a poller that stops after they were
+ * read has bumped it, and the wait returns at once.  A poller that did
+ * not look once in POLL_STARVED_NS is not getting a CPU (busy CPUs, or
+ * the idle class): the handlers then stop parking, and serve from their
+ * descriptors, until it ends.
+ */
 static int handler_park(struct fl_engine *e)
 {
-	uint32_t seq;
 	int slept = 0;
 
 	atomic_fetch_add(&e->poll_parked, 1);
-	seq = atomic_load(&e->poll_seq);
-	if (atomic_load(&e->poller)) {
-		syscall(SYS_futex, &e->poll_seq, FUTEX_WAIT_PRIVATE, seq, NULL,
-			NULL, 0);
+	for (;;) {
+		struct timespec wait = {0, POLL_STARVED_NS};
+		uint32_t seq = atomic_load(&e->poll_seq);
+		uint32_t beat = atomic_load(&e->poll_beat);
+
+		if (!atomic_load(&e->poller) || atomic_load(&e->poll_starved))
+			break;
 		slept = 1;
+		if (syscall(SYS_futex, &e->poll_seq, FUTEX_WAIT_PRIVATE, seq,
+			    &wait, NULL, 0) == 0 ||
+		    errno != ETIMEDOUT)
+			break; /* woken: polling ended, or a burst */
+		if (atomic_load(&e->poll_beat) == beat &&
+		    atomic_load(&e->poller)) {
+			atomic_store(&e->poll_starved, 1);
+			break;
+		}
 	}
 	atomic_fetch_sub(&e->poll_parked, 1);
 	return slept;
 }
 
-/* Read up to have messages (have > 0) and serve them; returns how many
- * were read (0: none waiting, or another handler took them).  A poller
- * (polling) that reads a full batch wakes the other handlers to help
- * before it serves it. */
-static size_t read_and_serve(struct fl_engine *e, struct fault_reserve *r,
-			     struct uffd_msg *msgs, unsigned have, int polling)
+static pthread_once_t idle_class_once = PTHREAD_ONCE_INIT;
+static int idle_class_ok;
+
+/* In a thread of its own: can a thread go to SCHED_IDLE and back? */
+static void *idle_class_probe(void *arg)
+{
+	struct sched_param sp = {0};
+
+	(void)arg;
+	idle_class_ok =
+		!pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) &&
+		!pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+	return NULL;
+}
+
+/* Probe once per process, from threads_start: the probe thread is gone
+ * before fl_engine_create returns.  Signals are the program's. */
+static void idle_class_check(void)
+{
+	sigset_t all, old;
+	pthread_t t;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (!pthread_create(&t, NULL, idle_class_probe, NULL))
+		pthread_join(t, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Whether this handler may poll in the idle class: FAULTLINE_POLL_IDLE=0
+ * is not set, it runs in the normal class, and leaving the idle class is
+ * permitted (RLIMIT_NICE or CAP_SYS_NICE: root, usually). */
+static int idle_class_usable(void)
+{
+	const char *off = getenv("FAULTLINE_POLL_IDLE");
+	struct sched_param sp;
+	int policy;
+
+	if ((off && !strcmp(off, "0")) ||
+	    pthread_getschedparam(pthread_self(), &policy, &sp) ||
+	    policy != SCHED_OTHER)
+		return 0;
+	return idle_class_ok;
+}
+
+/* Enter (idle 1) or leave the idle class.  Leaving cannot fail where the
+ * probe succeeded. */
+static void set_idle_class(int idle)
+{
+	struct sched_param sp = {0};
+
+	pthread_setschedparam(pthread_self(), idle ? SCHED_IDLE : SCHED_OTHER,
+			      &sp);
+}
+
+/* Serve messages[0..n) read by the poller and the completions if aio is
+ * set: in the normal class with its wakes deferred, if it polls idle. */
+static void poll_serve(struct fl_engine *e, struct fault_reserve *r,
+		       struct uffd_msg *msgs, size_t n, int aio, int idle)
+{
+	if (idle) {
+		set_idle_class(0);
+		uffd_defer_wakes();
+	}
+	if (aio)
+		aio_reap(e);
+	if (n)
+		serve_messages(e, r, msgs, n);
+	if (idle) {
+		if (!atomic_load(&e->poll_quit))
+			set_idle_class(1);
+		uffd_flush_wakes();
+	}
+}
+
+/* Read up to have messages (have > 0) without waiting; how many. */
+static size_t read_messages(struct fl_engine *e, struct uffd_msg *msgs,
+			    unsigned have)
 {
 	ssize_t got = read(e->uffd, msgs, have * sizeof(msgs[0]));
-	size_t n = got > 0 ? (size_t)got / sizeof(msgs[0]) : 0;
 
-	if (polling && n == have)
-		poll_wake_others(e); /* a burst: help */
+	return got > 0 ? (size_t)got / sizeof(msgs[0]) : 0;
+}
+
+/* Read up to have messages (have > 0) and serve them; returns how many
+ * were read (0: none waiting, or another handler took them). */
+static size_t read_and_serve(struct fl_engine *e, struct fault_reserve *r,
+			     struct uffd_msg *msgs, unsigned have)
+{
+	size_t n = read_messages(e, msgs, have);
+
 	if (n)
 		serve_messages(e, r, msgs, n);
 	return n;
 }
 
+/* One look of the poller: 1 if it found and served something.  A full
+ * batch of messages wakes the other handlers to help before it is
+ * served. */
+static int poll_look(struct fl_engine *e, struct fault_reserve *r,
+		     struct uffd_msg *msgs, unsigned have, int idle)
+{
+	int aio = aio_ready(e);
+	size_t n = have ? read_messages(e, msgs, have) : 0;
+
+	if (n && n == have)
+		poll_wake_others(e); /* a burst: help */
+	if (!aio && !n)
+		return 0;
+	poll_serve(e, r, msgs, n, aio, idle);
+	count_add(&e->stats, polled_events, (uint64_t)aio + (n > 0));
+	return 1;
+}
+
 /* Serve faults and completions as they come, without sleeping, until
- * none came for handler_poll_us (or none can be read: no record). */
+ * none came for handler_poll_us of polling (or none can be read: no
+ * record).  Time the idle class gave away is not polling. */
 static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
-			 struct uffd_msg *msgs)
+			 struct uffd_msg *msgs, int may_idle)
 {
 	uint64_t budget = (uint64_t)e->config.handler_poll_us * 1000u;
-	uint64_t now = lockstat_now(), last = now;
-	int expected = 0;
+	uint64_t now = lockstat_now(), spun = 0;
+	int expected = 0, idle = 0;
 
 	if (e->config.handler_poll_us <= 0 ||
 	    !atomic_compare_exchange_strong(&e->poller, &expected, 1))
 		return;
-	while (now - last < budget) {
+	if (may_idle && !atomic_load(&e->poll_quit)) {
+		idle = 1;
+		set_idle_class(1);
+	}
+	while (spun < budget && !atomic_load(&e->poll_quit) &&
+	       !atomic_load(&e->poll_starved)) {
 		unsigned have = reserve_fill(r);
 		uint64_t before = now;
-		int found = 0;
+		int found = poll_look(e, r, msgs, have, idle);
 
-		if (aio_ready(e)) {
-			aio_reap(e);
-			found++;
-		}
+		atomic_fetch_add(&e->poll_beat, 1);
 		if (!have)
 			break;
-		if (read_and_serve(e, r, msgs, have, 1))
-			found++;
 		now = lockstat_now();
-		if (found) {
-			count_add(&e->stats, polled_events, (uint64_t)found);
-			last = now;
-		} else if (now - before > POLL_DESCHEDULED_NS)
-			break;
-		else
+		if (found)
+			spun = 0;
+		else if (now - before > POLL_DESCHEDULED_NS) {
+			if (!idle)
+				break; /* a busy machine */
+		} else {
+			spun += now - before;
 			cpu_relax();
+		}
 	}
+	if (idle)
+		set_idle_class(0);
 	atomic_store(&e->poller, 0);
+	atomic_store(&e->poll_starved, 0);
 	poll_wake_others(e);
 }
 
@@ -232,7 +371,7 @@ static void *handler_main(void *arg)
 	struct fl_engine *e = h->e;
 	struct uffd_msg msgs[MSGS_PER_READ];
 	struct fault_reserve reserve = {.nr = 0};
-	int may_park = 1;
+	int may_park = 1, may_idle = idle_class_usable();
 
 	for (;;) {
 		unsigned have = reserve_fill(&reserve), woke;
@@ -255,11 +394,11 @@ static void *handler_main(void *arg)
 			served = 1;
 		}
 		if (have && (woke & WOKE_UFFD) &&
-		    read_and_serve(e, &reserve, msgs, have, 0))
+		    read_and_serve(e, &reserve, msgs, have))
 			served = 1;
 		if (served) {
 			count_add(&e->stats, handler_wakeups, 1);
-			handler_poll(e, &reserve, msgs);
+			handler_poll(e, &reserve, msgs, may_idle);
 		}
 	}
 	reserve_free(&reserve);
@@ -339,6 +478,7 @@ int threads_start(struct fl_engine *e)
 	unsigned most = e->config.handler_threads + MAX_IO_THREADS;
 	int rc = 0;
 
+	pthread_once(&idle_class_once, idle_class_check);
 	e->threads = calloc(most, sizeof(*e->threads));
 	e->handlers = calloc(e->config.handler_threads, sizeof(*e->handlers));
 	if (!e->threads || !e->handlers)
@@ -360,6 +500,33 @@ int threads_start(struct fl_engine *e)
 	return rc;
 }
 
+/*
+ * Join a handler thread.  A poller in the idle class may be starved by
+ * busy CPUs, and may have entered the class just before poll_quit was set:
+ * while it has not exited, it is lifted back to the normal class (every
+ * millisecond, so that a late entry is lifted too).
+ */
+static void handler_join(pthread_t t)
+{
+	for (;;) {
+		struct sched_param sp = {0};
+		struct timespec until;
+		int policy;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		if (pthread_timedjoin_np(t, NULL, &until) != ETIMEDOUT)
+			return;
+		if (!pthread_getschedparam(t, &policy, &sp) &&
+		    policy == SCHED_IDLE)
+			pthread_setschedparam(t, SCHED_OTHER, &sp);
+	}
+}
+
 void threads_stop(struct fl_engine *e)
 {
 	uint64_t one = 1;
@@ -369,10 +536,15 @@ void threads_stop(struct fl_engine *e)
 	e->stopping = 1; /* from here, nr_threads cannot grow */
 	n = e->nr_threads;
 	pthread_mutex_unlock(&e->threads_lock);
+	atomic_store(&e->poll_quit, 1); /* no poller goes idle again */
 	if (n && write(e->stop_fd, &one, sizeof(one)) < 0)
 		abort(); /* an eventfd write of 1 cannot fail */
-	for (unsigned i = 0; i < n; i++)
-		pthread_join(e->threads[i], NULL);
+	for (unsigned i = 0; i < n; i++) {
+		if (i < e->config.handler_threads)
+			handler_join(e->threads[i]);
+		else
+			pthread_join(e->threads[i], NULL);
+	}
 	/* Handlers are the first threads: their descriptors were made. */
 	for (unsigned i = 0; i < n && i < e->config.handler_threads; i++)
 		close(e->handlers[i].ep);

@@ -310,10 +310,43 @@ int uffd_writeprotect(int uffd, uintptr_t start, size_t len, int wp)
 	return rc;
 }
 
+/*
+ * The wakes a thread holds back between uffd_defer_wakes and
+ * uffd_flush_wakes.  A range that does not fit is woken at once.
+ */
+#define DEFERRED_WAKES_MAX 32
+
+static __thread struct deferred_wakes {
+	int on;
+	unsigned nr;
+	struct {
+		int uffd;
+		struct uffdio_range range;
+	} w[DEFERRED_WAKES_MAX];
+} deferred;
+
+void uffd_defer_wakes(void)
+{
+	deferred.on = 1;
+}
+
+void uffd_flush_wakes(void)
+{
+	for (unsigned i = 0; i < deferred.nr; i++)
+		ioctl(deferred.w[i].uffd, UFFDIO_WAKE, &deferred.w[i].range);
+	deferred.nr = 0;
+	deferred.on = 0;
+}
+
 int uffd_wake(int uffd, uintptr_t start, size_t len)
 {
 	struct uffdio_range range = {.start = start, .len = len};
 
+	if (deferred.on && deferred.nr < DEFERRED_WAKES_MAX) {
+		deferred.w[deferred.nr].uffd = uffd;
+		deferred.w[deferred.nr++].range = range;
+		return 0;
+	}
 	return ioctl(uffd, UFFDIO_WAKE, &range);
 }
 

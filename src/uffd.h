@@ -83,8 +83,17 @@ long uffd_copy(int uffd, int pagemap, uintptr_t start, const void *src,
 long uffd_zeropage(int uffd, int pagemap, uintptr_t start, size_t len);
 /* Write-protect (wp=1, does not wake) or unprotect (wp=0, wakes). */
 int uffd_writeprotect(int uffd, uintptr_t start, size_t len, int wp);
-/* Wake the threads faulting in [start, start+len). */
+/* Wake the threads faulting in [start, start+len) (or, while the calling
+ * thread defers its wakes, note the range to wake at the flush). */
 int uffd_wake(int uffd, uintptr_t start, size_t len);
+/*
+ * Hold back the calling thread's uffd_wake calls until uffd_flush_wakes,
+ * which issues them and ends the deferral.  A polling handler serves with
+ * its locks held and its normal scheduling class, then wakes the faulting
+ * threads once it holds nothing, from the idle class (threads.c).
+ */
+void uffd_defer_wakes(void);
+void uffd_flush_wakes(void);
 /*
  * Make the next access to [start, start+len) raise SIGBUS; wakes.  Fails
  * with EEXIST if a page (or a uffd-wp marker) is there, waking nobody:
