@@ -565,7 +565,8 @@ void bench_readahead_summary(fl_engine *engine, const char *row,
 		return;
 	printf("  # %s (%s): readahead %llu pages, used %llu, evicted "
 	       "unused %llu; store reads %llu, mean queue depth %.2f; "
-	       "handler events %llu polled, %llu woke a handler\n",
+	       "handler events %llu polled, %llu woke a handler; "
+	       "idle-class polls %llu, starved %llu\n",
 	       row, label, (unsigned long long)s.readahead_pages,
 	       (unsigned long long)s.readahead_used,
 	       (unsigned long long)s.readahead_evicted,
@@ -574,7 +575,9 @@ void bench_readahead_summary(fl_engine *engine, const char *row,
 		       ? (double)s.store_read_depth / (double)s.store_reads
 		       : 0.0,
 	       (unsigned long long)s.polled_events,
-	       (unsigned long long)s.handler_wakeups);
+	       (unsigned long long)s.handler_wakeups,
+	       (unsigned long long)s.polls_idle,
+	       (unsigned long long)s.polls_starved);
 }
 
 uint64_t process_faults(void)

@@ -88,8 +88,12 @@ struct fl_config {
 	 * completion ring, so that the next fault, or the read it just
 	 * submitted, is taken without a wake-up (each costs tens of
 	 * microseconds on a virtual machine).  It stops at once when it finds
-	 * itself descheduled (a busy machine).  0: the default (100 with more
-	 * than one CPU online, else never); -1: never poll; at most 10000.
+	 * itself descheduled (a busy machine).  Where the process may leave
+	 * SCHED_IDLE again (CAP_SYS_NICE, or RLIMIT_NICE 20), it polls in that
+	 * class: it then runs only on a CPU nobody else wants, and the thread
+	 * it wakes stays on its CPU (FAULTLINE_POLL_IDLE=0: never).  0: the
+	 * default (100 with more than one CPU online, else never); -1: never
+	 * poll; at most 10000.
 	 */
 	int handler_poll_us;
 };
@@ -102,6 +106,8 @@ struct fl_config {
  *   FAULTLINE_ANON_AROUND=N    anonymous zero-fill batch, in pages
  *   FAULTLINE_IO_THREADS=N     background readahead threads
  *   FAULTLINE_POLL_US=N        handler polling, in microseconds (0: never)
+ *   FAULTLINE_POLL_IDLE=0      poll in the normal scheduling class, not in
+ *                              SCHED_IDLE (read at fl_engine_create)
  *   FAULTLINE_STATS=1          print statistics when the engine is destroyed
  *   FAULTLINE_IO_URING=0       no io_uring: file stores read on I/O threads
  *                              (read at fl_engine_create, not a field)
@@ -894,6 +900,12 @@ struct fl_stats {
 	 * polling pays where the first is large beside the second). */
 	uint64_t polled_events;
 	uint64_t handler_wakeups;
+	/* Polling episodes run in the idle scheduling class (see
+	 * handler_poll_us), and polling episodes (of either class) ended
+	 * because the poller did not get a CPU for a millisecond: the other
+	 * handlers then served from their descriptors (engine only). */
+	uint64_t polls_idle;
+	uint64_t polls_starved;
 };
 
 /* Statistics of the whole engine (counters since creation). */

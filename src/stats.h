@@ -28,7 +28,9 @@
 	X(store_reads)                                                         \
 	X(store_read_depth)                                                    \
 	X(polled_events)                                                       \
-	X(handler_wakeups)
+	X(handler_wakeups)                                                     \
+	X(polls_idle)                                                          \
+	X(polls_starved)
 
 struct counters {
 #define FL_COUNTER_FIELD(name) _Atomic uint64_t name;

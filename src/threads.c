@@ -294,6 +294,7 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 	if (may_idle && !atomic_load(&e->poll_quit)) {
 		idle = 1;
 		set_idle_class(1);
+		count_add(&e->stats, polls_idle, 1);
 	}
 	while (spun < budget && !atomic_load(&e->poll_quit) &&
 	       !atomic_load(&e->poll_starved)) {
@@ -317,6 +318,8 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 	}
 	if (idle)
 		set_idle_class(0);
+	if (atomic_load(&e->poll_starved))
+		count_add(&e->stats, polls_starved, 1);
 	atomic_store(&e->poller, 0);
 	atomic_store(&e->poll_starved, 0);
 	poll_wake_others(e);

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
 /* Engine life cycle: create/destroy loops without leaks, several engines at
  * once, handler threads from the config and from FAULTLINE_THREADS. */
+#define _GNU_SOURCE
 #include "harness.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -334,6 +338,112 @@ TEST(polling_handlers_serve_everything)
 	h_file_remove(&f);
 	CHECK_EQ(h_settle_threads(threads0), threads0);
 	CHECK_EQ(h_count_fds(), fds0);
+}
+
+/* In a thread of its own: may a thread go to SCHED_IDLE and back? */
+static void *idle_probe(void *arg)
+{
+	struct sched_param sp = {0};
+
+	*(int *)arg = !pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) &&
+		      !pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+	return NULL;
+}
+
+static int idle_class_permitted(void)
+{
+	pthread_t t;
+	int ok = 0;
+
+	if (!pthread_create(&t, NULL, idle_probe, &ok))
+		pthread_join(t, NULL);
+	return ok;
+}
+
+/*
+ * The poller polls in the idle class where a thread may leave it again
+ * (counted in polls_idle), never with FAULTLINE_POLL_IDLE=0 or polling
+ * off; faults are served the same either way.
+ */
+TEST(polling_in_the_idle_class)
+{
+	struct h_file f;
+	int permitted = idle_class_permitted();
+
+	h_file_create(&f, 256 * PG, 108);
+	for (int i = 0; i < 3; i++) {
+		struct fl_config cfg;
+		struct fl_stats s;
+
+		if (i == 1)
+			setenv("FAULTLINE_POLL_IDLE", "0", 1);
+		fl_config_init(&cfg);
+		cfg.handler_threads = 2;
+		cfg.handler_poll_us = i == 2 ? -1 : 10000;
+		s = hammer(&cfg, &f, 108);
+		unsetenv("FAULTLINE_POLL_IDLE");
+		CHECK_EQ(s.major_faults, 256);
+		if (i == 0 && permitted)
+			CHECK_GE(s.polls_idle, 1);
+		else
+			CHECK_EQ(s.polls_idle, 0);
+	}
+	if (!permitted)
+		printf("  (this process may not leave SCHED_IDLE: the idle "
+		       "class was checked unused)\n");
+	h_file_remove(&f);
+}
+
+/* Spin at normal priority until told to stop. */
+static void *cpu_hog(void *arg)
+{
+	while (!atomic_load((_Atomic int *)arg))
+		;
+	return NULL;
+}
+
+/*
+ * Busy CPUs starve an idle-class poller: a spinning thread per online CPU
+ * (and one more) in this process while six threads take 256 major faults
+ * with a long poll.  Every fault is served with the right contents (the
+ * parked handlers take over from a starved poller), the engine's teardown
+ * returns while the CPUs are still busy, and its threads are all gone.
+ */
+TEST(starved_poller_stalls_nobody)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int threads0 = h_settle_threads(1);
+	_Atomic int stop = 0;
+	pthread_t hogs[17];
+	int nr = 0;
+	struct h_file f;
+	fl_engine *e;
+	fl_object *o;
+	struct fl_config cfg;
+	struct hammer_ctx c = {.seed = 109};
+
+	h_file_create(&f, 256 * PG, 109);
+	fl_config_init(&cfg);
+	cfg.handler_threads = 2;
+	cfg.handler_poll_us = 10000;
+	cfg.fault_around_pages = 1;
+	cfg.readahead_pages = 1;
+	e = fl_engine_create(&cfg);
+	REQUIRE(e != NULL);
+	o = h_open(e, &f, O_RDONLY);
+	c.p = h_map(e, 256 * PG, PROT_READ, MAP_SHARED, o, 0);
+	while (nr < 16 && nr <= cpus &&
+	       pthread_create(&hogs[nr], NULL, cpu_hog, &stop) == 0)
+		nr++;
+	h_run_threads(6, hammer_thread, &c);
+	CHECK_EQ(h_estats(e).major_faults, 256);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0); /* the CPUs still busy */
+	atomic_store(&stop, 1);
+	while (nr)
+		pthread_join(hogs[--nr], NULL);
+	h_file_remove(&f);
+	CHECK_EQ(h_settle_threads(threads0), threads0);
 }
 
 /* FAULTLINE_READAHEAD=1: one page read per major fault. */

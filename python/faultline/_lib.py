@@ -138,6 +138,8 @@ STATS_FIELDS = [
     "store_read_depth",
     "polled_events",
     "handler_wakeups",
+    "polls_idle",
+    "polls_starved",
 ]
 
 
