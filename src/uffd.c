@@ -296,23 +296,11 @@ long uffd_zeropage(int uffd, int pagemap, uintptr_t start, size_t len)
 				  zeropage_op);
 }
 
-int uffd_writeprotect(int uffd, uintptr_t start, size_t len, int wp)
-{
-	struct uffdio_writeprotect w = {
-		.range = {.start = start, .len = len},
-		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
-	};
-	int rc = ioctl(uffd, UFFDIO_WRITEPROTECT, &w);
-
-	/* Unprotecting wakes the range, unless it failed: wake anyway. */
-	if (rc < 0 && !wp)
-		uffd_wake(uffd, start, len);
-	return rc;
-}
-
 /*
  * The wakes a thread holds back between uffd_defer_wakes and
- * uffd_flush_wakes.  A range that does not fit is woken at once.
+ * uffd_flush_wakes: its uffd_wake calls, and the wakes that unprotecting
+ * and poisoning would do (they are then asked not to wake, and the range
+ * is noted instead).  A range that does not fit is woken at once.
  */
 #define DEFERRED_WAKES_MAX 32
 
@@ -338,6 +326,25 @@ void uffd_flush_wakes(void)
 	deferred.on = 0;
 }
 
+int uffd_writeprotect(int uffd, uintptr_t start, size_t len, int wp)
+{
+	struct uffdio_writeprotect w = {
+		.range = {.start = start, .len = len},
+		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+	int rc;
+
+	if (!wp && deferred.on)
+		w.mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE; /* at the flush */
+	rc = ioctl(uffd, UFFDIO_WRITEPROTECT, &w);
+
+	/* Unprotecting wakes the range, unless it failed (wake anyway) or
+	 * the wake is deferred. */
+	if (!wp && (rc < 0 || deferred.on))
+		uffd_wake(uffd, start, len);
+	return rc;
+}
+
 int uffd_wake(int uffd, uintptr_t start, size_t len)
 {
 	struct uffdio_range range = {.start = start, .len = len};
@@ -352,8 +359,15 @@ int uffd_wake(int uffd, uintptr_t start, size_t len)
 
 int uffd_poison(int uffd, uintptr_t start, size_t len)
 {
-	struct uffdio_poison p = {.range = {.start = start, .len = len}};
-	return ioctl(uffd, UFFDIO_POISON, &p);
+	struct uffdio_poison p = {
+		.range = {.start = start, .len = len},
+		.mode = deferred.on ? UFFDIO_POISON_MODE_DONTWAKE : 0,
+	};
+	int rc = ioctl(uffd, UFFDIO_POISON, &p);
+
+	if (rc == 0 && deferred.on)
+		uffd_wake(uffd, start, len);
+	return rc;
 }
 
 int uffd_unprotect_quiet(int uffd, uintptr_t start, size_t len)

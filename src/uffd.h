@@ -27,6 +27,9 @@ struct uffdio_poison {
 };
 #define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
 #endif
+#ifndef UFFDIO_POISON_MODE_DONTWAKE
+#define UFFDIO_POISON_MODE_DONTWAKE ((__u64)1 << 0)
+#endif
 
 /* What a registration asks to be told about. */
 enum uffd_modes {
@@ -87,7 +90,8 @@ int uffd_writeprotect(int uffd, uintptr_t start, size_t len, int wp);
  * thread defers its wakes, note the range to wake at the flush). */
 int uffd_wake(int uffd, uintptr_t start, size_t len);
 /*
- * Hold back the calling thread's uffd_wake calls until uffd_flush_wakes,
+ * Hold back the calling thread's wakes (uffd_wake, and those of
+ * uffd_writeprotect unprotecting and uffd_poison) until uffd_flush_wakes,
  * which issues them and ends the deferral.  A polling handler serves with
  * its locks held and its normal scheduling class, then wakes the faulting
  * threads once it holds nothing, from the idle class (threads.c).
