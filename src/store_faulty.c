@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "faultline.h"
 
 struct faulty_store {
@@ -127,13 +128,7 @@ static void delay_wait(struct faulty_store *f, uint64_t us)
 
 	if (!us || f->cancelled)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += (time_t)(us / 1000000);
-	end.tv_nsec += (long)(us % 1000000) * 1000;
-	if (end.tv_nsec >= 1000000000) {
-		end.tv_sec++;
-		end.tv_nsec -= 1000000000;
-	}
+	end = deadline_after(CLOCK_MONOTONIC, us * 1000);
 	while (!f->cancelled &&
 	       pthread_cond_timedwait(&f->cond, &f->lock, &end) != ETIMEDOUT)
 		; /* woken by another I/O or a hold change: wait on */

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "aio.h"
+#include "deadline.h"
 #include "engine.h"
 #include "fault.h"
 #include "uffd.h"
@@ -513,15 +514,9 @@ static void handler_join(pthread_t t)
 {
 	for (;;) {
 		struct sched_param sp = {0};
-		struct timespec until;
+		struct timespec until = deadline_after(CLOCK_REALTIME, 1000000);
 		int policy;
 
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
 		if (pthread_timedjoin_np(t, NULL, &until) != ETIMEDOUT)
 			return;
 		if (!pthread_getschedparam(t, &policy, &sp) &&

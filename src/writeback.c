@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "aio.h"
+#include "deadline.h"
 #include "engine.h"
 #include "flusher.h"
 #include "group.h"
@@ -375,14 +376,8 @@ void wb_batch_wait(struct wb_batch *b, unsigned max)
 
 	pthread_mutex_lock(&b->lock);
 	while (b->in_flight > max) {
-		struct timespec ts;
+		struct timespec ts = deadline_after(CLOCK_REALTIME, step);
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)step;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
 		if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) == 0)
 			continue;
 		waited += step;
