@@ -314,7 +314,8 @@ static int disk_totals(struct bench_disk *d)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*u %*u %63s %llu %llu %llu %llu %llu %llu %llu",
+		if (sscanf(line,
+			   "%*u %*u %63s %llu %llu %llu %llu %llu %llu %llu",
 			   name, &rd, &rdm, &rds, &rdt, &wr, &wrm, &wrs) != 8)
 			continue;
 		snprintf(sys, sizeof(sys), "/sys/block/%s", name);
@@ -566,7 +567,8 @@ void bench_readahead_summary(fl_engine *engine, const char *row,
 	printf("  # %s (%s): readahead %llu pages, used %llu, evicted "
 	       "unused %llu; store reads %llu, mean queue depth %.2f; "
 	       "handler events %llu polled, %llu woke a handler; "
-	       "idle-class polls %llu, starved %llu\n",
+	       "idle-class polls %llu, starved %llu; fault messages read "
+	       "on their CPU %llu, late %llu\n",
 	       row, label, (unsigned long long)s.readahead_pages,
 	       (unsigned long long)s.readahead_used,
 	       (unsigned long long)s.readahead_evicted,
@@ -577,7 +579,9 @@ void bench_readahead_summary(fl_engine *engine, const char *row,
 	       (unsigned long long)s.polled_events,
 	       (unsigned long long)s.handler_wakeups,
 	       (unsigned long long)s.polls_idle,
-	       (unsigned long long)s.polls_starved);
+	       (unsigned long long)s.polls_starved,
+	       (unsigned long long)s.local_reads,
+	       (unsigned long long)s.late_reads);
 }
 
 uint64_t process_faults(void)

@@ -413,12 +413,20 @@ int bench_randread(const struct bench_opts *o)
 		      random = {&c, CFG_FL_RANDOM, MADV_RANDOM};
 	struct bench_config cfg[NR_CFG] = {
 		[CFG_KERNEL] = {"kernel", randread_kernel, &c, 0, 0, {0}},
-		[CFG_KERNEL_RANDOM] = {"kernel-random", randread_kernel_random,
-				       &c, 0, 0, {0}},
+		[CFG_KERNEL_RANDOM] = {"kernel-random",
+				       randread_kernel_random,
+				       &c,
+				       0,
+				       0,
+				       {0}},
 		[CFG_ODIRECT] = {"odirect", randread_odirect, &c, 0, 0, {0}},
 		[CFG_FL] = {"faultline", randread_faultline, &plain, 0, 0, {0}},
-		[CFG_FL_RANDOM] = {"faultline-random", randread_faultline,
-				   &random, 0, 0, {0}},
+		[CFG_FL_RANDOM] = {"faultline-random",
+				   randread_faultline,
+				   &random,
+				   0,
+				   0,
+				   {0}},
 	};
 	uint64_t pages = c.size / o->page;
 	struct tmpdata data;

@@ -356,8 +356,10 @@ static int remote_cluster(const struct bench_opts *o, struct remote_ctx *sc,
 {
 	const char *base = getenv("FL_REDIS_CLUSTER_URL");
 	struct remote_ctx c = *sc;
-	struct bench_config seq[] = {{"faultline-cluster", fl_seq, &c, 0, 0, {0}}};
-	struct bench_config rnd[] = {{"faultline-cluster", fl_rand, &c, 0, 0, {0}}};
+	struct bench_config seq[] = {
+		{"faultline-cluster", fl_seq, &c, 0, 0, {0}}};
+	struct bench_config rnd[] = {
+		{"faultline-cluster", fl_rand, &c, 0, 0, {0}}};
 	int ret = -1;
 
 	if (!base || !*base) {

@@ -769,7 +769,11 @@ int bench_swap(const struct bench_opts *o)
 		[CFG_KERNEL] = {"kernel", swap_kernel, &c, 0, 0, {0}},
 		[CFG_FL] = {"faultline", swap_fl, &c, 0, 0, {0}},
 		[CFG_FL_COMPRESSED] = {"faultline-compressed",
-				       swap_fl_compressed, &c, 0, 0, {0}},
+				       swap_fl_compressed,
+				       &c,
+				       0,
+				       0,
+				       {0}},
 	};
 	char buf[32], lim[32];
 	int ret = -1;

@@ -906,6 +906,13 @@ struct fl_stats {
 	 * handlers then served from their descriptors (engine only). */
 	uint64_t polls_idle;
 	uint64_t polls_starved;
+	/* Local polling (see handler_poll_us): fault messages read by the
+	 * CPU poller of the CPU the faulting thread (most likely) ran on,
+	 * so that its wake-up stays on that CPU, and those read by another
+	 * CPU poller once no poller had read for 20 microseconds (engine
+	 * only). */
+	uint64_t local_reads;
+	uint64_t late_reads;
 };
 
 /* Statistics of the whole engine (counters since creation). */

@@ -23,7 +23,7 @@
 #define MAX_HANDLER_THREADS  1024
 #define MAX_BATCH_PAGES	     65536
 #define MAX_ANON_AROUND	     512
-#define DEFAULT_POLL_US	     100
+#define DEFAULT_POLL_US	     300
 #define MAX_POLL_US	     10000
 
 /* A positive integer from the environment, or 0 if unset or malformed. */
@@ -173,6 +173,7 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 	if (!e)
 		return NULL;
 	e->uffd = e->stop_fd = e->pagemap_fd = e->work.fd = -1;
+	e->poll_start_fd = -1;
 	engine_init_locks(e);
 	if (workqueue_init(&e->work) || groups_init(e))
 		goto fail;

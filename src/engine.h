@@ -23,10 +23,12 @@
 /* The I/O thread pool grows to at most this many threads. */
 #define MAX_IO_THREADS 64
 
-/* A handler thread's own: its epoll descriptor (threads.c). */
+/* A handler thread's own: its epoll descriptor, and the CPU it polls
+ * on as a CPU poller, or -1 (threads.c). */
 struct handler {
 	struct fl_engine *e;
 	int ep;
+	int cpu;
 };
 
 struct fl_engine {
@@ -37,6 +39,7 @@ struct fl_engine {
 	pthread_mutex_t threads_lock; /* threads, nr_threads, nr_io */
 	pthread_t *threads;	      /* handlers first, then I/O threads */
 	struct handler *handlers;     /* one per handler thread */
+	unsigned nr_handlers;	      /* handler threads started */
 	unsigned nr_threads;
 	_Atomic unsigned nr_io;	  /* read unlocked by io_short */
 	int stopping;		  /* no thread may start any more */
@@ -56,6 +59,15 @@ struct fl_engine {
 	_Atomic uint32_t poll_beat;
 	_Atomic int poll_starved;
 	_Atomic int poll_quit;
+	/* Local polling (threads.c): the CPU pollers' count (0: off), how
+	 * many poll now, the eventfd that starts them (edge-triggered, never
+	 * read), and when any of them last read a message and last found
+	 * work (lockstat_now). */
+	unsigned nr_cpu_pollers;
+	_Atomic int local_pollers;
+	int poll_start_fd;
+	_Atomic uint64_t poll_last_read;
+	_Atomic uint64_t poll_last_found;
 
 	struct lockstat fault_hold; /* faults' map-lock hold times */
 	struct lockstat map_wait;   /* map/unmap/protect waits for it */

@@ -30,7 +30,9 @@
 	X(polled_events)                                                       \
 	X(handler_wakeups)                                                     \
 	X(polls_idle)                                                          \
-	X(polls_starved)
+	X(polls_starved)                                                       \
+	X(local_reads)                                                         \
+	X(late_reads)
 
 struct counters {
 #define FL_COUNTER_FIELD(name) _Atomic uint64_t name;

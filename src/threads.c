@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,6 +132,12 @@ static void poll_wake_others(struct fl_engine *e)
 			NULL, NULL, 0);
 }
 
+/* Whether a handler polls now (the poller, or CPU pollers). */
+static int polling(struct fl_engine *e)
+{
+	return atomic_load(&e->poller) || atomic_load(&e->local_pollers);
+}
+
 /*
  * Sleep while another handler polls; 1 if this thread slept.  The
  * sequence is read before the flags: a poller that stops after they were
@@ -148,15 +156,14 @@ static int handler_park(struct fl_engine *e)
 		uint32_t seq = atomic_load(&e->poll_seq);
 		uint32_t beat = atomic_load(&e->poll_beat);
 
-		if (!atomic_load(&e->poller) || atomic_load(&e->poll_starved))
+		if (!polling(e) || atomic_load(&e->poll_starved))
 			break;
 		slept = 1;
 		if (syscall(SYS_futex, &e->poll_seq, FUTEX_WAIT_PRIVATE, seq,
 			    &wait, NULL, 0) == 0 ||
 		    errno != ETIMEDOUT)
 			break; /* woken: polling ended, or a burst */
-		if (atomic_load(&e->poll_beat) == beat &&
-		    atomic_load(&e->poller)) {
+		if (atomic_load(&e->poll_beat) == beat && polling(e)) {
 			atomic_store(&e->poll_starved, 1);
 			break;
 		}
@@ -326,24 +333,211 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 	poll_wake_others(e);
 }
 
-enum { WOKE_UFFD = 1, WOKE_STOP = 2, WOKE_AIO = 4 };
+/*
+ * Local polling.  The idle class keeps a woken thread on the poller's CPU
+ * only if the poller runs on the CPU the thread faulted on, and one poller
+ * cannot be on every CPU: a thread faulting on another CPU leaves it
+ * halted, and its wake-up pays the dearest step again.  So where the idle
+ * class is usable and the process may run on several CPUs, one handler is
+ * pinned to each of them (a CPU poller), and all of them poll in the idle
+ * class while faults come.
+ *
+ * Which one reads a message decides where the wake-up goes, and the CPU
+ * pollers cannot see whose message waits without reading it.  But the
+ * faulting thread ran on its CPU until it blocked, so that CPU's poller
+ * was preempted by it: a CPU poller reads at once only if it was
+ * preempted since its last look (its involuntary context switches moved),
+ * and the fault's own thread is the one it wakes, on that CPU.  A message
+ * that waits POLL_LATE_NS with no CPU poller reading (its thread's CPU has
+ * no poller, or one starved by a busy CPU) is read by any of them, as is
+ * any message when only one of them polls.  The other handlers (at least
+ * one) park meanwhile and watch for starvation as with one poller
+ * (handler_park); a handler woken by a fault while none polls starts them
+ * (poll_start_fd).  Polling ends when no CPU poller found anything for
+ * handler_poll_us.
+ */
+#define POLL_LATE_NS	    50000
+#define LOCAL_POLL_MAX_CPUS 64
+#define POLL_IO_NS	    2000000
+
+/* The calling thread's involuntary context switches, or -1. */
+static long thread_preemptions(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) ? -1 : ru.ru_nivcsw;
+}
+
+static int uffd_readable(int uffd)
+{
+	struct pollfd pfd = {.fd = uffd, .events = POLLIN};
+
+	return poll(&pfd, 1, 0) == 1;
+}
+
+/* What a CPU poller saw at its last look. */
+struct local_look_state {
+	long preemptions;	/* its involuntary context switches; -1 first */
+	uint64_t pending_since; /* when it saw a message waiting; 0: none */
+};
+
+/*
+ * Whether a CPU poller reads the userfaultfd now (see above); *late is set
+ * when it would read a message that is not (likely) its own CPU's: one it
+ * saw waiting for POLL_LATE_NS while no poller read anything.
+ */
+static int local_may_read(struct fl_engine *e, struct local_look_state *st,
+			  uint64_t now, int *late)
+{
+	long preemptions = thread_preemptions();
+	int preempted = preemptions != st->preemptions;
+
+	st->preemptions = preemptions;
+	*late = 0;
+	if (preempted)
+		return 1;
+	if (!uffd_readable(e->uffd)) {
+		st->pending_since = 0;
+		return 0;
+	}
+	if (!st->pending_since)
+		st->pending_since = now;
+	*late = 1;
+	return atomic_load(&e->local_pollers) == 1 ||
+	       (now - st->pending_since > POLL_LATE_NS &&
+		(int64_t)(now - atomic_load(&e->poll_last_read)) >
+			POLL_LATE_NS);
+}
+
+/* Start the CPU pollers polling (a handler was woken: faults come). */
+static void local_poll_start(struct fl_engine *e)
+{
+	uint64_t one = 1;
+
+	if ((unsigned)atomic_load(&e->local_pollers) < e->nr_cpu_pollers &&
+	    write(e->poll_start_fd, &one, sizeof(one)) < 0)
+		abort(); /* an eventfd write of 1 cannot overflow in practice */
+}
+
+/* One look of a CPU poller: 1 if it found and served something. */
+static int local_look(struct fl_engine *e, struct fault_reserve *r,
+		      struct uffd_msg *msgs, unsigned have,
+		      struct local_look_state *st)
+{
+	uint64_t now = lockstat_now();
+	int late, aio = aio_ready(e);
+	size_t n = 0;
+
+	if (local_may_read(e, st, now, &late))
+		n = read_messages(e, msgs, have);
+	if (n) {
+		st->pending_since = 0;
+		atomic_store(&e->poll_last_read, now);
+		if (late)
+			count_add(&e->stats, late_reads, n);
+		else
+			count_add(&e->stats, local_reads, n);
+		if (n == have)
+			poll_wake_others(e); /* a burst: help */
+	}
+	if (!aio && !n)
+		return 0;
+	poll_serve(e, r, msgs, n, aio, 1);
+	count_add(&e->stats, polled_events, (uint64_t)aio + (n > 0));
+	atomic_store(&e->poll_last_found, lockstat_now());
+	return 1;
+}
+
+/*
+ * A CPU poller polls, in the idle class, until it spun handler_poll_us
+ * with no CPU poller finding anything (time it was descheduled is not
+ * spinning: its CPU ran someone else), or POLL_IO_NS while store requests
+ * are in flight (their completions are events on their way: a read slower
+ * than the budget must not end polling, and restarting costs the wake-ups
+ * polling saves), or the engine stops, or they starve.
+ */
+static void local_poll(struct fl_engine *e, struct fault_reserve *r,
+		       struct uffd_msg *msgs)
+{
+	uint64_t budget = (uint64_t)e->config.handler_poll_us * 1000u;
+	uint64_t spun = 0, now = lockstat_now(), found_at;
+	struct local_look_state st = {.preemptions = -1}; /* first look reads */
+
+	if (atomic_load(&e->poll_quit) || atomic_load(&e->poll_starved))
+		return;
+	atomic_fetch_add(&e->local_pollers, 1);
+	set_idle_class(1);
+	count_add(&e->stats, polls_idle, 1);
+	found_at = atomic_load(&e->poll_last_found);
+	while (spun < (aio_in_flight(e) && budget < POLL_IO_NS ? POLL_IO_NS
+							       : budget) &&
+	       !atomic_load(&e->poll_quit) && !atomic_load(&e->poll_starved)) {
+		unsigned have = reserve_fill(r);
+		uint64_t before = now;
+		int found;
+
+		atomic_fetch_add(&e->poll_beat, 1);
+		if (!have)
+			break;
+		found = local_look(e, r, msgs, have, &st);
+		now = lockstat_now();
+		if (found || atomic_load(&e->poll_last_found) != found_at) {
+			found_at = atomic_load(&e->poll_last_found);
+			spun = 0;
+		} else if (now - before < POLL_DESCHEDULED_NS) {
+			spun += now - before;
+			cpu_relax();
+		}
+	}
+	set_idle_class(0);
+	if (atomic_load(&e->poll_starved))
+		count_add(&e->stats, polls_starved, 1);
+	if (atomic_fetch_sub(&e->local_pollers, 1) == 1)
+		atomic_store(&e->poll_starved, 0);
+	poll_wake_others(e);
+}
+
+/* The CPUs of the process's affinity (at most max, in cpus): one CPU
+ * poller each, or 0 if local polling is off (FAULTLINE_POLL_LOCAL=0, no
+ * polling, no idle class, one CPU, or more than max). */
+static unsigned local_poll_cpus(const struct fl_engine *e, int *cpus,
+				unsigned max)
+{
+	const char *off = getenv("FAULTLINE_POLL_LOCAL");
+	cpu_set_t set;
+	unsigned n = 0;
+
+	if ((off && !strcmp(off, "0")) || e->config.handler_poll_us <= 0 ||
+	    !idle_class_usable() || sched_getaffinity(0, sizeof(set), &set) ||
+	    CPU_COUNT(&set) < 2 || (unsigned)CPU_COUNT(&set) > max)
+		return 0;
+	for (int cpu = 0; cpu < CPU_SETSIZE && n < max; cpu++)
+		if (CPU_ISSET(cpu, &set))
+			cpus[n++] = cpu;
+	return n;
+}
+
+enum { WOKE_UFFD = 1, WOKE_STOP = 2, WOKE_AIO = 4, WOKE_POLL = 8 };
 
 /*
  * A handler's epoll descriptor: the userfaultfd and the completion eventfd
  * added exclusively, so that an event wakes one sleeping handler, not all;
- * the stop eventfd wakes all.  Made before the thread starts (so that an
- * engine's descriptors are all open when fl_engine_create returns).
- * Returns the descriptor, or -1 with errno.
+ * the stop eventfd wakes all; a CPU poller's also has the start eventfd,
+ * edge-triggered (each write wakes every CPU poller once; it is never
+ * read).  Made before the thread starts (so that an engine's descriptors
+ * are all open when fl_engine_create returns).  Returns the descriptor,
+ * or -1 with errno.
  */
-static int handler_epoll(struct fl_engine *e)
+static int handler_epoll(struct fl_engine *e, int cpu_poller)
 {
-	int fds[3] = {e->uffd, e->stop_fd, aio_fd(e)};
+	int fds[4] = {e->uffd, e->stop_fd, aio_fd(e), e->poll_start_fd};
+	uint32_t events[4] = {EPOLLIN | EPOLLEXCLUSIVE, EPOLLIN,
+			      EPOLLIN | EPOLLEXCLUSIVE, EPOLLIN | EPOLLET};
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 
-	for (int i = 0; ep >= 0 && i < 3; i++) {
-		struct epoll_event ev = {
-			.events = EPOLLIN | (i == 1 ? 0 : EPOLLEXCLUSIVE),
-			.data.u32 = 1u << i};
+	for (int i = 0; ep >= 0 && i < (cpu_poller ? 4 : 3); i++) {
+		struct epoll_event ev = {.events = events[i],
+					 .data.u32 = 1u << i};
 
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev)) {
 			int err = errno;
@@ -360,13 +554,29 @@ static int handler_epoll(struct fl_engine *e)
  * returns the WOKE_ bits of the descriptors that are ready. */
 static unsigned handler_wait(int ep, unsigned have)
 {
-	struct epoll_event ev[3];
+	struct epoll_event ev[4];
 	unsigned woke = 0;
-	int n = epoll_wait(ep, ev, 3, have ? -1 : 1);
+	int n = epoll_wait(ep, ev, 4, have ? -1 : 1);
 
 	for (int i = 0; i < n; i++)
 		woke |= ev[i].data.u32;
 	return woke;
+}
+
+/* After a handler served something: it polls, or (local polling) a CPU
+ * poller polls and any other handler starts the CPU pollers. */
+static void handler_served(struct handler *h, struct fault_reserve *r,
+			   struct uffd_msg *msgs, int may_idle)
+{
+	struct fl_engine *e = h->e;
+
+	if (!e->nr_cpu_pollers) {
+		handler_poll(e, r, msgs, may_idle);
+		return;
+	}
+	local_poll_start(e);
+	if (h->cpu >= 0)
+		local_poll(e, r, msgs);
 }
 
 static void *handler_main(void *arg)
@@ -375,19 +585,19 @@ static void *handler_main(void *arg)
 	struct fl_engine *e = h->e;
 	struct uffd_msg msgs[MSGS_PER_READ];
 	struct fault_reserve reserve = {.nr = 0};
-	int may_park = 1, may_idle = idle_class_usable();
+	int may_park = h->cpu < 0, may_idle = idle_class_usable();
 
 	for (;;) {
 		unsigned have = reserve_fill(&reserve), woke;
 		int served = 0;
 
 		/* After a park, one round on the descriptors: a burst woke
-		 * this thread to help. */
+		 * this thread to help.  CPU pollers never park. */
 		if (may_park && handler_park(e)) {
 			may_park = 0;
 			continue;
 		}
-		may_park = 1;
+		may_park = h->cpu < 0;
 		/* Without a record, wait for memory rather than read. */
 		woke = handler_wait(h->ep, have);
 		if (woke & WOKE_STOP)
@@ -402,7 +612,9 @@ static void *handler_main(void *arg)
 			served = 1;
 		if (served) {
 			count_add(&e->stats, handler_wakeups, 1);
-			handler_poll(e, &reserve, msgs, may_idle);
+			handler_served(h, &reserve, msgs, may_idle);
+		} else if (woke & WOKE_POLL) {
+			local_poll(e, &reserve, msgs);
 		}
 	}
 	reserve_free(&reserve);
@@ -437,16 +649,29 @@ static void *io_main(void *arg)
 	return NULL;
 }
 
-/* Start one thread, with every signal blocked: they are the program's. */
-static int engine_spawn(struct fl_engine *e, void *(*fn)(void *), void *arg)
+/* Start one thread, with every signal blocked: they are the program's;
+ * pinned to cpu from its start unless cpu is -1. */
+static int engine_spawn(struct fl_engine *e, void *(*fn)(void *), void *arg,
+			int cpu)
 {
+	pthread_attr_t attr;
 	sigset_t all, old;
+	cpu_set_t set;
 	int rc;
 
+	pthread_attr_init(&attr);
+	if (cpu >= 0) {
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&e->threads[e->nr_threads], NULL, fn, arg);
+	rc = pthread_create(&e->threads[e->nr_threads], &attr, fn, arg);
+	if (rc == EINVAL && cpu >= 0) /* the CPU went meanwhile: unpinned */
+		rc = pthread_create(&e->threads[e->nr_threads], NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 	if (rc) {
 		errno = rc;
 		return -1;
@@ -472,33 +697,50 @@ void threads_post_work(struct fl_engine *e, struct work *w)
 	pthread_mutex_lock(&e->threads_lock);
 	if (!e->stopping && io_short(e) &&
 	    atomic_load(&e->nr_io) < MAX_IO_THREADS &&
-	    engine_spawn(e, io_main, e) == 0)
+	    engine_spawn(e, io_main, e, -1) == 0)
 		atomic_fetch_add(&e->nr_io, 1);
 	pthread_mutex_unlock(&e->threads_lock);
 }
 
 int threads_start(struct fl_engine *e)
 {
-	unsigned most = e->config.handler_threads + MAX_IO_THREADS;
+	int cpus[LOCAL_POLL_MAX_CPUS];
+	unsigned nr, most;
 	int rc = 0;
 
 	pthread_once(&idle_class_once, idle_class_check);
+	/* Local polling: a CPU poller for each CPU, and one handler more. */
+	e->nr_cpu_pollers = local_poll_cpus(e, cpus, LOCAL_POLL_MAX_CPUS);
+	nr = e->config.handler_threads;
+	if (e->nr_cpu_pollers && nr < e->nr_cpu_pollers + 1)
+		nr = e->nr_cpu_pollers + 1;
+	if (e->nr_cpu_pollers) {
+		e->poll_start_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (e->poll_start_fd < 0)
+			return -1;
+	}
+	most = nr + MAX_IO_THREADS;
 	e->threads = calloc(most, sizeof(*e->threads));
-	e->handlers = calloc(e->config.handler_threads, sizeof(*e->handlers));
+	e->handlers = calloc(nr, sizeof(*e->handlers));
 	if (!e->threads || !e->handlers)
 		return -1;
 	pthread_mutex_lock(&e->threads_lock);
-	while (!rc && e->nr_threads < e->config.handler_threads) {
-		struct handler *h = &e->handlers[e->nr_threads];
+	while (!rc && e->nr_handlers < nr) {
+		struct handler *h = &e->handlers[e->nr_handlers];
 
 		h->e = e;
-		h->ep = handler_epoll(e);
-		rc = h->ep < 0 ? -1 : engine_spawn(e, handler_main, h);
+		h->cpu = e->nr_handlers < e->nr_cpu_pollers
+				 ? cpus[e->nr_handlers]
+				 : -1;
+		h->ep = handler_epoll(e, h->cpu >= 0);
+		rc = h->ep < 0 ? -1 : engine_spawn(e, handler_main, h, h->cpu);
 		if (rc && h->ep >= 0)
 			close(h->ep);
+		if (!rc)
+			e->nr_handlers++;
 	}
 	while (!rc && atomic_load(&e->nr_io) < e->config.io_threads &&
-	       !(rc = engine_spawn(e, io_main, e)))
+	       !(rc = engine_spawn(e, io_main, e, -1)))
 		atomic_fetch_add(&e->nr_io, 1);
 	pthread_mutex_unlock(&e->threads_lock);
 	return rc;
@@ -538,14 +780,18 @@ void threads_stop(struct fl_engine *e)
 	if (n && write(e->stop_fd, &one, sizeof(one)) < 0)
 		abort(); /* an eventfd write of 1 cannot fail */
 	for (unsigned i = 0; i < n; i++) {
-		if (i < e->config.handler_threads)
+		if (i < e->nr_handlers)
 			handler_join(e->threads[i]);
 		else
 			pthread_join(e->threads[i], NULL);
 	}
 	/* Handlers are the first threads: their descriptors were made. */
-	for (unsigned i = 0; i < n && i < e->config.handler_threads; i++)
+	for (unsigned i = 0; i < e->nr_handlers; i++)
 		close(e->handlers[i].ep);
+	if (e->poll_start_fd >= 0)
+		close(e->poll_start_fd);
+	e->poll_start_fd = -1;
+	e->nr_handlers = 0;
 	e->nr_threads = 0;
 	atomic_store(&e->nr_io, 0);
 	free(e->threads);

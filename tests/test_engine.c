@@ -4,15 +4,47 @@
 #define _GNU_SOURCE
 #include "harness.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
 static unsigned char buf[32 * PG];
+
+/* FAULTLINE_POLL_LOCAL as the suite was started with (make
+ * test-one-poller sets it to 0), restored after a test changed it. */
+static void restore_poll_local(void)
+{
+	static char outer[16];
+	static int read_once, was_set;
+
+	if (!read_once) {
+		const char *v = getenv("FAULTLINE_POLL_LOCAL");
+
+		read_once = 1;
+		was_set = v != NULL;
+		snprintf(outer, sizeof(outer), "%s", v ? v : "");
+	}
+	if (was_set)
+		setenv("FAULTLINE_POLL_LOCAL", outer, 1);
+	else
+		unsetenv("FAULTLINE_POLL_LOCAL");
+}
+
+/* Whether the suite runs with local polling allowed (not =0). */
+static int poll_local_allowed(void)
+{
+	const char *v;
+
+	restore_poll_local();
+	v = getenv("FAULTLINE_POLL_LOCAL");
+	return !(v && !strcmp(v, "0"));
+}
 
 /* Threads the engine adds while it lives, for a given config. */
 static int engine_threads(const struct fl_config *cfg)
@@ -202,12 +234,16 @@ static struct fl_stats hammer(struct fl_config *cfg, struct h_file *f, int seed)
 	return s;
 }
 
+/* handler_threads as configured (local polling, which may add handlers,
+ * off: see local_polling_on_every_cpu). */
 TEST(config_handler_threads)
 {
 	struct h_file f;
 	unsigned counts[2] = {1, 3};
 	int d1, d3;
 
+	restore_poll_local(); /* reads the suite's value first */
+	setenv("FAULTLINE_POLL_LOCAL", "0", 1);
 	h_file_create(&f, 256 * PG, 104);
 	for (int i = 0; i < 2; i++) {
 		struct fl_config cfg;
@@ -221,6 +257,7 @@ TEST(config_handler_threads)
 	CHECK_GE(d1, 1);
 	CHECK_EQ(d3 - d1, 2);
 	h_file_remove(&f);
+	restore_poll_local();
 }
 
 TEST(env_threads_override)
@@ -228,6 +265,8 @@ TEST(env_threads_override)
 	struct fl_config cfg;
 	int d1, d3, dbad, ddef;
 
+	restore_poll_local();
+	setenv("FAULTLINE_POLL_LOCAL", "0", 1);
 	setenv("FAULTLINE_THREADS", "3", 1);
 	fl_config_init(&cfg);
 	CHECK_EQ(cfg.handler_threads, 3);
@@ -242,6 +281,7 @@ TEST(env_threads_override)
 	setenv("FAULTLINE_THREADS", "3", 1);
 	CHECK_EQ(threads_with(1), d1);
 	unsetenv("FAULTLINE_THREADS");
+	restore_poll_local();
 }
 
 TEST(config_defaults_and_env)
@@ -289,7 +329,7 @@ TEST(config_handler_poll)
 
 	unsetenv("FAULTLINE_POLL_US");
 	fl_config_init(&cfg);
-	CHECK_EQ(cfg.handler_poll_us, ncpu > 1 ? 100 : -1);
+	CHECK_EQ(cfg.handler_poll_us, ncpu > 1 ? 300 : -1);
 	setenv("FAULTLINE_POLL_US", "0", 1);
 	fl_config_init(&cfg);
 	CHECK_EQ(cfg.handler_poll_us, -1);
@@ -298,7 +338,7 @@ TEST(config_handler_poll)
 	CHECK_EQ(cfg.handler_poll_us, 250);
 	setenv("FAULTLINE_POLL_US", "20000", 1); /* out of range: default */
 	fl_config_init(&cfg);
-	CHECK_EQ(cfg.handler_poll_us, ncpu > 1 ? 100 : -1);
+	CHECK_EQ(cfg.handler_poll_us, ncpu > 1 ? 300 : -1);
 	unsetenv("FAULTLINE_POLL_US");
 	for (int i = 0; i < 3; i++) {
 		fl_config_init(&cfg);
@@ -444,6 +484,100 @@ TEST(starved_poller_stalls_nobody)
 		pthread_join(hogs[--nr], NULL);
 	h_file_remove(&f);
 	CHECK_EQ(h_settle_threads(threads0), threads0);
+}
+
+/* How many of this process's threads are pinned to each CPU alone
+ * (per_cpu[cpu]); returns how many are pinned in all. */
+static int pinned_threads(int *per_cpu)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	int total = 0;
+
+	REQUIRE(d != NULL);
+	memset(per_cpu, 0, CPU_SETSIZE * sizeof(*per_cpu));
+	while ((de = readdir(d))) {
+		cpu_set_t set;
+		int tid = atoi(de->d_name);
+
+		if (tid <= 0 || sched_getaffinity(tid, sizeof(set), &set) ||
+		    CPU_COUNT(&set) != 1)
+			continue;
+		for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+			if (CPU_ISSET(cpu, &set))
+				per_cpu[cpu]++;
+		total++;
+	}
+	closedir(d);
+	return total;
+}
+
+/*
+ * Local polling: where the idle class is permitted and the process may run
+ * on several CPUs, an engine pins one CPU poller to each of them and keeps
+ * one handler more (here over handler_threads 1), and serves 256 major
+ * faults from 6 threads right, its CPU pollers reading messages.  With
+ * FAULTLINE_POLL_LOCAL=0, or polling off, no thread is pinned, there are
+ * handler_threads handlers, and no CPU poller read a message.
+ */
+TEST(local_polling_on_every_cpu)
+{
+	static int per_cpu[CPU_SETSIZE];
+	int permitted = idle_class_permitted(), cpus, extra[2] = {0, 0};
+	int allowed = poll_local_allowed(), possible;
+	cpu_set_t set;
+	struct h_file f;
+
+	REQUIRE(sched_getaffinity(0, sizeof(set), &set) == 0);
+	cpus = CPU_COUNT(&set);
+	possible = permitted && cpus >= 2 && cpus <= 64;
+	REQUIRE(pinned_threads(per_cpu) == 0);
+	h_file_create(&f, 256 * PG, 110);
+	for (int i = 0; i < 3; i++) {
+		int on = i == 0 && allowed && possible;
+		int before = h_settle_threads(1);
+		struct hammer_ctx c = {.seed = 110};
+		struct fl_config cfg;
+		struct fl_stats s;
+		fl_engine *e;
+		fl_object *o;
+
+		if (i == 1)
+			setenv("FAULTLINE_POLL_LOCAL", "0", 1);
+		fl_config_init(&cfg);
+		cfg.handler_threads = 1;
+		cfg.handler_poll_us = i == 2 ? -1 : 10000;
+		cfg.fault_around_pages = 1;
+		cfg.readahead_pages = 1;
+		e = fl_engine_create(&cfg);
+		restore_poll_local();
+		REQUIRE(e != NULL);
+		if (i < 2)
+			extra[i] = h_count_threads() - before;
+		CHECK_EQ(pinned_threads(per_cpu), on ? cpus : 0);
+		for (int cpu = 0; on && cpu < CPU_SETSIZE; cpu++)
+			CHECK_EQ(per_cpu[cpu], CPU_ISSET(cpu, &set) ? 1 : 0);
+		o = h_open(e, &f, O_RDONLY);
+		c.p = h_map(e, 256 * PG, PROT_READ, MAP_SHARED, o, 0);
+		h_run_threads(6, hammer_thread, &c);
+		s = h_estats(e);
+		CHECK_EQ(s.major_faults, 256);
+		CHECK_LE(s.local_reads + s.late_reads, s.fault_messages);
+		if (on)
+			CHECK_GE(s.polls_idle, 1);
+		else
+			CHECK_EQ(s.local_reads + s.late_reads, 0);
+		CHECK_EQ(fl_object_close(o), 0);
+		CHECK_EQ(fl_engine_destroy(e), 0);
+	}
+	/* A CPU poller per CPU and one handler more, against one handler. */
+	if (allowed && possible)
+		CHECK_EQ(extra[0] - extra[1], cpus);
+	else
+		printf("  (local polling is off here: FAULTLINE_POLL_LOCAL=0, "
+		       "or %d CPUs, or the idle class not permitted)\n",
+		       cpus);
+	h_file_remove(&f);
 }
 
 /* FAULTLINE_READAHEAD=1: one page read per major fault. */

@@ -140,6 +140,8 @@ STATS_FIELDS = [
     "handler_wakeups",
     "polls_idle",
     "polls_starved",
+    "local_reads",
+    "late_reads",
 ]
 
 
