@@ -356,7 +356,7 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
  * (poll_start_fd).  Polling ends when no CPU poller found anything for
  * handler_poll_us.
  */
-#define POLL_LATE_NS	    50000
+#define POLL_LATE_NS	    20000
 #define LOCAL_POLL_MAX_CPUS 64
 #define POLL_IO_NS	    2000000
 
