@@ -913,6 +913,10 @@ struct fl_stats {
 	 * only). */
 	uint64_t local_reads;
 	uint64_t late_reads;
+	/* Wake-ups of resumed faults (their store read done) that a CPU
+	 * poller handed to the poller of the faulting thread's CPU, to wake
+	 * it there (engine only). */
+	uint64_t handed_wakes;
 };
 
 /* Statistics of the whole engine (counters since creation). */

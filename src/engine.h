@@ -23,12 +23,24 @@
 /* The I/O thread pool grows to at most this many threads. */
 #define MAX_IO_THREADS 64
 
-/* A handler thread's own: its epoll descriptor, and the CPU it polls
- * on as a CPU poller, or -1 (threads.c). */
+/* Wakes handed to a CPU poller, to issue on its CPU (threads.c). */
+#define HANDED_WAKES_MAX 32
+
+/* A handler thread's own: its epoll descriptor, the CPU it polls on as a
+ * CPU poller (or -1), and the wakes other threads handed it while it
+ * polls (open) (threads.c). */
 struct handler {
 	struct fl_engine *e;
 	int ep;
 	int cpu;
+	pthread_mutex_t wake_lock;
+	int wakes_open;
+	_Atomic unsigned nr_wakes;
+	struct {
+		int uffd;
+		uintptr_t start;
+		size_t len;
+	} wakes[HANDED_WAKES_MAX];
 };
 
 struct fl_engine {

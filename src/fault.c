@@ -947,7 +947,7 @@ enum fault_result fault_once(struct fault *f)
 }
 
 int fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
-		 uint64_t batch, struct fault *f)
+		 uint64_t batch, struct fault *f, int cpu)
 {
 	__u64 flags = msg->arg.pagefault.flags;
 
@@ -958,6 +958,7 @@ int fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
 		.wp = (flags & UFFD_PAGEFAULT_FLAG_WP) != 0,
 		.batch = batch,
 		.tid = msg->arg.pagefault.feat.ptid,
+		.cpu = cpu,
 	};
 	count_add(&e->stats, fault_messages, 1);
 	return fault_run(f) == FAULT_PARKED;

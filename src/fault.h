@@ -18,12 +18,15 @@ void fault_free(struct fault *f);
 
 /*
  * Serve one page-fault message, read in the given batch (see msg_batches),
- * in the record rec.  No lock held on entry or return.  Every message is
- * answered (a mapping, SIGBUS, or a wake-up), now or after it waited.
- * Returns 0 if rec is free for the next message, 1 if the fault parked and
- * owns rec now (it is freed when the fault is done).
+ * in the record rec; cpu is the CPU it was read on as the faulting
+ * thread's own (local polling, threads.c), or -1: a fault that parks and
+ * is resumed elsewhere has its wake offered to that CPU's poller.  No
+ * lock held on entry or return.  Every message is answered (a mapping,
+ * SIGBUS, or a wake-up), now or after it waited.  Returns 0 if rec is
+ * free for the next message, 1 if the fault parked and owns rec now (it
+ * is freed when the fault is done).
  */
 int fault_handle(struct fl_engine *engine, const struct uffd_msg *msg,
-		 uint64_t batch, struct fault *rec);
+		 uint64_t batch, struct fault *rec, int cpu);
 
 #endif /* FL_FAULT_H */

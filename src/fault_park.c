@@ -128,9 +128,11 @@ enum fault_result fault_run(struct fault *f)
 
 void fault_resume(struct fault *f)
 {
+	uffd_wakes_for_cpu(f->cpu); /* its wake, if deferred, is for there */
 	fault_retried(f);
 	if (fault_run(f) == FAULT_DONE)
 		fault_free(f);
+	uffd_wakes_for_cpu(-1);
 }
 
 void fault_cancel(struct fault *f)

@@ -50,6 +50,7 @@ struct fault {
 	unsigned attempts;
 	uint64_t batch; /* when the message was read (engine msg_batches) */
 	uint32_t tid;	/* the faulting thread */
+	int cpu;	/* its CPU, if a CPU poller read it there; else -1 */
 	unsigned long pages_read;
 	const struct fl_object *read_object; /* what pages_read came from */
 	/* A store read failed for this page: deliver SIGBUS if still here. */

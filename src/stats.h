@@ -32,7 +32,8 @@
 	X(polls_idle)                                                          \
 	X(polls_starved)                                                       \
 	X(local_reads)                                                         \
-	X(late_reads)
+	X(late_reads)                                                          \
+	X(handed_wakes)
 
 struct counters {
 #define FL_COUNTER_FIELD(name) _Atomic uint64_t name;

@@ -66,9 +66,10 @@ static void reserve_free(struct fault_reserve *r)
 		fault_free(r->rec[--r->nr]);
 }
 
-/* Serve the messages read; a record that parked is gone from r. */
+/* Serve the messages read (on cpu, as their threads' own CPU, or -1: see
+ * fault_handle); a record that parked is gone from r. */
 static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
-			   const struct uffd_msg *msgs, size_t n)
+			   const struct uffd_msg *msgs, size_t n, int cpu)
 {
 	uint64_t batch = atomic_fetch_add(&e->msg_batches, 1) + 1;
 
@@ -76,7 +77,7 @@ static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
 	for (size_t i = 0; i < n; i++) {
 		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 			continue; /* reading it was all it needed */
-		if (fault_handle(e, &msgs[i], batch, r->rec[r->nr - 1]))
+		if (fault_handle(e, &msgs[i], batch, r->rec[r->nr - 1], cpu))
 			r->nr--; /* parked: the fault owns the record now */
 	}
 	aio_unplug();
@@ -227,10 +228,15 @@ static void set_idle_class(int idle)
 			      &sp);
 }
 
-/* Serve messages[0..n) read by the poller and the completions if aio is
- * set: in the normal class with its wakes deferred, if it polls idle. */
+static int hand_wake(void *arg, int cpu, int uffd, uintptr_t start, size_t len);
+
+/* Serve messages[0..n) read by the poller (on cpu, as for serve_messages)
+ * and the completions if aio is set: in the normal class with its wakes
+ * deferred, if it polls idle; a resumed fault's wake is handed to the
+ * poller of its thread's CPU (hand_wake). */
 static void poll_serve(struct fl_engine *e, struct fault_reserve *r,
-		       struct uffd_msg *msgs, size_t n, int aio, int idle)
+		       struct uffd_msg *msgs, size_t n, int aio, int idle,
+		       int cpu)
 {
 	if (idle) {
 		set_idle_class(0);
@@ -239,11 +245,11 @@ static void poll_serve(struct fl_engine *e, struct fault_reserve *r,
 	if (aio)
 		aio_reap(e);
 	if (n)
-		serve_messages(e, r, msgs, n);
+		serve_messages(e, r, msgs, n, cpu);
 	if (idle) {
 		if (!atomic_load(&e->poll_quit))
 			set_idle_class(1);
-		uffd_flush_wakes();
+		uffd_flush_wakes(e->nr_cpu_pollers ? hand_wake : NULL, e);
 	}
 }
 
@@ -264,7 +270,7 @@ static size_t read_and_serve(struct fl_engine *e, struct fault_reserve *r,
 	size_t n = read_messages(e, msgs, have);
 
 	if (n)
-		serve_messages(e, r, msgs, n);
+		serve_messages(e, r, msgs, n, -1);
 	return n;
 }
 
@@ -281,7 +287,7 @@ static int poll_look(struct fl_engine *e, struct fault_reserve *r,
 		poll_wake_others(e); /* a burst: help */
 	if (!aio && !n)
 		return 0;
-	poll_serve(e, r, msgs, n, aio, idle);
+	poll_serve(e, r, msgs, n, aio, idle, -1);
 	count_add(&e->stats, polled_events, (uint64_t)aio + (n > 0));
 	return 1;
 }
@@ -420,10 +426,11 @@ static void local_poll_start(struct fl_engine *e)
 }
 
 /* One look of a CPU poller: 1 if it found and served something. */
-static int local_look(struct fl_engine *e, struct fault_reserve *r,
+static int local_look(struct handler *h, struct fault_reserve *r,
 		      struct uffd_msg *msgs, unsigned have,
 		      struct local_look_state *st)
 {
+	struct fl_engine *e = h->e;
 	uint64_t now = lockstat_now();
 	int late, aio = aio_ready(e);
 	size_t n = 0;
@@ -442,10 +449,66 @@ static int local_look(struct fl_engine *e, struct fault_reserve *r,
 	}
 	if (!aio && !n)
 		return 0;
-	poll_serve(e, r, msgs, n, aio, 1);
+	poll_serve(e, r, msgs, n, aio, 1, late ? -1 : h->cpu);
 	count_add(&e->stats, polled_events, (uint64_t)aio + (n > 0));
 	atomic_store(&e->poll_last_found, lockstat_now());
 	return 1;
+}
+
+/*
+ * Wakes handed over.  A store read's completion is reaped by whichever
+ * CPU poller sees it first, and the faulting thread waits on its own CPU,
+ * where its poller spins: waking it from another CPU sends an interrupt
+ * to a busy virtual CPU, which this machine delivers late (at its next
+ * exit, up to a tick).  So the wake of a resumed fault read locally
+ * (fault_handle's cpu) is handed to that CPU's poller, which issues it
+ * from there while it polls (its wakes are open); otherwise it is issued
+ * at once.
+ */
+static int hand_wake(void *arg, int cpu, int uffd, uintptr_t start, size_t len)
+{
+	struct fl_engine *e = arg;
+	struct handler *h = NULL;
+	unsigned n;
+	int taken = 0;
+
+	for (unsigned i = 0; i < e->nr_cpu_pollers && !h; i++)
+		if (e->handlers[i].cpu == cpu)
+			h = &e->handlers[i];
+	if (!h)
+		return -1;
+	pthread_mutex_lock(&h->wake_lock);
+	n = atomic_load(&h->nr_wakes);
+	if (h->wakes_open && n < HANDED_WAKES_MAX) {
+		h->wakes[n].uffd = uffd;
+		h->wakes[n].start = start;
+		h->wakes[n].len = len;
+		atomic_store(&h->nr_wakes, n + 1);
+		taken = 1;
+	}
+	pthread_mutex_unlock(&h->wake_lock);
+	if (!taken)
+		return -1;
+	count_add(&e->stats, handed_wakes, 1);
+	return 0;
+}
+
+/* Issue the wakes handed to CPU poller h, and leave its wakes open (it
+ * polls) or closed; returns how many it issued. */
+static unsigned issue_handed_wakes(struct handler *h, int open)
+{
+	unsigned n;
+	__typeof__(h->wakes[0]) w[HANDED_WAKES_MAX];
+
+	pthread_mutex_lock(&h->wake_lock);
+	h->wakes_open = open;
+	n = atomic_load(&h->nr_wakes);
+	memcpy(w, h->wakes, n * sizeof(w[0]));
+	atomic_store(&h->nr_wakes, 0);
+	pthread_mutex_unlock(&h->wake_lock);
+	for (unsigned i = 0; i < n; i++)
+		uffd_wake(w[i].uffd, w[i].start, w[i].len);
+	return n;
 }
 
 /*
@@ -456,9 +519,10 @@ static int local_look(struct fl_engine *e, struct fault_reserve *r,
  * than the budget must not end polling, and restarting costs the wake-ups
  * polling saves), or the engine stops, or they starve.
  */
-static void local_poll(struct fl_engine *e, struct fault_reserve *r,
+static void local_poll(struct handler *h, struct fault_reserve *r,
 		       struct uffd_msg *msgs)
 {
+	struct fl_engine *e = h->e;
 	uint64_t budget = (uint64_t)e->config.handler_poll_us * 1000u;
 	uint64_t spun = 0, now = lockstat_now(), found_at;
 	struct local_look_state st = {.preemptions = -1}; /* first look reads */
@@ -466,6 +530,7 @@ static void local_poll(struct fl_engine *e, struct fault_reserve *r,
 	if (atomic_load(&e->poll_quit) || atomic_load(&e->poll_starved))
 		return;
 	atomic_fetch_add(&e->local_pollers, 1);
+	issue_handed_wakes(h, 1);
 	set_idle_class(1);
 	count_add(&e->stats, polls_idle, 1);
 	found_at = atomic_load(&e->poll_last_found);
@@ -479,7 +544,9 @@ static void local_poll(struct fl_engine *e, struct fault_reserve *r,
 		atomic_fetch_add(&e->poll_beat, 1);
 		if (!have)
 			break;
-		found = local_look(e, r, msgs, have, &st);
+		found = local_look(h, r, msgs, have, &st);
+		if (atomic_load(&h->nr_wakes) && issue_handed_wakes(h, 1))
+			found = 1;
 		now = lockstat_now();
 		if (found || atomic_load(&e->poll_last_found) != found_at) {
 			found_at = atomic_load(&e->poll_last_found);
@@ -489,6 +556,7 @@ static void local_poll(struct fl_engine *e, struct fault_reserve *r,
 			cpu_relax();
 		}
 	}
+	issue_handed_wakes(h, 0);
 	set_idle_class(0);
 	if (atomic_load(&e->poll_starved))
 		count_add(&e->stats, polls_starved, 1);
@@ -576,7 +644,7 @@ static void handler_served(struct handler *h, struct fault_reserve *r,
 	}
 	local_poll_start(e);
 	if (h->cpu >= 0)
-		local_poll(e, r, msgs);
+		local_poll(h, r, msgs);
 }
 
 static void *handler_main(void *arg)
@@ -614,7 +682,7 @@ static void *handler_main(void *arg)
 			count_add(&e->stats, handler_wakeups, 1);
 			handler_served(h, &reserve, msgs, may_idle);
 		} else if (woke & WOKE_POLL) {
-			local_poll(e, &reserve, msgs);
+			local_poll(h, &reserve, msgs);
 		}
 	}
 	reserve_free(&reserve);
@@ -729,6 +797,7 @@ int threads_start(struct fl_engine *e)
 		struct handler *h = &e->handlers[e->nr_handlers];
 
 		h->e = e;
+		pthread_mutex_init(&h->wake_lock, NULL);
 		h->cpu = e->nr_handlers < e->nr_cpu_pollers
 				 ? cpus[e->nr_handlers]
 				 : -1;
@@ -786,8 +855,10 @@ void threads_stop(struct fl_engine *e)
 			pthread_join(e->threads[i], NULL);
 	}
 	/* Handlers are the first threads: their descriptors were made. */
-	for (unsigned i = 0; i < e->nr_handlers; i++)
+	for (unsigned i = 0; i < e->nr_handlers; i++) {
 		close(e->handlers[i].ep);
+		pthread_mutex_destroy(&e->handlers[i].wake_lock);
+	}
 	if (e->poll_start_fd >= 0)
 		close(e->poll_start_fd);
 	e->poll_start_fd = -1;

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* userfaultfd: opening, registration and the resolving ioctls. */
+#define _GNU_SOURCE /* sched_getcpu */
 #include "uffd.h"
 #include "pagesize.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -306,22 +308,38 @@ long uffd_zeropage(int uffd, int pagemap, uintptr_t start, size_t len)
 
 static __thread struct deferred_wakes {
 	int on;
+	int cpu; /* the CPU the wakes noted now are for; -1: any */
 	unsigned nr;
 	struct {
 		int uffd;
+		int cpu;
 		struct uffdio_range range;
 	} w[DEFERRED_WAKES_MAX];
-} deferred;
+} deferred = {.cpu = -1};
 
 void uffd_defer_wakes(void)
 {
 	deferred.on = 1;
 }
 
-void uffd_flush_wakes(void)
+void uffd_wakes_for_cpu(int cpu)
 {
-	for (unsigned i = 0; i < deferred.nr; i++)
-		ioctl(deferred.w[i].uffd, UFFDIO_WAKE, &deferred.w[i].range);
+	deferred.cpu = cpu;
+}
+
+void uffd_flush_wakes(uffd_wake_route route, void *arg)
+{
+	int here = route ? sched_getcpu() : -1;
+
+	for (unsigned i = 0; i < deferred.nr; i++) {
+		int cpu = deferred.w[i].cpu;
+		const struct uffdio_range *r = &deferred.w[i].range;
+
+		if (cpu >= 0 && cpu != here && route &&
+		    !route(arg, cpu, deferred.w[i].uffd, r->start, r->len))
+			continue;
+		ioctl(deferred.w[i].uffd, UFFDIO_WAKE, r);
+	}
 	deferred.nr = 0;
 	deferred.on = 0;
 }
@@ -351,6 +369,7 @@ int uffd_wake(int uffd, uintptr_t start, size_t len)
 
 	if (deferred.on && deferred.nr < DEFERRED_WAKES_MAX) {
 		deferred.w[deferred.nr].uffd = uffd;
+		deferred.w[deferred.nr].cpu = deferred.cpu;
 		deferred.w[deferred.nr++].range = range;
 		return 0;
 	}

@@ -142,6 +142,7 @@ STATS_FIELDS = [
     "polls_starved",
     "local_reads",
     "late_reads",
+    "handed_wakes",
 ]
 
 
