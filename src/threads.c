@@ -228,12 +228,9 @@ static void set_idle_class(int idle)
 			      &sp);
 }
 
-static int hand_wake(void *arg, int cpu, int uffd, uintptr_t start, size_t len);
-
 /* Serve messages[0..n) read by the poller (on cpu, as for serve_messages)
  * and the completions if aio is set: in the normal class with its wakes
- * deferred, if it polls idle; a resumed fault's wake is handed to the
- * poller of its thread's CPU (hand_wake). */
+ * deferred, if it polls idle. */
 static void poll_serve(struct fl_engine *e, struct fault_reserve *r,
 		       struct uffd_msg *msgs, size_t n, int aio, int idle,
 		       int cpu)
@@ -249,7 +246,7 @@ static void poll_serve(struct fl_engine *e, struct fault_reserve *r,
 	if (idle) {
 		if (!atomic_load(&e->poll_quit))
 			set_idle_class(1);
-		uffd_flush_wakes(e->nr_cpu_pollers ? hand_wake : NULL, e);
+		uffd_flush_wakes();
 	}
 }
 
@@ -456,14 +453,15 @@ static int local_look(struct handler *h, struct fault_reserve *r,
 }
 
 /*
- * Wakes handed over.  A store read's completion is reaped by whichever
- * CPU poller sees it first, and the faulting thread waits on its own CPU,
- * where its poller spins: waking it from another CPU sends an interrupt
- * to a busy virtual CPU, which this machine delivers late (at its next
- * exit, up to a tick).  So the wake of a resumed fault read locally
- * (fault_handle's cpu) is handed to that CPU's poller, which issues it
- * from there while it polls (its wakes are open); otherwise it is issued
- * at once.
+ * Wakes handed over.  A fault that waited (for a store read, or for
+ * memory) is resumed by whichever thread ends the wait: the CPU poller
+ * that reaped the read's completion, an I/O thread, a reclaimer.  Its
+ * thread waits on its own CPU, and a wake-up from another CPU costs 23 to
+ * 46 us (median; waking a CPU that runs an idle-class poller, and one
+ * that is halted).  So the wake of a fault read locally (fault_handle's
+ * cpu) is handed to that CPU's poller, which issues it from there while
+ * it polls (its wakes are open); otherwise it is issued at once.  Every
+ * engine thread routes its wakes so (uffd_route_wakes).
  */
 static int hand_wake(void *arg, int cpu, int uffd, uintptr_t start, size_t len)
 {
@@ -511,11 +509,19 @@ static unsigned issue_handed_wakes(struct handler *h, int open)
 	return n;
 }
 
+/* Store requests in flight, or work queued or running on the I/O threads:
+ * faults may be resumed soon. */
+static int work_in_flight(struct fl_engine *e)
+{
+	return aio_in_flight(e) || atomic_load(&e->io_busy) ||
+	       atomic_load(&e->work.queued);
+}
+
 /*
  * A CPU poller polls, in the idle class, until it spun handler_poll_us
  * with no CPU poller finding anything (time it was descheduled is not
- * spinning: its CPU ran someone else), or POLL_IO_NS while store requests
- * are in flight (their completions are events on their way: a read slower
+ * spinning: its CPU ran someone else), or POLL_IO_NS while work is in
+ * flight (its completions are events on their way: a read slower
  * than the budget must not end polling, and restarting costs the wake-ups
  * polling saves), or the engine stops, or they starve.
  */
@@ -534,8 +540,8 @@ static void local_poll(struct handler *h, struct fault_reserve *r,
 	set_idle_class(1);
 	count_add(&e->stats, polls_idle, 1);
 	found_at = atomic_load(&e->poll_last_found);
-	while (spun < (aio_in_flight(e) && budget < POLL_IO_NS ? POLL_IO_NS
-							       : budget) &&
+	while (spun < (work_in_flight(e) && budget < POLL_IO_NS ? POLL_IO_NS
+								: budget) &&
 	       !atomic_load(&e->poll_quit) && !atomic_load(&e->poll_starved)) {
 		unsigned have = reserve_fill(r);
 		uint64_t before = now;
@@ -655,6 +661,9 @@ static void *handler_main(void *arg)
 	struct fault_reserve reserve = {.nr = 0};
 	int may_park = h->cpu < 0, may_idle = idle_class_usable();
 
+	if (e->nr_cpu_pollers)
+		uffd_route_wakes(hand_wake, e);
+
 	for (;;) {
 		unsigned have = reserve_fill(&reserve), woke;
 		int served = 0;
@@ -696,6 +705,8 @@ static void *io_main(void *arg)
 	struct pollfd pfd[2] = {{.fd = e->work.fd, .events = POLLIN},
 				{.fd = e->stop_fd, .events = POLLIN}};
 
+	if (e->nr_cpu_pollers)
+		uffd_route_wakes(hand_wake, e);
 	for (;;) {
 		struct work *w;
 

@@ -315,6 +315,8 @@ static __thread struct deferred_wakes {
 		int cpu;
 		struct uffdio_range range;
 	} w[DEFERRED_WAKES_MAX];
+	uffd_wake_route route;
+	void *route_arg;
 } deferred = {.cpu = -1};
 
 void uffd_defer_wakes(void)
@@ -322,24 +324,32 @@ void uffd_defer_wakes(void)
 	deferred.on = 1;
 }
 
+void uffd_route_wakes(uffd_wake_route route, void *arg)
+{
+	deferred.route = route;
+	deferred.route_arg = arg;
+}
+
 void uffd_wakes_for_cpu(int cpu)
 {
 	deferred.cpu = cpu;
 }
 
-void uffd_flush_wakes(uffd_wake_route route, void *arg)
+/* Wake range, for cpu (-1: any): through the route if it takes it. */
+static int wake_now(int uffd, int cpu, const struct uffdio_range *range)
 {
-	int here = route ? sched_getcpu() : -1;
+	if (cpu >= 0 && deferred.route && cpu != sched_getcpu() &&
+	    !deferred.route(deferred.route_arg, cpu, uffd, range->start,
+			    range->len))
+		return 0;
+	return ioctl(uffd, UFFDIO_WAKE, range);
+}
 
-	for (unsigned i = 0; i < deferred.nr; i++) {
-		int cpu = deferred.w[i].cpu;
-		const struct uffdio_range *r = &deferred.w[i].range;
-
-		if (cpu >= 0 && cpu != here && route &&
-		    !route(arg, cpu, deferred.w[i].uffd, r->start, r->len))
-			continue;
-		ioctl(deferred.w[i].uffd, UFFDIO_WAKE, r);
-	}
+void uffd_flush_wakes(void)
+{
+	for (unsigned i = 0; i < deferred.nr; i++)
+		wake_now(deferred.w[i].uffd, deferred.w[i].cpu,
+			 &deferred.w[i].range);
 	deferred.nr = 0;
 	deferred.on = 0;
 }
@@ -373,7 +383,7 @@ int uffd_wake(int uffd, uintptr_t start, size_t len)
 		deferred.w[deferred.nr++].range = range;
 		return 0;
 	}
-	return ioctl(uffd, UFFDIO_WAKE, &range);
+	return wake_now(uffd, deferred.cpu, &range);
 }
 
 int uffd_poison(int uffd, uintptr_t start, size_t len)

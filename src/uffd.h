@@ -97,14 +97,17 @@ int uffd_wake(int uffd, uintptr_t start, size_t len);
  * threads once it holds nothing, from the idle class (threads.c).
  */
 void uffd_defer_wakes(void);
-/* Offered, at the flush, each wake noted for another CPU than the
- * caller's: 0 if it took the wake (to issue it on that CPU). */
+void uffd_flush_wakes(void);
+/*
+ * Where the calling thread's wakes go.  uffd_wakes_for_cpu names the CPU
+ * the wakes from now on are for (a resumed fault's thread's, see
+ * fault_handle), or -1 for any; a wake for another CPU than the caller's
+ * is offered to the thread's route (set once by uffd_route_wakes, NULL:
+ * none), which returns 0 if it took the wake, to issue it on that CPU.
+ */
 typedef int (*uffd_wake_route)(void *arg, int cpu, int uffd, uintptr_t start,
 			       size_t len);
-/* Issue the deferred wakes (those route, if not NULL, does not take). */
-void uffd_flush_wakes(uffd_wake_route route, void *arg);
-/* The CPU the calling thread's wakes noted from now on are for (a resumed
- * fault's thread's, see fault_handle), or -1 for any. */
+void uffd_route_wakes(uffd_wake_route route, void *arg);
 void uffd_wakes_for_cpu(int cpu);
 /*
  * Make the next access to [start, start+len) raise SIGBUS; wakes.  Fails
