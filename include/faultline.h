@@ -51,7 +51,9 @@ typedef struct fl_object fl_object;
 
 /* Engine configuration.  Zero in a field means "the default". */
 struct fl_config {
-	/* Handler threads serving faults (default: one per online CPU). */
+	/* Handler threads serving faults (default: one per online CPU; with
+	 * local polling, see handler_poll_us, at least one per CPU of the
+	 * process's CPU set and one more). */
 	unsigned handler_threads;
 	/* Most pages mapped by one fault on pages already in the page cache
 	 * (fault-around; default 4096).  The window starts at 16 pages
@@ -91,9 +93,14 @@ struct fl_config {
 	 * itself descheduled (a busy machine).  Where the process may leave
 	 * SCHED_IDLE again (CAP_SYS_NICE, or RLIMIT_NICE 20), it polls in that
 	 * class: it then runs only on a CPU nobody else wants, and the thread
-	 * it wakes stays on its CPU (FAULTLINE_POLL_IDLE=0: never).  0: the
-	 * default (100 with more than one CPU online, else never); -1: never
-	 * poll; at most 10000.
+	 * it wakes stays on its CPU (FAULTLINE_POLL_IDLE=0: never).  There,
+	 * with 2 to 64 CPUs in the process's CPU set, a handler is pinned to
+	 * each CPU and they all poll (local polling: the poller of the CPU a
+	 * fault came from reads it, and wakes its thread there; at least one
+	 * handler more than CPUs is started; FAULTLINE_POLL_LOCAL=0: never);
+	 * they poll up to 2 ms while store reads or I/O-thread work are in
+	 * flight.  0: the default (300 with more than one CPU online, else
+	 * never); -1: never poll; at most 10000.
 	 */
 	int handler_poll_us;
 };
@@ -108,6 +115,8 @@ struct fl_config {
  *   FAULTLINE_POLL_US=N        handler polling, in microseconds (0: never)
  *   FAULTLINE_POLL_IDLE=0      poll in the normal scheduling class, not in
  *                              SCHED_IDLE (read at fl_engine_create)
+ *   FAULTLINE_POLL_LOCAL=0     no local polling: one poller at a time, not
+ *                              one per CPU (read at fl_engine_create)
  *   FAULTLINE_STATS=1          print statistics when the engine is destroyed
  *   FAULTLINE_IO_URING=0       no io_uring: file stores read on I/O threads
  *                              (read at fl_engine_create, not a field)
@@ -908,9 +917,9 @@ struct fl_stats {
 	uint64_t polls_starved;
 	/* Local polling (see handler_poll_us): fault messages read by the
 	 * CPU poller of the CPU the faulting thread (most likely) ran on,
-	 * so that its wake-up stays on that CPU, and those read by another
-	 * CPU poller once no poller had read for 20 microseconds (engine
-	 * only). */
+	 * so that its wake-up stays on that CPU, and those a CPU poller read
+	 * otherwise (one it saw waiting for 20 microseconds while no poller
+	 * read, or any while it was the only one polling) (engine only). */
 	uint64_t local_reads;
 	uint64_t late_reads;
 	/* Wake-ups of resumed faults (their store read done) that a CPU
