@@ -46,6 +46,7 @@ void __tsan_release(void *addr);
 
 struct aio {
 	int fd; /* eventfd: completions are ready (ring or list) */
+	pthread_mutex_t reap_lock; /* the thread reaping (see reap) */
 	pthread_mutex_t done_lock;
 	struct store_req *done;		 /* completed by stores, not yet run */
 	_Atomic unsigned long in_flight; /* submitted, not yet run */
@@ -102,6 +103,7 @@ int aio_init(struct fl_engine *e)
 		return -1;
 	}
 	pthread_mutex_init(&a->done_lock, NULL);
+	pthread_mutex_init(&a->reap_lock, NULL);
 	ring_init(a);
 	e->aio = a;
 	return 0;
@@ -121,6 +123,7 @@ void aio_destroy(struct fl_engine *e)
 	}
 #endif
 	pthread_mutex_destroy(&a->done_lock);
+	pthread_mutex_destroy(&a->reap_lock);
 	close(a->fd);
 	free(a);
 	e->aio = NULL;
@@ -463,12 +466,15 @@ static unsigned reap_ring(struct fl_engine *e, int cancelled)
 				req_run(e, reqs[i], cancelled);
 		total += n;
 	} while (n == REAP_BATCH);
-	/* Plugged reads, and stand-ins a failed submit left (ring_take_back).
-	 */
-	pthread_mutex_lock(&a->sq_lock);
-	if (io_uring_sq_ready(&a->ring))
-		io_uring_submit(&a->ring);
-	pthread_mutex_unlock(&a->sq_lock);
+	/* Plugged reads, and stand-ins a failed submit left (ring_take_back):
+	 * looked at unlocked first (a stale look only delays them to the
+	 * next reap), so that a reap does not wait for a submitter. */
+	if (io_uring_sq_ready(&a->ring)) {
+		pthread_mutex_lock(&a->sq_lock);
+		if (io_uring_sq_ready(&a->ring))
+			io_uring_submit(&a->ring);
+		pthread_mutex_unlock(&a->sq_lock);
+	}
 	return total;
 #else
 	(void)e;
@@ -477,15 +483,28 @@ static unsigned reap_ring(struct fl_engine *e, int cancelled)
 #endif
 }
 
-static void reap(struct fl_engine *e, int cancelled)
+/*
+ * Run every completion that is ready, as the one reaper (reap_lock held:
+ * taken, or tried if try is set, returning at once if another thread
+ * reaps; that one runs what is ready when it looks, and what completes
+ * after its reset signals the eventfd again).
+ */
+static void reap(struct fl_engine *e, int cancelled, int try)
 {
+	struct aio *a = e->aio;
 	uint64_t v;
 
-	/* Reset first: a completion after this signals again. */
-	if (read(e->aio->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+	if (try ? pthread_mutex_trylock(&a->reap_lock)
+		: pthread_mutex_lock(&a->reap_lock))
 		return;
+	/* Reset first: a completion after this signals again. */
+	if (read(a->fd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
+		pthread_mutex_unlock(&a->reap_lock);
+		return;
+	}
 	while (reap_list(e, cancelled) + reap_ring(e, cancelled))
 		;
+	pthread_mutex_unlock(&a->reap_lock);
 }
 
 int aio_ready(const struct fl_engine *e)
@@ -518,7 +537,13 @@ int aio_in_flight(const struct fl_engine *e)
 void aio_reap(struct fl_engine *e)
 {
 	fl_assert_may_block();
-	reap(e, 0);
+	reap(e, 0, 0);
+}
+
+void aio_reap_polling(struct fl_engine *e)
+{
+	fl_assert_may_block();
+	reap(e, 0, 1);
 }
 
 void aio_drain(struct fl_engine *e)
@@ -531,7 +556,7 @@ void aio_drain(struct fl_engine *e)
 	while (atomic_load(&a->in_flight)) {
 		struct pollfd pfd = {.fd = a->fd, .events = POLLIN};
 
-		reap(e, 1);
+		reap(e, 1, 0);
 		if (atomic_load(&a->in_flight))
 			poll(&pfd, 1, 100);
 	}

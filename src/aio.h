@@ -60,6 +60,9 @@ int aio_has_ring(const struct fl_engine *e);
 int aio_fd(const struct fl_engine *e);
 /* A handler thread: run every completion that is ready.  No lock held. */
 void aio_reap(struct fl_engine *e);
+/* A polling handler: the same, unless another thread is reaping (it then
+ * returns at once: it would only wait for that one). */
+void aio_reap_polling(struct fl_engine *e);
 /* 1 if completions may be ready to reap; no system call, no lock (a
  * polling handler asks it between reads of its userfaultfd). */
 int aio_ready(const struct fl_engine *e);

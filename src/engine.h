@@ -33,6 +33,7 @@ struct handler {
 	struct fl_engine *e;
 	int ep;
 	int cpu;
+	int pinned; /* a CPU poller: pinned to cpu now (not in shared mode) */
 	pthread_mutex_t wake_lock;
 	int wakes_open;
 	_Atomic unsigned nr_wakes;
@@ -77,6 +78,11 @@ struct fl_engine {
 	 * work (lockstat_now). */
 	unsigned nr_cpu_pollers;
 	_Atomic int local_pollers;
+	/* The last faulting thread seen and when, and until when faults come
+	 * from several threads at once (local polling is then off). */
+	_Atomic uint32_t last_fault_tid;
+	_Atomic uint64_t last_fault_at;
+	_Atomic uint64_t shared_until;
 	int poll_start_fd;
 	_Atomic uint64_t poll_last_read;
 	_Atomic uint64_t poll_last_found;

@@ -580,6 +580,48 @@ TEST(local_polling_on_every_cpu)
 	h_file_remove(&f);
 }
 
+/*
+ * One thread faulting (256 first writes to anonymous memory, no store):
+ * with local polling, every message a polling handler took was read by a
+ * CPU poller and counted as local or late (at least one per event taken
+ * while polling); without it, none is counted.  The contents are right
+ * either way.
+ */
+TEST(local_polling_one_faulting_thread)
+{
+	int possible = idle_class_permitted() && poll_local_allowed();
+
+	for (int i = 0; i < 2; i++) {
+		struct fl_config cfg;
+		struct fl_stats s;
+		unsigned char *p;
+		fl_engine *e;
+
+		if (i == 1)
+			setenv("FAULTLINE_POLL_LOCAL", "0", 1);
+		fl_config_init(&cfg);
+		cfg.handler_poll_us = 10000;
+		cfg.anon_fault_around_pages = 1;
+		e = fl_engine_create(&cfg);
+		restore_poll_local();
+		REQUIRE(e != NULL);
+		p = h_map(e, 256 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+		for (int k = 0; k < 256; k++)
+			p[(size_t)k * PG + k] = (unsigned char)(k + 1);
+		for (int k = 0; k < 256; k++)
+			CHECK_EQ(p[(size_t)k * PG + k], (unsigned char)(k + 1));
+		s = h_estats(e);
+		CHECK_EQ(s.zero_fills, 256);
+		if (i == 0 && possible)
+			CHECK_GE(s.local_reads + s.late_reads, s.polled_events);
+		else
+			CHECK_EQ(s.local_reads + s.late_reads, 0);
+		CHECK_EQ(fl_munmap(e, p, 256 * PG), 0);
+		CHECK_EQ(fl_engine_destroy(e), 0);
+	}
+}
+
 /* FAULTLINE_READAHEAD=1: one page read per major fault. */
 TEST(env_readahead_honoured)
 {
