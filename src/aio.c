@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -54,6 +55,9 @@ struct aio {
 	int have_ring;
 	struct io_uring ring;
 	pthread_mutex_t sq_lock; /* one submitter at a time */
+	/* SQEs may be queued, not submitted: set under sq_lock (sq_note),
+	 * read unlocked by reap_ring. */
+	_Atomic int sq_queued;
 	pthread_mutex_t cq_lock; /* one reaper at a time */
 #endif
 };
@@ -214,6 +218,13 @@ int aio_submit(struct store_req *req)
 /* Requests one aio_ring_rw call starts at most. */
 #define RING_RW_MAX 32
 
+/* Under sq_lock: note whether SQEs are queued (see sq_queued). */
+static void sq_note(struct aio *a)
+{
+	atomic_store_explicit(&a->sq_queued, io_uring_sq_ready(&a->ring) != 0,
+			      memory_order_relaxed);
+}
+
 /* An SQE for the next request; under sq_lock.  A full queue is first
  * handed to the kernel (it may hold only stand-ins, see ring_take_back). */
 static struct io_uring_sqe *ring_get_sqe(struct io_uring *ring)
@@ -314,6 +325,7 @@ void aio_unplug(void)
 	while (io_uring_submit(&a->ring) == -EINTR)
 		;
 	ring_strand_fail(a);
+	sq_note(a);
 	pthread_mutex_unlock(&a->sq_lock);
 #else
 	(void)plugged_ring; /* no ring: nothing is ever left queued */
@@ -381,6 +393,7 @@ int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 			;
 		i = ring_take_back(&a->ring, sqes, i, tail0);
 	}
+	sq_note(a);
 	pthread_mutex_unlock(&a->sq_lock);
 	return i ? (int)i : -EAGAIN;
 #else
@@ -467,12 +480,14 @@ static unsigned reap_ring(struct fl_engine *e, int cancelled)
 		total += n;
 	} while (n == REAP_BATCH);
 	/* Plugged reads, and stand-ins a failed submit left (ring_take_back):
-	 * looked at unlocked first (a stale look only delays them to the
-	 * next reap), so that a reap does not wait for a submitter. */
-	if (io_uring_sq_ready(&a->ring)) {
+	 * only if some may be queued (sq_queued, read unlocked: a stale look
+	 * only leaves them to the next reap, or to the plugged thread's own
+	 * submit), so that a reap does not wait for a submitter. */
+	if (atomic_load_explicit(&a->sq_queued, memory_order_relaxed)) {
 		pthread_mutex_lock(&a->sq_lock);
 		if (io_uring_sq_ready(&a->ring))
 			io_uring_submit(&a->ring);
+		sq_note(a);
 		pthread_mutex_unlock(&a->sq_lock);
 	}
 	return total;
