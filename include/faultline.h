@@ -97,7 +97,9 @@ struct fl_config {
 	 * with 2 to 64 CPUs in the process's CPU set, a handler is pinned to
 	 * each CPU and they all poll (local polling: the poller of the CPU a
 	 * fault came from reads it, and wakes its thread there; at least one
-	 * handler more than CPUs is started; FAULTLINE_POLL_LOCAL=0: never);
+	 * handler more than CPUs is started; while faults come from several
+	 * threads at once, one handler polls at a time, unpinned;
+	 * FAULTLINE_POLL_LOCAL=0: never);
 	 * they poll up to 2 ms while store reads or I/O-thread work are in
 	 * flight.  0: the default (300 with more than one CPU online, else
 	 * never); -1: never poll; at most 10000.
