@@ -37,6 +37,8 @@ struct handler {
 	pthread_mutex_t wake_lock;
 	int wakes_open;
 	_Atomic unsigned nr_wakes;
+	_Atomic uint64_t handed_at; /* when the first waiting wake came */
+	_Atomic uint64_t looked_at; /* its last look while it polls; 0: not */
 	struct {
 		int uffd;
 		uintptr_t start;

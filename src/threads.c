@@ -166,6 +166,8 @@ static void poll_wake_others(struct fl_engine *e)
 			NULL, NULL, 0);
 }
 
+static unsigned issue_late_handed_wakes(struct fl_engine *e);
+
 /* Whether a handler polls now (the poller, or CPU pollers). */
 static int polling(struct fl_engine *e)
 {
@@ -197,6 +199,7 @@ static int handler_park(struct fl_engine *e)
 			    &wait, NULL, 0) == 0 ||
 		    errno != ETIMEDOUT)
 			break; /* woken: polling ended, or a burst */
+		issue_late_handed_wakes(e); /* held by starved CPU pollers */
 		if (atomic_load(&e->poll_beat) == beat && polling(e)) {
 			atomic_store(&e->poll_starved, 1);
 			break;
@@ -506,7 +509,10 @@ static int hand_wake(void *arg, int cpu, int uffd, uintptr_t start, size_t len)
 	for (unsigned i = 0; i < e->nr_cpu_pollers && !h; i++)
 		if (e->handlers[i].cpu == cpu)
 			h = &e->handlers[i];
-	if (!h)
+	/* Only to a poller that polls now: one that has not looked for
+	 * POLL_LATE_NS is descheduled (its CPU busy), and would hold it. */
+	if (!h || (int64_t)(lockstat_now() - atomic_load(&h->looked_at)) >
+			  POLL_LATE_NS)
 		return -1;
 	pthread_mutex_lock(&h->wake_lock);
 	n = atomic_load(&h->nr_wakes);
@@ -514,6 +520,8 @@ static int hand_wake(void *arg, int cpu, int uffd, uintptr_t start, size_t len)
 		h->wakes[n].uffd = uffd;
 		h->wakes[n].start = start;
 		h->wakes[n].len = len;
+		if (n == 0)
+			atomic_store(&h->handed_at, lockstat_now());
 		atomic_store(&h->nr_wakes, n + 1);
 		taken = 1;
 	}
@@ -525,20 +533,42 @@ static int hand_wake(void *arg, int cpu, int uffd, uintptr_t start, size_t len)
 }
 
 /* Issue the wakes handed to CPU poller h, and leave its wakes open (it
- * polls) or closed; returns how many it issued. */
+ * polls), closed, or as they are (open -1); returns how many it issued. */
 static unsigned issue_handed_wakes(struct handler *h, int open)
 {
 	unsigned n;
 	__typeof__(h->wakes[0]) w[HANDED_WAKES_MAX];
 
 	pthread_mutex_lock(&h->wake_lock);
-	h->wakes_open = open;
+	if (open >= 0)
+		h->wakes_open = open;
 	n = atomic_load(&h->nr_wakes);
 	memcpy(w, h->wakes, n * sizeof(w[0]));
 	atomic_store(&h->nr_wakes, 0);
 	pthread_mutex_unlock(&h->wake_lock);
 	for (unsigned i = 0; i < n; i++)
 		uffd_wake(w[i].uffd, w[i].start, w[i].len);
+	return n;
+}
+
+/*
+ * Issue the wakes that waited POLL_LATE_NS at any CPU poller: one handed a
+ * wake may be descheduled right after (its CPU taken by a busy thread),
+ * so the other pollers, and the parked handlers at each look for
+ * starvation, issue what it holds too long.  Returns how many.
+ */
+static unsigned issue_late_handed_wakes(struct fl_engine *e)
+{
+	uint64_t now = lockstat_now();
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < e->nr_cpu_pollers; i++) {
+		struct handler *o = &e->handlers[i];
+
+		if (atomic_load(&o->nr_wakes) &&
+		    (int64_t)(now - atomic_load(&o->handed_at)) > POLL_LATE_NS)
+			n += issue_handed_wakes(o, -1);
+	}
 	return n;
 }
 
@@ -585,8 +615,11 @@ static void local_poll(struct handler *h, struct fault_reserve *r,
 			break;
 		if (!local_mode(e))
 			break; /* several threads fault: shared mode */
+		atomic_store(&h->looked_at, lockstat_now());
 		found = local_look(h, r, msgs, have, &st);
-		if (atomic_load(&h->nr_wakes) && issue_handed_wakes(h, 1))
+		if (atomic_load(&h->nr_wakes) && issue_handed_wakes(h, -1))
+			found = 1;
+		if (issue_late_handed_wakes(e))
 			found = 1;
 		now = lockstat_now();
 		if (found || atomic_load(&e->poll_last_found) != found_at) {
@@ -597,6 +630,7 @@ static void local_poll(struct handler *h, struct fault_reserve *r,
 			cpu_relax();
 		}
 	}
+	atomic_store(&h->looked_at, 0);
 	issue_handed_wakes(h, 0);
 	set_idle_class(0);
 	if (atomic_load(&e->poll_starved))
