@@ -62,7 +62,7 @@ PROGRAM    := $(BUILD)/faultline
 
 .PHONY: all test sanitize clang clang-sanitize tsan check check-exports demo \
         install uninstall clean format format-check test-no-io-uring \
-        test-one-poller \
+        test-local-poller \
         test-python
 all: $(STATIC) $(SHARED) $(PROGRAM)
 
@@ -179,17 +179,17 @@ check-exports: $(SHARED)
 # What CI runs: the exports, then the suite four times (gcc, gcc with
 # ASan+UBSan, clang, clang with ASan+UBSan), one after the other, and the
 # plain gcc suite twice more: with io_uring turned off (FAULTLINE_IO_URING=0:
-# the I/O-thread path for file stores), and with local polling turned off
-# (FAULTLINE_POLL_LOCAL=0: one poller at a time, as without the idle
-# class).  Every run goes on after a failure; the last line adds them up.
+# the I/O-thread path for file stores), and with local polling turned on
+# (FAULTLINE_POLL_LOCAL=1: a poller on every CPU; off by default).  Every
+# run goes on after a failure; the last line adds them up.
 CHECK_RUNS := test sanitize clang clang-sanitize test-no-io-uring \
-	test-one-poller test-python
+	test-local-poller test-python
 
 test-no-io-uring:
 	FAULTLINE_IO_URING=0 $(SKIP_ONCE) $(MAKE) --no-print-directory test
 
-test-one-poller:
-	FAULTLINE_POLL_LOCAL=0 $(SKIP_ONCE) $(MAKE) --no-print-directory test
+test-local-poller:
+	FAULTLINE_POLL_LOCAL=1 $(SKIP_ONCE) $(MAKE) --no-print-directory test
 
 # The Python package's tests (pytest; skipped, saying why, without it),
 # against the shared library built here.

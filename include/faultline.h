@@ -94,14 +94,13 @@ struct fl_config {
 	 * SCHED_IDLE again (CAP_SYS_NICE, or RLIMIT_NICE 20), it polls in that
 	 * class: it then runs only on a CPU nobody else wants, and the thread
 	 * it wakes stays on its CPU (FAULTLINE_POLL_IDLE=0: never).  There,
-	 * with 2 to 64 CPUs in the process's CPU set, a handler is pinned to
-	 * each CPU and they all poll (local polling: the poller of the CPU a
-	 * fault came from reads it, and wakes its thread there; at least one
-	 * handler more than CPUs is started; while faults come from several
-	 * threads at once, one handler polls at a time, unpinned;
-	 * FAULTLINE_POLL_LOCAL=0: never);
-	 * they poll up to 2 ms while store reads or I/O-thread work are in
-	 * flight.  0: the default (300 with more than one CPU online, else
+	 * with FAULTLINE_POLL_LOCAL=1 (off by default) and 2 to 64 CPUs in
+	 * the process's CPU set, a handler is pinned to each CPU and they all
+	 * poll (local polling: the poller of the CPU a fault came from reads
+	 * it, and wakes its thread there; at least one handler more than
+	 * CPUs is started; while faults come from several threads at once,
+	 * one handler polls at a time, unpinned); they poll up to 2 ms while
+	 * store reads or I/O-thread work are in flight.  0: the default (300 with more than one CPU online, else
 	 * never); -1: never poll; at most 10000.
 	 */
 	int handler_poll_us;
@@ -117,8 +116,8 @@ struct fl_config {
  *   FAULTLINE_POLL_US=N        handler polling, in microseconds (0: never)
  *   FAULTLINE_POLL_IDLE=0      poll in the normal scheduling class, not in
  *                              SCHED_IDLE (read at fl_engine_create)
- *   FAULTLINE_POLL_LOCAL=0     no local polling: one poller at a time, not
- *                              one per CPU (read at fl_engine_create)
+ *   FAULTLINE_POLL_LOCAL=1     local polling: a poller on every CPU, not
+ *                              one at a time (read at fl_engine_create)
  *   FAULTLINE_STATS=1          print statistics when the engine is destroyed
  *   FAULTLINE_IO_URING=0       no io_uring: file stores read on I/O threads
  *                              (read at fl_engine_create, not a field)

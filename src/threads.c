@@ -641,16 +641,17 @@ static void local_poll(struct handler *h, struct fault_reserve *r,
 }
 
 /* The CPUs of the process's affinity (at most max, in cpus): one CPU
- * poller each, or 0 if local polling is off (FAULTLINE_POLL_LOCAL=0, no
- * polling, no idle class, one CPU, or more than max). */
+ * poller each, or 0 if local polling is off (FAULTLINE_POLL_LOCAL=1 not
+ * set: off by default, see docs/design.md; no polling, no idle class, one
+ * CPU, or more than max). */
 static unsigned local_poll_cpus(const struct fl_engine *e, int *cpus,
 				unsigned max)
 {
-	const char *off = getenv("FAULTLINE_POLL_LOCAL");
+	const char *on = getenv("FAULTLINE_POLL_LOCAL");
 	cpu_set_t set;
 	unsigned n = 0;
 
-	if ((off && !strcmp(off, "0")) || e->config.handler_poll_us <= 0 ||
+	if (!on || strcmp(on, "1") || e->config.handler_poll_us <= 0 ||
 	    !idle_class_usable() || sched_getaffinity(0, sizeof(set), &set) ||
 	    CPU_COUNT(&set) < 2 || (unsigned)CPU_COUNT(&set) > max)
 		return 0;

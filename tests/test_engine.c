@@ -17,7 +17,7 @@
 static unsigned char buf[32 * PG];
 
 /* FAULTLINE_POLL_LOCAL as the suite was started with (make
- * test-one-poller sets it to 0), restored after a test changed it. */
+ * test-local-poller sets it to 1), restored after a test changed it. */
 static void restore_poll_local(void)
 {
 	static char outer[16];
@@ -36,14 +36,15 @@ static void restore_poll_local(void)
 		unsetenv("FAULTLINE_POLL_LOCAL");
 }
 
-/* Whether the suite runs with local polling allowed (not =0). */
+/* Whether the suite runs with local polling on (FAULTLINE_POLL_LOCAL=1,
+ * make test-local-poller; it is off by default). */
 static int poll_local_allowed(void)
 {
 	const char *v;
 
 	restore_poll_local();
 	v = getenv("FAULTLINE_POLL_LOCAL");
-	return !(v && !strcmp(v, "0"));
+	return v && !strcmp(v, "1");
 }
 
 /* Threads the engine adds while it lives, for a given config. */
@@ -574,8 +575,9 @@ TEST(local_polling_on_every_cpu)
 	if (allowed && possible)
 		CHECK_EQ(extra[0] - extra[1], cpus);
 	else
-		printf("  (local polling is off here: FAULTLINE_POLL_LOCAL=0, "
-		       "or %d CPUs, or the idle class not permitted)\n",
+		printf("  (local polling is off here: FAULTLINE_POLL_LOCAL=1 "
+		       "not set, or %d CPUs, or the idle class not "
+		       "permitted)\n",
 		       cpus);
 	h_file_remove(&f);
 }
