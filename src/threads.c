@@ -376,8 +376,10 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
  * Local polling.  The idle class keeps a woken thread on the poller's CPU
  * only if the poller runs on the CPU the thread faulted on, and one poller
  * cannot be on every CPU: a thread faulting on another CPU leaves it
- * halted, and its wake-up pays the dearest step again.  So where the idle
- * class is usable and the process may run on several CPUs, one handler is
+ * halted, and its wake-up pays the dearest step again.  So with
+ * FAULTLINE_POLL_LOCAL=1 (off by default until a hang it exposes in the
+ * failure-injection sweep is fixed: docs/design.md), where the idle class
+ * is usable and the process may run on several CPUs, one handler is
  * pinned to each of them (a CPU poller), and all of them poll in the idle
  * class while faults come.
  *
