@@ -402,12 +402,19 @@ static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 			     enum pte_state state, struct fl_group **over,
 			     int *failed)
 {
-	unsigned char claimed[ANON_WINDOW_MAX];
+	unsigned char claimed[ANON_WINDOW_MAX] = {0};
 	size_t n = (hi - lo) >> PAGE_SHIFT;
 	long filled = 0;
 
 	if (anon_claim(f, lo, n, state, claimed, over) < 0)
 		return -EDQUOT;
+	/* The faulting page not claimed: its entry is there already (a
+	 * fault that served it first: the page is present), or there was
+	 * no memory for the entry.  Said as a failure, so that the caller
+	 * looks: woken with nothing mapped, the thread would fault again
+	 * at once, for as long as memory is short. */
+	if (!claimed[(f->addr - lo) >> PAGE_SHIFT])
+		*failed = 1;
 	for (size_t i = 0, j; i < n; i = j) {
 		uintptr_t start = lo + (i << PAGE_SHIFT);
 		long done;

