@@ -307,22 +307,30 @@ static size_t read_and_serve(struct fl_engine *e, struct fault_reserve *r,
 	return n;
 }
 
-/* One look of the poller: 1 if it found and served something.  A full
- * batch of messages wakes the other handlers to help before it is
- * served. */
+/* What a poller's look found: n messages read (of have: a full batch
+ * wakes the other handlers to help before it is served) and completions
+ * if aio is set.  Serves them (as poll_serve); 1 if there was anything. */
+static int look_found(struct fl_engine *e, struct fault_reserve *r,
+		      struct uffd_msg *msgs, size_t n, unsigned have, int aio,
+		      int idle, int cpu)
+{
+	if (n && n == have)
+		poll_wake_others(e); /* a burst: help */
+	if (!aio && !n)
+		return 0;
+	poll_serve(e, r, msgs, n, aio, idle, cpu);
+	count_add(&e->stats, polled_events, (uint64_t)aio + (n > 0));
+	return 1;
+}
+
+/* One look of the poller: 1 if it found and served something. */
 static int poll_look(struct fl_engine *e, struct fault_reserve *r,
 		     struct uffd_msg *msgs, unsigned have, int idle)
 {
 	int aio = aio_ready(e);
 	size_t n = have ? read_messages(e, msgs, have) : 0;
 
-	if (n && n == have)
-		poll_wake_others(e); /* a burst: help */
-	if (!aio && !n)
-		return 0;
-	poll_serve(e, r, msgs, n, aio, idle, -1);
-	count_add(&e->stats, polled_events, (uint64_t)aio + (n > 0));
-	return 1;
+	return look_found(e, r, msgs, n, have, aio, idle, -1);
 }
 
 /* Serve faults and completions as they come, without sleeping, until
@@ -378,10 +386,9 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
  * cannot be on every CPU: a thread faulting on another CPU leaves it
  * halted, and its wake-up pays the dearest step again.  So with
  * FAULTLINE_POLL_LOCAL=1 (off by default for now: docs/design.md), where
- * the idle class
- * is usable and the process may run on several CPUs, one handler is
- * pinned to each of them (a CPU poller), and all of them poll in the idle
- * class while faults come.
+ * the idle class is usable and the process may run on several CPUs, one
+ * handler is pinned to each of them (a CPU poller), and all of them poll
+ * in the idle class while faults come.
  *
  * Which one reads a message decides where the wake-up goes, and the CPU
  * pollers cannot see whose message waits without reading it.  But the
@@ -460,13 +467,12 @@ static void local_poll_start(struct fl_engine *e)
 		abort(); /* an eventfd write of 1 cannot overflow in practice */
 }
 
-/* One look of a CPU poller: 1 if it found and served something. */
+/* One look of a CPU poller, at now: 1 if it found and served something. */
 static int local_look(struct handler *h, struct fault_reserve *r,
 		      struct uffd_msg *msgs, unsigned have,
-		      struct local_look_state *st)
+		      struct local_look_state *st, uint64_t now)
 {
 	struct fl_engine *e = h->e;
-	uint64_t now = lockstat_now();
 	int late, aio = aio_ready(e);
 	size_t n = 0;
 
@@ -479,13 +485,9 @@ static int local_look(struct handler *h, struct fault_reserve *r,
 			count_add(&e->stats, late_reads, n);
 		else
 			count_add(&e->stats, local_reads, n);
-		if (n == have)
-			poll_wake_others(e); /* a burst: help */
 	}
-	if (!aio && !n)
+	if (!look_found(e, r, msgs, n, have, aio, 1, late ? -1 : h->cpu))
 		return 0;
-	poll_serve(e, r, msgs, n, aio, 1, late ? -1 : h->cpu);
-	count_add(&e->stats, polled_events, (uint64_t)aio + (n > 0));
 	atomic_store(&e->poll_last_found, lockstat_now());
 	return 1;
 }
@@ -561,14 +563,14 @@ static unsigned issue_handed_wakes(struct handler *h, int open)
  */
 static unsigned issue_late_handed_wakes(struct fl_engine *e)
 {
-	uint64_t now = lockstat_now();
 	unsigned n = 0;
 
 	for (unsigned i = 0; i < e->nr_cpu_pollers; i++) {
 		struct handler *o = &e->handlers[i];
 
 		if (atomic_load(&o->nr_wakes) &&
-		    (int64_t)(now - atomic_load(&o->handed_at)) > POLL_LATE_NS)
+		    (int64_t)(lockstat_now() - atomic_load(&o->handed_at)) >
+			    POLL_LATE_NS)
 			n += issue_handed_wakes(o, -1);
 	}
 	return n;
@@ -617,8 +619,9 @@ static void local_poll(struct handler *h, struct fault_reserve *r,
 			break;
 		if (!local_mode(e))
 			break; /* several threads fault: shared mode */
-		atomic_store(&h->looked_at, lockstat_now());
-		found = local_look(h, r, msgs, have, &st);
+		now = lockstat_now();
+		atomic_store(&h->looked_at, now);
+		found = local_look(h, r, msgs, have, &st, now);
 		if (atomic_load(&h->nr_wakes) && issue_handed_wakes(h, -1))
 			found = 1;
 		if (issue_late_handed_wakes(e))
@@ -709,8 +712,6 @@ static unsigned handler_wait(int ep, unsigned have)
 	return woke;
 }
 
-/* After a handler served something: it polls, or (local polling) a CPU
- * poller polls and any other handler starts the CPU pollers. */
 /* A CPU poller pinned to its CPU in local mode, free to go anywhere in
  * the process's CPU set (all the CPU pollers' CPUs) in shared mode. */
 static void pin_for_mode(struct handler *h, int local)
@@ -721,18 +722,21 @@ static void pin_for_mode(struct handler *h, int local)
 	if (h->cpu < 0 || h->pinned == local)
 		return;
 	CPU_ZERO(&set);
-	for (unsigned i = 0; i < e->nr_cpu_pollers; i++)
-		if (local ? e->handlers[i].cpu == h->cpu : 1)
+	if (local)
+		CPU_SET(h->cpu, &set);
+	else
+		for (unsigned i = 0; i < e->nr_cpu_pollers; i++)
 			CPU_SET(e->handlers[i].cpu, &set);
 	if (!pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
 		h->pinned = local;
 }
 
+/* After a handler served something: it polls, or (local polling) a CPU
+ * poller polls and any other handler starts the CPU pollers. */
 static void handler_served(struct handler *h, struct fault_reserve *r,
 			   struct uffd_msg *msgs, int may_idle)
 {
 	struct fl_engine *e = h->e;
-
 	int local = local_mode(e);
 
 	pin_for_mode(h, local);
