@@ -352,11 +352,12 @@ static long anon_zero_run(struct fault *f, uintptr_t start, size_t pages,
  * Claim the unpopulated pages of [lo, hi) as state, private pages charged
  * first (the faulting page alone, if the whole window does not fit).
  * Returns how many were claimed, or -EDQUOT with *over set if not even the
- * faulting page fits.
+ * faulting page fits; *no_entry is set if there was no memory for the
+ * faulting page's entry.
  */
 static long anon_claim(struct fault *f, uintptr_t lo, size_t n,
 		       enum pte_state state, unsigned char *claimed,
-		       struct fl_group **over)
+		       struct fl_group **over, int *no_entry)
 {
 	struct pagetable *pt = &f->e->pagetable;
 	struct fl_group *g = f->m->group;
@@ -383,6 +384,8 @@ static long anon_claim(struct fault *f, uintptr_t lo, size_t n,
 		    pte_set(pt, (lo >> PAGE_SHIFT) + i, state) < 0) {
 			claimed[i] = 0;
 			count--;
+			if (i == at)
+				*no_entry = 1;
 			if (state == PTE_PRIVATE)
 				group_uncharge(g, 1);
 		}
@@ -402,18 +405,19 @@ static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 			     enum pte_state state, struct fl_group **over,
 			     int *failed)
 {
-	unsigned char claimed[ANON_WINDOW_MAX] = {0};
+	unsigned char claimed[ANON_WINDOW_MAX];
 	size_t n = (hi - lo) >> PAGE_SHIFT;
 	long filled = 0;
+	int no_entry = 0;
 
-	if (anon_claim(f, lo, n, state, claimed, over) < 0)
+	if (anon_claim(f, lo, n, state, claimed, over, &no_entry) < 0)
 		return -EDQUOT;
-	/* The faulting page not claimed: its entry is there already (a
-	 * fault that served it first: the page is present), or there was
-	 * no memory for the entry.  Said as a failure, so that the caller
-	 * looks: woken with nothing mapped, the thread would fault again
-	 * at once, for as long as memory is short. */
-	if (!claimed[(f->addr - lo) >> PAGE_SHIFT])
+	/* No memory for the faulting page's entry: said as a failure, so
+	 * that the caller looks.  Woken with nothing mapped, the thread
+	 * would fault again at once, for as long as memory is short.  (An
+	 * entry another fault made is not: that fault maps the page, and
+	 * wakes.) */
+	if (no_entry)
 		*failed = 1;
 	for (size_t i = 0, j; i < n; i = j) {
 		uintptr_t start = lo + (i << PAGE_SHIFT);
