@@ -83,6 +83,14 @@ int aio_submit(struct store_req *req);
  * negative errno (none started).
  */
 int aio_submit_io(struct store_req *req, struct fl_store *s);
+/*
+ * Complete such a request now with result, without any store: a device
+ * that has the data in memory (compressed swap) answers at once.  The
+ * completion still runs as aio_submit_io's would (queued, on a handler
+ * thread: the caller may hold what complete takes), but with no thread
+ * between: the handler that submits reaps it at its next look.
+ */
+void aio_complete_now(struct store_req *req, ssize_t result);
 /* The engine's io_uring, for the file store: start reads and writes
  * (io->write) of fd.  Returns how many of ios were started (a prefix: the
  * others were not, and never will be: the caller serves them), -EAGAIN

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aio.h"
 #include "codec.h"
 #include "faultline.h"
 #include "pagesize.h"
@@ -408,6 +409,76 @@ static int zpool_read(struct fl_swap *d, uint64_t slot, void *buf, unsigned n)
 	return 0;
 }
 
+/* A read the next device's read_submit started for us (see below). */
+struct zpool_next_read {
+	struct store_req req;	 /* the next device's request */
+	struct store_req *outer; /* ours, completed with its result */
+	struct zpool *z;
+	unsigned n;
+};
+
+/* The next device's read completed (on a handler thread, or cancelled):
+ * counted as zpool_read_next counts a read, then ours completes. */
+static void zpool_next_read_done(struct store_req *req, int cancelled)
+{
+	struct zpool_next_read *r = (struct zpool_next_read *)req;
+	struct store_req *outer = r->outer;
+
+	if (req->result == (ssize_t)r->n << PAGE_SHIFT) {
+		atomic_fetch_add(&r->z->read_next, r->n);
+		atomic_fetch_add(&r->z->next->pages_read, r->n);
+	}
+	outer->result = req->result;
+	free(r);
+	outer->complete(outer, cancelled);
+}
+
+/*
+ * The asynchronous read (swap_dev_ops.read_submit), so that a swap-in
+ * never waits for an I/O thread: pages all in the pool are decompressed
+ * now (CPU work, a few microseconds a page) and the request completes at
+ * once (aio_complete_now: on this handler's next look); pages none of
+ * which is in the pool are read by the next device's read_submit.  A run
+ * of both kinds (swap-in readahead) is left to read, on an I/O thread.
+ * Errors are counted by read, which a failed completion falls back to.
+ */
+static int zpool_read_submit(struct fl_swap *d, uint64_t slot, void *buf,
+			     unsigned n, struct store_req *req)
+{
+	struct zpool *z = to_zpool(d);
+	struct zpool_next_read *r;
+	unsigned in = 0;
+
+	if (!zpool_range_ok(z, slot, n))
+		return zpool_fail(EINVAL);
+	for (unsigned i = 0; i < n; i++)
+		in += pool_has(z, slot + i);
+	if (in == n) {
+		ssize_t result = (ssize_t)n << PAGE_SHIFT;
+
+		for (unsigned i = 0; i < n && result > 0; i++)
+			if (pool_load(z, slot + i,
+				      (char *)buf + (size_t)i * PAGE_SIZE) <= 0)
+				result = -EIO;
+		aio_complete_now(req, result);
+		return 0;
+	}
+	if (in || !z->next || !z->next->ops->read_submit)
+		return zpool_fail(EOPNOTSUPP);
+	r = malloc(sizeof(*r));
+	if (!r)
+		return zpool_fail(ENOMEM);
+	*r = (struct zpool_next_read){
+		.req = {.e = req->e, .complete = zpool_next_read_done},
+		.outer = req,
+		.z = z,
+		.n = n};
+	if (z->next->ops->read_submit(z->next, slot, buf, n, &r->req) == 0)
+		return 0; /* r may be completed (freed) by now */
+	free(r);
+	return -1;
+}
+
 static void zpool_free(struct fl_swap *d, uint64_t slot, unsigned n)
 {
 	struct zpool *z = to_zpool(d);
@@ -457,6 +528,7 @@ static const struct swap_dev_ops zpool_ops = {
 	.write = zpool_write,
 	.write_pages = zpool_write_pages,
 	.read = zpool_read,
+	.read_submit = zpool_read_submit,
 	.free = zpool_free,
 	.destroy = zpool_destroy,
 };

@@ -1145,6 +1145,15 @@ TEST(swap_compressed_in_front_of_file)
 	CHECK_GT(zs.stored, 0);
 	CHECK_GT(zs.loaded, 0);
 	CHECK_GT(zs.written_next, 0);
+	/* Swap-ins are read from the pool or the file (each counted by the
+	 * device that had the page, however it was read: at once from the
+	 * pool, through the file's asynchronous read, or on an I/O thread). */
+	CHECK_GT(zs.read_next, 0);
+	CHECK_EQ(fl_swap_stats(z, &st), 0);
+	CHECK_EQ(st.read_errors, 0);
+	CHECK_EQ(st.pages_read, zs.loaded + zs.read_next);
+	CHECK_EQ(fl_swap_stats(v.s, &st), 0);
+	CHECK_EQ(st.pages_read, zs.read_next);
 	CHECK_EQ(fl_munmap(v.e, p, n * PG), 0);
 	CHECK_EQ(fl_munmap(v.e, q, 256 * PG), 0);
 	check_totals_zero(&v);
