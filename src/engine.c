@@ -131,6 +131,8 @@ static void engine_free(struct fl_engine *e)
 		close(e->stop_fd);
 	if (e->pagemap_fd >= 0)
 		close(e->pagemap_fd);
+	if (e->self_pidfd >= 0)
+		close(e->self_pidfd);
 	if (e->uffd >= 0)
 		close(e->uffd);
 	workqueue_destroy(&e->work);
@@ -172,7 +174,7 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
-	e->uffd = e->stop_fd = e->pagemap_fd = e->work.fd = -1;
+	e->uffd = e->stop_fd = e->pagemap_fd = e->self_pidfd = e->work.fd = -1;
 	e->poll_start_fd = -1;
 	engine_init_locks(e);
 	if (workqueue_init(&e->work) || groups_init(e))
@@ -185,7 +187,9 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 	e->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (e->stop_fd < 0)
 		goto fail;
-	e->pagemap_fd = uffd_open_pagemap(); /* optional: -1 is fine */
+	e->pagemap_fd = uffd_open_pagemap();	/* optional: -1 is fine */
+	e->self_pidfd = uffd_open_self_pidfd(); /* optional too */
+	e->self_pid = getpid();
 	if (aio_init(e) || flusher_init(e))
 		goto fail;
 	/* Never written: reads of it map the kernel's zero page. */

@@ -50,6 +50,8 @@ struct fl_engine {
 	int uffd;
 	int stop_fd;	/* eventfd: tells handler threads to exit */
 	int pagemap_fd; /* /proc/self/pagemap, or -1 */
+	int self_pidfd; /* this process, for process_madvise; or -1 */
+	pid_t self_pid; /* the process self_pidfd is for */
 	struct fl_config config;
 	pthread_mutex_t threads_lock; /* threads, nr_threads, nr_io */
 	pthread_t *threads;	      /* handlers first, then I/O threads */

@@ -7,7 +7,9 @@
  *      (and waits) instead of changing what is being saved;
  *   2. copy it into a new swap-cache page (under writeback, charged with
  *      the private page's charge);
- *   3. drop it from the view (MADV_DONTNEED) and lift the uffd-wp marker;
+ *   3. drop it from the view (MADV_DONTNEED: the pages of one pick at
+ *      once, through process_madvise, so that they cost one TLB flush)
+ *      and lift the uffd-wp marker;
  *   4. record the swap entry (device, slot) in the engine page table.
  *
  * Then, with no lock held, the pages are written to their slots; a page
@@ -26,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "group.h"
@@ -71,45 +75,93 @@ static unsigned swap_room(struct fl_group *g, struct fl_swap *dev, unsigned n,
 }
 
 /*
- * Steps 1-4 for the pages [first, last) of a run taken (take[]), each an
- * ioctl or call for the whole range.  Map lock (read) and page-table lock
- * held.  Returns 0, or -1 if the range stays (nothing changed).
+ * Steps 1 and 2 for a range of pages taken, one ioctl for the range: the
+ * pages of [first, last) of addrs (consecutive addresses) are
+ * write-protected and copied into their swap-cache pages.  Map lock (read)
+ * and page-table lock held.  0, or -1 if the range stays (nothing
+ * changed).
  */
-static int swap_out_range(struct fl_engine *e, uintptr_t addr, unsigned first,
-			  unsigned last, struct swap_page **sp)
+static int swap_out_copy(struct fl_engine *e, const uintptr_t *addrs,
+			 unsigned first, unsigned last, struct swap_page **sp)
 {
-	uintptr_t start = addr + ((uintptr_t)first << PAGE_SHIFT);
-	size_t len = (size_t)(last - first) << PAGE_SHIFT;
-
-	if (uffd_writeprotect(e->uffd, start, len, 1))
+	if (uffd_writeprotect(e->uffd, addrs[first],
+			      (size_t)(last - first) << PAGE_SHIFT, 1))
 		return -1;
 	for (unsigned k = first; k < last; k++)
-		memcpy(sp[k]->data,
-		       (void *)(addr + ((uintptr_t)k << PAGE_SHIFT)),
-		       PAGE_SIZE);
-	if (madvise((void *)start, len, MADV_DONTNEED)) {
-		uffd_writeprotect(e->uffd, start, len, 0); /* wakes */
-		return -1;
-	}
-	uffd_unprotect_quiet(e->uffd, start, len);
+		memcpy(sp[k]->data, (void *)addrs[k], PAGE_SIZE);
 	return 0;
 }
 
 /*
- * Swap out the private pages of the n consecutive pages from addr of m
- * (n <= SWAP_RUN_MAX, and room in b for them).  Map lock (read) held.
- * Returns how many went to the cache (added to b), or -1 if there is no
- * swap room left.
+ * Step 3 for the nr ranges copied: dropped from the view together (one
+ * TLB flush for all where the kernel batches process_madvise: a flush is
+ * an IPI to every CPU running the program, dear in a VM), then their
+ * uffd-wp markers lifted.  A range that could not be dropped gets its
+ * protection back (waking whoever stored meanwhile) and its pages are no
+ * longer taken.  Locks as swap_out_copy.
+ */
+static void swap_out_zap(struct fl_engine *e, const struct iovec *iov,
+			 const unsigned *first, unsigned nr,
+			 unsigned char *take)
+{
+	/* Never another process's memory: in a child of fork() the pidfd
+	 * is still the parent's. */
+	int pidfd = getpid() == e->self_pid ? e->self_pidfd : -1;
+	unsigned done = uffd_zap_ranges(pidfd, iov, nr);
+
+	for (unsigned r = 0; r < nr; r++) {
+		uintptr_t start = (uintptr_t)iov[r].iov_base;
+		size_t len = iov[r].iov_len;
+
+		if (r < done) {
+			uffd_unprotect_quiet(e->uffd, start, len);
+			continue;
+		}
+		uffd_writeprotect(e->uffd, start, len, 0); /* wakes */
+		memset(take + first[r], 0, len >> PAGE_SHIFT);
+	}
+}
+
+/* Which of the n candidates (ascending) are taken: mapped, and private
+ * in the engine's page table.  Page-table lock held. */
+static void swap_out_taken(struct fl_engine *e, const uintptr_t *addrs,
+			   unsigned n, unsigned char *take)
+{
+	unsigned char present[SWAP_RUN_MAX];
+
+	for (unsigned i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && addrs[j] == addrs[j - 1] + PAGE_SIZE;
+		     j++)
+			;
+		if (uffd_present_pages(e->pagemap_fd, addrs[i],
+				       (size_t)(j - i) << PAGE_SHIFT,
+				       present + i) < 0)
+			memset(present + i, 0, j - i);
+	}
+	for (unsigned k = 0; k < n; k++)
+		take[k] = present[k] &&
+			  pte_get(&e->pagetable, addrs[k] >> PAGE_SHIFT) ==
+				  PTE_PRIVATE;
+}
+
+/*
+ * Swap out the private pages among the n candidates of m (ascending
+ * addresses, n <= SWAP_RUN_MAX, and room in b for them): steps 1-4, with
+ * each run of consecutive pages write-protected at once and all of them
+ * dropped at once.  Map lock (read) held.  Returns how many went to the
+ * cache (added to b), or -1 if there is no swap room left.
  */
 static int swap_out_run(struct fl_engine *e, struct fl_mapping *m,
-			struct fl_swap *dev, uintptr_t addr, unsigned n,
+			struct fl_swap *dev, const uintptr_t *addrs, unsigned n,
 			struct swap_batch *b)
 {
 	struct pagetable *pt = &e->pagetable;
 	struct fl_group *g = m->group;
 	struct swap_page *sp[SWAP_RUN_MAX];
-	uint64_t slot[SWAP_RUN_MAX], vpn = addr >> PAGE_SHIFT;
-	unsigned char present[SWAP_RUN_MAX], take[SWAP_RUN_MAX];
+	uint64_t slot[SWAP_RUN_MAX];
+	unsigned char take[SWAP_RUN_MAX];
+	struct iovec iov[SWAP_RUN_MAX];
+	unsigned first[SWAP_RUN_MAX], nr = 0;
 	int went = 0;
 
 	n = swap_room(g, dev, n, slot, sp);
@@ -122,34 +174,37 @@ static int swap_out_run(struct fl_engine *e, struct fl_mapping *m,
 	if (m->object)
 		pthread_rwlock_wrlock(&m->object->lock);
 	pagetable_lock(pt);
-	if (uffd_present_pages(e->pagemap_fd, addr, (size_t)n << PAGE_SHIFT,
-			       present) < 0)
-		memset(present, 0, n);
-	for (unsigned k = 0; k < n; k++)
-		take[k] = present[k] && pte_get(pt, vpn + k) == PTE_PRIVATE;
+	swap_out_taken(e, addrs, n, take);
 	for (unsigned i = 0, j; i < n; i = j) {
-		for (j = i; j < n && take[j]; j++)
+		for (j = i + 1; j < n && take[i] && take[j] &&
+				addrs[j] == addrs[j - 1] + PAGE_SIZE;
+		     j++)
 			;
-		if (j == i) {
-			j++;
+		if (!take[i])
 			continue;
-		}
-		if (swap_out_range(e, addr, i, j, sp)) {
+		if (swap_out_copy(e, addrs, i, j, sp)) {
 			memset(take + i, 0, j - i);
 			continue;
 		}
-		for (unsigned k = i; k < j; k++) {
-			/* Replaces an entry: no ENOMEM. */
-			pte_set_raw(pt, vpn + k, swap_entry(dev, slot[k]));
-			sp[k]->charged = g; /* the private page's charge */
-			atomic_store(&sp[k]->page.flags,
-				     PG_UPTODATE | PG_WRITEBACK);
-			page_get(&sp[k]->page); /* the writer's */
-			swap_cache_insert(e, sp[k]);
-			b->v[b->n] = sp[k];
-			b->group[b->n++] = g;
-			went++;
-		}
+		iov[nr] = (struct iovec){(void *)addrs[i],
+					 (size_t)(j - i) << PAGE_SHIFT};
+		first[nr++] = i;
+	}
+	if (nr)
+		swap_out_zap(e, iov, first, nr, take);
+	for (unsigned k = 0; k < n; k++) {
+		if (!take[k])
+			continue;
+		/* Replaces an entry: no ENOMEM. */
+		pte_set_raw(pt, addrs[k] >> PAGE_SHIFT,
+			    swap_entry(dev, slot[k]));
+		sp[k]->charged = g; /* the private page's charge */
+		atomic_store(&sp[k]->page.flags, PG_UPTODATE | PG_WRITEBACK);
+		page_get(&sp[k]->page); /* the writer's */
+		swap_cache_insert(e, sp[k]);
+		b->v[b->n] = sp[k];
+		b->group[b->n++] = g;
+		went++;
 	}
 	atomic_fetch_sub(&g->private_pages, (uint64_t)went);
 	pagetable_unlock(pt);
@@ -194,20 +249,18 @@ static unsigned pick_pages(struct pagetable *pt, uint64_t last, uint64_t *vpn,
 	return n;
 }
 
-/* Swap out the candidates (ascending), each run of consecutive pages at
- * once, while b holds fewer than want.  Map lock (read) held. */
+/* Swap out the candidates (ascending), while b holds fewer than want.
+ * Map lock (read) held. */
 static void swap_out_runs(struct fl_engine *e, struct fl_mapping *m,
 			  struct fl_swap *dev, const uintptr_t *addrs,
 			  unsigned n, uint64_t want, struct swap_batch *b)
 {
-	for (unsigned i = 0, j; i < n && b->n < want && !b->full; i = j) {
-		for (j = i + 1; j < n && addrs[j] == addrs[j - 1] + PAGE_SIZE &&
-				j - i < want - b->n;
-		     j++)
-			;
-		if (swap_out_run(e, m, dev, addrs[i], j - i, b) < 0)
-			b->full = 1;
-	}
+	if (b->n >= want || b->full)
+		return;
+	if (n > want - b->n)
+		n = (unsigned)(want - b->n);
+	if (swap_out_run(e, m, dev, addrs, n, b) < 0)
+		b->full = 1;
 }
 
 /* Whether reclaim for g may swap m's pages, and to which device. */

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -407,4 +409,33 @@ int uffd_unprotect_quiet(int uffd, uintptr_t start, size_t len)
 	};
 
 	return ioctl(uffd, UFFDIO_WRITEPROTECT, &w);
+}
+
+int uffd_open_self_pidfd(void)
+{
+	return pidfd_open(getpid(), 0); /* close-on-exec, as pidfds are */
+}
+
+unsigned uffd_zap_ranges(int pidfd, const struct iovec *iov, unsigned n)
+{
+	size_t want = 0;
+	ssize_t got = -1;
+	unsigned done = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		want += iov[i].iov_len;
+	if (pidfd >= 0 && n > 1)
+		got = process_madvise(pidfd, iov, n, MADV_DONTNEED, 0);
+	if (got == (ssize_t)want)
+		return n;
+	/* Refused (a kernel before 6.13 takes no MADV_DONTNEED here) or
+	 * stopped part way: the rest one range at a time. */
+	for (size_t left = got > 0 ? (size_t)got : 0;
+	     done < n && left >= iov[done].iov_len; done++)
+		left -= iov[done].iov_len;
+	for (; done < n; done++)
+		if (madvise(iov[done].iov_base, iov[done].iov_len,
+			    MADV_DONTNEED))
+			break;
+	return done;
 }

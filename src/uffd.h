@@ -10,6 +10,7 @@
 #include <linux/userfaultfd.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 /* Newer than Debian 12's kernel headers. */
 #ifndef UFFDIO_CONTINUE_MODE_WP
@@ -117,5 +118,16 @@ void uffd_wakes_for_cpu(int cpu);
 int uffd_poison(int uffd, uintptr_t start, size_t len);
 /* Lift write protection (and uffd-wp markers) without waking anyone. */
 int uffd_unprotect_quiet(int uffd, uintptr_t start, size_t len);
+
+/* A pidfd of this process (close-on-exec) for uffd_zap_ranges, or -1. */
+int uffd_open_self_pidfd(void);
+/*
+ * MADV_DONTNEED on each of the n ranges, in order, with one TLB flush for
+ * all of them where the kernel can (process_madvise through pidfd, Linux
+ * 6.16 and later batch it; pidfd -1 or a kernel that refuses: one madvise
+ * per range).  Returns how many ranges, from the first, were dropped; the
+ * others (after a failure, errno set) are as a failed madvise leaves them.
+ */
+unsigned uffd_zap_ranges(int pidfd, const struct iovec *iov, unsigned n);
 
 #endif /* FL_UFFD_H */

@@ -291,6 +291,18 @@ int inject_madvise(void *addr, size_t len, int advice)
 	return madvise(addr, len, advice);
 }
 
+ssize_t inject_process_madvise(int pidfd, const struct iovec *iov, size_t n,
+			       int advice, unsigned flags)
+{
+	int err = inject_hit(INJ_MADVISE);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return process_madvise(pidfd, iov, n, advice, flags);
+}
+
 int inject_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 			  void *(*fn)(void *), void *arg)
 {

@@ -36,6 +36,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 enum inject_point {
@@ -103,6 +104,9 @@ char *inject_strdup(const char *s);
 int inject_ioctl(int fd, unsigned long request, unsigned long arg);
 int inject_fallocate(int fd, int mode, off_t offset, off_t len);
 int inject_madvise(void *addr, size_t len, int advice);
+/* Counted and failed as madvise (the same point: a batch of them). */
+ssize_t inject_process_madvise(int pidfd, const struct iovec *iov, size_t n,
+			       int advice, unsigned flags);
 int inject_pthread_create(pthread_t *thread, const pthread_attr_t *attr,
 			  void *(*fn)(void *), void *arg);
 void *inject_mmap(void *addr, size_t len, int prot, int flags, int fd,
@@ -116,13 +120,15 @@ struct io_uring;
 int inject_io_uring_submit(struct io_uring *ring);
 
 #ifdef FL_INJECT
-#define malloc(size)		   inject_malloc(size)
-#define calloc(n, size)		   inject_calloc(n, size)
-#define realloc(p, size)	   inject_realloc(p, size)
-#define strdup(s)		   inject_strdup(s)
-#define ioctl(fd, request, arg)	   inject_ioctl(fd, request, (unsigned long)(arg))
-#define fallocate(fd, m, o, l)	   inject_fallocate(fd, m, o, l)
-#define madvise(a, l, advice)	   inject_madvise(a, l, advice)
+#define malloc(size)		inject_malloc(size)
+#define calloc(n, size)		inject_calloc(n, size)
+#define realloc(p, size)	inject_realloc(p, size)
+#define strdup(s)		inject_strdup(s)
+#define ioctl(fd, request, arg) inject_ioctl(fd, request, (unsigned long)(arg))
+#define fallocate(fd, m, o, l)	inject_fallocate(fd, m, o, l)
+#define madvise(a, l, advice)	inject_madvise(a, l, advice)
+#define process_madvise(pfd, iov, n, advice, fl)                               \
+	inject_process_madvise(pfd, iov, n, advice, fl)
 #define pthread_create(t, a, f, p) inject_pthread_create(t, a, f, p)
 #define mmap(a, l, p, fl, fd, o)   inject_mmap(a, l, p, fl, fd, o)
 #define memfd_create(name, fl)	   inject_memfd_create(name, fl)
