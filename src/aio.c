@@ -84,7 +84,7 @@ static int ring_wanted(void)
  * or sleep, interruptibly, so IORING_SETUP_COOP_TASKRUN (no IPI: a sleeper
  * is still woken, a runner takes it at its next kernel entry, a tick at
  * worst) loses no time there and saves the IPI, dear in a VM: with local
- * polling, a random read's completion reached its faulting thread 8-10
+ * polling, a random read's completion reached its faulting thread 4-8
  * microseconds sooner on average (ftrace, 1,500 reads; docs/design.md).
  * Linux 5.19 and later; an older kernel refuses the flag.
  */
