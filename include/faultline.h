@@ -66,9 +66,11 @@ struct fl_config {
 	 * in the background.  1 reads only the faulting page. */
 	unsigned readahead_pages;
 	/* Most pages zero-filled in one go on a write fault to anonymous
-	 * memory (default 16).  A lone write fills one page; the window
-	 * grows fourfold while a mapping's writes move forward in order.
-	 * 1 fills only the faulting page. */
+	 * memory (default 256, 1 MiB; at most 512).  A lone write fills one
+	 * page; the window grows fourfold (1, 4, 16, 64, 256) while a
+	 * mapping's writes move forward in order, so at most this much is
+	 * spent (and charged) ahead of a sequential writer.  1 fills only
+	 * the faulting page. */
 	unsigned anon_fault_around_pages;
 	/* Print the engine's statistics to stderr when it is destroyed. */
 	int print_stats_at_destroy;

@@ -299,7 +299,7 @@ TEST(config_defaults_and_env)
 	CHECK_EQ(cfg.handler_threads, ncpu);
 	CHECK_EQ(cfg.fault_around_pages, 4096);
 	CHECK_EQ(cfg.readahead_pages, 2048);
-	CHECK_EQ(cfg.anon_fault_around_pages, 16);
+	CHECK_EQ(cfg.anon_fault_around_pages, 256);
 	CHECK_EQ(cfg.print_stats_at_destroy, 0);
 	setenv("FAULTLINE_FAULT_AROUND", "8", 1);
 	setenv("FAULTLINE_READAHEAD", "4", 1);
