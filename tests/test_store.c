@@ -425,7 +425,12 @@ TEST(blocked_store_read_does_not_block_map_lock)
 	pthread_mutex_init(&c.lock, NULL);
 	pthread_cond_init(&c.cond, NULL);
 	c.p = h_map(c.e, 32 * PG, PROT_READ, MAP_SHARED, c.o, 0);
+	/* Under the store's lock, as mem_read reads it: the reader's fault
+	 * reaches the I/O thread through the kernel, which ThreadSanitizer
+	 * cannot see order anything. */
+	pthread_mutex_lock(&c.m->lock);
 	c.m->block_page = 10;
+	pthread_mutex_unlock(&c.m->lock);
 	REQUIRE(pthread_create(&reader, NULL, blocked_reader, &c) == 0);
 	if (!wait_flag(&c.m->lock, &c.m->cond, &c.m->blocked, 10))
 		h_fail(__FILE__, __LINE__, "the store read never started");
