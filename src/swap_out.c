@@ -151,9 +151,9 @@ static void swap_out_taken(struct fl_engine *e, const uintptr_t *addrs,
  * dropped at once.  Map lock (read) held.  Returns how many went to the
  * cache (added to b), or -1 if there is no swap room left.
  */
-static int swap_out_run(struct fl_engine *e, struct fl_mapping *m,
-			struct fl_swap *dev, const uintptr_t *addrs, unsigned n,
-			struct swap_batch *b)
+static int swap_out_pick(struct fl_engine *e, struct fl_mapping *m,
+			 struct fl_swap *dev, const uintptr_t *addrs,
+			 unsigned n, struct swap_batch *b)
 {
 	struct pagetable *pt = &e->pagetable;
 	struct fl_group *g = m->group;
@@ -259,7 +259,7 @@ static void swap_out_runs(struct fl_engine *e, struct fl_mapping *m,
 		return;
 	if (n > want - b->n)
 		n = (unsigned)(want - b->n);
-	if (swap_out_run(e, m, dev, addrs, n, b) < 0)
+	if (swap_out_pick(e, m, dev, addrs, n, b) < 0)
 		b->full = 1;
 }
 
