@@ -249,14 +249,12 @@ static unsigned pick_pages(struct pagetable *pt, uint64_t last, uint64_t *vpn,
 	return n;
 }
 
-/* Swap out the candidates (ascending), while b holds fewer than want.
- * Map lock (read) held. */
-static void swap_out_runs(struct fl_engine *e, struct fl_mapping *m,
-			  struct fl_swap *dev, const uintptr_t *addrs,
-			  unsigned n, uint64_t want, struct swap_batch *b)
+/* Swap out the n candidates (ascending), as many as b still wants (the
+ * caller asks only while it wants some).  Map lock (read) held. */
+static void swap_out_candidates(struct fl_engine *e, struct fl_mapping *m,
+				struct fl_swap *dev, const uintptr_t *addrs,
+				unsigned n, uint64_t want, struct swap_batch *b)
 {
-	if (b->n >= want || b->full)
-		return;
 	if (n > want - b->n)
 		n = (unsigned)(want - b->n);
 	if (swap_out_pick(e, m, dev, addrs, n, b) < 0)
@@ -314,7 +312,8 @@ static void swap_pick(struct fl_group *g, uint64_t want, struct swap_batch *b)
 			while (b->n < want && !b->full &&
 			       (got = pick_pages(&e->pagetable, last, &vpn,
 						 second, addrs, SWAP_RUN_MAX)))
-				swap_out_runs(e, m, dev, addrs, got, want, b);
+				swap_out_candidates(e, m, dev, addrs, got, want,
+						    b);
 			atomic_store(&e->swap.clock, vpn);
 		}
 	}

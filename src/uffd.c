@@ -428,8 +428,8 @@ unsigned uffd_zap_ranges(int pidfd, const struct iovec *iov, unsigned n)
 		got = process_madvise(pidfd, iov, n, MADV_DONTNEED, 0);
 	if (got == (ssize_t)want)
 		return n;
-	/* Refused (a kernel before 6.13 takes no MADV_DONTNEED here) or
-	 * stopped part way: the rest one range at a time. */
+	/* Refused (an older kernel takes no MADV_DONTNEED here) or stopped
+	 * part way: the rest one range at a time. */
 	for (size_t left = got > 0 ? (size_t)got : 0;
 	     done < n && left >= iov[done].iov_len; done++)
 		left -= iov[done].iov_len;
