@@ -230,8 +230,15 @@ struct fl_store_ops {
 /*
  * One asynchronous store request (see fl_store_ops.submit).  The engine
  * owns it and fills it in; it stays valid until completed.  buf, len and
- * off are as for read and write; the store must not touch buf after the
- * completion.
+ * off are as for read and write; the store must not touch buf (nor
+ * buf_fd) after the completion.
+ *
+ * buf_fd: for a read, a file that buf is a shared mapping of (the memfd
+ * behind the engine's page cache), at buf_fd_off; -1 when there is none.
+ * A store that copies data it has received (from a socket, a
+ * decompressor) may pwrite it there instead of copying it to buf: the
+ * same bytes land in the same pages, and the kernel does not have to map
+ * buf's pages (allocate, zero, map and later unmap each) first.
  */
 struct fl_store_io {
 	int write; /* 0: read into buf; 1: write from buf (writeback) */
@@ -239,6 +246,8 @@ struct fl_store_io {
 	size_t len;
 	uint64_t off;
 	void *store_data; /* the store's, between submit and completion */
+	int buf_fd;	  /* reads: buf as a file, or -1 */
+	uint64_t buf_fd_off;
 };
 
 /*

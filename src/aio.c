@@ -212,6 +212,9 @@ int aio_submit(struct store_req *req)
 		.buf = object_page_data(req->o, req->index) + req->done,
 		.len = req_left(req),
 		.off = (req->index << PAGE_SHIFT) + req->done,
+		/* buf as a file: the view maps the memfd from 0 */
+		.buf_fd = write ? -1 : o->memfd,
+		.buf_fd_off = (req->index << PAGE_SHIFT) + req->done,
 	};
 	/*
 	 * The queue depth this read joins: every store read in flight.  The

@@ -241,7 +241,7 @@ void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
 	else
 		count_add(&o->engine->stats, zero_fills, count);
 	if (o->store) /* the read is done with the engine's view */
-		object_view_drop(o, count, 0);
+		object_view_drop(o, index, count, 0);
 	pthread_rwlock_rdlock(&o->lock);
 	for (unsigned long i = 0; i < count; i++) {
 		struct fl_page *page = radix_lookup(&o->pages, index + i);

@@ -99,9 +99,14 @@ struct redis_cmd {
 	redisReply *reply;
 	int err;
 	/* Optional: where a bulk string reply goes (dst_len bytes at most);
-	 * its reply then has str NULL and len the bytes put there. */
+	 * its reply then has str NULL and len the bytes put there.  With
+	 * dst, dst_fd is a file dst is a shared mapping of (at dst_off), or
+	 * -1: the bytes are written there with pwrite (no page of dst need
+	 * be mapped); a failed write sets dst_err (an errno). */
 	void *dst;
 	size_t dst_len;
+	int dst_fd, dst_err;
+	uint64_t dst_off;
 	/* redis_exec's own */
 	unsigned pending : 1, asking : 1, retried : 1, notified : 1;
 	unsigned node;	   /* where it is sent this round */

@@ -327,7 +327,7 @@ unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
 
 	for (i = 0; i < n; i++) {
 		cmds[i].reply = NULL;
-		cmds[i].err = 0;
+		cmds[i].err = cmds[i].dst_err = 0;
 		cmds[i].pending = 1;
 		cmds[i].asking = cmds[i].retried = cmds[i].notified = 0;
 	}

@@ -4,7 +4,9 @@
  * reader builds replies with these functions instead of its own, so that
  * a bulk string a command has a destination for (a block read into the
  * engine's page cache) is copied there straight from the reader's buffer,
- * not into a reply of its own first.  Such a reply has str NULL and len
+ * not into a reply of its own first: with pwrite into the memfd behind the
+ * page cache where the command has it (the kernel then need not map the
+ * pages), else with memcpy.  Such a reply has str NULL and len
  * the bytes copied; every other reply is built as hiredis builds it, and
  * freeReplyObject frees all of them.
  *
@@ -15,8 +17,10 @@
  */
 #ifdef FL_HAVE_HIREDIS
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "redis_client.h"
 
@@ -35,6 +39,23 @@ static redisReply *reply_new(const redisReadTask *task, int type)
 	return r;
 }
 
+/* Write all n bytes of p to fd at off; 0, or an errno. */
+static int write_at(int fd, const char *p, size_t n, uint64_t off)
+{
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
 static void *create_string(const redisReadTask *task, char *str, size_t len)
 {
 	struct redis_cmd *c = task->privdata;
@@ -45,7 +66,11 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
 		if (!r)
 			return NULL;
 		r->len = len < c->dst_len ? len : c->dst_len;
-		memcpy(c->dst, str, r->len);
+		if (c->dst_fd < 0)
+			memcpy(c->dst, str, r->len);
+		else
+			c->dst_err =
+				write_at(c->dst_fd, str, r->len, c->dst_off);
 		return r; /* str NULL: the bytes are at c->dst */
 	}
 	r = reply_new(task, task->type);

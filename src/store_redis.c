@@ -148,6 +148,8 @@ static unsigned build(struct redis_store *rs, uint64_t size,
 			c[n].argc = 4;
 			c[n].dst = (char *)io->buf + a[n].at;
 			c[n].dst_len = len;
+			c[n].dst_fd = io->buf_fd;
+			c[n].dst_off = io->buf_fd_off + a[n].at;
 			cmd_arg(&c[n], 0, "GETRANGE", 8);
 			cmd_num(&c[n], 2, a[n].a1, pos - bstart);
 			cmd_num(&c[n], 3, a[n].a2, bend - bstart - 1);
@@ -182,7 +184,7 @@ static void block_done(const struct fl_store_io *io, struct redis_cmd *c,
 	char *dst = (char *)io->buf + a->at;
 	size_t got = 0;
 
-	a->err = c->err;
+	a->err = c->err ? c->err : c->dst_err;
 	if (!a->err && !io->write) {
 		if (r->type == REDIS_REPLY_STRING)
 			got = r->len < a->len ? r->len : a->len;
@@ -239,9 +241,10 @@ static void request_done(struct batch *b, unsigned r)
 
 /*
  * redis_exec's callback: the commands are on their way.  While the
- * replies come, give the reads' buffers their memory in one call each
- * (the engine's view of its memfd): copying the replies in would
- * otherwise take a page fault per page.  Only a hint: a failure
+ * replies come, give the buffers of reads with no file behind them
+ * their memory in one call each: copying the replies in would otherwise
+ * take a page fault per page (the engine's reads have its memfd behind
+ * them, and their replies are written there).  Only a hint: a failure
  * changes nothing.
  */
 static void commands_sent(void *arg)
@@ -249,7 +252,7 @@ static void commands_sent(void *arg)
 	struct batch *b = arg;
 
 	for (unsigned r = 0; r < b->n; r++) /* not those completed (freed) */
-		if (b->left[r] && !b->ios[r]->write &&
+		if (b->left[r] && !b->ios[r]->write && b->ios[r]->buf_fd < 0 &&
 		    b->ios[r]->len >= POPULATE_MIN)
 			madvise(b->ios[r]->buf, b->ios[r]->len,
 				MADV_POPULATE_WRITE);
@@ -341,8 +344,11 @@ static int grow(struct redis_store *rs, uint64_t end)
 static ssize_t run_one(struct redis_store *rs, int write, void *buf, size_t len,
 		       uint64_t off)
 {
-	struct fl_store_io io = {
-		.write = write, .buf = buf, .len = len, .off = off};
+	struct fl_store_io io = {.write = write,
+				 .buf = buf,
+				 .len = len,
+				 .off = off,
+				 .buf_fd = -1};
 	struct fl_store_io *ios[1] = {&io};
 	ssize_t r;
 

@@ -240,7 +240,8 @@ static int store_read_submit(struct fl_swap *dev, uint64_t slot, void *buf,
 	req->io = (struct fl_store_io){.write = 0,
 				       .buf = buf,
 				       .len = (size_t)n << PAGE_SHIFT,
-				       .off = slot << PAGE_SHIFT};
+				       .off = slot << PAGE_SHIFT,
+				       .buf_fd = -1};
 	err = aio_submit_io(req, d->store);
 	if (err) {
 		errno = -err;

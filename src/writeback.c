@@ -228,7 +228,7 @@ static void wb_end_run(struct fl_object *o, struct fl_page **pages, unsigned n,
 		else
 			j++;
 	}
-	object_view_drop(o, n, 1);
+	object_view_drop(o, index, n, 1);
 	for (unsigned i = 0; i < n; i++) {
 		if (failed[i])
 			pagecache_mark_dirty(o, pages[i]);
@@ -334,21 +334,40 @@ int object_writeback(struct fl_object *o, uint64_t first, uint64_t last)
 
 /* ---- several runs in flight (the flusher, reclaim) ----------------------- */
 
-void object_view_drop(struct fl_object *o, uint64_t n, int write)
+void object_view_drop(struct fl_object *o, uint64_t index, uint64_t n,
+		      int write)
 {
 	/* The pages the I/O mapped: a write's read fault also maps the
 	 * cached neighbours (the kernel's fault-around, 64 KiB). */
-	uint64_t add = n + (write ? VIEW_AROUND_PAGES : 0);
-	uint64_t mapped = atomic_fetch_add(&o->view_mapped, add) + add;
+	uint64_t around = write ? VIEW_AROUND_PAGES : 0;
+	uint64_t add = n + around, mapped, lo, hi;
 
+	if (!o->nr_pages)
+		return;
+	/*
+	 * A large I/O (a readahead window, a writeback run) empties its own
+	 * range at once: one zap per window costs one TLB flush per window,
+	 * and emptying the whole view instead would also unmap the windows
+	 * other threads are still reading into (each of their pages then
+	 * faults again, page by page).
+	 */
+	if (n >= VIEW_DROP_PAGES) {
+		lo = index > around ? index - around : 0;
+		hi = index + n + around < o->nr_pages ? index + n + around
+						      : o->nr_pages;
+		madvise(o->view + (lo << PAGE_SHIFT), (hi - lo) << PAGE_SHIFT,
+			MADV_DONTNEED);
+		return;
+	}
+	mapped = atomic_fetch_add(&o->view_mapped, add) + add;
 	/* Of threads crossing the mark together, one empties the view (the
 	 * others' small counts may be lost: a view emptied a little later). */
-	if (mapped < VIEW_DROP_PAGES || !o->nr_pages ||
+	if (mapped < VIEW_DROP_PAGES ||
 	    atomic_exchange(&o->view_mapped, 0) < VIEW_DROP_PAGES)
 		return;
 	/* One zap of the whole view, not one (and one TLB shootdown) per
-	 * I/O.  Zapping a page under I/O is harmless: the I/O holds it,
-	 * and a later touch maps it again.  A failure leaves the pages
+	 * small I/O.  Zapping a page under I/O is harmless: the I/O holds
+	 * it, and a later touch maps it again.  A failure leaves the pages
 	 * mapped twice: counted, not lost. */
 	madvise(o->view, o->nr_pages << PAGE_SHIFT, MADV_DONTNEED);
 }

@@ -51,15 +51,17 @@ uint64_t writeback_pages(struct wb_batch *b, struct fl_page **pages, unsigned n,
 			 unsigned max_in_flight);
 
 /*
- * A store read (write 0) or write (1) of n pages of o through the engine's
- * view is over.  The I/O mapped them in the view; once I/O has mapped
- * VIEW_DROP_PAGES there (writeback.c), the whole view is emptied (not the
- * cache), so that a cached page is mapped, and counted in the process's
- * resident memory, once per user view, and in the engine's only for a
- * while.  Never blocks.
+ * A store read (write 0) or write (1) of n pages of o at index, through
+ * the engine's view, is over.  The I/O mapped them in the view: a large
+ * I/O (VIEW_DROP_PAGES or more, writeback.c) empties its own range of the
+ * view at once; small ones are counted, and once they have mapped
+ * VIEW_DROP_PAGES the whole view is emptied (not the cache).  So a cached
+ * page is mapped, and counted in the process's resident memory, once per
+ * user view, and in the engine's only for a while.  Never blocks.
  */
 struct fl_object;
-void object_view_drop(struct fl_object *o, uint64_t n, int write);
+void object_view_drop(struct fl_object *o, uint64_t index, uint64_t n,
+		      int write);
 
 /* Pages of a group under writeback now: PG_WRITEBACK set / cleared. */
 void writeback_account(struct fl_page *page, int delta);

@@ -63,6 +63,7 @@ static const char *const names[INJ_NR] = {
 	[INJ_FTRUNCATE] = "ftruncate",
 	[INJ_EVENTFD] = "eventfd",
 	[INJ_IO_URING_SUBMIT] = "io_uring_submit",
+	[INJ_PWRITE] = "pwrite",
 };
 
 void inject_set_mode(enum inject_point point, unsigned long nth, int err,
@@ -278,6 +279,17 @@ int inject_fallocate(int fd, int mode, off_t offset, off_t len)
 		return -1;
 	}
 	return fallocate(fd, mode, offset, len);
+}
+
+ssize_t inject_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	int err = inject_hit(INJ_PWRITE);
+
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return pwrite(fd, buf, n, off);
 }
 
 int inject_madvise(void *addr, size_t len, int advice)

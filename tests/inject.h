@@ -4,11 +4,11 @@
  *
  * The tests link a second copy of the library, compiled with
  * `-include tests/inject.h -DFL_INJECT`: there, the library's calls to the
- * allocator, the userfaultfd ioctls, fallocate, madvise, thread creation,
- * the io_uring submit and the calls that build an engine's or object's
- * kernel resources go through
- * the inject_* wrappers of tests/inject.c, which pass them on to the real
- * call unless a test armed a failure.  The library users get has none of it.
+ * allocator, the userfaultfd ioctls, fallocate, madvise, pwrite, thread
+ * creation, the io_uring submit and the calls that build an engine's or
+ * object's kernel resources go through the inject_* wrappers of
+ * tests/inject.c, which pass them on to the real call unless a test armed
+ * a failure.  The library users get has none of it.
  *
  * A failed call returns what the real one returns on failure: -1 with
  * errno, NULL with errno, MAP_FAILED with errno, or for pthread_create the
@@ -63,6 +63,7 @@ enum inject_point {
 	INJ_FTRUNCATE,
 	INJ_EVENTFD,
 	INJ_IO_URING_SUBMIT, /* liburing's io_uring_submit (with liburing) */
+	INJ_PWRITE,
 	INJ_NR
 };
 
@@ -114,6 +115,7 @@ void *inject_mmap(void *addr, size_t len, int prot, int flags, int fd,
 int inject_memfd_create(const char *name, unsigned flags);
 int inject_ftruncate(int fd, off_t len);
 int inject_eventfd(unsigned initval, int flags);
+ssize_t inject_pwrite(int fd, const void *buf, size_t n, off_t off);
 /* A failed io_uring_submit returns the negated errno and hands nothing to
  * the kernel: the SQEs stay queued, as when the kernel takes none. */
 struct io_uring;
@@ -133,6 +135,7 @@ int inject_io_uring_submit(struct io_uring *ring);
 #define mmap(a, l, p, fl, fd, o)   inject_mmap(a, l, p, fl, fd, o)
 #define memfd_create(name, fl)	   inject_memfd_create(name, fl)
 #define ftruncate(fd, len)	   inject_ftruncate(fd, len)
+#define pwrite(fd, buf, n, off)	   inject_pwrite(fd, buf, n, off)
 #define eventfd(v, fl)		   inject_eventfd(v, fl)
 #define io_uring_submit(ring)	   inject_io_uring_submit(ring)
 #endif

@@ -210,7 +210,8 @@ static ssize_t held_do(struct held_store *h, struct fl_store_io *io)
 static ssize_t held_read(struct fl_store *s, void *buf, size_t len,
 			 uint64_t off)
 {
-	struct fl_store_io io = {.buf = buf, .len = len, .off = off};
+	struct fl_store_io io = {
+		.buf = buf, .len = len, .off = off, .buf_fd = -1};
 	ssize_t r = held_do(to_held(s), &io);
 
 	if (r < 0) {

@@ -12,6 +12,7 @@
  * hiredis, as another tool would read it.
  */
 #include "harness.h"
+#include "inject.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -519,6 +520,52 @@ TEST(sparse)
 	CHECK_EQ(r->integer, 2);
 	freeReplyObject(r);
 	redisFree(c);
+	object_delete(url_standalone, prefix, size / 65536);
+}
+
+/*
+ * The engine's reads put each block's reply straight into the memfd behind
+ * its page cache (pwrite, not through its view).  Such a write failing
+ * fails the read as a failed server does: SIGBUS for the fault that needed
+ * it, counted; the pages of that read are not kept, so once writes work
+ * the same pages read right (the page that SIGBUSed after MADV_DONTNEED,
+ * as mmap's poisoned pages).
+ */
+TEST(page_cache_write_fails)
+{
+	size_t size = 4 * MIB;
+	char prefix[64];
+	struct fl_store *s;
+	struct h_sig sig;
+	fl_engine *e;
+	fl_object *o;
+	unsigned char *p, v;
+	uint64_t err0, read0;
+
+	make_prefix(prefix, sizeof(prefix), "pwrite");
+	s = open_store(url_standalone, prefix, size, 0);
+	store_fill(s, size, 40);
+	e = h_engine(2);
+	o = fl_object_create(e, s, O_RDONLY);
+	REQUIRE(o);
+	p = h_map(e, size, PROT_READ, MAP_SHARED, o, 0);
+	err0 = h_estats(e).errors;
+	read0 = h_estats(e).pages_read;
+	inject_set_mode(INJ_PWRITE, 1, ENOSPC, INJECT_FROM);
+	CHECK_EQ(h_try_read(p + MIB, &v, &sig), SIGBUS);
+	CHECK_GE(inject_fired(INJ_PWRITE), 1);
+	inject_clear();
+	CHECK_EQ(h_estats(e).errors, err0 + 1);
+	CHECK_EQ(h_estats(e).pages_read, read0);
+	CHECK_EQ(h_mismatch(p, MIB, 40, 0), -1);
+	CHECK_EQ(h_mismatch(p + MIB + PG, size - MIB - PG, 40, MIB + PG), -1);
+	CHECK_EQ(h_try_read(p + MIB, &v, &sig), SIGBUS); /* poisoned */
+	CHECK_EQ(fl_madvise(e, p + MIB, PG, MADV_DONTNEED), 0);
+	CHECK_EQ(h_mismatch(p + MIB, PG, 40, MIB), -1);
+	CHECK_EQ(h_estats(e).pages_read, read0 + size / PG);
+	CHECK_EQ(fl_munmap(e, p, size), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
 	object_delete(url_standalone, prefix, size / 65536);
 }
 
