@@ -40,7 +40,11 @@
 struct redis_conn {
 	redisContext *ctx;
 	uint64_t gen; /* the node's generation when it was made */
+	char *rbuf;   /* REDIS_READ_CHUNK bytes to read into, or NULL */
 };
+
+/* A connection reads up to this much per read(2) (redis_conn_reply). */
+#define REDIS_READ_CHUNK (128u << 10)
 
 /* A server: a standalone one, or a cluster node (master). */
 struct redis_node {
@@ -137,6 +141,14 @@ void redis_conn_put(struct redis_client *cl, struct redis_node *node,
  * a command timed out on it: start (or lengthen) the node's backoff. */
 void redis_conn_drop(struct redis_client *cl, struct redis_node *node,
 		     struct redis_conn *conn, int timed_out);
+/*
+ * redisGetReply on a connection of the pool, but reading up to
+ * REDIS_READ_CHUNK bytes per read(2) into the connection's own buffer
+ * (hiredis reads 16 KiB at a time: a 64 KiB block took four system calls,
+ * and each read of a socket may send a window update).  Returns REDIS_OK
+ * with *reply set, or REDIS_ERR with ctx->err set as hiredis sets it.
+ */
+int redis_conn_reply(struct redis_conn *conn, void **reply);
 /* Run one command on node, outside any batch: the reply (the caller
  * frees it), or NULL with errno. */
 redisReply *redis_node_command(struct redis_client *cl, unsigned node, int argc,

@@ -17,9 +17,11 @@
 #ifdef FL_HAVE_HIREDIS
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "redis_client.h"
 
@@ -69,9 +71,10 @@ int redis_client_init(struct redis_client *cl, int cluster, unsigned timeout_ms,
 	return 0;
 }
 
-static void close_ctx(struct redis_client *cl, redisContext *ctx)
+static void conn_close(struct redis_client *cl, struct redis_conn *conn)
 {
-	redisFree(ctx);
+	redisFree(conn->ctx);
+	free(conn->rbuf);
 	atomic_fetch_sub(&cl->n.connections, 1);
 }
 
@@ -83,7 +86,7 @@ void redis_client_fini(struct redis_client *cl)
 		struct redis_node *nd = cl->nodes[i];
 
 		for (k = 0; k < nd->nidle; k++)
-			close_ctx(cl, nd->idle[k].ctx);
+			conn_close(cl, &nd->idle[k]);
 		pthread_cond_destroy(&nd->cond);
 		pthread_mutex_destroy(&nd->lock);
 		free(nd->idle);
@@ -210,7 +213,7 @@ static int take_idle(struct redis_client *cl, struct redis_node *nd,
 		if (conn->gen == nd->gen)
 			return 1;
 		nd->open--;
-		close_ctx(cl, conn->ctx);
+		conn_close(cl, conn);
 	}
 	return 0;
 }
@@ -261,8 +264,49 @@ int redis_conn_get(struct redis_client *cl, struct redis_node *nd,
 		return -1;
 	}
 	conn->gen = gen;
+	conn->rbuf = malloc(REDIS_READ_CHUNK); /* NULL: hiredis reads */
 	*fresh = 1;
 	return 0;
+}
+
+int redis_conn_reply(struct redis_conn *conn, void **reply)
+{
+	redisContext *ctx = conn->ctx;
+	int done = 0;
+
+	if (!conn->rbuf)
+		return redisGetReply(ctx, reply);
+	while (!done) /* what is still to send (none, usually) */
+		if (redisBufferWrite(ctx, &done) != REDIS_OK)
+			return REDIS_ERR;
+	if (redisGetReplyFromReader(ctx, reply) != REDIS_OK)
+		return REDIS_ERR;
+	while (!*reply) {
+		ssize_t n = read(ctx->fd, conn->rbuf, REDIS_READ_CHUNK);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) { /* as hiredis reports them, errno kept */
+			int saved = errno;
+
+			ctx->err = n < 0 ? REDIS_ERR_IO : REDIS_ERR_EOF;
+			snprintf(ctx->errstr, sizeof(ctx->errstr), "%s",
+				 n < 0 ? strerror(saved)
+				       : "Server closed the connection");
+			errno = saved;
+			return REDIS_ERR;
+		}
+		if (redisReaderFeed(ctx->reader, conn->rbuf, (size_t)n) !=
+		    REDIS_OK) {
+			ctx->err = ctx->reader->err;
+			snprintf(ctx->errstr, sizeof(ctx->errstr), "%s",
+				 ctx->reader->errstr);
+			return REDIS_ERR;
+		}
+		if (redisGetReplyFromReader(ctx, reply) != REDIS_OK)
+			return REDIS_ERR;
+	}
+	return REDIS_OK;
 }
 
 void redis_conn_put(struct redis_client *cl, struct redis_node *nd,
@@ -275,7 +319,7 @@ void redis_conn_put(struct redis_client *cl, struct redis_node *nd,
 		nd->idle[nd->nidle++] = *conn;
 	} else {
 		nd->open--;
-		close_ctx(cl, conn->ctx);
+		conn_close(cl, conn);
 	}
 	pthread_cond_signal(&nd->cond);
 	pthread_mutex_unlock(&nd->lock);
@@ -292,7 +336,7 @@ void redis_conn_drop(struct redis_client *cl, struct redis_node *nd,
 		backoff(nd, ETIMEDOUT);
 	pthread_cond_signal(&nd->cond);
 	pthread_mutex_unlock(&nd->lock);
-	close_ctx(cl, conn->ctx);
+	conn_close(cl, conn);
 }
 
 redisReply *redis_node_command(struct redis_client *cl, unsigned node, int argc,

@@ -524,6 +524,49 @@ TEST(sparse)
 }
 
 /*
+ * A batch of many more commands than a connection keeps in flight
+ * (redis_pipe.c's SEND_WINDOW, 32): each connection is sent its next
+ * commands as replies come, in one round trip, every reply in its place.
+ * 12 MiB in 4 KiB blocks is 3,072 SETs, then as many GETRANGEs, on one
+ * node or spread over three.
+ */
+static void large_batch(const char *base, const char *tag)
+{
+	size_t size = 12 * MIB;
+	unsigned char *buf = malloc(size);
+	struct fl_redis_stats st0, st1;
+	char prefix[64];
+	struct fl_store *s;
+
+	REQUIRE(buf);
+	make_prefix(prefix, sizeof(prefix), tag);
+	s = open_store(base, prefix, size, PG);
+	h_fill(buf, size, 50, 0);
+	st0 = rstats(s);
+	CHECK_EQ(s->ops->write(s, buf, size, 0), size);
+	memset(buf, 0, size);
+	CHECK_EQ(s->ops->read(s, buf, size, 0), size);
+	st1 = rstats(s);
+	CHECK_EQ(h_mismatch(buf, size, 50, 0), -1);
+	CHECK_EQ(st1.commands - st0.commands, 2 * size / PG);
+	CHECK_EQ(st1.round_trips - st0.round_trips, 2);
+	CHECK_EQ(st1.errors, st0.errors);
+	s->ops->destroy(s);
+	object_delete(base, prefix, size / PG);
+	free(buf);
+}
+
+TEST(large_batch_standalone)
+{
+	large_batch(url_standalone, "batch");
+}
+
+TEST(large_batch_cluster)
+{
+	large_batch(url_cluster, "batchc");
+}
+
+/*
  * The engine's reads put each block's reply straight into the memfd behind
  * its page cache (pwrite, not through its view).  Such a write failing
  * fails the read as a failed server does: SIGBUS for the fault that needed
