@@ -169,7 +169,8 @@ static void conn_flush(struct redis_client *cl, struct round_conn *rc)
  * Append connection k's next commands (in order) until it has
  * SEND_WINDOW in flight; 1 if any was appended (the caller flushes).
  */
-static int conn_fill(struct round *rd, unsigned k, unsigned n)
+static int conn_fill(struct redis_client *cl, struct round *rd, unsigned k,
+		     unsigned n)
 {
 	static const char *asking[] = {"ASKING"};
 	static const size_t asking_len[] = {6};
@@ -187,6 +188,7 @@ static int conn_fill(struct round *rd, unsigned k, unsigned n)
 					       asking_len);
 		redisAppendCommandArgv(rc->conn.ctx, c->argc, c->argv,
 				       c->argvlen);
+		atomic_fetch_add(&cl->n.commands, 1);
 		rc->in_flight++;
 		any = 1;
 	}
@@ -229,12 +231,11 @@ static void round_send(struct redis_client *cl, struct round *rd,
 			notify(rd, i);
 			continue;
 		}
-		atomic_fetch_add(&cl->n.commands, 1);
 		c->sent = (int)(rc - rd->c);
 	}
 	/* Every node gets its first commands before any reply is awaited. */
 	for (i = 0; i < rd->n; i++)
-		if (conn_fill(rd, i, n))
+		if (conn_fill(cl, rd, i, n))
 			conn_flush(cl, &rd->c[i]);
 	atomic_fetch_add(&cl->n.round_trips, 1);
 }
@@ -300,7 +301,7 @@ static void round_receive(struct redis_client *cl, struct round *rd,
 			cmd_reply(cl, c, r);
 			/* Half the window free: send as many more at once. */
 			if (--rc->in_flight <= SEND_WINDOW / 2 &&
-			    conn_fill(rd, (unsigned)c->sent, n))
+			    conn_fill(cl, rd, (unsigned)c->sent, n))
 				conn_flush(cl, rc);
 		}
 		notify(rd, i);
