@@ -95,7 +95,9 @@ struct fl_config {
 	 * itself descheduled (a busy machine).  Where the process may leave
 	 * SCHED_IDLE again (CAP_SYS_NICE, or RLIMIT_NICE 20), it polls in that
 	 * class: it then runs only on a CPU nobody else wants, and the thread
-	 * it wakes stays on its CPU (FAULTLINE_POLL_IDLE=0: never).  There,
+	 * it wakes stays on its CPU (FAULTLINE_POLL_IDLE=0: never); while
+	 * one thread faults alone, the poller moves to that thread's CPU
+	 * (counted in poller_moves) so that its wake-up stays there.  There,
 	 * with FAULTLINE_POLL_LOCAL=1 (off by default) and 2 to 64 CPUs in
 	 * the process's CPU set, a handler is pinned to each CPU and they all
 	 * poll (local polling: the poller of the CPU a fault came from reads
@@ -939,6 +941,9 @@ struct fl_stats {
 	 * poller handed to the poller of the faulting thread's CPU, to wake
 	 * it there (engine only). */
 	uint64_t handed_wakes;
+	/* Times the poller moved to the CPU of the one thread faulting, to
+	 * wake it there (see handler_poll_us; engine only). */
+	uint64_t poller_moves;
 };
 
 /* Statistics of the whole engine (counters since creation). */

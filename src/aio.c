@@ -184,14 +184,20 @@ static uint64_t req_left(const struct store_req *req)
 
 /* Hand req to store s, counted in flight; 0, or a negative errno (not
  * started: nobody will complete it, and the count is taken back). */
+/* Requests the calling thread put in the engine's ring (aio_ring_rw). */
+static __thread unsigned long ring_started;
+
 static int submit_one(struct store_req *req, struct fl_store *s)
 {
 	struct fl_store_io *ios[1] = {&req->io};
+	unsigned long ring0 = ring_started;
 	int n;
 
 	atomic_fetch_add(&req->e->aio->in_flight, 1);
 	errno = 0;
 	n = s->ops->submit(s, ios, 1);
+	if (ring_started == ring0) /* the store's own threads complete it */
+		threads_note_handoff();
 	if (n == 1)
 		return 0; /* req may be completed (even freed) by now */
 	atomic_fetch_sub(&req->e->aio->in_flight, 1);
@@ -426,6 +432,7 @@ int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 	}
 	sq_note(a);
 	pthread_mutex_unlock(&a->sq_lock);
+	ring_started += i;
 	return i ? (int)i : -EAGAIN;
 #else
 	(void)ios;

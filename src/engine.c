@@ -131,6 +131,8 @@ static void engine_free(struct fl_engine *e)
 		close(e->stop_fd);
 	if (e->pagemap_fd >= 0)
 		close(e->pagemap_fd);
+	if (e->follow_fd >= 0)
+		close(e->follow_fd);
 	if (e->self_pidfd >= 0)
 		close(e->self_pidfd);
 	if (e->uffd >= 0)
@@ -175,7 +177,7 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 	if (!e)
 		return NULL;
 	e->uffd = e->stop_fd = e->pagemap_fd = e->self_pidfd = e->work.fd = -1;
-	e->poll_start_fd = -1;
+	e->poll_start_fd = e->follow_fd = -1;
 	engine_init_locks(e);
 	if (workqueue_init(&e->work) || groups_init(e))
 		goto fail;

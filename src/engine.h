@@ -87,6 +87,12 @@ struct fl_engine {
 	_Atomic uint32_t last_fault_tid;
 	_Atomic uint64_t last_fault_at;
 	_Atomic uint64_t shared_until;
+	_Atomic unsigned fault_streak; /* faults in a row from that thread */
+	/* The poller's open /proc/self/task/TID/stat of the thread it last
+	 * followed (threads.c, poller_follow), or -1; only the poller (one
+	 * at a time) uses them. */
+	int follow_fd;
+	uint32_t follow_tid;
 	int poll_start_fd;
 	_Atomic uint64_t poll_last_read;
 	_Atomic uint64_t poll_last_found;
@@ -193,5 +199,16 @@ int threads_start(struct fl_engine *e);
 void threads_stop(struct fl_engine *e);
 /* Queue background work for the I/O threads, adding one if all are busy. */
 void threads_post_work(struct fl_engine *e, struct work *work);
+/* The calling thread handed work to another thread (an I/O thread, a
+ * store's own): what it serves completes elsewhere (threads.c: the poller
+ * then does not follow the faulting thread). */
+void threads_note_handoff(void);
+/*
+ * The CPU thread tid of this process last ran on (field 39 of
+ * /proc/self/task/TID/stat), or -1.  *fd is that file kept open for
+ * *fd_tid (-1: none yet): opened, or reopened for another tid, as needed;
+ * the caller closes it.
+ */
+int thread_last_cpu(int *fd, uint32_t *fd_tid, uint32_t tid);
 
 #endif /* FL_ENGINE_H */

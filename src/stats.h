@@ -33,7 +33,8 @@
 	X(polls_starved)                                                       \
 	X(local_reads)                                                         \
 	X(late_reads)                                                          \
-	X(handed_wakes)
+	X(handed_wakes)                                                        \
+	X(poller_moves)
 
 struct counters {
 #define FL_COUNTER_FIELD(name) _Atomic uint64_t name;

@@ -3,8 +3,10 @@
  * once, handler threads from the config and from FAULTLINE_THREADS. */
 #define _GNU_SOURCE
 #include "harness.h"
+#include "engine.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -622,6 +624,130 @@ TEST(local_polling_one_faulting_thread)
 		CHECK_EQ(fl_munmap(e, p, 256 * PG), 0);
 		CHECK_EQ(fl_engine_destroy(e), 0);
 	}
+}
+
+/* Pin the calling thread to cpu (-1: to the CPUs in *all). */
+static void pin_self(int cpu, const cpu_set_t *all)
+{
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	if (cpu >= 0)
+		CPU_SET(cpu, &one);
+	REQUIRE(sched_setaffinity(0, sizeof(one), cpu >= 0 ? &one : all) == 0);
+}
+
+/* The first n CPUs this thread may run on, in cpus; how many. */
+static int allowed_cpus(cpu_set_t *all, int *cpus, int n)
+{
+	int k = 0;
+
+	REQUIRE(sched_getaffinity(0, sizeof(*all), all) == 0);
+	for (int c = 0; c < CPU_SETSIZE && k < n; c++)
+		if (CPU_ISSET(c, all))
+			cpus[k++] = c;
+	return k;
+}
+
+/*
+ * thread_last_cpu (threads.c), with which the poller finds the CPU of the
+ * thread whose fault it serves: a thread pinned to each CPU in turn reads
+ * that CPU for itself, through one file kept open; a thread that does not
+ * exist reads -1.
+ */
+TEST(thread_last_cpu_is_where_the_thread_runs)
+{
+	uint32_t me = (uint32_t)gettid(), fd_tid = 0;
+	int cpus[8], n, fd = -1;
+	cpu_set_t all;
+
+	n = allowed_cpus(&all, cpus, 8);
+	for (int i = 0; i < n; i++) {
+		pin_self(cpus[i], &all);
+		CHECK_EQ(thread_last_cpu(&fd, &fd_tid, me), cpus[i]);
+	}
+	pin_self(-1, &all);
+	CHECK_EQ(fd_tid, me);
+	CHECK_EQ(thread_last_cpu(&fd, &fd_tid, 0x7ffffff0u), -1);
+	CHECK_EQ(fd, -1);
+}
+
+/* Whether every thread of the process may run on all the CPUs in arg. */
+static int threads_unpinned(void *arg)
+{
+	const cpu_set_t *all = arg;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	int ok = 1;
+
+	REQUIRE(d);
+	while (ok && (de = readdir(d))) {
+		cpu_set_t set;
+		int tid = atoi(de->d_name);
+
+		if (tid > 0 && sched_getaffinity(tid, sizeof(set), &set) == 0)
+			ok = CPU_EQUAL(&set, all);
+	}
+	closedir(d);
+	return ok;
+}
+
+/*
+ * The poller follows a lone faulting thread to its CPU (threads.c,
+ * poller_follow): a thread takes 96 major faults on each CPU it may use
+ * in turn (up to 4), pinned there, each fault waiting for a read through
+ * the ring; every page reads right, and once polling has ended no thread
+ * of the engine is left pinned (the poller's affinity is given back;
+ * with local polling on, the CPU pollers stay pinned: not checked).
+ * How often the poller moved depends on where the scheduler had put it:
+ * noted, not checked.
+ */
+TEST(poller_follows_a_lone_faulting_thread)
+{
+	int cpus[4], n;
+	struct fl_config cfg;
+	struct h_file f;
+	struct fl_stats s;
+	cpu_set_t all;
+	unsigned char *p;
+	fl_object *o;
+	fl_engine *e;
+
+	n = allowed_cpus(&all, cpus, 4);
+	h_file_create(&f, 96 * 4 * PG, 109);
+	fl_config_init(&cfg);
+	cfg.handler_poll_us = 10000;
+	e = fl_engine_create(&cfg);
+	REQUIRE(e != NULL);
+	o = h_open(e, &f, O_RDONLY);
+	p = h_map(e, 96 * 4 * PG, PROT_READ, MAP_SHARED, o, 0);
+	CHECK_EQ(fl_madvise(e, p, 96 * 4 * PG, MADV_RANDOM), 0);
+	for (int i = 0; i < n; i++) {
+		size_t at = (size_t)i * 96 * PG;
+
+		pin_self(cpus[i], &all);
+		/* Every other page, backwards: no readahead to find. */
+		for (int k = 95; k >= 0; k -= 2)
+			CHECK_EQ(h_mismatch(p + at + (size_t)k * PG, PG, 109,
+					    at + (size_t)k * PG),
+				 -1);
+		for (int k = 94; k >= 0; k -= 2)
+			CHECK_EQ(h_mismatch(p + at + (size_t)k * PG, PG, 109,
+					    at + (size_t)k * PG),
+				 -1);
+	}
+	pin_self(-1, &all);
+	s = h_estats(e);
+	CHECK_EQ(s.major_faults, (uint64_t)n * 96);
+	CHECK_LE(s.poller_moves, s.major_faults);
+	if (!poll_local_allowed()) /* CPU pollers stay pinned */
+		CHECK(h_wait_until(threads_unpinned, &all));
+	h_note("%d CPUs, poller moved %llu times", n,
+	       (unsigned long long)s.poller_moves);
+	CHECK_EQ(fl_munmap(e, p, 96 * 4 * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
 }
 
 /* FAULTLINE_READAHEAD=1: one page read per major fault. */

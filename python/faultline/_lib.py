@@ -143,6 +143,7 @@ STATS_FIELDS = [
     "local_reads",
     "late_reads",
     "handed_wakes",
+    "poller_moves",
 ]
 
 
