@@ -142,7 +142,16 @@ void redis_conn_put(struct redis_client *cl, struct redis_node *node,
 void redis_conn_drop(struct redis_client *cl, struct redis_node *node,
 		     struct redis_conn *conn, int timed_out);
 /*
- * redisGetReply on a connection of the pool, but reading up to
+ * Write ctx's buffered commands out (redisBufferWrite until done), with
+ * SIGPIPE blocked in the calling thread meanwhile: a connection the server
+ * closed, or one redis_client_cancel shut down, fails with EPIPE instead
+ * of killing the program.  REDIS_OK, or REDIS_ERR with ctx->err set and
+ * errno kept.
+ */
+int redis_conn_flush(redisContext *ctx);
+/*
+ * redisGetReply on a connection of the pool (its commands written out
+ * first, with redis_conn_flush), but reading up to
  * REDIS_READ_CHUNK bytes per read(2) into the connection's own buffer
  * (hiredis reads 16 KiB at a time: a 64 KiB block took four system calls,
  * and each read of a socket may send a window update).  Returns REDIS_OK

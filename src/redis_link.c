@@ -17,6 +17,8 @@
 #ifdef FL_HAVE_HIREDIS
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,16 +271,39 @@ int redis_conn_get(struct redis_client *cl, struct redis_node *nd,
 	return 0;
 }
 
+int redis_conn_flush(redisContext *ctx)
+{
+	sigset_t pipe_set, old, pending;
+	int done = 0, rc = REDIS_OK, saved, was_pending;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	sigpending(&pending);
+	was_pending = sigismember(&pending, SIGPIPE);
+	while (!done && rc == REDIS_OK)
+		rc = redisBufferWrite(ctx, &done);
+	saved = errno;
+	/* The signal a write to a closed connection raised, taken back
+	 * (not one that was pending already) before it is unblocked. */
+	if (rc != REDIS_OK && saved == EPIPE && !was_pending) {
+		struct timespec now = {0, 0};
+
+		sigtimedwait(&pipe_set, NULL, &now);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return rc;
+}
+
 int redis_conn_reply(struct redis_conn *conn, void **reply)
 {
 	redisContext *ctx = conn->ctx;
-	int done = 0;
 
+	if (redis_conn_flush(ctx) != REDIS_OK) /* none to send, usually */
+		return REDIS_ERR;
 	if (!conn->rbuf)
 		return redisGetReply(ctx, reply);
-	while (!done) /* what is still to send (none, usually) */
-		if (redisBufferWrite(ctx, &done) != REDIS_OK)
-			return REDIS_ERR;
 	if (redisGetReplyFromReader(ctx, reply) != REDIS_OK)
 		return REDIS_ERR;
 	while (!*reply) {
@@ -352,7 +377,10 @@ redisReply *redis_node_command(struct redis_client *cl, unsigned node, int argc,
 	atomic_fetch_add(&cl->n.commands, 1);
 	atomic_fetch_add(&cl->n.round_trips, 1);
 	redis_reply_expect(conn.ctx, NULL);
-	r = redisCommandArgv(conn.ctx, argc, argv, argvlen);
+	r = NULL;
+	if (redisAppendCommandArgv(conn.ctx, argc, argv, argvlen) != REDIS_OK ||
+	    redis_conn_reply(&conn, (void **)&r) != REDIS_OK)
+		r = NULL;
 	if (!r) {
 		int err = conn.ctx->err == REDIS_ERR_IO && errno ? errno : EIO;
 

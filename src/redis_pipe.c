@@ -158,11 +158,8 @@ static unsigned cmd_node(struct redis_client *cl, const struct redis_cmd *c)
 /* Write rc's buffer out (its commands go to the node). */
 static void conn_flush(struct redis_client *cl, struct round_conn *rc)
 {
-	int done = 0;
-
-	while (rc->ok && !done)
-		if (redisBufferWrite(rc->conn.ctx, &done) != REDIS_OK)
-			conn_broken(cl, rc);
+	if (rc->ok && redis_conn_flush(rc->conn.ctx) != REDIS_OK)
+		conn_broken(cl, rc);
 }
 
 /*

@@ -25,6 +25,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -572,16 +573,25 @@ static int options_check(const struct fl_redis_options *o)
 	       (o->exclusive && !o->create_size && !o->create);
 }
 
+/* Start n store threads, with every signal blocked (they are the
+ * program's, as for the engine's threads). */
 static int threads_start(struct redis_store *rs, unsigned n)
 {
-	for (rs->nthreads = 0; rs->nthreads < n; rs->nthreads++) {
-		int err = pthread_create(&rs->threads[rs->nthreads], NULL,
-					 store_thread, rs);
+	sigset_t all, old;
+	int err = 0;
 
-		if (err) {
-			errno = err;
-			return -1;
-		}
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (rs->nthreads = 0; rs->nthreads < n; rs->nthreads++) {
+		err = pthread_create(&rs->threads[rs->nthreads], NULL,
+				     store_thread, rs);
+		if (err)
+			break;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		errno = err;
+		return -1;
 	}
 	return 0;
 }

@@ -13,6 +13,7 @@
  */
 #include "harness.h"
 #include "inject.h"
+#include "redis_client.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <libgen.h>
 #include <sys/wait.h>
@@ -521,6 +523,33 @@ TEST(sparse)
 	freeReplyObject(r);
 	redisFree(c);
 	object_delete(url_standalone, prefix, size / 65536);
+}
+
+/*
+ * The client writes commands while replies come in (SEND_WINDOW), so a
+ * write may meet a connection the server closed or that cancel shut
+ * down.  That write fails with EPIPE (the connection is dropped, the
+ * command failed or retried) and never raises SIGPIPE, whose default
+ * action would kill the program: here, on a connection shut down for
+ * writing, redis_conn_flush returns an error with errno EPIPE, the process
+ * lives, and no SIGPIPE is left pending.
+ */
+TEST(write_to_a_closed_connection_raises_no_sigpipe)
+{
+	redisContext *c = rc_connect(url_standalone, 0);
+	const char *argv[] = {"PING"};
+	size_t len[] = {4};
+	sigset_t pending;
+
+	REQUIRE(shutdown(c->fd, SHUT_WR) == 0);
+	REQUIRE(redisAppendCommandArgv(c, 1, argv, len) == REDIS_OK);
+	errno = 0;
+	CHECK_EQ(redis_conn_flush(c), REDIS_ERR);
+	CHECK_EQ(errno, EPIPE);
+	CHECK_EQ(c->err, REDIS_ERR_IO);
+	sigpending(&pending);
+	CHECK(!sigismember(&pending, SIGPIPE));
+	redisFree(c);
 }
 
 /*
