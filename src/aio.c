@@ -182,11 +182,11 @@ static uint64_t req_left(const struct store_req *req)
 	return len - req->done;
 }
 
-/* Hand req to store s, counted in flight; 0, or a negative errno (not
- * started: nobody will complete it, and the count is taken back). */
 /* Requests the calling thread put in the engine's ring (aio_ring_rw). */
 static __thread unsigned long ring_started;
 
+/* Hand req to store s, counted in flight; 0, or a negative errno (not
+ * started: nobody will complete it, and the count is taken back). */
 static int submit_one(struct store_req *req, struct fl_store *s)
 {
 	struct fl_store_io *ios[1] = {&req->io};
@@ -210,17 +210,17 @@ int aio_submit(struct store_req *req)
 	struct fl_store *s = req->o->store;
 	struct fl_object *o = req->o;
 	int write = req->write;
-	uint64_t depth = 0;
+	uint64_t at = (req->index << PAGE_SHIFT) + req->done, depth = 0;
 	int err;
 
 	req->io = (struct fl_store_io){
 		.write = write,
 		.buf = object_page_data(req->o, req->index) + req->done,
 		.len = req_left(req),
-		.off = (req->index << PAGE_SHIFT) + req->done,
+		.off = at,
 		/* buf as a file: the view maps the memfd from 0 */
 		.buf_fd = write ? -1 : o->memfd,
-		.buf_fd_off = (req->index << PAGE_SHIFT) + req->done,
+		.buf_fd_off = at,
 	};
 	/*
 	 * The queue depth this read joins: every store read in flight.  The

@@ -378,9 +378,8 @@ redisReply *redis_node_command(struct redis_client *cl, unsigned node, int argc,
 	atomic_fetch_add(&cl->n.round_trips, 1);
 	redis_reply_expect(conn.ctx, NULL);
 	r = NULL;
-	if (redisAppendCommandArgv(conn.ctx, argc, argv, argvlen) != REDIS_OK ||
-	    redis_conn_reply(&conn, (void **)&r) != REDIS_OK)
-		r = NULL;
+	if (redisAppendCommandArgv(conn.ctx, argc, argv, argvlen) == REDIS_OK)
+		redis_conn_reply(&conn, (void **)&r);
 	if (!r) {
 		int err = conn.ctx->err == REDIS_ERR_IO && errno ? errno : EIO;
 
