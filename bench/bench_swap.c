@@ -544,7 +544,10 @@ static const char *const row_name[NR_CFG] = {"kernel", "faultline",
  * it for the compressed row.  NULL after printing why. */
 static fl_swap *make_swap(struct swap_ctx *c, fl_engine *engine)
 {
-	fl_swap *s = fl_swap_file_create(engine, c->fl.path, c->size);
+	/* As large as the kernel's (twice the working set): both keep a
+	 * page's slot after a read swap-in while swap is less than half
+	 * full.  Sparse: grown as written. */
+	fl_swap *s = fl_swap_file_create(engine, c->fl.path, 2 * c->size);
 
 	c->file_dev = s;
 	c->zdev = NULL;
@@ -694,9 +697,12 @@ static int swap_fl_compressed(void *arg, struct bench_run *out)
 /* Whether this build can run the compressed row, and with what. */
 static void faultline_setup(struct swap_ctx *c, struct bench_config *cfg)
 {
-#ifdef SWAP_ALGORITHM
 	char b[32];
 
+	printf("  faultline: swap file %s (twice the working set, as the "
+	       "kernel's; sparse, grown as written)\n",
+	       format_size(2 * c->size, b, sizeof(b)));
+#ifdef SWAP_ALGORITHM
 	printf("  faultline-compressed: %s, pool %s (a quarter of the limit, "
 	       "not charged to the group) in front of the swap file\n",
 	       SWAP_ALG_NAME, format_size(c->pool, b, sizeof(b)));

@@ -769,6 +769,10 @@ struct fl_group_stats {
 	uint64_t throttle_ns;	/* the time they were paused, in all */
 	uint64_t max_mem_wait_ns; /* the longest a fault of the group waited
 				     for memory (reclaim, OOM wait) */
+	uint64_t swap_outs_clean; /* pages of the group's own mappings dropped
+				     without a write: swapped in by a read
+				     and not written since, their slot kept
+				     (not in swap_outs) */
 };
 
 int fl_group_stats(fl_group *group, struct fl_group_stats *stats);

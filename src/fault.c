@@ -36,6 +36,7 @@
 #include "object.h"
 #include "readahead.h"
 #include "reclaim.h"
+#include "swap.h"
 #include "uffd.h"
 
 /* The fault-around window around a lone fault, in pages. */
@@ -298,7 +299,8 @@ static void anon_unclaim_unmapped(struct fault *f, uintptr_t start,
 	for (size_t i = 0; i < pages; i++) {
 		uint64_t vpn = (start >> PAGE_SHIFT) + i;
 
-		if (present[i] || pte_get(pt, vpn) != state)
+		if (present[i] || pte_get(pt, vpn) != state ||
+		    (pte_get_raw(pt, vpn) & PTE_SLOT))
 			continue;
 		pte_set(pt, vpn, PTE_NONE);
 		freed += state == PTE_PRIVATE;
@@ -951,6 +953,12 @@ enum fault_result fault_once(struct fault *f)
 
 		if (entry)
 			return fault_swapin(f, entry);
+		/* A store to a page swapped in by a read: its slot no longer
+		 * holds what the page will, so it goes now, before the
+		 * store is let through (fault_anon_wp, fault_cow). */
+		if (f->write && pagetable_drop_kept_slot(&f->e->pagetable,
+							 f->addr >> PAGE_SHIFT))
+			swap_uncharge(f->m->group, 1);
 	}
 	if (f->m->kind == MAP_KIND_ANON)
 		return fault_anon(f);

@@ -297,35 +297,50 @@ static enum fault_result fault_swap_read(struct fault *f, struct swap_page *sp)
 
 /*
  * Install sp's data at addr of m, whose entry is still sp's slot: the page
- * becomes private (charged: sp's charge moves to it), the slot is freed
- * (by the writer, if a writeout still runs), the entry forgotten.  Wakes
- * nobody.  Map lock and page-table lock held.  0, or -1 if the page could
- * not be placed (the entry and the cache page stay).
+ * becomes private (charged: sp's charge moves to it), the entry forgotten.
+ * For a read (read set), while swap is at most half full, the page is
+ * mapped write-protected and keeps the slot and its swap charge (the
+ * entry's PTE_SLOT), so that reclaim can drop it again without writing it
+ * until a store frees them; otherwise the slot is freed (by the writer, if
+ * a writeout still runs).  Wakes nobody.  Map lock and page-table lock
+ * held.  0, or -1 if the page could not be placed (the entry and the
+ * cache page stay).
  */
 static int swap_install_one(struct fl_engine *e, struct fl_mapping *m,
-			    uintptr_t addr, struct swap_page *sp)
+			    uintptr_t addr, struct swap_page *sp, int read)
 {
 	struct fl_group *g = m->group;
-	int writing;
+	uint64_t vpn = addr >> PAGE_SHIFT;
+	/* Stable under the page-table lock.  A slot still being written, or
+	 * whose write failed, does not hold the page's data. */
+	int writing = page_test(&sp->page, PG_WRITEBACK);
+	int keep = read && !writing && !sp->write_failed &&
+		   swap_may_keep_slot(sp->dev, g);
+	long mapped = keep ? uffd_copy_wp(e->uffd, e->pagemap_fd, addr,
+					  sp->data, PAGE_SIZE)
+			   : uffd_copy(e->uffd, e->pagemap_fd, addr, sp->data,
+				       PAGE_SIZE);
 
-	if (uffd_copy(e->uffd, e->pagemap_fd, addr, sp->data, PAGE_SIZE) != 1)
+	if (mapped != 1)
 		return -1;
-	pte_set_raw(&e->pagetable, addr >> PAGE_SHIFT,
-		    PTE_PRIVATE | PTE_REFERENCED);
+	pte_set_raw(&e->pagetable, vpn,
+		    keep ? swap_entry_kept(pte_get_raw(&e->pagetable, vpn))
+			 : PTE_PRIVATE | PTE_REFERENCED);
 	atomic_fetch_add(&g->private_pages, 1);
 	swap_cache_remove(e, sp);
-	writing = page_test(&sp->page, PG_WRITEBACK); /* stable: pt lock */
 	if (sp->charged != g) { /* made for another group's fault */
 		group_force_charge(g, 1);
 	} else {
 		sp->charged = NULL; /* moved to the private page */
 	}
+	atomic_fetch_add(&g->swap_ins, 1);
+	if (keep)
+		return 0; /* the slot is the entry's still */
 	if (writing)
 		sp->orphan = 1; /* the writer frees the slot when done */
 	else
 		sp->dev->ops->free(sp->dev, sp->slot, 1);
 	swap_uncharge(g, 1);
-	atomic_fetch_add(&g->swap_ins, 1);
 	return 0;
 }
 
@@ -354,7 +369,7 @@ static void swap_around(struct fault *f)
 		if (!sp || !page_test(&sp->page, PG_UPTODATE) ||
 		    page_test(&sp->page, PG_LOCKED | PG_WRITEBACK) ||
 		    atomic_load(&sp->page.refcount) != 1 ||
-		    swap_install_one(e, f->m, addr, sp))
+		    swap_install_one(e, f->m, addr, sp, !f->write))
 			break;
 		gone[n++] = sp;
 	}
@@ -372,7 +387,7 @@ static enum fault_result fault_swap_install(struct fault *f,
 	struct fl_engine *e = f->e;
 
 	fault_count_first(f, 0);
-	if (swap_install_one(e, f->m, f->addr, sp)) {
+	if (swap_install_one(e, f->m, f->addr, sp, !f->write)) {
 		pagetable_unlock(&e->pagetable); /* the entry stays */
 		if (fault_is_stale(f)) {
 			uffd_wake(e->uffd, f->addr, PAGE_SIZE);

@@ -415,6 +415,7 @@ int fl_group_stats(fl_group *g, struct fl_group_stats *s)
 		.swap_max = pages_to_bytes(atomic_load(&g->swap_max)),
 		.swap_ins = atomic_load(&g->swap_ins),
 		.swap_outs = atomic_load(&g->swap_outs),
+		.swap_outs_clean = atomic_load(&g->swap_outs_clean),
 	};
 	flusher_group_stats(g, s);
 	return 0;

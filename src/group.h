@@ -45,6 +45,7 @@ struct fl_group {
 	struct fl_swap *swap;
 	_Atomic uint64_t swap_usage, swap_max;
 	_Atomic uint64_t swap_ins, swap_outs;
+	_Atomic uint64_t swap_outs_clean; /* dropped without a write */
 	/* Dirty data (flusher.c): pages dirty and under writeback, with
 	 * descendants; the dirty limits in percent of max; what the flusher
 	 * wrote, writers throttled and for how long, and the longest a fault

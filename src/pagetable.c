@@ -11,6 +11,7 @@ void pagetable_init(struct pagetable *pt)
 	pt->nr_private = 0;
 	pt->nr_poisoned = 0;
 	pt->nr_swap = 0;
+	pt->nr_kept = 0;
 	pt->swap_dropped = NULL;
 }
 
@@ -30,6 +31,11 @@ enum pte_state pte_get(struct pagetable *pt, uint64_t vpn)
 	return (enum pte_state)(pte_get_raw(pt, vpn) & PTE_STATE_MASK);
 }
 
+static int pte_keeps_slot(uint64_t entry)
+{
+	return (entry & PTE_STATE_MASK) == PTE_PRIVATE && (entry & PTE_SLOT);
+}
+
 /* Keep the counts of entries by state: old replaced by new. */
 static void pte_count(struct pagetable *pt, uint64_t old, uint64_t new)
 {
@@ -43,6 +49,10 @@ static void pte_count(struct pagetable *pt, uint64_t old, uint64_t new)
 	__atomic_fetch_add(&pt->nr_swap,
 			   (uint64_t)((n == PTE_SWAP) - (o == PTE_SWAP)),
 			   __ATOMIC_RELAXED);
+	__atomic_fetch_add(
+		&pt->nr_kept,
+		(uint64_t)(pte_keeps_slot(new) - pte_keeps_slot(old)),
+		__ATOMIC_RELAXED);
 }
 
 int pte_set_raw(struct pagetable *pt, uint64_t vpn, uint64_t entry)
@@ -84,6 +94,25 @@ uint64_t pagetable_swap_entry(struct pagetable *pt, uint64_t vpn)
 	return (entry & PTE_STATE_MASK) == PTE_SWAP ? entry : 0;
 }
 
+int pagetable_drop_kept_slot(struct pagetable *pt, uint64_t vpn)
+{
+	uint64_t entry;
+	int kept;
+
+	if (!__atomic_load_n(&pt->nr_kept, __ATOMIC_RELAXED))
+		return 0; /* the common case: no lock */
+	pagetable_lock(pt);
+	entry = pte_get_raw(pt, vpn);
+	kept = pte_keeps_slot(entry);
+	if (kept) {
+		if (pt->swap_dropped)
+			pt->swap_dropped(pt, entry);
+		pte_set_raw(pt, vpn, PTE_PRIVATE | PTE_REFERENCED);
+	}
+	pagetable_unlock(pt);
+	return kept;
+}
+
 uint64_t pagetable_clear_swap(struct pagetable *pt, uint64_t first,
 			      uint64_t last, uint64_t *swapped)
 {
@@ -95,7 +124,8 @@ uint64_t pagetable_clear_swap(struct pagetable *pt, uint64_t first,
 		uint64_t value = (uint64_t)(uintptr_t)entry;
 
 		private += (value & PTE_STATE_MASK) == PTE_PRIVATE;
-		if ((value & PTE_STATE_MASK) == PTE_SWAP) {
+		if ((value & PTE_STATE_MASK) == PTE_SWAP ||
+		    pte_keeps_slot(value)) {
 			swaps++;
 			if (pt->swap_dropped)
 				pt->swap_dropped(pt, value);

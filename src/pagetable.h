@@ -27,9 +27,17 @@ enum pte_state {
  * An entry is a 64-bit value: the state in the low bits, then for
  * PTE_PRIVATE the referenced bit (swapped in or made since reclaim last
  * looked), for PTE_SWAP the device and slot (swap.c builds them).
+ *
+ * A PTE_PRIVATE entry with PTE_SLOT also names a device and slot, as a
+ * swap entry does: the page was swapped in by a read and is still
+ * write-protected, so the slot still holds its data (the kernel's clean
+ * swap-cache page).  The entry owns the slot and its swap charge; the
+ * first store frees both (pagetable_drop_kept_slot), reclaim drops the
+ * page without writing it and makes the entry a swap entry again.
  */
 #define PTE_STATE_MASK 7ull
 #define PTE_REFERENCED 8ull
+#define PTE_SLOT       (1ull << 63)
 
 struct pagetable {
 	pthread_mutex_t lock;
@@ -37,6 +45,7 @@ struct pagetable {
 	uint64_t nr_private;  /* PTE_PRIVATE entries */
 	uint64_t nr_poisoned; /* PTE_POISON entries (atomic: read unlocked) */
 	uint64_t nr_swap;     /* PTE_SWAP entries (atomic: read unlocked) */
+	uint64_t nr_kept;     /* PTE_PRIVATE | PTE_SLOT entries (atomic) */
 	/* Called, under the lock, for each swap entry a clear forgets. */
 	void (*swap_dropped)(struct pagetable *pt, uint64_t entry);
 };
@@ -57,7 +66,8 @@ static inline void pagetable_unlock(struct pagetable *pt)
 /* Under the lock. */
 enum pte_state pte_get(struct pagetable *pt, uint64_t vpn);
 /* Under the lock.  Returns the previous state, or -1 with ENOMEM.  Never
- * over a swap entry (its slot would leak): use pte_set_raw. */
+ * over a swap entry or a kept slot (the slot would leak): use
+ * pte_set_raw. */
 int pte_set(struct pagetable *pt, uint64_t vpn, enum pte_state state);
 /* Under the lock: the whole entry (0: PTE_NONE). */
 uint64_t pte_get_raw(struct pagetable *pt, uint64_t vpn);
@@ -67,12 +77,21 @@ int pte_set_raw(struct pagetable *pt, uint64_t vpn, uint64_t entry);
 uint64_t pagetable_swap_entry(struct pagetable *pt, uint64_t vpn);
 
 /*
+ * A store is to be let through to the page at vpn: if its entry keeps a
+ * slot (PTE_SLOT), the slot is handed to swap_dropped and the entry left
+ * plain PTE_PRIVATE (referenced).  Returns 1 if a slot went (its swap
+ * charge is the caller's to give back), else 0.  Takes the lock unless no
+ * entry keeps a slot.
+ */
+int pagetable_drop_kept_slot(struct pagetable *pt, uint64_t vpn);
+
+/*
  * Forget [first, last] (takes the lock).  Returns how many entries were
  * PTE_PRIVATE (pages that were resident and are freed with the range).
  */
 uint64_t pagetable_clear(struct pagetable *pt, uint64_t first, uint64_t last);
-/* As pagetable_clear; *swapped is how many were swap entries (each handed
- * to swap_dropped). */
+/* As pagetable_clear; *swapped is how many were swap entries or kept
+ * slots (each handed to swap_dropped). */
 uint64_t pagetable_clear_swap(struct pagetable *pt, uint64_t first,
 			      uint64_t last, uint64_t *swapped);
 /* The first PTE_POISON or PTE_SWAP entry in [first, last] (pages that

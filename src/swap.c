@@ -194,7 +194,29 @@ struct fl_swap *swap_entry_dev(struct fl_engine *e, uint64_t entry)
 
 uint64_t swap_entry_slot(uint64_t entry)
 {
-	return entry >> ENTRY_SLOT_SHIFT;
+	return (entry & ~PTE_SLOT) >> ENTRY_SLOT_SHIFT;
+}
+
+uint64_t swap_entry_kept(uint64_t entry)
+{
+	return (entry & ~PTE_STATE_MASK) | PTE_PRIVATE | PTE_REFERENCED |
+	       PTE_SLOT;
+}
+
+uint64_t swap_entry_of_kept(uint64_t kept)
+{
+	return (kept & ~(PTE_STATE_MASK | PTE_REFERENCED | PTE_SLOT)) |
+	       PTE_SWAP;
+}
+
+int swap_may_keep_slot(const struct fl_swap *dev, const struct fl_group *g)
+{
+	if (atomic_load(&dev->slots_used) > dev->nr_slots / 2)
+		return 0;
+	for (; g; g = g->parent)
+		if (atomic_load(&g->swap_usage) > atomic_load(&g->swap_max) / 2)
+			return 0;
+	return 1;
 }
 
 /* ---- the swap cache ----------------------------------------------------- */

@@ -86,6 +86,17 @@ void swap_uncharge(struct fl_group *g, uint64_t n);
 uint64_t swap_entry(const struct fl_swap *dev, uint64_t slot);
 struct fl_swap *swap_entry_dev(struct fl_engine *e, uint64_t entry);
 uint64_t swap_entry_slot(uint64_t entry);
+/* A swap entry as the kept slot of a page swapped in (pagetable.h:
+ * PTE_PRIVATE | PTE_SLOT, referenced), and back. */
+uint64_t swap_entry_kept(uint64_t entry);
+uint64_t swap_entry_of_kept(uint64_t kept);
+/*
+ * Whether a page swapped in by a read may keep its slot, so that reclaim
+ * can drop it again without a write: while dev and the swap of g and its
+ * ancestors are at most half used (the kernel frees a clean swap-cache
+ * page's slot once swap is half full: vm_swap_full).
+ */
+int swap_may_keep_slot(const struct fl_swap *dev, const struct fl_group *g);
 
 /*
  * The page-table hook: an entry was forgotten (unmap, MADV_DONTNEED,

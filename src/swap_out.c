@@ -18,6 +18,11 @@
  * there (a store that faulted at step 1 is then let through).  A failed
  * write keeps the page in the cache (charged): it is the only copy.
  *
+ * A page swapped in by a read and not written since still has its slot
+ * (PTE_SLOT: pagetable.h), which holds its data: it is dropped at once
+ * without steps 1, 2 or the write, its entry made a swap entry again
+ * (swap_out_clean), as the kernel drops a clean swap-cache page.
+ *
  * Which pages: a clock over each mapping's private pages, in the engine
  * page table; a page made or swapped in since reclaim last looked
  * (PTE_REFERENCED) gets a second chance.  Mappings that cannot be read
@@ -44,7 +49,8 @@ struct swap_batch {
 	struct swap_page *v[SWAP_OUT_BATCH];
 	struct fl_group *group[SWAP_OUT_BATCH];
 	unsigned n;
-	int full; /* a device or a swap_max has no room: stop */
+	unsigned clean; /* pages dropped without a write (freed already) */
+	int full;	/* a device or a swap_max has no room: stop */
 };
 
 #define SWAP_RUN_MAX 16 /* pages a run of steps 1-4 takes at once */
@@ -138,10 +144,15 @@ static void swap_out_taken(struct fl_engine *e, const uintptr_t *addrs,
 				       present + i) < 0)
 			memset(present + i, 0, j - i);
 	}
-	for (unsigned k = 0; k < n; k++)
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t entry =
+			pte_get_raw(&e->pagetable, addrs[k] >> PAGE_SHIFT);
+
+		/* A kept slot is swap_out_clean's (it has a slot already). */
 		take[k] = present[k] &&
-			  pte_get(&e->pagetable, addrs[k] >> PAGE_SHIFT) ==
-				  PTE_PRIVATE;
+			  (entry & PTE_STATE_MASK) == PTE_PRIVATE &&
+			  !(entry & PTE_SLOT);
+	}
 }
 
 /*
@@ -238,7 +249,7 @@ static unsigned pick_pages(struct pagetable *pt, uint64_t last, uint64_t *vpn,
 
 		if ((value & PTE_STATE_MASK) == PTE_PRIVATE) {
 			if ((value & PTE_REFERENCED) && !second)
-				pte_set_raw(pt, *vpn, PTE_PRIVATE);
+				pte_set_raw(pt, *vpn, value & ~PTE_REFERENCED);
 			else
 				out[n++] = *vpn << PAGE_SHIFT;
 		}
@@ -249,15 +260,85 @@ static unsigned pick_pages(struct pagetable *pt, uint64_t last, uint64_t *vpn,
 	return n;
 }
 
+/*
+ * Drop those of the n candidates (ascending) whose entries keep a slot:
+ * write-protected since they were swapped in, their slots hold their data.
+ * They are zapped together (their uffd-wp markers lifted after), their
+ * entries made swap entries again and their memory charge given back;
+ * nothing is written.  The other candidates are left in rest.  Map lock
+ * (read) held.  Returns how many are in rest.
+ */
+static unsigned swap_out_clean(struct fl_engine *e, struct fl_mapping *m,
+			       const uintptr_t *addrs, unsigned n,
+			       uintptr_t *rest, struct swap_batch *b)
+{
+	struct pagetable *pt = &e->pagetable;
+	struct iovec iov[SWAP_RUN_MAX];
+	unsigned nr = 0, nrest = 0, done;
+	uint64_t went = 0;
+
+	if (!__atomic_load_n(&pt->nr_kept, __ATOMIC_RELAXED)) {
+		memcpy(rest, addrs, n * sizeof(*addrs));
+		return n;
+	}
+	/* Fault-around must not map the object's page where a private one
+	 * was (see swap_out_pick). */
+	if (m->object)
+		pthread_rwlock_wrlock(&m->object->lock);
+	pagetable_lock(pt);
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t entry = pte_get_raw(pt, addrs[k] >> PAGE_SHIFT);
+
+		if ((entry & PTE_STATE_MASK) != PTE_PRIVATE ||
+		    !(entry & PTE_SLOT))
+			rest[nrest++] = addrs[k];
+		else if (nr && (uintptr_t)iov[nr - 1].iov_base +
+					       iov[nr - 1].iov_len ==
+				       addrs[k])
+			iov[nr - 1].iov_len += PAGE_SIZE;
+		else
+			iov[nr++] = (struct iovec){(void *)addrs[k], PAGE_SIZE};
+	}
+	/* Never another process's memory (see swap_out_zap). */
+	done = nr ? uffd_zap_ranges(getpid() == e->self_pid ? e->self_pidfd
+							    : -1,
+				    iov, nr)
+		  : 0;
+	for (unsigned r = 0; r < done; r++) { /* the others stay kept */
+		uintptr_t start = (uintptr_t)iov[r].iov_base;
+
+		uffd_unprotect_quiet(e->uffd, start, iov[r].iov_len);
+		for (uintptr_t a = start; a < start + iov[r].iov_len;
+		     a += PAGE_SIZE, went++)
+			pte_set_raw(pt, a >> PAGE_SHIFT,
+				    swap_entry_of_kept(
+					    pte_get_raw(pt, a >> PAGE_SHIFT)));
+	}
+	atomic_fetch_sub(&m->group->private_pages, went);
+	pagetable_unlock(pt);
+	if (m->object)
+		pthread_rwlock_unlock(&m->object->lock);
+	if (went) {
+		group_uncharge(m->group, went);
+		atomic_fetch_add(&m->group->swap_outs_clean, went);
+		atomic_fetch_add(&m->group->pages_reclaimed, went);
+		b->clean += (unsigned)went;
+	}
+	return nrest;
+}
+
 /* Swap out the n candidates (ascending), as many as b still wants (the
  * caller asks only while it wants some).  Map lock (read) held. */
 static void swap_out_candidates(struct fl_engine *e, struct fl_mapping *m,
 				struct fl_swap *dev, const uintptr_t *addrs,
 				unsigned n, uint64_t want, struct swap_batch *b)
 {
-	if (n > want - b->n)
-		n = (unsigned)(want - b->n);
-	if (swap_out_pick(e, m, dev, addrs, n, b) < 0)
+	uintptr_t dirty[SWAP_RUN_MAX];
+
+	if (n > want - b->n - b->clean)
+		n = (unsigned)(want - b->n - b->clean);
+	n = swap_out_clean(e, m, addrs, n, dirty, b);
+	if (n && swap_out_pick(e, m, dev, dirty, n, b) < 0)
 		b->full = 1;
 }
 
@@ -288,9 +369,10 @@ static void swap_pick(struct fl_group *g, uint64_t want, struct swap_batch *b)
 		i0++;
 	if (i0 == nr)
 		i0 = 0;
-	for (int second = 0; second < 2 && b->n < want && !b->full; second++) {
-		for (size_t step = 0; step <= nr && b->n < want && !b->full;
-		     step++) {
+	for (int second = 0; second < 2 && b->n + b->clean < want && !b->full;
+	     second++) {
+		for (size_t step = 0;
+		     step <= nr && b->n + b->clean < want && !b->full; step++) {
 			struct fl_mapping *m = e->mappings.v[(i0 + step) % nr];
 			uint64_t vpn = m->start >> PAGE_SHIFT;
 			uint64_t last = (m->end >> PAGE_SHIFT) - 1;
@@ -309,7 +391,7 @@ static void swap_pick(struct fl_group *g, uint64_t want, struct swap_batch *b)
 			}
 			if (!dev)
 				continue;
-			while (b->n < want && !b->full &&
+			while (b->n + b->clean < want && !b->full &&
 			       (got = pick_pages(&e->pagetable, last, &vpn,
 						 second, addrs, SWAP_RUN_MAX)))
 				swap_out_candidates(e, m, dev, addrs, got, want,
@@ -438,6 +520,7 @@ uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
 	fl_assert_may_block();
 	while (freed < want) {
 		b.n = 0;
+		b.clean = 0;
 		b.full = 0;
 		map_read_lock(e);
 		swap_pick(g,
@@ -455,7 +538,8 @@ uint64_t swap_reclaim(struct fl_group *g, uint64_t want)
 						 1);
 			}
 		}
-		if (b.n == 0 || b.full)
+		freed += b.clean;
+		if (b.n + b.clean == 0 || b.full)
 			break;
 	}
 	return freed;

@@ -281,6 +281,28 @@ long uffd_copy(int uffd, int pagemap, uintptr_t start, const void *src,
 	return uffd_resolve_range(uffd, pagemap, start, len, src, 1, copy_op);
 }
 
+static int copy_wp_op(int uffd, uintptr_t start, size_t len, const void *arg,
+		      int64_t *done)
+{
+	struct uffdio_copy c = {
+		.dst = start,
+		.src = (uintptr_t)arg,
+		.len = len,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP,
+	};
+	int rc = ioctl(uffd, UFFDIO_COPY, &c);
+
+	*done = c.copy;
+	return rc;
+}
+
+long uffd_copy_wp(int uffd, int pagemap, uintptr_t start, const void *src,
+		  size_t len)
+{
+	return uffd_resolve_range(uffd, pagemap, start, len, src, 1,
+				  copy_wp_op);
+}
+
 static int zeropage_op(int uffd, uintptr_t start, size_t len, const void *arg,
 		       int64_t *done)
 {

@@ -83,6 +83,9 @@ long uffd_continue(int uffd, int pagemap, uintptr_t start, size_t len, int wp);
 /* Copy len bytes from src into unpopulated pages (skips populated ones). */
 long uffd_copy(int uffd, int pagemap, uintptr_t start, const void *src,
 	       size_t len);
+/* The same, the pages mapped write-protected (a store to one faults). */
+long uffd_copy_wp(int uffd, int pagemap, uintptr_t start, const void *src,
+		  size_t len);
 /* Map the zero page at unpopulated pages of [start, start+len). */
 long uffd_zeropage(int uffd, int pagemap, uintptr_t start, size_t len);
 /* Write-protect (wp=1, does not wake) or unprotect (wp=0, wakes). */
