@@ -65,8 +65,10 @@ struct swap_engine {
 	unsigned nr_devs;
 	struct swap_page *cache[SWAP_CACHE_BUCKETS];
 	_Atomic uint64_t cache_pages;
-	_Atomic uint64_t clock; /* swap-out's hand: where its last pick
-				   stopped (a virtual page number) */
+	_Atomic uint64_t clock;	      /* swap-out's hand: where its last pick
+					 stopped (a virtual page number) */
+	_Atomic uint64_t clean_clock; /* the hand of swap-out's sweep of
+					 pages that keep their slots */
 };
 
 void swap_engine_init(struct fl_engine *e);

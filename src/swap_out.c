@@ -232,23 +232,43 @@ static int swap_out_pick(struct fl_engine *e, struct fl_mapping *m,
 }
 
 /*
- * Candidates: up to max private pages in [*vpn, last], those referenced
- * since the last look passed over (their bit cleared) unless second is
- * set.  Takes the page-table lock.  *vpn is left past the last looked at.
+ * What a sweep of the clock takes: pages that keep their slots (clean:
+ * dropped without a write), or any private page, passing over those
+ * referenced since the last look (their bit cleared), or taking them too.
+ */
+enum pick_mode { PICK_CLEAN, PICK_FIRST, PICK_SECOND };
+
+/* Entries a clean sweep looks at in one reclaim pass, at most: clean pages
+ * may be few and far between, and the other sweeps take any page. */
+#define CLEAN_SCAN_MAX 4096
+
+static int pte_is_kept(uint64_t value)
+{
+	return (value & PTE_STATE_MASK) == PTE_PRIVATE && (value & PTE_SLOT);
+}
+
+/*
+ * Candidates: up to max private pages in [*vpn, last] as mode says, those
+ * referenced since the last look passed over (their bit cleared) unless
+ * mode is PICK_SECOND; at most *budget entries looked at (counted down).
+ * Takes the page-table lock.  *vpn is left past the last looked at.
  */
 static unsigned pick_pages(struct pagetable *pt, uint64_t last, uint64_t *vpn,
-			   int second, uintptr_t *out, unsigned max)
+			   enum pick_mode mode, uint64_t *budget,
+			   uintptr_t *out, unsigned max)
 {
 	unsigned n = 0;
 	void *entry;
 
 	pagetable_lock(pt);
-	while (n < max && *vpn <= last &&
+	while (n < max && *vpn <= last && *budget &&
 	       (entry = radix_next(&pt->entries, vpn, last))) {
 		uint64_t value = (uint64_t)(uintptr_t)entry;
 
-		if ((value & PTE_STATE_MASK) == PTE_PRIVATE) {
-			if ((value & PTE_REFERENCED) && !second)
+		(*budget)--;
+		if ((value & PTE_STATE_MASK) == PTE_PRIVATE &&
+		    (mode != PICK_CLEAN || pte_is_kept(value))) {
+			if ((value & PTE_REFERENCED) && mode != PICK_SECOND)
 				pte_set_raw(pt, *vpn, value & ~PTE_REFERENCED);
 			else
 				out[n++] = *vpn << PAGE_SHIFT;
@@ -331,14 +351,17 @@ static unsigned swap_out_clean(struct fl_engine *e, struct fl_mapping *m,
  * caller asks only while it wants some).  Map lock (read) held. */
 static void swap_out_candidates(struct fl_engine *e, struct fl_mapping *m,
 				struct fl_swap *dev, const uintptr_t *addrs,
-				unsigned n, uint64_t want, struct swap_batch *b)
+				unsigned n, uint64_t want, enum pick_mode mode,
+				struct swap_batch *b)
 {
 	uintptr_t dirty[SWAP_RUN_MAX];
 
 	if (n > want - b->n - b->clean)
 		n = (unsigned)(want - b->n - b->clean);
 	n = swap_out_clean(e, m, addrs, n, dirty, b);
-	if (n && swap_out_pick(e, m, dev, dirty, n, b) < 0)
+	/* A clean sweep's candidate written to meanwhile waits its turn. */
+	if (n && mode != PICK_CLEAN &&
+	    swap_out_pick(e, m, dev, dirty, n, b) < 0)
 		b->full = 1;
 }
 
@@ -352,53 +375,73 @@ static struct fl_swap *swappable(struct fl_mapping *m, struct fl_group *g)
 }
 
 /*
- * Fill b from the mappings of g's subtree, like a clock: from where the
- * last pick stopped (the engine's hand), round the address space once
- * passing over pages referenced since the last look (their bit cleared),
- * then once taking them too.  Map lock (read) held.
+ * One sweep of a clock hand (*hand, a virtual page number) round the
+ * mappings of g's subtree: from where the hand stopped, once round,
+ * taking pages as mode says into b until it has want, or budget entries
+ * were looked at.  Map lock (read) held.
  */
-static void swap_pick(struct fl_group *g, uint64_t want, struct swap_batch *b)
+static void swap_sweep(struct fl_group *g, _Atomic uint64_t *hand_p,
+		       enum pick_mode mode, uint64_t budget, uint64_t want,
+		       struct swap_batch *b)
 {
 	struct fl_engine *e = g->engine;
 	size_t nr = e->mappings.nr, i0 = 0;
-	uint64_t hand = atomic_load(&e->swap.clock);
+	uint64_t hand = atomic_load(hand_p);
 
-	if (nr == 0)
-		return;
 	while (i0 < nr && (e->mappings.v[i0]->end >> PAGE_SHIFT) <= hand)
 		i0++;
 	if (i0 == nr)
 		i0 = 0;
-	for (int second = 0; second < 2 && b->n + b->clean < want && !b->full;
-	     second++) {
-		for (size_t step = 0;
-		     step <= nr && b->n + b->clean < want && !b->full; step++) {
-			struct fl_mapping *m = e->mappings.v[(i0 + step) % nr];
-			uint64_t vpn = m->start >> PAGE_SHIFT;
-			uint64_t last = (m->end >> PAGE_SHIFT) - 1;
-			uintptr_t addrs[SWAP_RUN_MAX];
-			struct fl_swap *dev = swappable(m, g);
-			unsigned got;
+	for (size_t step = 0;
+	     step <= nr && b->n + b->clean < want && !b->full && budget;
+	     step++) {
+		struct fl_mapping *m = e->mappings.v[(i0 + step) % nr];
+		uint64_t vpn = m->start >> PAGE_SHIFT;
+		uint64_t last = (m->end >> PAGE_SHIFT) - 1;
+		uintptr_t addrs[SWAP_RUN_MAX];
+		struct fl_swap *dev = swappable(m, g);
+		unsigned got;
 
-			/* The hand's mapping: from the hand on at the first
-			 * step, up to it at the last (once round). */
-			if (step == 0 && hand > vpn && hand <= last)
-				vpn = hand;
-			if (step == nr) {
-				if (hand <= vpn || hand > last)
-					break;
-				last = hand - 1;
-			}
-			if (!dev)
-				continue;
-			while (b->n + b->clean < want && !b->full &&
-			       (got = pick_pages(&e->pagetable, last, &vpn,
-						 second, addrs, SWAP_RUN_MAX)))
-				swap_out_candidates(e, m, dev, addrs, got, want,
-						    b);
-			atomic_store(&e->swap.clock, vpn);
+		/* The hand's mapping: from the hand on at the first step, up
+		 * to it at the last (once round). */
+		if (step == 0 && hand > vpn && hand <= last)
+			vpn = hand;
+		if (step == nr) {
+			if (hand <= vpn || hand > last)
+				break;
+			last = hand - 1;
 		}
+		if (!dev)
+			continue;
+		while (b->n + b->clean < want && !b->full &&
+		       (got = pick_pages(&e->pagetable, last, &vpn, mode,
+					 &budget, addrs, SWAP_RUN_MAX)))
+			swap_out_candidates(e, m, dev, addrs, got, want, mode,
+					    b);
+		atomic_store(hand_p, vpn);
 	}
+}
+
+/*
+ * Fill b from the mappings of g's subtree.  Pages that keep their slots
+ * first, with a hand of their own: dropping one costs no write, and which
+ * pages are hot is not known (the engine sees faults, not accesses), so
+ * the page that is cheaper to lose goes first; a clean page swapped in
+ * since the last look still gets its second chance.  Then like a clock:
+ * round the address space once passing over pages referenced since the
+ * last look, then once taking them too.  Map lock (read) held.
+ */
+static void swap_pick(struct fl_group *g, uint64_t want, struct swap_batch *b)
+{
+	struct fl_engine *e = g->engine;
+
+	if (e->mappings.nr == 0)
+		return;
+	if (__atomic_load_n(&e->pagetable.nr_kept, __ATOMIC_RELAXED))
+		swap_sweep(g, &e->swap.clean_clock, PICK_CLEAN, CLEAN_SCAN_MAX,
+			   want, b);
+	swap_sweep(g, &e->swap.clock, PICK_FIRST, UINT64_MAX, want, b);
+	swap_sweep(g, &e->swap.clock, PICK_SECOND, UINT64_MAX, want, b);
 }
 
 /* Pages from i on, none of them done, whose slots follow each other on

@@ -292,3 +292,49 @@ TEST(swap_keep_stores_race_clean_reclaim)
 	CHECK_LE(gs.usage, LIMIT_PAGES * PG);
 	keep_close(&v);
 }
+
+/*
+ * Reclaim takes pages that keep their slots before dirty ones: with 16
+ * clean pages (read back) and 16 dirty ones (written back in) resident,
+ * reclaiming 16 drops the clean ones and writes nothing; the next 16 are
+ * the dirty ones, written.  Pages are touched two apart, so that no swap
+ * readahead brings in others.
+ */
+TEST(swap_keep_clean_pages_go_first)
+{
+	struct keep_env v;
+	struct fl_group_stats gs, gs1;
+	struct fl_swap_stats st, st1;
+
+	keep_open(&v, "keepfirst", 0, SWAP_PAGES);
+	h_fill(v.p, NPAGES * PG, 49, 0);
+	swap_all_out(&v);
+	for (size_t i = 0; i < 16; i++) {
+		size_t pg = 2 * i;
+
+		CHECK_EQ(h_mismatch(v.p + pg * PG, PG, 49, pg * PG), -1);
+		h_fill(v.p + (pg + 64) * PG, PG, 51, (pg + 64) * PG);
+	}
+	stats(&v, &gs1, &st1);
+	CHECK_EQ(gs1.private_pages, 32);
+	/* The first pass gives the clean pages their second chance. */
+	reclaim_group(v.g, 8);
+	reclaim_group(v.g, 8);
+	stats(&v, &gs, &st);
+	CHECK_EQ(gs.private_pages, 16);
+	CHECK_EQ(gs.swap_outs_clean - gs1.swap_outs_clean, 16);
+	CHECK_EQ(st.pages_written, st1.pages_written);
+	reclaim_group(v.g, 16);
+	stats(&v, &gs, &st);
+	CHECK_EQ(gs.private_pages, 0);
+	CHECK_EQ(st.pages_written, st1.pages_written + 16);
+	for (size_t i = 0; i < 16; i++) {
+		size_t pg = 2 * i;
+
+		CHECK_EQ(h_mismatch(v.p + pg * PG, PG, 49, pg * PG), -1);
+		CHECK_EQ(h_mismatch(v.p + (pg + 64) * PG, PG, 51,
+				    (pg + 64) * PG),
+			 -1);
+	}
+	keep_close(&v);
+}
