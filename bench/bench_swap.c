@@ -599,9 +599,11 @@ static void print_swap_stats(const struct swap_ctx *c, fl_group *group,
 
 	if (fl_group_stats(group, &s) < 0)
 		return;
-	printf("  # %s (first run): swap-outs %llu swap-ins %llu, swap "
+	printf("  # %s (first run): swap-outs %llu (and %llu dropped clean, "
+	       "their slots kept from a read swap-in) swap-ins %llu, swap "
 	       "usage at the end %s\n",
 	       row, (unsigned long long)s.swap_outs,
+	       (unsigned long long)s.swap_outs_clean,
 	       (unsigned long long)s.swap_ins,
 	       format_size(s.swap_usage, u, sizeof(u)));
 	print_device_stats(c->zdev, c->page, row, "compressed");

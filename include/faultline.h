@@ -799,8 +799,12 @@ void *fl_mmap_group(fl_engine *engine, fl_group *group, void *addr,
  * free slot, records the slot and drops the page; the next fault there
  * reads it back (without holding the map lock or a thread: it waits like a
  * store read; a sequential reader's fault reads the next slots with it) and
- * frees the slot.  A device belongs to its engine: fl_engine_destroy frees
- * it (there is no other way to free one); an engine has at most 32.  All
+ * frees the slot.  A read fault of a private or anonymous page keeps the
+ * slot instead while swap is at most half full, the page mapped
+ * write-protected: until the first store frees it, reclaim can drop the
+ * page again without writing it (swap_outs_clean in fl_group_stats), and
+ * takes such pages first.  A device belongs to its engine: fl_engine_destroy
+ * frees it (there is no other way to free one); an engine has at most 32.  All
  * swap calls may be made from any thread.
  */
 typedef struct fl_swap fl_swap;

@@ -93,6 +93,7 @@ struct fl_engine {
 	 * at a time) uses them. */
 	int follow_fd;
 	uint32_t follow_tid;
+	unsigned follow_skip; /* looks before the thread's CPU is read again */
 	int poll_start_fd;
 	_Atomic uint64_t poll_last_read;
 	_Atomic uint64_t poll_last_found;

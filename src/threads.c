@@ -394,6 +394,10 @@ int thread_last_cpu(int *fd, uint32_t *fd_tid, uint32_t tid)
 
 /* Faults in a row from one thread before the poller follows it. */
 #define FOLLOW_STREAK 4
+/* Once the poller is on the thread's CPU, batches it serves before it
+ * reads where the thread runs again (a read costs about as much as the
+ * rest of a minor fault's work; a thread seldom moves). */
+#define FOLLOW_RECHECK 16
 
 /* After the poller read msgs[0..n): move it to the CPU of their thread if
  * one thread faults alone and runs elsewhere.  *saved (once *moved is
@@ -414,9 +418,17 @@ static void poller_follow(struct fl_engine *e, const struct uffd_msg *msgs,
 	}
 	if (!tid || atomic_load(&e->fault_streak) < FOLLOW_STREAK)
 		return;
-	cpu = thread_last_cpu(&e->follow_fd, &e->follow_tid, tid);
-	if (cpu < 0 || cpu >= CPU_SETSIZE || cpu == sched_getcpu())
+	if (tid == e->follow_tid && e->follow_skip) {
+		e->follow_skip--;
 		return;
+	}
+	cpu = thread_last_cpu(&e->follow_fd, &e->follow_tid, tid);
+	if (cpu < 0 || cpu >= CPU_SETSIZE)
+		return;
+	if (cpu == sched_getcpu()) {
+		e->follow_skip = FOLLOW_RECHECK - 1;
+		return;
+	}
 	if (!*moved &&
 	    pthread_getaffinity_np(pthread_self(), sizeof(*saved), saved))
 		return;
@@ -427,6 +439,7 @@ static void poller_follow(struct fl_engine *e, const struct uffd_msg *msgs,
 	if (pthread_setaffinity_np(pthread_self(), sizeof(one), &one))
 		return;
 	*moved = 1;
+	e->follow_skip = FOLLOW_RECHECK - 1;
 	count_add(&e->stats, poller_moves, 1);
 }
 
@@ -444,6 +457,7 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 	if (e->config.handler_poll_us <= 0 ||
 	    !atomic_compare_exchange_strong(&e->poller, &expected, 1))
 		return;
+	e->follow_skip = 0; /* wherever this poller runs, look first */
 	if (may_idle && !atomic_load(&e->poll_quit)) {
 		idle = 1;
 		set_idle_class(1);

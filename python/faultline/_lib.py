@@ -176,6 +176,7 @@ GROUP_STATS_FIELDS = [
     "throttled",
     "throttle_ns",
     "max_mem_wait_ns",
+    "swap_outs_clean",
 ]
 
 
