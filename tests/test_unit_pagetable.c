@@ -203,3 +203,50 @@ TEST(swap_entries)
 	CHECK_EQ(pt.entries.count, 0);
 	pagetable_destroy(&pt);
 }
+
+/* A private page that keeps its slot (PTE_SLOT): counted as private and
+ * as kept; the drop before a store hands the slot to the hook and leaves a
+ * plain private page; a clear hands it over as a swap entry's. */
+TEST(kept_slots)
+{
+	struct pagetable pt;
+	uint64_t swapped = 99;
+	uint64_t k1 = PTE_PRIVATE | PTE_REFERENCED | PTE_SLOT | (2ull << 4) |
+		      (777ull << 9);
+	uint64_t k2 = PTE_PRIVATE | PTE_SLOT | (2ull << 4) | (778ull << 9);
+
+	nr_dropped = 0;
+	pagetable_init(&pt);
+	pt.swap_dropped = note_dropped;
+	CHECK_EQ(pagetable_drop_kept_slot(&pt, 20), 0); /* none: no lock */
+	pagetable_lock(&pt);
+	REQUIRE(pte_set_raw(&pt, 20, k1) == 0);
+	REQUIRE(pte_set_raw(&pt, 21, k2) == 0);
+	REQUIRE(pte_set(&pt, 22, PTE_PRIVATE) == PTE_NONE);
+	CHECK_EQ(pte_get(&pt, 20), PTE_PRIVATE);
+	pagetable_unlock(&pt);
+	CHECK_EQ(pt.nr_private, 3);
+	CHECK_EQ(pt.nr_kept, 2);
+	CHECK_EQ(pt.nr_swap, 0);
+	CHECK_EQ(pagetable_swap_entry(&pt, 20), 0); /* resident: no fault */
+	CHECK_EQ(pagetable_next_poisoned(&pt, 0, 100), UINT64_MAX);
+	CHECK_EQ(pagetable_count_private(&pt, 0, UINT64_MAX), 3);
+	/* A store: the slot goes to the hook, the page stays private. */
+	CHECK_EQ(pagetable_drop_kept_slot(&pt, 20), 1);
+	CHECK_EQ(nr_dropped, 1);
+	CHECK_EQ(dropped[0], k1);
+	CHECK_EQ(pte_get_raw(&pt, 20), PTE_PRIVATE | PTE_REFERENCED);
+	CHECK_EQ(pagetable_drop_kept_slot(&pt, 20), 0); /* once */
+	CHECK_EQ(pagetable_drop_kept_slot(&pt, 22), 0); /* never kept */
+	CHECK_EQ(pt.nr_kept, 1);
+	CHECK_EQ(pt.nr_private, 3);
+	/* A clear: private pages freed, the kept slot handed over too. */
+	CHECK_EQ(pagetable_clear_swap(&pt, 0, UINT64_MAX, &swapped), 3);
+	CHECK_EQ(swapped, 1);
+	CHECK_EQ(nr_dropped, 2);
+	CHECK_EQ(dropped[1], k2);
+	CHECK_EQ(pt.nr_kept, 0);
+	CHECK_EQ(pt.nr_private, 0);
+	CHECK_EQ(pt.entries.count, 0);
+	pagetable_destroy(&pt);
+}
