@@ -260,19 +260,25 @@ long uffd_continue(int uffd, int pagemap, uintptr_t start, size_t len, int wp)
 				  continue_op);
 }
 
-static int copy_op(int uffd, uintptr_t start, size_t len, const void *arg,
-		   int64_t *done)
+static int copy_ioctl(int uffd, uintptr_t start, size_t len, const void *src,
+		      __u64 mode, int64_t *done)
 {
 	struct uffdio_copy c = {
 		.dst = start,
-		.src = (uintptr_t)arg,
+		.src = (uintptr_t)src,
 		.len = len,
-		.mode = UFFDIO_COPY_MODE_DONTWAKE,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE | mode,
 	};
 	int rc = ioctl(uffd, UFFDIO_COPY, &c);
 
 	*done = c.copy;
 	return rc;
+}
+
+static int copy_op(int uffd, uintptr_t start, size_t len, const void *arg,
+		   int64_t *done)
+{
+	return copy_ioctl(uffd, start, len, arg, 0, done);
 }
 
 long uffd_copy(int uffd, int pagemap, uintptr_t start, const void *src,
@@ -284,16 +290,7 @@ long uffd_copy(int uffd, int pagemap, uintptr_t start, const void *src,
 static int copy_wp_op(int uffd, uintptr_t start, size_t len, const void *arg,
 		      int64_t *done)
 {
-	struct uffdio_copy c = {
-		.dst = start,
-		.src = (uintptr_t)arg,
-		.len = len,
-		.mode = UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP,
-	};
-	int rc = ioctl(uffd, UFFDIO_COPY, &c);
-
-	*done = c.copy;
-	return rc;
+	return copy_ioctl(uffd, start, len, arg, UFFDIO_COPY_MODE_WP, done);
 }
 
 long uffd_copy_wp(int uffd, int pagemap, uintptr_t start, const void *src,
