@@ -683,7 +683,8 @@ static void print_group_stats(FILE *f, struct demo *d)
 		"  faults %llu (minor %llu, major %llu)\n"
 		"  pages_reclaimed %llu pages_written_back %llu\n"
 		"  oom_events %llu wait %.3f s\n"
-		"  swap: usage %llu pages, swap_outs %llu, swap_ins %llu\n",
+		"  swap: usage %llu pages, swap_outs %llu (and %llu clean), "
+		"swap_ins %llu\n",
 		(unsigned long long)g.cache_pages,
 		(unsigned long long)g.private_pages,
 		(unsigned long long)(g.minor_faults + g.major_faults),
@@ -694,6 +695,7 @@ static void print_group_stats(FILE *f, struct demo *d)
 		(unsigned long long)g.oom_events, (double)g.wait_ns / 1e9,
 		(unsigned long long)(g.swap_usage / d->page),
 		(unsigned long long)g.swap_outs,
+		(unsigned long long)g.swap_outs_clean,
 		(unsigned long long)g.swap_ins);
 }
 
