@@ -70,8 +70,8 @@ static void swap_ra_plan(struct fault *f, struct swap_page *sp, uint64_t vpn)
 	if (expected != f->addr)
 		return; /* not sequential */
 	while (n + 1 < SWAP_RA_PAGES && vpn + n + 1 <= last &&
-	       pte_get_raw(&e->pagetable, vpn + n + 1) ==
-		       swap_entry(sp->dev, sp->slot + n + 1) &&
+	       swap_entry_is(pte_get_raw(&e->pagetable, vpn + n + 1), sp->dev,
+			     sp->slot + n + 1) &&
 	       !swap_cache_find(e, sp->dev, sp->slot + n + 1))
 		n++;
 	if (n == 0 || group_try_charge(g, n, &over))

@@ -33,11 +33,17 @@ enum pte_state {
  * write-protected, so the slot still holds its data (the kernel's clean
  * swap-cache page).  The entry owns the slot and its swap charge; the
  * first store frees both (pagetable_drop_kept_slot), reclaim drops the
- * page without writing it and makes the entry a swap entry again.
+ * page without writing it and makes the entry a swap entry again, marked
+ * PTE_CLEAN_DROP.  A page swapped in again from such an entry is in use
+ * after all: its kept entry is marked PTE_REFAULTED, and reclaim's sweep
+ * of clean pages passes it over (the clock over all pages still takes it).
  */
 #define PTE_STATE_MASK 7ull
 #define PTE_REFERENCED 8ull
-#define PTE_SLOT       (1ull << 63)
+#define PTE_CLEAN_DROP 8ull /* of a PTE_SWAP entry: the bit PTE_REFERENCED is  \
+			     */
+#define PTE_REFAULTED (1ull << 62)
+#define PTE_SLOT      (1ull << 63)
 
 struct pagetable {
 	pthread_mutex_t lock;

@@ -194,19 +194,26 @@ struct fl_swap *swap_entry_dev(struct fl_engine *e, uint64_t entry)
 
 uint64_t swap_entry_slot(uint64_t entry)
 {
-	return (entry & ~PTE_SLOT) >> ENTRY_SLOT_SHIFT;
+	return (entry & ~(PTE_SLOT | PTE_REFAULTED)) >> ENTRY_SLOT_SHIFT;
 }
 
 uint64_t swap_entry_kept(uint64_t entry)
 {
-	return (entry & ~PTE_STATE_MASK) | PTE_PRIVATE | PTE_REFERENCED |
-	       PTE_SLOT;
+	return (entry & ~(PTE_STATE_MASK | PTE_CLEAN_DROP)) | PTE_PRIVATE |
+	       PTE_REFERENCED | PTE_SLOT |
+	       (entry & PTE_CLEAN_DROP ? PTE_REFAULTED : 0);
 }
 
 uint64_t swap_entry_of_kept(uint64_t kept)
 {
-	return (kept & ~(PTE_STATE_MASK | PTE_REFERENCED | PTE_SLOT)) |
-	       PTE_SWAP;
+	return (kept &
+		~(PTE_STATE_MASK | PTE_REFERENCED | PTE_SLOT | PTE_REFAULTED)) |
+	       PTE_SWAP | PTE_CLEAN_DROP;
+}
+
+int swap_entry_is(uint64_t entry, const struct fl_swap *dev, uint64_t slot)
+{
+	return (entry & ~PTE_CLEAN_DROP) == swap_entry(dev, slot);
 }
 
 int swap_may_keep_slot(const struct fl_swap *dev, const struct fl_group *g)

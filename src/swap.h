@@ -89,9 +89,12 @@ uint64_t swap_entry(const struct fl_swap *dev, uint64_t slot);
 struct fl_swap *swap_entry_dev(struct fl_engine *e, uint64_t entry);
 uint64_t swap_entry_slot(uint64_t entry);
 /* A swap entry as the kept slot of a page swapped in (pagetable.h:
- * PTE_PRIVATE | PTE_SLOT, referenced), and back. */
+ * PTE_PRIVATE | PTE_SLOT, referenced; PTE_REFAULTED if the entry was a
+ * clean drop's), and back (a clean drop's: PTE_CLEAN_DROP). */
 uint64_t swap_entry_kept(uint64_t entry);
 uint64_t swap_entry_of_kept(uint64_t kept);
+/* Whether entry (a page-table value) is the swap entry of dev's slot. */
+int swap_entry_is(uint64_t entry, const struct fl_swap *dev, uint64_t slot);
 /*
  * Whether a page swapped in by a read may keep its slot, so that reclaim
  * can drop it again without a write: while dev and the swap of g and its

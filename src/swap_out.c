@@ -242,9 +242,12 @@ enum pick_mode { PICK_CLEAN, PICK_FIRST, PICK_SECOND };
  * may be few and far between, and the other sweeps take any page. */
 #define CLEAN_SCAN_MAX 4096
 
+/* A kept page for the clean sweep: not one that came back after a clean
+ * drop (it is in use: the clock over all pages decides for it). */
 static int pte_is_kept(uint64_t value)
 {
-	return (value & PTE_STATE_MASK) == PTE_PRIVATE && (value & PTE_SLOT);
+	return (value & PTE_STATE_MASK) == PTE_PRIVATE && (value & PTE_SLOT) &&
+	       !(value & PTE_REFAULTED);
 }
 
 /*

@@ -338,3 +338,39 @@ TEST(swap_keep_clean_pages_go_first)
 	}
 	keep_close(&v);
 }
+
+/*
+ * A clean page that comes back after a clean drop is in use: the sweep of
+ * clean pages passes it over.  16 pages (A) are read, dropped clean and
+ * read again; 16 others (B) are read once.  Reclaiming 16 takes B, and A
+ * is still resident (reading it swaps nothing in).
+ */
+TEST(swap_keep_refaulted_pages_are_not_taken_first)
+{
+	struct keep_env v;
+	struct fl_group_stats gs, gs1;
+
+	keep_open(&v, "keeprefault", 0, SWAP_PAGES);
+	h_fill(v.p, NPAGES * PG, 53, 0);
+	swap_all_out(&v);
+	for (size_t i = 0; i < 16; i++)
+		CHECK_EQ(h_mismatch(v.p + 2 * i * PG, PG, 53, 2 * i * PG), -1);
+	swap_all_out(&v); /* A dropped clean */
+	for (size_t i = 0; i < 16; i++) {
+		size_t a = 2 * i, b = 2 * i + 128;
+
+		CHECK_EQ(h_mismatch(v.p + a * PG, PG, 53, a * PG), -1);
+		CHECK_EQ(h_mismatch(v.p + b * PG, PG, 53, b * PG), -1);
+	}
+	REQUIRE(fl_group_stats(v.g, &gs1) == 0);
+	CHECK_EQ(gs1.private_pages, 32);
+	reclaim_group(v.g, 8);
+	reclaim_group(v.g, 8);
+	REQUIRE(fl_group_stats(v.g, &gs) == 0);
+	CHECK_EQ(gs.private_pages, 16);
+	for (size_t i = 0; i < 16; i++)
+		CHECK_EQ(h_mismatch(v.p + 2 * i * PG, PG, 53, 2 * i * PG), -1);
+	REQUIRE(fl_group_stats(v.g, &gs) == 0);
+	CHECK_EQ(gs.swap_ins, gs1.swap_ins); /* A was all there */
+	keep_close(&v);
+}
