@@ -55,8 +55,12 @@ struct fl_engine {
 	struct fl_config config;
 	pthread_mutex_t threads_lock; /* threads, nr_threads, nr_io */
 	pthread_t *threads;	      /* handlers first, then I/O threads */
-	struct handler *handlers;     /* one per handler thread */
-	unsigned nr_handlers;	      /* handler threads started */
+	/* The CPUs the engine's threads may use (a cpu_set_t: the creating
+	 * thread's at fl_engine_create), given to each thread started later,
+	 * whichever thread starts it (a poller may be pinned then). */
+	void *thread_cpus;
+	struct handler *handlers; /* one per handler thread */
+	unsigned nr_handlers;	  /* handler threads started */
 	unsigned nr_threads;
 	_Atomic unsigned nr_io;	  /* read unlocked by io_short */
 	int stopping;		  /* no thread may start any more */

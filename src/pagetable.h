@@ -40,10 +40,10 @@ enum pte_state {
  */
 #define PTE_STATE_MASK 7ull
 #define PTE_REFERENCED 8ull
-#define PTE_CLEAN_DROP 8ull /* of a PTE_SWAP entry: the bit PTE_REFERENCED is  \
-			     */
-#define PTE_REFAULTED (1ull << 62)
-#define PTE_SLOT      (1ull << 63)
+/* Of a PTE_SWAP entry (the bit PTE_REFERENCED is of a private one). */
+#define PTE_CLEAN_DROP 8ull
+#define PTE_REFAULTED  (1ull << 62)
+#define PTE_SLOT       (1ull << 63)
 
 struct pagetable {
 	pthread_mutex_t lock;

@@ -152,6 +152,9 @@ static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
 #define POLL_DESCHEDULED_NS 50000
 #define POLL_IO_NS	    2000000
 #define POLL_STARVED_NS	    1000000
+/* The idle class's poller, descheduled by a busy CPU, ends after this long
+ * by the clock with nothing found (see handler_poll). */
+#define POLL_IDLE_QUIET_NS 50000000
 
 /* A spin-wait hint to the CPU (and to the hypervisor). */
 static inline void cpu_relax(void)
@@ -450,7 +453,7 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 			 struct uffd_msg *msgs, int may_idle)
 {
 	uint64_t budget = (uint64_t)e->config.handler_poll_us * 1000u;
-	uint64_t now = lockstat_now(), spun = 0;
+	uint64_t now = lockstat_now(), spun = 0, last_found = now;
 	int expected = 0, idle = 0, moved = 0;
 	cpu_set_t saved;
 
@@ -484,11 +487,18 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 		if (!have)
 			break;
 		now = lockstat_now();
-		if (found)
+		if (found) {
 			spun = 0;
-		else if (now - before > POLL_DESCHEDULED_NS) {
+			last_found = now;
+		} else if (now - before > POLL_DESCHEDULED_NS) {
 			if (!idle)
 				break; /* a busy machine */
+			/* Time the idle class gave away is not polling, but
+			 * a busy CPU gives the poller a look now and then
+			 * forever: with nothing found for POLL_IDLE_QUIET_NS
+			 * by the clock, it stops (and is unpinned). */
+			if (now - last_found > POLL_IDLE_QUIET_NS)
+				break;
 		} else {
 			spun += now - before;
 			cpu_relax();
@@ -966,6 +976,9 @@ static int engine_spawn(struct fl_engine *e, void *(*fn)(void *), void *arg,
 		CPU_ZERO(&set);
 		CPU_SET(cpu, &set);
 		pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	} else if (e->thread_cpus) {
+		pthread_attr_setaffinity_np(&attr, sizeof(cpu_set_t),
+					    e->thread_cpus);
 	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -1017,6 +1030,12 @@ int threads_start(struct fl_engine *e)
 	int rc = 0;
 
 	pthread_once(&idle_class_once, idle_class_check);
+	e->thread_cpus = malloc(sizeof(cpu_set_t));
+	if (e->thread_cpus &&
+	    sched_getaffinity(0, sizeof(cpu_set_t), e->thread_cpus)) {
+		free(e->thread_cpus);
+		e->thread_cpus = NULL; /* inherited, as before */
+	}
 	/* Local polling: a CPU poller for each CPU, and one handler more. */
 	e->nr_cpu_pollers = local_poll_cpus(e, cpus, LOCAL_POLL_MAX_CPUS);
 	nr = e->config.handler_threads;
@@ -1108,6 +1127,8 @@ void threads_stop(struct fl_engine *e)
 	atomic_store(&e->nr_io, 0);
 	free(e->threads);
 	free(e->handlers);
+	free(e->thread_cpus);
 	e->threads = NULL;
 	e->handlers = NULL;
+	e->thread_cpus = NULL;
 }

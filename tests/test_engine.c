@@ -672,7 +672,25 @@ TEST(thread_last_cpu_is_where_the_thread_runs)
 	CHECK_EQ(fd, -1);
 }
 
-/* Whether every thread of the process may run on all the CPUs in arg. */
+/* Whether thread tid is one of the kernel's io_uring workers ("iou-wrk-N":
+ * their CPUs are the kernel's to choose, and cannot be changed). */
+static int io_uring_worker(int tid)
+{
+	char path[64], comm[32] = "";
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/comm", tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	return n > 4 && strncmp(comm, "iou-", 4) == 0;
+}
+
+/* Whether every thread of the process (but the kernel's io_uring workers)
+ * may run on all the CPUs in arg. */
 static int threads_unpinned(void *arg)
 {
 	const cpu_set_t *all = arg;
@@ -685,7 +703,8 @@ static int threads_unpinned(void *arg)
 		cpu_set_t set;
 		int tid = atoi(de->d_name);
 
-		if (tid > 0 && sched_getaffinity(tid, sizeof(set), &set) == 0)
+		if (tid > 0 && sched_getaffinity(tid, sizeof(set), &set) == 0 &&
+		    !io_uring_worker(tid))
 			ok = CPU_EQUAL(&set, all);
 	}
 	closedir(d);
