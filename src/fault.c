@@ -300,7 +300,7 @@ static void anon_unclaim_unmapped(struct fault *f, uintptr_t start,
 		uint64_t vpn = (start >> PAGE_SHIFT) + i;
 
 		if (present[i] || pte_get(pt, vpn) != state ||
-		    (pte_get_raw(pt, vpn) & PTE_SLOT))
+		    pte_keeps_slot(pte_get_raw(pt, vpn)))
 			continue;
 		pte_set(pt, vpn, PTE_NONE);
 		freed += state == PTE_PRIVATE;

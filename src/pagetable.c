@@ -31,11 +31,6 @@ enum pte_state pte_get(struct pagetable *pt, uint64_t vpn)
 	return (enum pte_state)(pte_get_raw(pt, vpn) & PTE_STATE_MASK);
 }
 
-static int pte_keeps_slot(uint64_t entry)
-{
-	return (entry & PTE_STATE_MASK) == PTE_PRIVATE && (entry & PTE_SLOT);
-}
-
 /* Keep the counts of entries by state: old replaced by new. */
 static void pte_count(struct pagetable *pt, uint64_t old, uint64_t new)
 {

@@ -45,6 +45,12 @@ enum pte_state {
 #define PTE_REFAULTED  (1ull << 62)
 #define PTE_SLOT       (1ull << 63)
 
+/* Whether entry is a private page that keeps its slot (PTE_SLOT). */
+static inline int pte_keeps_slot(uint64_t entry)
+{
+	return (entry & PTE_STATE_MASK) == PTE_PRIVATE && (entry & PTE_SLOT);
+}
+
 struct pagetable {
 	pthread_mutex_t lock;
 	struct radix entries;

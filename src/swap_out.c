@@ -98,6 +98,14 @@ static int swap_out_copy(struct fl_engine *e, const uintptr_t *addrs,
 	return 0;
 }
 
+/* The pidfd to zap this process's pages through, or -1: never another
+ * process's memory (in a child of fork() the pidfd is still the
+ * parent's). */
+static int own_pidfd(const struct fl_engine *e)
+{
+	return getpid() == e->self_pid ? e->self_pidfd : -1;
+}
+
 /*
  * Step 3 for the nr ranges copied: dropped from the view together (one
  * TLB flush for all where the kernel batches process_madvise: a flush is
@@ -110,10 +118,7 @@ static void swap_out_zap(struct fl_engine *e, const struct iovec *iov,
 			 const unsigned *first, unsigned nr,
 			 unsigned char *take)
 {
-	/* Never another process's memory: in a child of fork() the pidfd
-	 * is still the parent's. */
-	int pidfd = getpid() == e->self_pid ? e->self_pidfd : -1;
-	unsigned done = uffd_zap_ranges(pidfd, iov, nr);
+	unsigned done = uffd_zap_ranges(own_pidfd(e), iov, nr);
 
 	for (unsigned r = 0; r < nr; r++) {
 		uintptr_t start = (uintptr_t)iov[r].iov_base;
@@ -151,7 +156,7 @@ static void swap_out_taken(struct fl_engine *e, const uintptr_t *addrs,
 		/* A kept slot is swap_out_clean's (it has a slot already). */
 		take[k] = present[k] &&
 			  (entry & PTE_STATE_MASK) == PTE_PRIVATE &&
-			  !(entry & PTE_SLOT);
+			  !pte_keeps_slot(entry);
 	}
 }
 
@@ -246,8 +251,7 @@ enum pick_mode { PICK_CLEAN, PICK_FIRST, PICK_SECOND };
  * drop (it is in use: the clock over all pages decides for it). */
 static int pte_is_kept(uint64_t value)
 {
-	return (value & PTE_STATE_MASK) == PTE_PRIVATE && (value & PTE_SLOT) &&
-	       !(value & PTE_REFAULTED);
+	return pte_keeps_slot(value) && !(value & PTE_REFAULTED);
 }
 
 /*
@@ -312,8 +316,7 @@ static unsigned swap_out_clean(struct fl_engine *e, struct fl_mapping *m,
 	for (unsigned k = 0; k < n; k++) {
 		uint64_t entry = pte_get_raw(pt, addrs[k] >> PAGE_SHIFT);
 
-		if ((entry & PTE_STATE_MASK) != PTE_PRIVATE ||
-		    !(entry & PTE_SLOT))
+		if (!pte_keeps_slot(entry))
 			rest[nrest++] = addrs[k];
 		else if (nr && (uintptr_t)iov[nr - 1].iov_base +
 					       iov[nr - 1].iov_len ==
@@ -322,11 +325,7 @@ static unsigned swap_out_clean(struct fl_engine *e, struct fl_mapping *m,
 		else
 			iov[nr++] = (struct iovec){(void *)addrs[k], PAGE_SIZE};
 	}
-	/* Never another process's memory (see swap_out_zap). */
-	done = nr ? uffd_zap_ranges(getpid() == e->self_pid ? e->self_pidfd
-							    : -1,
-				    iov, nr)
-		  : 0;
+	done = nr ? uffd_zap_ranges(own_pidfd(e), iov, nr) : 0;
 	for (unsigned r = 0; r < done; r++) { /* the others stay kept */
 		uintptr_t start = (uintptr_t)iov[r].iov_base;
 
