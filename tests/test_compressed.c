@@ -5,6 +5,7 @@
  */
 #include "codec.h"
 #include "harness.h"
+#include "swap_test.h"
 #include "inject.h"
 
 #include <stdlib.h>
@@ -809,13 +810,8 @@ struct zswap_env {
 static int zswap_drained(void *arg)
 {
 	struct zswap_env *v = arg;
-	struct fl_group_stats gs;
-	struct fl_swap_stats st;
 
-	reclaim_group(v->g, 1);
-	fl_group_stats(v->g, &gs);
-	fl_swap_stats(v->z, &st);
-	return gs.usage == 0 && st.slots_used == 0 && st.cache_pages == 0;
+	return swap_drained(v->g, v->z);
 }
 
 /* Anonymous memory four times its group's limit, swapped to compressed

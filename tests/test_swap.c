@@ -6,6 +6,7 @@
  * charge) on purpose, with totals checked after a reclaim pass.
  */
 #include "harness.h"
+#include "swap_test.h"
 #include "inject.h"
 #include "reclaim.h"
 #include "swap.h"
@@ -124,15 +125,8 @@ static void env_open(struct swap_env *v, const char *tag, uint64_t max_pages,
 static int drained(void *arg)
 {
 	struct swap_env *v = arg;
-	struct fl_group_stats gs;
-	struct fl_swap_stats st;
 
-	/* The I/O thread that read a page lets it go after the retry: a
-	 * reclaim pass frees it once it has. */
-	reclaim_group(v->g, 1);
-	fl_group_stats(v->g, &gs);
-	fl_swap_stats(v->s, &st);
-	return gs.usage == 0 && st.slots_used == 0 && st.cache_pages == 0;
+	return swap_drained(v->g, v->s);
 }
 
 static void env_close(struct swap_env *v)

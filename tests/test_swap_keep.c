@@ -8,6 +8,7 @@
  * totals back to zero after unmap.
  */
 #include "harness.h"
+#include "swap_test.h"
 #include "reclaim.h"
 
 #include <fcntl.h>
@@ -57,13 +58,8 @@ static void keep_open(struct keep_env *v, const char *tag, int file,
 static int drained(void *arg)
 {
 	struct keep_env *v = arg;
-	struct fl_group_stats gs;
-	struct fl_swap_stats st;
 
-	reclaim_group(v->g, 1);
-	fl_group_stats(v->g, &gs);
-	fl_swap_stats(v->s, &st);
-	return gs.usage == 0 && st.slots_used == 0 && st.cache_pages == 0;
+	return swap_drained(v->g, v->s);
 }
 
 /* Unmap; then nothing is left: no slot, charge, swap usage or cache page. */
