@@ -527,18 +527,7 @@ static unsigned char *race_setup(struct swap_env *v, const char *tag)
  * charge, no swap usage. */
 static void check_totals_zero(struct swap_env *v)
 {
-	struct fl_group_stats gs;
-	struct fl_swap_stats st;
-
-	h_wait_until(drained, v);
-	CHECK_EQ(fl_group_stats(v->g, &gs), 0);
-	CHECK_EQ(gs.usage, 0);
-	CHECK_EQ(gs.swap_usage, 0);
-	CHECK_EQ(gs.private_pages, 0);
-	CHECK_EQ(fl_swap_stats(v->s, &st), 0);
-	CHECK_EQ(st.slots_used, 0);
-	CHECK_EQ(st.bytes_stored, 0);
-	CHECK_EQ(st.cache_pages, 0);
+	swap_check_totals_zero(v->g, v->s);
 }
 
 /* Swap-in of page 0 stalled between "read and confirmed" and "installed";

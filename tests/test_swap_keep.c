@@ -55,28 +55,11 @@ static void keep_open(struct keep_env *v, const char *tag, int file,
 	REQUIRE(v->p != MAP_FAILED);
 }
 
-static int drained(void *arg)
-{
-	struct keep_env *v = arg;
-
-	return swap_drained(v->g, v->s);
-}
-
 /* Unmap; then nothing is left: no slot, charge, swap usage or cache page. */
 static void keep_close(struct keep_env *v)
 {
-	struct fl_group_stats gs;
-	struct fl_swap_stats st;
-
 	CHECK_EQ(fl_munmap(v->e, v->p, NPAGES * PG), 0);
-	CHECK(h_wait_until(drained, v));
-	CHECK_EQ(fl_group_stats(v->g, &gs), 0);
-	CHECK_EQ(gs.usage, 0);
-	CHECK_EQ(gs.swap_usage, 0);
-	CHECK_EQ(gs.private_pages, 0);
-	CHECK_EQ(fl_swap_stats(v->s, &st), 0);
-	CHECK_EQ(st.slots_used, 0);
-	CHECK_EQ(st.cache_pages, 0);
+	swap_check_totals_zero(v->g, v->s);
 	if (v->o) {
 		/* The file never saw a private store. */
 		unsigned char *buf = malloc(NPAGES * PG);
