@@ -39,8 +39,9 @@
 
 struct redis_conn {
 	redisContext *ctx;
-	uint64_t gen; /* the node's generation when it was made */
-	char *rbuf;   /* REDIS_READ_CHUNK bytes to read into, or NULL */
+	uint64_t gen;	   /* the node's generation when it was made */
+	char *rbuf;	   /* REDIS_READ_CHUNK bytes to read into, or NULL */
+	size_t rpos, rlen; /* rbuf[rpos, rlen): read, not yet parsed */
 };
 
 /* A connection reads up to this much per read(2) (redis_conn_reply). */
@@ -158,6 +159,10 @@ int redis_conn_flush(redisContext *ctx);
  * with *reply set, or REDIS_ERR with ctx->err set as hiredis sets it.
  */
 int redis_conn_reply(struct redis_conn *conn, void **reply);
+/* Read more into conn->rbuf after what is pending there (moved to its
+ * start first); REDIS_OK, or REDIS_ERR with ctx->err set as hiredis sets
+ * it (errno kept: EAGAIN when the command timed out). */
+int redis_conn_read(struct redis_conn *conn);
 /* Run one command on node, outside any batch: the reply (the caller
  * frees it), or NULL with errno. */
 redisReply *redis_node_command(struct redis_client *cl, unsigned node, int argc,
@@ -169,6 +174,16 @@ uint64_t redis_now_ns(void);
 void redis_reply_install(redisContext *ctx);
 /* The next reply read on ctx is c's (NULL: none with a destination). */
 void redis_reply_expect(redisContext *ctx, struct redis_cmd *c);
+/*
+ * The next reply on conn, for c (which has a destination), parsed here
+ * instead of by hiredis when it is a bulk string or nil and hiredis's
+ * reader holds nothing: the block's bytes go from conn->rbuf to c's
+ * destination without passing through hiredis's buffer.  REDIS_OK with
+ * *reply set, REDIS_ERR with ctx->err set, or 1: not such a reply (nothing
+ * consumed), hiredis is to parse it.
+ */
+int redis_bulk_reply(struct redis_conn *conn, struct redis_cmd *c,
+		     void **reply);
 
 /* redis_cluster.c */
 /* The hash slot of a key: CRC16 of the key, or of its hash tag (the part

@@ -267,6 +267,7 @@ int redis_conn_get(struct redis_client *cl, struct redis_node *nd,
 	}
 	conn->gen = gen;
 	conn->rbuf = malloc(REDIS_READ_CHUNK); /* NULL: hiredis reads */
+	conn->rpos = conn->rlen = 0;
 	*fresh = 1;
 	return 0;
 }
@@ -296,39 +297,76 @@ int redis_conn_flush(redisContext *ctx)
 	return rc;
 }
 
+int redis_conn_read(struct redis_conn *conn)
+{
+	redisContext *ctx = conn->ctx;
+	size_t keep = conn->rlen - conn->rpos;
+	ssize_t n;
+
+	memmove(conn->rbuf, conn->rbuf + conn->rpos, keep);
+	conn->rpos = 0;
+	conn->rlen = keep;
+	do
+		n = read(ctx->fd, conn->rbuf + keep, REDIS_READ_CHUNK - keep);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) { /* as hiredis reports them, errno kept */
+		int saved = errno;
+
+		ctx->err = n < 0 ? REDIS_ERR_IO : REDIS_ERR_EOF;
+		snprintf(ctx->errstr, sizeof(ctx->errstr), "%s",
+			 n < 0 ? strerror(saved)
+			       : "Server closed the connection");
+		errno = saved;
+		return REDIS_ERR;
+	}
+	conn->rlen += (size_t)n;
+	return REDIS_OK;
+}
+
+/* Give what conn->rbuf holds to hiredis's reader; REDIS_OK or REDIS_ERR. */
+static int conn_feed(struct redis_conn *conn)
+{
+	redisContext *ctx = conn->ctx;
+	size_t at = conn->rpos, n = conn->rlen - conn->rpos;
+
+	conn->rlen = conn->rpos = 0;
+	if (n && redisReaderFeed(ctx->reader, conn->rbuf + at, n) != REDIS_OK) {
+		ctx->err = ctx->reader->err;
+		snprintf(ctx->errstr, sizeof(ctx->errstr), "%s",
+			 ctx->reader->errstr);
+		return REDIS_ERR;
+	}
+	return REDIS_OK;
+}
+
+/* hiredis's reader holds no byte and no reply in progress. */
+static int reader_empty(const redisReader *r)
+{
+	return r->pos == r->len && r->ridx == -1;
+}
+
 int redis_conn_reply(struct redis_conn *conn, void **reply)
 {
 	redisContext *ctx = conn->ctx;
+	struct redis_cmd *c = ctx->reader->privdata;
 
 	if (redis_conn_flush(ctx) != REDIS_OK) /* none to send, usually */
 		return REDIS_ERR;
 	if (!conn->rbuf)
 		return redisGetReply(ctx, reply);
-	if (redisGetReplyFromReader(ctx, reply) != REDIS_OK)
+	if (c && c->dst && reader_empty(ctx->reader)) {
+		int rc = redis_bulk_reply(conn, c, reply);
+
+		if (rc != 1)
+			return rc;
+	}
+	if (conn_feed(conn) != REDIS_OK ||
+	    redisGetReplyFromReader(ctx, reply) != REDIS_OK)
 		return REDIS_ERR;
 	while (!*reply) {
-		ssize_t n = read(ctx->fd, conn->rbuf, REDIS_READ_CHUNK);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) { /* as hiredis reports them, errno kept */
-			int saved = errno;
-
-			ctx->err = n < 0 ? REDIS_ERR_IO : REDIS_ERR_EOF;
-			snprintf(ctx->errstr, sizeof(ctx->errstr), "%s",
-				 n < 0 ? strerror(saved)
-				       : "Server closed the connection");
-			errno = saved;
-			return REDIS_ERR;
-		}
-		if (redisReaderFeed(ctx->reader, conn->rbuf, (size_t)n) !=
-		    REDIS_OK) {
-			ctx->err = ctx->reader->err;
-			snprintf(ctx->errstr, sizeof(ctx->errstr), "%s",
-				 ctx->reader->errstr);
-			return REDIS_ERR;
-		}
-		if (redisGetReplyFromReader(ctx, reply) != REDIS_OK)
+		if (redis_conn_read(conn) != REDIS_OK ||
+		    conn_feed(conn) != REDIS_OK ||
+		    redisGetReplyFromReader(ctx, reply) != REDIS_OK)
 			return REDIS_ERR;
 	}
 	return REDIS_OK;

@@ -18,6 +18,7 @@
 #ifdef FL_HAVE_HIREDIS
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -120,6 +121,123 @@ static void *create_integer(const redisReadTask *task, long long value)
 static void *create_nil(const redisReadTask *task)
 {
 	return reply_new(task, REDIS_REPLY_NIL);
+}
+
+/* ---- bulk replies parsed here (redis_bulk_reply) ---------------------- */
+
+/* The pieces of a block written while the rest is read (a page). */
+#define BULK_PIECE_ALIGN ((size_t)4096)
+
+/* Longest "$<length>\r\n" taken as a bulk string's header. */
+#define BULK_HEADER_MAX 24
+
+/* Bytes of conn->rbuf not yet parsed. */
+static size_t unparsed(const struct redis_conn *conn)
+{
+	return conn->rlen - conn->rpos;
+}
+
+/*
+ * Parse "$<length>\r\n" at conn->rbuf + rpos (reading more while it is
+ * incomplete): 0 with *len (-1 for nil) and the header consumed, 1 if
+ * what comes is not such a header (nothing consumed), or REDIS_ERR.
+ */
+static int bulk_header(struct redis_conn *conn, long long *len)
+{
+	const char *p, *end, *cr;
+	long long v = 0;
+	int neg;
+
+	for (;;) {
+		p = conn->rbuf + conn->rpos;
+		end = conn->rbuf + conn->rlen;
+		if (p < end && *p != '$')
+			return 1;
+		cr = p < end ? memchr(p, '\r', (size_t)(end - p)) : NULL;
+		if (cr && cr + 1 < end)
+			break;
+		if (end - p >= BULK_HEADER_MAX)
+			return 1;
+		if (redis_conn_read(conn) != REDIS_OK)
+			return REDIS_ERR;
+	}
+	if (cr[1] != '\n' || cr - p < 2 || cr - p > BULK_HEADER_MAX - 2)
+		return 1;
+	neg = p[1] == '-';
+	for (p += 1 + neg; p < cr; p++) {
+		if (*p < '0' || *p > '9')
+			return 1;
+		v = v * 10 + (*p - '0');
+	}
+	if (neg && v != 1)
+		return 1;
+	*len = neg ? -1 : v;
+	conn->rpos = (size_t)(cr + 2 - conn->rbuf);
+	return 0;
+}
+
+/* Put n bytes of a block at byte got of c's destination (what fits). */
+static void bulk_put(struct redis_cmd *c, const char *p, size_t n, size_t got)
+{
+	if (got >= c->dst_len || c->dst_err)
+		return;
+	if (n > c->dst_len - got)
+		n = c->dst_len - got;
+	if (c->dst_fd < 0)
+		memcpy((char *)c->dst + got, p, n);
+	else
+		c->dst_err = write_at(c->dst_fd, p, n, c->dst_off + got);
+}
+
+int redis_bulk_reply(struct redis_conn *conn, struct redis_cmd *c, void **reply)
+{
+	redisContext *ctx = conn->ctx;
+	long long len;
+	size_t got = 0;
+	redisReply *r;
+	int rc = bulk_header(conn, &len);
+
+	if (rc)
+		return rc;
+	while (len >= 0 && got < (size_t)len) {
+		size_t rest = (size_t)len - got, n = unparsed(conn);
+
+		/* Whole pages while more is to come: a page written in two
+		 * pieces would be zeroed by the first (shmem_write_end). */
+		if (n < rest && n < BULK_PIECE_ALIGN) {
+			if (redis_conn_read(conn) != REDIS_OK)
+				return REDIS_ERR;
+			continue;
+		}
+		n = n >= rest ? rest
+			      : ((got + n) & ~(BULK_PIECE_ALIGN - 1)) - got;
+		bulk_put(c, conn->rbuf + conn->rpos, n, got);
+		conn->rpos += n;
+		got += n;
+	}
+	while (len >= 0 && unparsed(conn) < 2)
+		if (redis_conn_read(conn) != REDIS_OK)
+			return REDIS_ERR;
+	if (len >= 0 && memcmp(conn->rbuf + conn->rpos, "\r\n", 2)) {
+		ctx->err = REDIS_ERR_PROTOCOL;
+		snprintf(ctx->errstr, sizeof(ctx->errstr),
+			 "bulk string not ended by CRLF");
+		return REDIS_ERR;
+	}
+	if (len >= 0)
+		conn->rpos += 2;
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		ctx->err = REDIS_ERR_OOM;
+		snprintf(ctx->errstr, sizeof(ctx->errstr), "Out of memory");
+		return REDIS_ERR;
+	}
+	r->type = len < 0 ? REDIS_REPLY_NIL : REDIS_REPLY_STRING;
+	r->len = len < 0		    ? 0
+		 : (size_t)len < c->dst_len ? (size_t)len
+					    : c->dst_len;
+	*reply = r;
+	return REDIS_OK;
 }
 
 static redisReplyObjectFunctions reply_functions = {
