@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/sds.h>
+
 #include "redis_client.h"
 
 #define BACKOFF_FIRST_MS 50
@@ -277,6 +279,8 @@ int redis_conn_flush(redisContext *ctx)
 	sigset_t pipe_set, old, pending;
 	int done = 0, rc = REDIS_OK, saved, was_pending;
 
+	if (sdslen(ctx->obuf) == 0) /* nothing to send: no system call */
+		return REDIS_OK;
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
