@@ -353,7 +353,8 @@ struct fl_redis_options {
 	unsigned timeout_ms;
 	/* Most connections to each server (default 4). */
 	unsigned connections;
-	/* The store's threads running submitted reads (default 2). */
+	/* The store's threads running submitted reads (default: one per
+	 * connection, at most 4). */
 	unsigned io_threads;
 };
 

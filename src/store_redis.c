@@ -39,7 +39,7 @@
 
 #define DEFAULT_TIMEOUT_MS 2000u
 #define DEFAULT_CONNS	   4u
-#define DEFAULT_THREADS	   2u
+#define DEFAULT_THREADS	   4u /* at most: one per connection */
 #define MAX_THREADS	   16u
 #define BATCH_BLOCKS	   512u	       /* most block commands in one batch */
 #define SPLIT_BLOCKS	   16u	       /* a batch this large takes no more */
@@ -573,6 +573,20 @@ static int options_check(const struct fl_redis_options *o)
 	       (o->exclusive && !o->create_size && !o->create);
 }
 
+/*
+ * The store's threads when the options do not say: one per connection, up
+ * to DEFAULT_THREADS, so that as many readahead windows as there are
+ * connections are in flight (the server always has one to send) and no
+ * thread waits for a connection.  Four rather than two: `bench remote`'s
+ * sequential scan, 0.165-0.17 s with two, 0.153-0.163 s with four.
+ */
+static unsigned default_threads(unsigned connections)
+{
+	unsigned conns = connections ? connections : DEFAULT_CONNS;
+
+	return conns < DEFAULT_THREADS ? conns : DEFAULT_THREADS;
+}
+
 /* Start n store threads, with every signal blocked (they are the
  * program's, as for the engine's threads). */
 static int threads_start(struct redis_store *rs, unsigned n)
@@ -645,7 +659,8 @@ struct fl_store *fl_store_redis_open(const char *url,
 	if (redis_meta_open(&rs->cl, rs->prefix, o, &size, &rs->block))
 		goto fail;
 	atomic_store(&rs->size, size);
-	if (threads_start(rs, o->io_threads ? o->io_threads : DEFAULT_THREADS))
+	if (threads_start(rs, o->io_threads ? o->io_threads
+					    : default_threads(o->connections)))
 		goto fail;
 	return &rs->base;
 fail:
