@@ -10,8 +10,9 @@
  *                    open connections;
  *   redis_cluster.c  key -> hash slot (CRC16, hash tags), the slot map
  *                    from CLUSTER SLOTS, MOVED/ASK redirections parsed;
- *   redis_reply.c    reply objects, a block's bytes copied straight where
- *                    the command wants them;
+ *   redis_reply.c    reply objects; a block's reply parsed here (not by
+ *                    hiredis), its bytes copied straight where the command
+ *                    wants them;
  *   redis_pipe.c     a batch of commands in one round trip: each command
  *                    goes to the node that owns its key's slot, every
  *                    node's commands are written before any reply is read,

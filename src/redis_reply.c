@@ -14,6 +14,11 @@
  * before each reply is read: hiredis hands it to the top-level task of
  * the next reply it starts.  Connections also keep their read buffer
  * between replies (maxbuf 0) instead of freeing it after each large one.
+ *
+ * Most such replies never reach hiredis: redis_bulk_reply parses a bulk
+ * string or nil with a destination itself, from the connection's own
+ * buffer, whenever hiredis's reader holds nothing, so that a block's bytes
+ * are not first appended to hiredis's buffer and moved down in it.
  */
 #ifdef FL_HAVE_HIREDIS
 #define _GNU_SOURCE
