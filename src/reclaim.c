@@ -15,6 +15,7 @@
 #include "writeback.h"
 
 #define RECLAIM_BATCH		 256 /* pages taken off the lists per lock hold */
+#define RECLAIM_MIN_EVICT	 32 /* evicted per batch even if fewer wanted */
 #define RECLAIM_IDLE_ROUNDS	 8 /* rounds in a row that free nothing: stop */
 #define RECLAIM_WRITES_IN_FLIGHT 64 /* dirty runs written at once */
 /* After a background reclaim that freed nothing, none for this long. */
@@ -156,8 +157,9 @@ struct reclaim_batch {
 	struct fl_page *unmap[RECLAIM_BATCH], *dirty[RECLAIM_BATCH],
 		*evict[RECLAIM_BATCH];
 	unsigned nr_unmap, nr_dirty, nr_evict, activated;
-	unsigned busy;	/* locked, under writeback, or being read */
-	unsigned stuck; /* could not be punched out */
+	unsigned max_evict; /* at most RECLAIM_BATCH */
+	unsigned busy;	    /* locked, under writeback, or being read */
+	unsigned stuck;	    /* could not be punched out */
 	/* Reclaiming for a readahead window: the pages it must leave. */
 	const struct readahead_spare *spare;
 };
@@ -216,7 +218,7 @@ static void scan_page(struct lru *lru, struct fl_page *p,
 		lru_push_inactive(lru, p);
 		if (b->nr_dirty < RECLAIM_BATCH && take_refs(p))
 			b->dirty[b->nr_dirty++] = p;
-	} else if (b->nr_evict < RECLAIM_BATCH && take_refs(p)) {
+	} else if (b->nr_evict < b->max_evict && take_refs(p)) {
 		b->evict[b->nr_evict++] = p; /* isolated: off the lists */
 	} else {
 		lru_push_inactive(lru, p);
@@ -231,7 +233,7 @@ static void scan_lru(struct fl_group *g, struct reclaim_batch *b)
 	lru_balance(lru);
 	for (uint64_t i = 0, n = lru->nr_inactive;
 	     i < n && i < 4 * RECLAIM_BATCH; i++) {
-		if (b->nr_evict == RECLAIM_BATCH)
+		if (b->nr_evict == b->max_evict)
 			break;
 		scan_page(lru, list_tail(lru->inactive), b);
 	}
@@ -427,15 +429,24 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
 	return freed;
 }
 
-/* One batch from g's lists, leaving what spare names (NULL: nothing);
- * returns pages freed, *progress if anything moved (a page unmapped,
- * written, activated or freed), and adds to *busy the pages that could not
- * go only because they were busy. */
+/*
+ * One batch from g's lists, leaving what spare names (NULL: nothing), and
+ * evicting about want pages (at least RECLAIM_MIN_EVICT, at most a batch):
+ * a whole batch for a fault that needs a few pages would take a small
+ * group's whole cache, pages read ahead and not used yet with it, to be
+ * read again.  Returns pages freed, *progress if anything moved (a page
+ * unmapped, written, activated or freed), and adds to *busy the pages that
+ * could not go only because they were busy.
+ */
 static uint64_t shrink_group(struct fl_group *g,
-			     const struct readahead_spare *spare, int *progress,
-			     uint64_t *busy, uint64_t *in_io)
+			     const struct readahead_spare *spare, uint64_t want,
+			     int *progress, uint64_t *busy, uint64_t *in_io)
 {
 	struct reclaim_batch b = {.spare = spare};
+
+	b.max_evict = want < RECLAIM_MIN_EVICT ? RECLAIM_MIN_EVICT
+		      : want > RECLAIM_BATCH   ? RECLAIM_BATCH
+					       : (unsigned)want;
 	uint64_t freed;
 
 	scan_lru(g, &b);
@@ -539,8 +550,8 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 		for (unsigned i = 0; i < nr && freed < want; i++) {
 			int moved;
 
-			freed +=
-				shrink_group(v[i], spare, &moved, busy, &in_io);
+			freed += shrink_group(v[i], spare, want - freed, &moved,
+					      busy, &in_io);
 			progress |= moved;
 		}
 		if (freed == swept && freed < want && !spare &&

@@ -812,7 +812,11 @@ TEST(poison_survives_fault_around)
  * A sequential read in a group whose room for cache is small beside the
  * readahead window (1 MiB of 8 MiB free, the rest private memory; 2 MiB
  * windows): readahead is sized to the room, so it never evicts the pages
- * it read before they are used, and each page is read about once.
+ * it read before they are used, and each page is read about once.  The
+ * faults that miss reclaim about what they need, not a whole batch: a
+ * batch of 256 was the group's whole cache, the windows read ahead with it
+ * (255 read ahead and evicted unused, 4351 pages read; under
+ * ThreadSanitizer 1290 and 6646).
  */
 TEST(readahead_fits_a_tight_group)
 {
@@ -836,10 +840,46 @@ TEST(readahead_fits_a_tight_group)
 	REQUIRE(p != MAP_FAILED);
 	read0 = h_estats(e).pages_read;
 	CHECK_EQ(h_mismatch(p, pages * PG, 77, 0), -1);
-	CHECK_LE(h_estats(e).pages_read - read0, pages * 3 / 2);
+	CHECK_LE(h_estats(e).pages_read - read0, pages + 128);
+	CHECK_LE(h_estats(e).readahead_evicted, 64);
 	CHECK_LE(gstats(g).peak, 2048 * PG);
 	CHECK_EQ(fl_munmap(e, p, pages * PG), 0);
 	CHECK_EQ(fl_munmap(e, anon, 1792 * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+/*
+ * A fault in a full group reclaims about what it needs (a batch of 32
+ * pages), not a whole batch of 256: counted by the group's reclaimed
+ * pages after one fault past the limit, with nothing else running.
+ */
+TEST(a_fault_reclaims_about_what_it_needs)
+{
+	fl_engine *e = h_engine_cfg(2, 0, 512);
+	fl_group *g = fl_group_create(e, NULL, "full");
+	struct h_file f;
+	fl_object *o;
+	unsigned char *p;
+	uint64_t pages = 1024, full = 512, before;
+
+	REQUIRE(g != NULL);
+	CHECK_EQ(fl_group_set_max(g, full * PG), 0);
+	h_file_create(&f, pages * PG, 78);
+	o = h_open(e, &f, O_RDONLY);
+	p = fl_mmap_group(e, g, NULL, pages * PG, PROT_READ, MAP_SHARED, o, 0);
+	REQUIRE(p != MAP_FAILED);
+	CHECK_EQ(fl_madvise(e, p, pages * PG, MADV_RANDOM), 0);
+	for (uint64_t pg = 0; pg < full; pg++) /* one page a fault */
+		CHECK_EQ(p[pg * PG], h_pattern(78, pg * PG));
+	CHECK_EQ(gstats(g).cache_pages, full);
+	before = gstats(g).pages_reclaimed;
+	CHECK_EQ(p[full * PG], h_pattern(78, full * PG));
+	CHECK_GE(gstats(g).pages_reclaimed - before, 1);
+	CHECK_LE(gstats(g).pages_reclaimed - before, 32);
+	CHECK_GE(gstats(g).cache_pages, full - 32);
+	CHECK_EQ(fl_munmap(e, p, pages * PG), 0);
 	CHECK_EQ(fl_object_close(o), 0);
 	CHECK_EQ(fl_engine_destroy(e), 0);
 	h_file_remove(&f);
