@@ -201,6 +201,8 @@ void fault_count_first(struct fault *f, int major)
 	if (f->attempts)
 		return;
 	f->major = major;
+	if (f->again) /* counted as the fault it repeats */
+		return;
 	if (major) {
 		COUNT(f, major_faults, 1);
 		atomic_fetch_add(&f->m->group->major_faults, 1);
@@ -570,6 +572,19 @@ static int fault_readahead_hit(struct fault *f, struct fl_object *o,
 	return 1;
 }
 
+/* Note on the page, inserted locked for its read, which thread's fault
+ * reads it (see read_tid). */
+static void fault_note_reader(struct fault *f, struct fl_object *o,
+			      uint64_t index)
+{
+	struct fl_page *page = pagecache_get(o, index);
+
+	if (page) {
+		atomic_store(&page->read_tid, f->tid);
+		page_put(page);
+	}
+}
+
 /*
  * The page is absent: insert it (and what follows) locked, charged, and
  * read it from the store on an I/O thread, then retry.  Map lock held on
@@ -600,6 +615,7 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 		fault_unlock(f);
 		return FAULT_RETRY;
 	}
+	fault_note_reader(f, o, index);
 	readahead_missed(f->e, f->m, o, &run, (unsigned long)n);
 	if (n > 1)
 		COUNT(f, readahead_pages, (uint64_t)n - 1);
@@ -872,6 +888,13 @@ static enum fault_result fault_file(struct fault *f)
 	page = pagecache_get(o, index);
 	if (page && page_test(page, PG_UPTODATE))
 		first_use = fault_readahead_hit(f, o, page);
+	/* A thread waits in its fault until it is served, so a fault of the
+	 * thread whose fault started this page's read, while that read is in
+	 * flight, is the same access again: the thread left its wait (a
+	 * signal) and faulted anew.  The kernel counts a retried fault once;
+	 * so does faultline. */
+	else if (page && f->tid && atomic_load(&page->read_tid) == f->tid)
+		f->again = 1;
 	/* Anonymous shared memory's pages are zero-filled: minor. */
 	fault_count_first(f,
 			  (!page || !page_test(page, PG_UPTODATE)) && o->store);
@@ -940,11 +963,20 @@ enum fault_result fault_once(struct fault *f)
 	}
 	if (!(f->m->prot & PROT_WRITE))
 		f->write = 0; /* a stale message: mprotect came in between */
-	/* A poisoned page raises SIGBUS without reaching us: one that
-	 * faults here was emptied by other means (madvise(2) on it). */
+	/* A poisoned page raises SIGBUS without reaching us.  A message for
+	 * one whose poison is still in place was sent before the poison (its
+	 * thread faulted there again meanwhile: after a signal, say) and was
+	 * answered by it: count nothing, serve nothing.  One that faults here
+	 * without the poison was emptied by other means (madvise(2) on it). */
 	if (pagetable_next_poisoned(&f->e->pagetable, f->addr >> PAGE_SHIFT,
-				    f->addr >> PAGE_SHIFT) != UINT64_MAX)
+				    f->addr >> PAGE_SHIFT) != UINT64_MAX) {
+		if (uffd_page_flags(f->e->pagemap_fd, f->addr) ==
+		    UFFD_PAGE_MARKER) {
+			uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
+			return FAULT_DONE;
+		}
 		fault_forget_poison(f);
+	}
 	if (f->oom_fail) /* its group's OOM policy said: fail */
 		return fault_sigbus(f);
 	if (f->m->kind != MAP_KIND_SHARED) { /* swapped out? */

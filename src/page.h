@@ -45,6 +45,10 @@ struct fl_page {
 	struct fl_object *object;
 	uint64_t index;
 	struct fl_page *lru_prev, *lru_next; /* group's LRU list */
+	/* The thread whose fault started the page's read (0: none, or
+	 * readahead): a fault of the same thread while the read is in
+	 * flight is that fault again (see fault_file). */
+	_Atomic uint32_t read_tid;
 };
 
 static inline int page_test(struct fl_page *page, uint32_t flag)

@@ -155,7 +155,7 @@ int uffd_page_flags(int pagemap, uintptr_t addr)
 		  (off_t)(addr / PAGE_SIZE * sizeof(e))) != sizeof(e))
 		return -1;
 	if (!(e & PM_PRESENT))
-		return 0;
+		return e & PM_SWAP && !(e & PM_UFFD_WP) ? UFFD_PAGE_MARKER : 0;
 	return UFFD_PAGE_PRESENT | (e & PM_UFFD_WP ? UFFD_PAGE_WP : 0);
 }
 

@@ -343,6 +343,57 @@ TEST(retries_and_majors_counted_once)
 	CHECK_EQ(fl_engine_destroy(e), 0);
 }
 
+static void on_usr1(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * A signal ends a faulting thread's wait in the kernel: it runs its
+ * handler and faults again on the same access, a new message for a page
+ * its first fault is still reading.  However often that happens, the
+ * access is one fault (major) and, when the read fails, one error and one
+ * SIGBUS: the repeats are neither counted nor served again (without the
+ * poison check each was read again, and failed: an error each).
+ */
+TEST(a_fault_repeated_after_signals_counts_once)
+{
+	fl_engine *e = retry_engine(2, 0);
+	struct held_file h = {0};
+	struct fl_store_faults bad = {.fail_offset = 11 * PG,
+				      .fail_length = PG};
+	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	struct reader r;
+	struct fl_stats s;
+
+	held_open(&h, e, 76);
+	CHECK_EQ(fl_store_faulty_set(h.store, &bad), 0);
+	CHECK_EQ(fl_store_faulty_hold(h.store, 11 * PG, PG), 0);
+	REQUIRE(sigaction(SIGUSR1, &sa, &old) == 0);
+	CHECK_EQ(fl_engine_lock_stats_reset(e), 0);
+	reader_start(&r, h.p, 11 * PG + 1, 76);
+	REQUIRE(wait_held(h.store, 1));
+	REQUIRE(wait_fault_attempts(e, 1));
+	for (int i = 1; i <= 3; i++) { /* each repeat parks on the page */
+		REQUIRE(pthread_kill(r.thread, SIGUSR1) == 0);
+		REQUIRE(wait_fault_attempts(e, 1 + (uint64_t)i));
+	}
+	CHECK_EQ(fl_store_faulty_release(h.store), 0);
+	pthread_join(r.thread, NULL);
+	CHECK_EQ(r.sig.signo, SIGBUS);
+	CHECK(wait_retries(e, 4)); /* every parked fault has resumed */
+	s = h_estats(e);
+	CHECK_EQ(s.fault_messages, 4);
+	CHECK_EQ(s.major_faults, 1);
+	CHECK_EQ(s.minor_faults, 0);
+	CHECK_EQ(s.errors, 1);
+	CHECK_EQ(s.pages_read, 0);
+	CHECK_EQ(h_mstats(e, h.p).major_faults, 1);
+	REQUIRE(sigaction(SIGUSR1, &old, NULL) == 0);
+	held_close(&h, e);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+}
+
 /* Lock statistics count what happened, are ordered, and reset. */
 TEST(lock_stats)
 {
