@@ -47,6 +47,13 @@ static void pair_close(struct pair *p)
 	free(p->conn.rbuf);
 }
 
+/* A pair whose server side has written the whole of stream (a literal). */
+#define pair_with(p, stream)                                                   \
+	do {                                                                   \
+		pair_open(p);                                                  \
+		put_all((p)->server, stream, sizeof(stream) - 1);              \
+	} while (0)
+
 /* The next reply, read for c (NULL: no destination). */
 static redisReply *next_reply(struct pair *p, struct redis_cmd *c)
 {
@@ -81,8 +88,7 @@ TEST(bulk_nil_and_other_replies_in_order)
 	struct pair p;
 	redisReply *r;
 
-	pair_open(&p);
-	put_all(p.server, stream, sizeof(stream) - 1);
+	pair_with(&p, stream);
 	r = next_reply(&p, &c);
 	REQUIRE(r);
 	CHECK_EQ(r->type, REDIS_REPLY_STRING);
@@ -124,8 +130,7 @@ TEST(longer_than_the_destination)
 	struct pair p;
 	redisReply *r;
 
-	pair_open(&p);
-	put_all(p.server, stream, sizeof(stream) - 1);
+	pair_with(&p, stream);
 	r = next_reply(&p, &c);
 	REQUIRE(r);
 	CHECK_EQ(r->len, 4);
