@@ -436,11 +436,14 @@ static uint64_t evict_pages(struct fl_group *g, struct reclaim_batch *b)
  * group's whole cache, pages read ahead and not used yet with it, to be
  * read again.  Returns pages freed, *progress if anything moved (a page
  * unmapped, written, activated or freed), and adds to *busy the pages that
- * could not go only because they were busy.
+ * could not go only because they were busy, to *in_io those of them being
+ * read or written, and to *held those taken to be evicted that someone
+ * held (a fault mapping them, say).
  */
 static uint64_t shrink_group(struct fl_group *g,
 			     const struct readahead_spare *spare, uint64_t want,
-			     int *progress, uint64_t *busy, uint64_t *in_io)
+			     int *progress, uint64_t *busy, uint64_t *in_io,
+			     uint64_t *held)
 {
 	struct reclaim_batch b = {.spare = spare};
 
@@ -462,6 +465,7 @@ static uint64_t shrink_group(struct fl_group *g,
 	 * a later pass may take them. */
 	*busy += b.busy + b.activated + (b.nr_evict - freed - b.stuck);
 	*in_io += b.busy;
+	*held += b.nr_evict - freed - b.stuck;
 	return freed;
 }
 
@@ -544,24 +548,30 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 	     freed < want && progress && idle < RECLAIM_IDLE_ROUNDS &&
 	     round < 4096;
 	     round++) {
-		uint64_t before = freed, in_io = 0;
+		uint64_t before = freed, in_io = 0, held = 0;
 
 		progress = 0;
 		for (unsigned i = 0; i < nr && freed < want; i++) {
 			int moved;
 
 			freed += shrink_group(v[i], spare, want - freed, &moved,
-					      busy, &in_io);
+					      busy, &in_io, &held);
 			progress |= moved;
 		}
 		if (freed == swept && freed < want && !spare &&
-		    in_io < want - freed && (round > 0 || !progress)) {
+		    in_io + held < want - freed && (round > 0 || !progress) &&
+		    in_io + held + reclaim_isolated(g) < want - freed) {
 			/* The cache's pages are hot (no cache page went,
 			 * even a round after their second chance) or gone:
 			 * swap.  While cold cache pages go, anonymous ones
 			 * stay (a partial answer: the caller asks again);
 			 * so they do while enough cache pages are only
-			 * being read (busy: the caller tries again soon).
+			 * being read, held a moment (a fault mapping them)
+			 * or being evicted by another reclaim: evicting
+			 * about what is asked, reclaims are many and small,
+			 * and one may find the few pages it took held, or
+			 * the rest taken by another (the caller tries again
+			 * soon).
 			 * Not for a readahead window: reading ahead is a
 			 * guess, not worth a page written out. */
 			uint64_t swapped = swap_reclaim(g, want - freed);
