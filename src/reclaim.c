@@ -446,11 +446,11 @@ static uint64_t shrink_group(struct fl_group *g,
 			     uint64_t *held)
 {
 	struct reclaim_batch b = {.spare = spare};
+	uint64_t freed;
 
 	b.max_evict = want < RECLAIM_MIN_EVICT ? RECLAIM_MIN_EVICT
 		      : want > RECLAIM_BATCH   ? RECLAIM_BATCH
 					       : (unsigned)want;
-	uint64_t freed;
 
 	scan_lru(g, &b);
 	unmap_pages(g->engine, &b);
@@ -559,7 +559,7 @@ static uint64_t reclaim_group_busy(struct fl_group *g, uint64_t want,
 			progress |= moved;
 		}
 		if (freed == swept && freed < want && !spare &&
-		    in_io + held < want - freed && (round > 0 || !progress) &&
+		    (round > 0 || !progress) &&
 		    in_io + held + reclaim_isolated(g) < want - freed) {
 			/* The cache's pages are hot (no cache page went,
 			 * even a round after their second chance) or gone:
