@@ -572,19 +572,6 @@ static int fault_readahead_hit(struct fault *f, struct fl_object *o,
 	return 1;
 }
 
-/* Note on the page, inserted locked for its read, which thread's fault
- * reads it (see read_tid). */
-static void fault_note_reader(struct fault *f, struct fl_object *o,
-			      uint64_t index)
-{
-	struct fl_page *page = pagecache_get(o, index);
-
-	if (page) {
-		atomic_store(&page->read_tid, f->tid);
-		page_put(page);
-	}
-}
-
 /*
  * The page is absent: insert it (and what follows) locked, charged, and
  * read it from the store on an I/O thread, then retry.  Map lock held on
@@ -605,6 +592,7 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 		run = ra_run_from(index, 1);
 	else
 		readahead_plan(f->e, f->m, index, &run);
+	run.demand_tid = f->tid;
 	n = pagecache_start_run(o, &run, f->m->group, &over, &want);
 
 	if (n == -EDQUOT) /* the group is full: make room for the run */
@@ -615,7 +603,6 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 		fault_unlock(f);
 		return FAULT_RETRY;
 	}
-	fault_note_reader(f, o, index);
 	readahead_missed(f->e, f->m, o, &run, (unsigned long)n);
 	if (n > 1)
 		COUNT(f, readahead_pages, (uint64_t)n - 1);

@@ -121,6 +121,7 @@ struct ra_run {
 	unsigned long before; /* absent pages just before it that may join */
 	unsigned long max;    /* most pages in all */
 	uint64_t demand;      /* the page a fault needs, or UINT64_MAX */
+	uint32_t demand_tid;  /* that fault's thread (its read_tid), or 0 */
 	uint64_t mark;	      /* a page to mark PG_RA_MARK, or UINT64_MAX */
 	int stream;	      /* the mapping's readahead stream, or -1 */
 	uint64_t first;	      /* out: where the inserted run starts */

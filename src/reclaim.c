@@ -446,7 +446,7 @@ static uint64_t shrink_group(struct fl_group *g,
 			     uint64_t *held)
 {
 	struct reclaim_batch b = {.spare = spare};
-	uint64_t freed;
+	uint64_t freed, held_now;
 
 	b.max_evict = want < RECLAIM_MIN_EVICT ? RECLAIM_MIN_EVICT
 		      : want > RECLAIM_BATCH   ? RECLAIM_BATCH
@@ -463,9 +463,10 @@ static uint64_t shrink_group(struct fl_group *g,
 	*progress |= freed > 0;
 	/* In use now (locked, held, or referenced since last looked at):
 	 * a later pass may take them. */
-	*busy += b.busy + b.activated + (b.nr_evict - freed - b.stuck);
+	held_now = b.nr_evict - freed - b.stuck;
+	*busy += b.busy + b.activated + held_now;
 	*in_io += b.busy;
-	*held += b.nr_evict - freed - b.stuck;
+	*held += held_now;
 	return freed;
 }
 

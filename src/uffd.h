@@ -53,9 +53,9 @@ int uffd_open_pagemap(void);
  */
 #define UFFD_PAGE_PRESENT 1
 #define UFFD_PAGE_WP	  2
-#define UFFD_PAGE_MARKER                                                       \
-	4 /* not present: a marker other than uffd-wp                          \
-	   * (the poison, where one was placed) */
+/* Not present: a marker other than uffd-wp (the poison, where one was
+ * placed). */
+#define UFFD_PAGE_MARKER 4
 int uffd_page_flags(int pagemap, uintptr_t addr);
 
 /*
