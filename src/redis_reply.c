@@ -62,6 +62,20 @@ static int write_at(int fd, const char *p, size_t n, uint64_t off)
 	return 0;
 }
 
+/* Put n bytes of a block at byte got of c's destination (what fits;
+ * nothing more once a write failed). */
+static void bulk_put(struct redis_cmd *c, const char *p, size_t n, size_t got)
+{
+	if (got >= c->dst_len || c->dst_err)
+		return;
+	if (n > c->dst_len - got)
+		n = c->dst_len - got;
+	if (c->dst_fd < 0)
+		memcpy((char *)c->dst + got, p, n);
+	else
+		c->dst_err = write_at(c->dst_fd, p, n, c->dst_off + got);
+}
+
 static void *create_string(const redisReadTask *task, char *str, size_t len)
 {
 	struct redis_cmd *c = task->privdata;
@@ -72,11 +86,8 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
 		if (!r)
 			return NULL;
 		r->len = len < c->dst_len ? len : c->dst_len;
-		if (c->dst_fd < 0)
-			memcpy(c->dst, str, r->len);
-		else
-			c->dst_err =
-				write_at(c->dst_fd, str, r->len, c->dst_off);
+		c->dst_err = 0;
+		bulk_put(c, str, len, 0);
 		return r; /* str NULL: the bytes are at c->dst */
 	}
 	r = reply_new(task, task->type);
@@ -181,17 +192,20 @@ static int bulk_header(struct redis_conn *conn, long long *len)
 	return 0;
 }
 
-/* Put n bytes of a block at byte got of c's destination (what fits). */
-static void bulk_put(struct redis_cmd *c, const char *p, size_t n, size_t got)
+/* A reply of type with len bytes at its command's destination. */
+static int bulk_reply_new(redisContext *ctx, int type, size_t len, void **reply)
 {
-	if (got >= c->dst_len || c->dst_err)
-		return;
-	if (n > c->dst_len - got)
-		n = c->dst_len - got;
-	if (c->dst_fd < 0)
-		memcpy((char *)c->dst + got, p, n);
-	else
-		c->dst_err = write_at(c->dst_fd, p, n, c->dst_off + got);
+	redisReply *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		ctx->err = REDIS_ERR_OOM;
+		snprintf(ctx->errstr, sizeof(ctx->errstr), "Out of memory");
+		return REDIS_ERR;
+	}
+	r->type = type;
+	r->len = len;
+	*reply = r;
+	return REDIS_OK;
 }
 
 int redis_bulk_reply(struct redis_conn *conn, struct redis_cmd *c, void **reply)
@@ -199,12 +213,14 @@ int redis_bulk_reply(struct redis_conn *conn, struct redis_cmd *c, void **reply)
 	redisContext *ctx = conn->ctx;
 	long long len;
 	size_t got = 0;
-	redisReply *r;
 	int rc = bulk_header(conn, &len);
 
 	if (rc)
 		return rc;
-	while (len >= 0 && got < (size_t)len) {
+	if (len < 0)
+		return bulk_reply_new(ctx, REDIS_REPLY_NIL, 0, reply);
+	c->dst_err = 0;
+	while (got < (size_t)len) {
 		size_t rest = (size_t)len - got, n = unparsed(conn);
 
 		/* Whole pages while more is to come: a page written in two
@@ -220,29 +236,18 @@ int redis_bulk_reply(struct redis_conn *conn, struct redis_cmd *c, void **reply)
 		conn->rpos += n;
 		got += n;
 	}
-	while (len >= 0 && unparsed(conn) < 2)
+	while (unparsed(conn) < 2)
 		if (redis_conn_read(conn) != REDIS_OK)
 			return REDIS_ERR;
-	if (len >= 0 && memcmp(conn->rbuf + conn->rpos, "\r\n", 2)) {
+	if (memcmp(conn->rbuf + conn->rpos, "\r\n", 2)) {
 		ctx->err = REDIS_ERR_PROTOCOL;
 		snprintf(ctx->errstr, sizeof(ctx->errstr),
 			 "bulk string not ended by CRLF");
 		return REDIS_ERR;
 	}
-	if (len >= 0)
-		conn->rpos += 2;
-	r = calloc(1, sizeof(*r));
-	if (!r) {
-		ctx->err = REDIS_ERR_OOM;
-		snprintf(ctx->errstr, sizeof(ctx->errstr), "Out of memory");
-		return REDIS_ERR;
-	}
-	r->type = len < 0 ? REDIS_REPLY_NIL : REDIS_REPLY_STRING;
-	r->len = len < 0		    ? 0
-		 : (size_t)len < c->dst_len ? (size_t)len
-					    : c->dst_len;
-	*reply = r;
-	return REDIS_OK;
+	conn->rpos += 2;
+	return bulk_reply_new(ctx, REDIS_REPLY_STRING,
+			      got < c->dst_len ? got : c->dst_len, reply);
 }
 
 static redisReplyObjectFunctions reply_functions = {
