@@ -201,8 +201,6 @@ void fault_count_first(struct fault *f, int major)
 	if (f->attempts)
 		return;
 	f->major = major;
-	if (f->again) /* counted as the fault it repeats */
-		return;
 	if (major) {
 		COUNT(f, major_faults, 1);
 		atomic_fetch_add(&f->m->group->major_faults, 1);
@@ -593,6 +591,7 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 	else
 		readahead_plan(f->e, f->m, index, &run);
 	run.demand_tid = f->tid;
+	run.demand_addr = f->addr;
 	n = pagecache_start_run(o, &run, f->m->group, &over, &want);
 
 	if (n == -EDQUOT) /* the group is full: make room for the run */
@@ -857,6 +856,26 @@ static enum fault_result fault_cow(struct fault *f, int mapped,
 }
 
 /*
+ * Whether f repeats the fault that started the read of page, still in
+ * flight: the same thread at the same address.  A thread waits in its
+ * fault until it is served, so that is the same access again: a signal
+ * ended the thread's wait, it ran its handler and faulted anew.  That
+ * first fault is parked on the read and ends, whatever the read does, in
+ * a wake of its address (the page mapped, or poisoned: one SIGBUS; or the
+ * mapping gone), which wakes this thread too: the repeat needs nothing,
+ * is not counted (the kernel counts a retried fault once) and is not
+ * parked.  Parked, it resumed when the read failed and could run before
+ * the first fault placed the poison: it read the page again, a second
+ * error.  The address matters: a handler may touch the same object page
+ * through another mapping, and that fault must be served.
+ */
+static int fault_repeats_read(const struct fault *f, struct fl_page *page)
+{
+	return f->tid && atomic_load(&page->read_tid) == f->tid &&
+	       atomic_load(&page->read_addr) == f->addr;
+}
+
+/*
  * A fault on a view of an object's page cache (shared, private, or shared
  * anonymous memory).  Map lock held on entry.  Returns DONE (lock held),
  * or RETRY, AGAIN or PARKED as the function it waited in says.  Holds a
@@ -875,13 +894,10 @@ static enum fault_result fault_file(struct fault *f)
 	page = pagecache_get(o, index);
 	if (page && page_test(page, PG_UPTODATE))
 		first_use = fault_readahead_hit(f, o, page);
-	/* A thread waits in its fault until it is served, so a fault of the
-	 * thread whose fault started this page's read, while that read is in
-	 * flight, is the same access again: the thread left its wait (a
-	 * signal) and faulted anew.  The kernel counts a retried fault once;
-	 * so does faultline. */
-	else if (page && f->tid && atomic_load(&page->read_tid) == f->tid)
-		f->again = 1;
+	else if (page && fault_repeats_read(f, page)) {
+		page_put(page);
+		return FAULT_DONE; /* its first fault wakes it */
+	}
 	/* Anonymous shared memory's pages are zero-filled: minor. */
 	fault_count_first(f,
 			  (!page || !page_test(page, PG_UPTODATE)) && o->store);

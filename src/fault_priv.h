@@ -68,12 +68,10 @@ struct fault {
 	struct fl_group *mem_group;
 	struct fl_page *held_page;
 	uint64_t mem_pages, wait_start;
-	int oom_fail;  /* nothing to reclaim and the policy said fail */
-	int signalled; /* answered with SIGBUS */
-	int again;     /* its thread's earlier fault on the page is still being
-			* served: the same access, not counted twice */
-	int read_one;  /* the group has room for one page, not a run */
-	int throttled; /* paused once for dirtying over a dirty limit */
+	int oom_fail;	      /* nothing to reclaim and the policy said fail */
+	int signalled;	      /* answered with SIGBUS */
+	int read_one;	      /* the group has room for one page, not a run */
+	int throttled;	      /* paused once for dirtying over a dirty limit */
 	uint64_t mem_wait_t0; /* when this wait for memory began (ns) */
 };
 

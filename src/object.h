@@ -117,14 +117,15 @@ long pagecache_start_read(struct fl_object *o, uint64_t index,
 
 /* A run readahead asks for (readahead.c): index and what may join it. */
 struct ra_run {
-	uint64_t index;	      /* the page wanted (must be absent) */
-	unsigned long before; /* absent pages just before it that may join */
-	unsigned long max;    /* most pages in all */
-	uint64_t demand;      /* the page a fault needs, or UINT64_MAX */
-	uint32_t demand_tid;  /* that fault's thread (its read_tid), or 0 */
-	uint64_t mark;	      /* a page to mark PG_RA_MARK, or UINT64_MAX */
-	int stream;	      /* the mapping's readahead stream, or -1 */
-	uint64_t first;	      /* out: where the inserted run starts */
+	uint64_t index;	       /* the page wanted (must be absent) */
+	unsigned long before;  /* absent pages just before it that may join */
+	unsigned long max;     /* most pages in all */
+	uint64_t demand;       /* the page a fault needs, or UINT64_MAX */
+	uint32_t demand_tid;   /* that fault's thread (its read_tid), or 0 */
+	uintptr_t demand_addr; /* and its address (read_addr) */
+	uint64_t mark;	       /* a page to mark PG_RA_MARK, or UINT64_MAX */
+	int stream;	       /* the mapping's readahead stream, or -1 */
+	uint64_t first;	       /* out: where the inserted run starts */
 };
 
 /* A run of up to max pages from index, which a fault needs: nothing

@@ -45,10 +45,13 @@ struct fl_page {
 	struct fl_object *object;
 	uint64_t index;
 	struct fl_page *lru_prev, *lru_next; /* group's LRU list */
-	/* The thread whose fault started the page's read (0: none, or
-	 * readahead): a fault of the same thread while the read is in
-	 * flight is that fault again (see fault_file). */
+	/* The fault that started the page's read, by its thread and address
+	 * (0: none, or readahead): a fault of the same thread at the same
+	 * address while the read is in flight is that fault again (see
+	 * fault_file).  The address costs no memory: calloc hands out 80
+	 * bytes for this struct with or without it. */
 	_Atomic uint32_t read_tid;
+	_Atomic uintptr_t read_addr;
 };
 
 static inline int page_test(struct fl_page *page, uint32_t flag)

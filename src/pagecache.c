@@ -100,8 +100,10 @@ static unsigned long insert_locked(struct fl_object *o, uint64_t index,
 		}
 		if (index + i != run->demand)
 			flags |= PG_READAHEAD;
-		else
+		else {
 			atomic_store(&page->read_tid, run->demand_tid);
+			atomic_store(&page->read_addr, run->demand_addr);
+		}
 		if (index + i == run->mark)
 			flags |= PG_RA_MARK;
 		atomic_store(&page->flags, flags);
