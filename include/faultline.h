@@ -104,9 +104,9 @@ struct fl_config {
 	 * it, and wakes its thread there; at least one handler more than
 	 * CPUs is started; while faults come from several threads at once,
 	 * one handler polls at a time, unpinned); they poll up to 2 ms while
-	 * store reads or I/O-thread work are in flight.  0: the default (300
-	 * with more than one CPU online, else never); -1: never poll; at most
-	 * 10000.
+	 * a fault waits for a store read or I/O-thread work.  0: the default
+	 * (300 with more than one CPU online, else never); -1: never poll; at
+	 * most 10000.
 	 */
 	int handler_poll_us;
 };

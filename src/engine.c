@@ -308,6 +308,8 @@ int fl_engine_destroy(fl_engine *e)
 	aio_drain(e);
 	groups_wake_waiters(e); /* their faults are cancelled just below */
 	workqueue_destroy(&e->work);
+	/* Every parked fault was resumed to its end, or cancelled. */
+	fl_assert(atomic_load(&e->faults_parked) == 0);
 	/* Objects the caller did not close go too: write back, then free. */
 	while (e->objects)
 		if (object_release(e->objects))

@@ -134,6 +134,10 @@ struct fl_engine {
 
 	struct counters stats;
 	_Atomic uint64_t reads_in_flight; /* store reads now (queue depth) */
+	/* Faults parked (on a read, a locked page, memory) and not yet done:
+	 * threads waiting for work in flight.  Counted after the park, so it
+	 * may dip below zero for a moment. */
+	_Atomic int64_t faults_parked;
 	_Atomic uint64_t dirty_pages;
 	_Atomic uint64_t cached_pages;
 

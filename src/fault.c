@@ -1015,5 +1015,8 @@ int fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
 		.cpu = cpu,
 	};
 	count_add(&e->stats, fault_messages, 1);
-	return fault_run(f) == FAULT_PARKED;
+	if (fault_run(f) != FAULT_PARKED)
+		return 0;
+	atomic_fetch_add(&e->faults_parked, 1); /* f may be done already */
+	return 1;
 }

@@ -128,15 +128,20 @@ enum fault_result fault_run(struct fault *f)
 
 void fault_resume(struct fault *f)
 {
+	struct fl_engine *e = f->e;
+
 	uffd_wakes_for_cpu(f->cpu); /* its wake, if deferred, is for there */
 	fault_retried(f);
-	if (fault_run(f) == FAULT_DONE)
+	if (fault_run(f) == FAULT_DONE) {
 		fault_free(f);
+		atomic_fetch_sub(&e->faults_parked, 1);
+	}
 	uffd_wakes_for_cpu(-1);
 }
 
 void fault_cancel(struct fault *f)
 {
+	atomic_fetch_sub(&f->e->faults_parked, 1);
 	uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
 	if (f->parked_page)
 		page_put(f->parked_page);
