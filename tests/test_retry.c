@@ -348,6 +348,22 @@ static void on_usr1(int sig)
 	(void)sig;
 }
 
+/* Start a reader of page 11, whose read is held, with handler for SIGUSR1
+ * (the old action in *old), and wait until its fault let the lock go. */
+static void held_reader_start(struct held_file *h, fl_engine *e,
+			      struct reader *r, void (*handler)(int),
+			      struct sigaction *old, uint32_t seed)
+{
+	struct sigaction sa = {.sa_handler = handler};
+
+	CHECK_EQ(fl_store_faulty_hold(h->store, 11 * PG, PG), 0);
+	REQUIRE(sigaction(SIGUSR1, &sa, old) == 0);
+	CHECK_EQ(fl_engine_lock_stats_reset(e), 0);
+	reader_start(r, h->p, 11 * PG + 1, seed);
+	REQUIRE(wait_held(h->store, 1));
+	REQUIRE(wait_fault_attempts(e, 1));
+}
+
 /*
  * A signal ends a faulting thread's wait in the kernel: it runs its
  * handler and faults again on the same access, a new message for a page
@@ -363,18 +379,13 @@ TEST(a_fault_repeated_after_signals_counts_once)
 	struct held_file h = {0};
 	struct fl_store_faults bad = {.fail_offset = 11 * PG,
 				      .fail_length = PG};
-	struct sigaction sa = {.sa_handler = on_usr1}, old;
+	struct sigaction old;
 	struct reader r;
 	struct fl_stats s;
 
 	held_open(&h, e, 76);
 	CHECK_EQ(fl_store_faulty_set(h.store, &bad), 0);
-	CHECK_EQ(fl_store_faulty_hold(h.store, 11 * PG, PG), 0);
-	REQUIRE(sigaction(SIGUSR1, &sa, &old) == 0);
-	CHECK_EQ(fl_engine_lock_stats_reset(e), 0);
-	reader_start(&r, h.p, 11 * PG + 1, 76);
-	REQUIRE(wait_held(h.store, 1));
-	REQUIRE(wait_fault_attempts(e, 1));
+	held_reader_start(&h, e, &r, on_usr1, &old, 76);
 	for (int i = 1; i <= 3; i++) { /* each repeat is answered */
 		REQUIRE(pthread_kill(r.thread, SIGUSR1) == 0);
 		REQUIRE(wait_fault_attempts(e, 1 + (uint64_t)i));
@@ -424,7 +435,7 @@ TEST(a_signal_handler_faulting_the_same_page_elsewhere_is_served)
 {
 	fl_engine *e = retry_engine(2, 0);
 	struct held_file h = {0};
-	struct sigaction sa = {.sa_handler = on_usr1_read}, old;
+	struct sigaction old;
 	struct reader r;
 	struct fl_stats s;
 	unsigned char *b;
@@ -433,12 +444,7 @@ TEST(a_signal_handler_faulting_the_same_page_elsewhere_is_served)
 	b = h_map(e, NPAGES * PG, PROT_READ, MAP_SHARED, h.object, 0);
 	handler_addr = b + 11 * PG + 2;
 	handler_done = 0;
-	CHECK_EQ(fl_store_faulty_hold(h.store, 11 * PG, PG), 0);
-	REQUIRE(sigaction(SIGUSR1, &sa, &old) == 0);
-	CHECK_EQ(fl_engine_lock_stats_reset(e), 0);
-	reader_start(&r, h.p, 11 * PG + 1, 79);
-	REQUIRE(wait_held(h.store, 1));
-	REQUIRE(wait_fault_attempts(e, 1));
+	held_reader_start(&h, e, &r, on_usr1_read, &old, 79);
 	REQUIRE(pthread_kill(r.thread, SIGUSR1) == 0);
 	REQUIRE(wait_fault_attempts(e, 2)); /* the handler's fault */
 	CHECK_EQ(fl_store_faulty_release(h.store), 0);
