@@ -347,6 +347,36 @@ static __thread sigjmp_buf *probe_env;
 static __thread struct h_sig *probe_sig;
 static unsigned long stray;
 
+static char *put_str(char *p, const char *s)
+{
+	while (*s)
+		*p++ = *s++;
+	return p;
+}
+
+/* "harness: SIGBUS at 0x... (si_code N) outside a probe", with write(2)
+ * only: this runs in a signal handler. */
+static void report_fault(int signo, const siginfo_t *si)
+{
+	char msg[96], *p = msg;
+	uintptr_t addr = (uintptr_t)si->si_addr;
+	int code = si->si_code;
+
+	p = put_str(p, signo == SIGBUS ? "harness: SIGBUS at 0x"
+				       : "harness: SIGSEGV at 0x");
+	for (int shift = (int)sizeof(addr) * 8 - 4; shift >= 0; shift -= 4)
+		*p++ = "0123456789abcdef"[(addr >> shift) & 15];
+	p = put_str(p, " (si_code ");
+	if (code < 0) { /* SI_QUEUE: sent by the engine (fault_signal_thread) */
+		*p++ = '-';
+		code = -code;
+	}
+	*p++ = (char)('0' + code % 10);
+	p = put_str(p, ") outside a probe\n");
+	if (write(STDOUT_FILENO, msg, (size_t)(p - msg)) < 0)
+		return;
+}
+
 static void on_fault(int signo, siginfo_t *si, void *uc)
 {
 	sigjmp_buf *env = probe_env;
@@ -363,7 +393,9 @@ static void on_fault(int signo, siginfo_t *si, void *uc)
 		__atomic_add_fetch(&stray, 1, __ATOMIC_SEQ_CST);
 		return;
 	}
-	/* A real fault outside a probe: let it kill the process. */
+	/* A real fault outside a probe: say where, then let it kill the
+	 * process (returning, the access faults again). */
+	report_fault(signo, si);
 	signal(signo, SIG_DFL);
 }
 
