@@ -581,12 +581,6 @@ int aio_ready(const struct fl_engine *e)
 	return 0;
 }
 
-int aio_in_flight(const struct fl_engine *e)
-{
-	return e->aio &&
-	       atomic_load_explicit(&e->aio->in_flight, memory_order_relaxed);
-}
-
 void aio_reap(struct fl_engine *e)
 {
 	fl_assert_may_block();

@@ -66,8 +66,6 @@ void aio_reap_polling(struct fl_engine *e);
 /* 1 if completions may be ready to reap; no system call, no lock (a
  * polling handler asks it between reads of its userfaultfd). */
 int aio_ready(const struct fl_engine *e);
-/* Whether requests are in flight (an unlocked peek). */
-int aio_in_flight(const struct fl_engine *e);
 /* fl_engine_destroy, once the handler threads are gone: wait for every
  * request in flight and finish it cancelled. */
 void aio_drain(struct fl_engine *e);

@@ -332,7 +332,7 @@ static int look_found(struct fl_engine *e, struct fault_reserve *r,
 	return 1;
 }
 
-static int work_in_flight(struct fl_engine *e);
+static int faults_waiting(struct fl_engine *e);
 /* Work the calling thread handed to other threads (threads_note_handoff). */
 static __thread unsigned long handoffs;
 
@@ -469,7 +469,7 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 	/* In the idle class (free to the machine), up to POLL_IO_NS while a
 	 * fault waits for work in flight, as the CPU pollers do (see
 	 * local_poll). */
-	while (spun < (idle && budget < POLL_IO_NS && work_in_flight(e)
+	while (spun < (idle && budget < POLL_IO_NS && faults_waiting(e)
 			       ? POLL_IO_NS
 			       : budget) &&
 	       !atomic_load(&e->poll_quit) && !atomic_load(&e->poll_starved)) {
@@ -718,7 +718,7 @@ static unsigned issue_late_handed_wakes(struct fl_engine *e)
  * writeback) is not a reason to poll on: a scan kept the poller spinning
  * the whole time, and its faults took 10-15% longer on two CPUs.
  */
-static int work_in_flight(struct fl_engine *e)
+static int faults_waiting(struct fl_engine *e)
 {
 	return atomic_load(&e->faults_parked) > 0;
 }
@@ -746,7 +746,7 @@ static void local_poll(struct handler *h, struct fault_reserve *r,
 	set_idle_class(1);
 	count_add(&e->stats, polls_idle, 1);
 	found_at = atomic_load(&e->poll_last_found);
-	while (spun < (work_in_flight(e) && budget < POLL_IO_NS ? POLL_IO_NS
+	while (spun < (faults_waiting(e) && budget < POLL_IO_NS ? POLL_IO_NS
 								: budget) &&
 	       !atomic_load(&e->poll_quit) && !atomic_load(&e->poll_starved)) {
 		unsigned have = reserve_fill(r);
