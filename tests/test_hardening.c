@@ -91,6 +91,22 @@ static struct fl_group_stats gstats(fl_group *g)
  * for a moment by the I/O thread that read it (until the faulting thread
  * has been woken), and cannot be evicted before it lets go.
  */
+/* A file of pages pages of pattern seed, opened with oflags and mapped
+ * shared for reading in group g (*o: the object). */
+static unsigned char *map_file_in_group(fl_engine *e, fl_group *g,
+					struct h_file *f, fl_object **o,
+					uint64_t pages, uint32_t seed,
+					int oflags)
+{
+	unsigned char *p;
+
+	h_file_create(f, pages * PG, seed);
+	*o = h_open(e, f, oflags);
+	p = fl_mmap_group(e, g, NULL, pages * PG, PROT_READ, MAP_SHARED, *o, 0);
+	REQUIRE(p != MAP_FAILED);
+	return p;
+}
+
 static int evicted(void *arg)
 {
 	fl_group *g = arg;
@@ -744,10 +760,7 @@ TEST(failed_punch_keeps_page_and_charge)
 	unsigned char *p;
 
 	REQUIRE(g != NULL);
-	h_file_create(&f, 4 * PG, 75);
-	o = h_open(e, &f, O_RDWR);
-	p = fl_mmap_group(e, g, NULL, 4 * PG, PROT_READ, MAP_SHARED, o, 0);
-	REQUIRE(p != MAP_FAILED);
+	p = map_file_in_group(e, g, &f, &o, 4, 75, O_RDWR);
 	CHECK_EQ(h_mismatch(p + 2 * PG, PG, 75, 2 * PG), -1);
 	inject_set_mode(INJ_FALLOCATE, 1, EIO, INJECT_FROM);
 	CHECK(h_wait_until(punch_tried, g)); /* it cannot be evicted */
@@ -836,10 +849,7 @@ TEST(readahead_fits_a_tight_group)
 	REQUIRE(anon != MAP_FAILED);
 	for (int pg = 0; pg < 1792; pg++)
 		anon[pg * PG] = 1; /* 7 MiB that cannot be reclaimed */
-	h_file_create(&f, pages * PG, 77);
-	o = h_open(e, &f, O_RDONLY);
-	p = fl_mmap_group(e, g, NULL, pages * PG, PROT_READ, MAP_SHARED, o, 0);
-	REQUIRE(p != MAP_FAILED);
+	p = map_file_in_group(e, g, &f, &o, pages, 77, O_RDONLY);
 	read0 = h_estats(e).pages_read;
 	CHECK_EQ(h_mismatch(p, pages * PG, 77, 0), -1);
 	CHECK_LE(h_estats(e).pages_read - read0, pages * 3 / 2);
@@ -868,10 +878,7 @@ TEST(a_fault_reclaims_about_what_it_needs)
 
 	REQUIRE(g != NULL);
 	CHECK_EQ(fl_group_set_max(g, full * PG), 0);
-	h_file_create(&f, pages * PG, 78);
-	o = h_open(e, &f, O_RDONLY);
-	p = fl_mmap_group(e, g, NULL, pages * PG, PROT_READ, MAP_SHARED, o, 0);
-	REQUIRE(p != MAP_FAILED);
+	p = map_file_in_group(e, g, &f, &o, pages, 78, O_RDONLY);
 	CHECK_EQ(fl_madvise(e, p, pages * PG, MADV_RANDOM), 0);
 	for (uint64_t pg = 0; pg < full; pg++) /* one page a fault */
 		CHECK_EQ(p[pg * PG], h_pattern(78, pg * PG));
