@@ -170,6 +170,32 @@ static void punch_page(struct fl_object *o, struct fl_page *page)
 	page_put(page);
 }
 
+/*
+ * Punch the memfd where [first, last] holds no cached page, under the cache
+ * lock.  A fault may have brought a page in after punch_page (a hole, read
+ * as zeros into the memfd): punched out of the memfd but left in the
+ * cache, it could not be mapped (UFFDIO_CONTINUE finds no page), and the
+ * fault that tried got SIGBUS.
+ */
+static int punch_uncached(struct fl_object *o, uint64_t first, uint64_t last)
+{
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&o->lock);
+	for (uint64_t i = first, j; i <= last; i = j + 1) {
+		for (j = i; j <= last && !radix_lookup(&o->pages, j); j++)
+			;
+		if (j > i &&
+		    fallocate(o->memfd,
+			      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)(i << PAGE_SHIFT),
+			      (off_t)((j - i) << PAGE_SHIFT)))
+			rc = -1;
+	}
+	pthread_rwlock_unlock(&o->lock);
+	return rc;
+}
+
 int swap_object_punch(struct fl_object *o, uint64_t first, uint64_t last)
 {
 	if (last >= o->nr_pages)
@@ -185,11 +211,7 @@ int swap_object_punch(struct fl_object *o, uint64_t first, uint64_t last)
 			punch_page(o, page);
 	}
 	punch_entries(o, first, last);
-	return fallocate(o->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			 (off_t)(first << PAGE_SHIFT),
-			 (off_t)((last - first + 1) << PAGE_SHIFT))
-		       ? -1
-		       : 0;
+	return punch_uncached(o, first, last);
 }
 
 int swap_object_fill(struct fl_object *o, uint64_t index, unsigned long count)
