@@ -181,9 +181,11 @@ check-exports: $(SHARED)
 # plain gcc suite twice more: with io_uring turned off (FAULTLINE_IO_URING=0:
 # the I/O-thread path for file stores), and with local polling turned on
 # (FAULTLINE_POLL_LOCAL=1: a poller on every CPU; off by default).  Every
-# run goes on after a failure; the last line adds them up.
+# run goes on after a failure; the last line adds them up.  Each run builds
+# with a job per CPU (CHECK_JOBS); the tests themselves run one at a time.
 CHECK_RUNS := test sanitize clang clang-sanitize test-no-io-uring \
 	test-local-poller test-python
+CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 test-no-io-uring:
 	FAULTLINE_IO_URING=0 $(SKIP_ONCE) $(MAKE) --no-print-directory test
@@ -206,7 +208,7 @@ check:
 	    echo "==== make $$run"; \
 	    before=$$(wc -l < "$$tally"); \
 	    FL_TALLY=$$tally FL_TALLY_NAME=$$run \
-	        $(MAKE) --no-print-directory $$run || rc=1; \
+	        $(MAKE) --no-print-directory -j$(CHECK_JOBS) $$run || rc=1; \
 	    if [ "$$(wc -l < "$$tally")" -eq "$$before" ]; then \
 	        echo "0 1 0 $$run(no-result)" >> "$$tally"; rc=1; fi; \
 	done; \
