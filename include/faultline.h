@@ -166,6 +166,11 @@ struct fl_store_io;
  * optional asynchronous path.
  * buf, len and off are always multiples of the page size, except that a
  * write of the store's last page is cut to the store's size.
+ * A write's buf may change while the write runs: it is the page cache,
+ * and a program's store to a page being written is let through (the page
+ * is then dirty again and written later, as with the kernel's writeback).
+ * A store that reads buf more than once (to compress or checksum it, say)
+ * must copy it first, or what it keeps may match no version of the data.
  */
 struct fl_store_ops {
 	ssize_t (*read)(struct fl_store *store, void *buf, size_t len,

@@ -387,9 +387,19 @@ static ssize_t cz_read(struct fl_store *s, void *buf, size_t len, uint64_t off)
 
 /*
  * Write src to bytes [from, to) of block idx, for a write that ends at
- * write_end: compressed straight from src if it covers the block's data,
- * else read, merged and written back.  Called with the block's stripe held
+ * write_end: copied whole if it covers the block's data, else read,
+ * merged and written back.  Called with the block's stripe held
  * exclusive.  0 or a negative errno.
+ *
+ * Never compressed straight from src: src is the engine's page cache,
+ * and a page that writeback cleaned may be stored to again while it is
+ * written (the engine lets the store go on, as the kernel does without
+ * stable pages; the page is dirty again and written later).  A compressor
+ * reads its input more than once (a match is found in one reading, its
+ * literals taken in another), and a frame made from changing input can
+ * decode to bytes never written, in the block's other, unchanged pages
+ * too: pages that are clean and will not be written again.  Compressed
+ * from a copy, only the changing page can be torn, and it is rewritten.
  */
 static int block_write(struct cz_store *z, uint64_t idx, size_t from, size_t to,
 		       const unsigned char *src, uint64_t write_end,
@@ -402,8 +412,10 @@ static int block_write(struct cz_store *z, uint64_t idx, size_t from, size_t to,
 	if (end < write_end)
 		end = write_end;
 	orig = end - start < z->block_size ? end - start : z->block_size;
-	if (from == 0 && to >= orig)
-		return block_store(z, idx, src, orig, slot);
+	if (from == 0 && to >= orig) {
+		memcpy(blk, src, orig);
+		return block_store(z, idx, blk, orig, slot);
+	}
 	err = block_load(z, idx, blk, slot);
 	if (err)
 		return err;
