@@ -179,18 +179,25 @@ static void punch_page(struct fl_object *o, struct fl_page *page)
  */
 static int punch_uncached(struct fl_object *o, uint64_t first, uint64_t last)
 {
+	uint64_t i = first;
 	int rc = 0;
 
 	pthread_rwlock_wrlock(&o->lock);
-	for (uint64_t i = first, j; i <= last; i = j + 1) {
-		for (j = i; j <= last && !radix_lookup(&o->pages, j); j++)
-			;
-		if (j > i &&
+	for (;;) {
+		/* The hole runs from i to the next cached page, or to last. */
+		uint64_t cached = i;
+		int found = radix_next(&o->pages, &cached, last) != NULL;
+		uint64_t end = found ? cached : last + 1;
+
+		if (end > i &&
 		    fallocate(o->memfd,
 			      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      (off_t)(i << PAGE_SHIFT),
-			      (off_t)((j - i) << PAGE_SHIFT)))
+			      (off_t)((end - i) << PAGE_SHIFT)))
 			rc = -1;
+		if (!found || cached == last)
+			break;
+		i = cached + 1;
 	}
 	pthread_rwlock_unlock(&o->lock);
 	return rc;
