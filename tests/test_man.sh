@@ -36,15 +36,16 @@ done
 tmp=$(mktemp "${TMPDIR:-/tmp}/faultline-man.XXXXXX") || exit 2
 trap 'rm -f "$tmp"' EXIT INT TERM
 
-# The page a section-3 file stands for: itself, or the target of its .so.
-# Shell built-ins only: a fork costs milliseconds on some machines, and
-# this runs for every page and symbol.
+# The page a file stands for, in $target: itself, or the target of its
+# .so.  Sets a variable rather than printing, and uses shell built-ins
+# only: a fork costs milliseconds on some machines, and this runs for
+# every page.
 target_of() {
 	first=
 	read -r first <"$1" || :
 	case "$first" in
-	.so\ *) t=${first#.so}; echo "$man/${t# }" ;;
-	*) echo "$1" ;;
+	.so\ *) target=${first#.so}; target=$man/${target# } ;;
+	*) target=$1 ;;
 	esac
 }
 
@@ -108,9 +109,8 @@ pages=$(cd "$man" && ls man1/*.1 man3/*.3 2>/dev/null)
 [ -n "$pages" ] || bad pages_render "no pages in $man"
 noisy=""
 for p in $pages; do
-	first=
-	read -r first <"$man/$p" || :
-	case "$first" in .so\ *) continue ;; esac
+	target_of "$man/$p"
+	[ "$target" = "$man/$p" ] || continue
 	# man resolves .so links from the top of the manual tree.
 	(cd "$man" && MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l \
 		"$p") >/dev/null 2>"$tmp" || echo "man failed" >>"$tmp"
@@ -127,9 +127,9 @@ done
 # ---- section-3 pages have ERRORS, links point at pages -------------------
 noerr=""
 for p in "$man"/man3/*.3; do
-	t=$(target_of "$p")
-	if [ "$t" != "$p" ]; then
-		[ -f "$t" ] || noerr="$noerr ${p#"$man"/}(link to missing ${t#"$man"/})"
+	target_of "$p"
+	if [ "$target" != "$p" ]; then
+		[ -f "$target" ] || noerr="$noerr ${p#"$man"/}(link to missing ${target#"$man"/})"
 		continue
 	fi
 	has_errors=0
