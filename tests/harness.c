@@ -358,7 +358,7 @@ static char *put_str(char *p, const char *s)
  * only: this runs in a signal handler. */
 static void report_fault(int signo, const siginfo_t *si)
 {
-	char msg[96], *p = msg;
+	char msg[96], *p = msg, *digits;
 	uintptr_t addr = (uintptr_t)si->si_addr;
 	int code = si->si_code;
 
@@ -371,7 +371,17 @@ static void report_fault(int signo, const siginfo_t *si)
 		*p++ = '-';
 		code = -code;
 	}
-	*p++ = (char)('0' + code % 10);
+	digits = p;
+	do { /* the digits, last first, then turned round */
+		*p++ = (char)('0' + code % 10);
+		code /= 10;
+	} while (code);
+	for (char *a = digits, *b = p - 1; a < b; a++, b--) {
+		char t = *a;
+
+		*a = *b;
+		*b = t;
+	}
 	p = put_str(p, ") outside a probe\n");
 	if (write(STDOUT_FILENO, msg, (size_t)(p - msg)) < 0)
 		return;

@@ -86,11 +86,6 @@ static struct fl_group_stats gstats(fl_group *g)
 	return s;
 }
 
-/*
- * Lower g's max to 0 until its cache is empty: a page just read is held
- * for a moment by the I/O thread that read it (until the faulting thread
- * has been woken), and cannot be evicted before it lets go.
- */
 /* A file of pages pages of pattern seed, opened with oflags and mapped
  * shared for reading in group g (*o: the object). */
 static unsigned char *map_file_in_group(fl_engine *e, fl_group *g,
@@ -107,6 +102,11 @@ static unsigned char *map_file_in_group(fl_engine *e, fl_group *g,
 	return p;
 }
 
+/*
+ * Lower g's max to 0 until its cache is empty: a page just read is held
+ * for a moment by the I/O thread that read it (until the faulting thread
+ * has been woken), and cannot be evicted before it lets go.
+ */
 static int evicted(void *arg)
 {
 	fl_group *g = arg;
