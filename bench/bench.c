@@ -567,7 +567,8 @@ void bench_readahead_summary(fl_engine *engine, const char *row,
 	printf("  # %s (%s): readahead %llu pages, used %llu, evicted "
 	       "unused %llu; store reads %llu, mean queue depth %.2f; "
 	       "handler events %llu polled, %llu woke a handler; "
-	       "idle-class polls %llu, starved %llu, poller moves %llu; "
+	       "idle-class polls %llu, starved %llu, poller moves %llu, "
+	       "skipped (faults waiting) %llu; "
 	       "fault messages read on their CPU %llu, late %llu\n",
 	       row, label, (unsigned long long)s.readahead_pages,
 	       (unsigned long long)s.readahead_used,
@@ -581,6 +582,7 @@ void bench_readahead_summary(fl_engine *engine, const char *row,
 	       (unsigned long long)s.polls_idle,
 	       (unsigned long long)s.polls_starved,
 	       (unsigned long long)s.poller_moves,
+	       (unsigned long long)s.polls_skipped,
 	       (unsigned long long)s.local_reads,
 	       (unsigned long long)s.late_reads);
 }

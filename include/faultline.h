@@ -104,7 +104,14 @@ struct fl_config {
 	 * it, and wakes its thread there; at least one handler more than
 	 * CPUs is started; while faults come from several threads at once,
 	 * one handler polls at a time, unpinned); they poll up to 2 ms while
-	 * a fault waits for a store read or I/O-thread work.  0: the default
+	 * a fault waits for a store read or I/O-thread work.  While most
+	 * recent faults (a running average over about 16) waited for a random
+	 * read (MADV_RANDOM, or read-around that kept going unused), whether
+	 * polling pays depends on the machine, and the engine tries it: 128
+	 * such faults served without polling (counted in polls_skipped), 128
+	 * polling, and the way under which they came faster is kept for the
+	 * next 2048 before both are tried again (docs/design.md, "Polling
+	 * through random reads").  0: the default
 	 * (300 with more than one CPU online, else never); -1: never poll; at
 	 * most 10000.
 	 */
@@ -958,6 +965,11 @@ struct fl_stats {
 	/* Times the poller moved to the CPU of the one thread faulting, to
 	 * wake it there (see handler_poll_us; engine only). */
 	uint64_t poller_moves;
+	/* Times a handler did not poll, or stopped polling, because most
+	 * recent faults waited for random reads and not polling was being
+	 * tried, or had been found the faster (see handler_poll_us; engine
+	 * only). */
+	uint64_t polls_skipped;
 };
 
 /* Statistics of the whole engine (counters since creation). */

@@ -145,6 +145,7 @@ static void engine_free(struct fl_engine *e)
 	pthread_rwlock_destroy(&e->map_lock);
 	pthread_mutex_destroy(&e->objects_lock);
 	pthread_mutex_destroy(&e->threads_lock);
+	random_poll_destroy(&e->random_poll);
 	free(e);
 	errno = saved;
 }
@@ -161,6 +162,7 @@ static void engine_init_locks(struct fl_engine *e)
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&e->objects_lock, NULL);
 	pthread_mutex_init(&e->threads_lock, NULL);
+	random_poll_init(&e->random_poll);
 	pagetable_init(&e->pagetable);
 	swap_engine_init(e);
 }

@@ -16,6 +16,7 @@
 #include "map.h"
 #include "pagesize.h"
 #include "pagetable.h"
+#include "random_poll.h"
 #include "stats.h"
 #include "swap.h"
 #include "workqueue.h"
@@ -80,6 +81,8 @@ struct fl_engine {
 	_Atomic uint32_t poll_beat;
 	_Atomic int poll_starved;
 	_Atomic int poll_quit;
+	/* Whether to poll while faults read at random (random_poll.c). */
+	struct random_poll random_poll;
 	/* Local polling (threads.c): the CPU pollers' count (0: off), how
 	 * many poll now, the eventfd that starts them (edge-triggered, never
 	 * read), and when any of them last read a message and last found

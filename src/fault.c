@@ -570,6 +570,10 @@ static int fault_readahead_hit(struct fault *f, struct fl_object *o,
 	return 1;
 }
 
+/* Set by fault_read when the fault it serves starts a random read (see
+ * fault_handle's return); fault_handle clears it first. */
+static __thread int started_random_read;
+
 /*
  * The page is absent: insert it (and what follows) locked, charged, and
  * read it from the store on an I/O thread, then retry.  Map lock held on
@@ -605,6 +609,8 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 	readahead_missed(f->e, f->m, o, &run, (unsigned long)n);
 	if (n > 1)
 		COUNT(f, readahead_pages, (uint64_t)n - 1);
+	if (readahead_random(f->m, index))
+		started_random_read = 1;
 	return fault_start_read(f, o, run.first, (unsigned long)n, index);
 }
 
@@ -1015,8 +1021,9 @@ int fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
 		.cpu = cpu,
 	};
 	count_add(&e->stats, fault_messages, 1);
+	started_random_read = 0;
 	if (fault_run(f) != FAULT_PARKED)
 		return 0;
 	atomic_fetch_add(&e->faults_parked, 1); /* f may be done already */
-	return 1;
+	return started_random_read ? FAULT_HANDLE_RANDOM_READ : 1;
 }

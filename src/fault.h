@@ -23,9 +23,13 @@ void fault_free(struct fault *f);
  * is resumed elsewhere has its wake offered to that CPU's poller.  No
  * lock held on entry or return.  Every message is answered (a mapping,
  * SIGBUS, or a wake-up), now or after it waited.  Returns 0 if rec is
- * free for the next message, 1 if the fault parked and owns rec now (it
- * is freed when the fault is done).
+ * free for the next message, or, if the fault parked and owns rec now
+ * (it is freed when the fault is done), FAULT_HANDLE_RANDOM_READ if it
+ * waits for a read it started where the mapping's faults are random
+ * (readahead_random: MADV_RANDOM, or read-around kept going unused),
+ * else 1.
  */
+#define FAULT_HANDLE_RANDOM_READ 2
 int fault_handle(struct fl_engine *engine, const struct uffd_msg *msg,
 		 uint64_t batch, struct fault *rec, int cpu);
 

@@ -34,7 +34,8 @@
 	X(local_reads)                                                         \
 	X(late_reads)                                                          \
 	X(handed_wakes)                                                        \
-	X(poller_moves)
+	X(poller_moves)                                                        \
+	X(polls_skipped)
 
 struct counters {
 #define FL_COUNTER_FIELD(name) _Atomic uint64_t name;

@@ -112,11 +112,18 @@ static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
 
 	aio_plug(); /* the batch's reads go to the device together */
 	for (size_t i = 0; i < n; i++) {
+		int parked, random;
+
 		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 			continue; /* reading it was all it needed */
 		note_faulting_thread(e, msgs[i].arg.pagefault.feat.ptid);
-		if (fault_handle(e, &msgs[i], batch, r->rec[r->nr - 1], cpu))
+		parked = fault_handle(e, &msgs[i], batch, r->rec[r->nr - 1],
+				      cpu);
+		if (parked)
 			r->nr--; /* parked: the fault owns the record now */
+		random = parked == FAULT_HANDLE_RANDOM_READ;
+		random_poll_note(&e->random_poll, random,
+				 random ? lockstat_now() : 0);
 	}
 	aio_unplug();
 }
@@ -148,6 +155,11 @@ static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
  * wakes the threads from the idle class once it holds nothing.  A
  * poller starved by busy CPUs holds nothing, and stalls the others for
  * at most POLL_STARVED_NS (handler_park).
+ *
+ * Random reads.  While most faults wait for random reads, whether
+ * spinning through the reads pays depends on the machine: random_poll.c
+ * tries both ways and handler_poll asks it (random_poll_skip) before it
+ * starts and at every look.  Local polling does not ask.
  */
 #define POLL_DESCHEDULED_NS 50000
 #define POLL_IO_NS	    2000000
@@ -457,8 +469,13 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 	int expected = 0, idle = 0, moved = 0;
 	cpu_set_t saved;
 
-	if (e->config.handler_poll_us <= 0 ||
-	    !atomic_compare_exchange_strong(&e->poller, &expected, 1))
+	if (e->config.handler_poll_us <= 0)
+		return;
+	if (random_poll_skip(&e->random_poll)) { /* random_poll.c */
+		count_add(&e->stats, polls_skipped, 1);
+		return;
+	}
+	if (!atomic_compare_exchange_strong(&e->poller, &expected, 1))
 		return;
 	e->follow_skip = 0; /* wherever this poller runs, look first */
 	if (may_idle && !atomic_load(&e->poll_quit)) {
@@ -487,6 +504,10 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 		atomic_fetch_add(&e->poll_beat, 1);
 		if (!have)
 			break;
+		if (random_poll_skip(&e->random_poll)) { /* reads at random */
+			count_add(&e->stats, polls_skipped, 1);
+			break;
+		}
 		now = lockstat_now();
 		if (found) {
 			spun = 0;

@@ -769,6 +769,80 @@ TEST(poller_follows_a_lone_faulting_thread)
 	h_file_remove(&f);
 }
 
+/* Read every other page of p's first pages, backwards: one fault each,
+ * no readahead to find; contents checked. */
+static void read_every_other_page(const unsigned char *p, unsigned pages,
+				  uint32_t seed)
+{
+	for (int k = (int)pages - 1; k >= 0; k -= 2)
+		CHECK_EQ(h_mismatch(p + (size_t)k * PG, PG, seed,
+				    (uint64_t)k * PG),
+			 -1);
+}
+
+/*
+ * Polling through random reads is tried both ways (random_poll.c): one
+ * thread takes 512 major faults through a MADV_RANDOM mapping, each page
+ * read alone, with a poll budget longer than any gap, then faults the
+ * same pages, now cached, through a second mapping.  Reading, once most
+ * faults are random reads (about the 11th), the first 128 are served
+ * without polling: each fault, and each read's completion, wakes a
+ * handler that declines to poll (polls_skipped); the next 128 are served
+ * polling (none skipped); the faster way is kept for the rest
+ * (test_unit_random_poll checks the trial's steps).  So at least 128
+ * skipped, each by a handler a fault or a completion woke.  Cached,
+ * the share of random reads falls below one half within 16 faults and
+ * polling is on whatever the trial found: at most 16 more skipped.
+ * Which way was faster depends on the machine: not checked.  Local
+ * polling has its own loop: off here.
+ */
+TEST(polling_through_random_reads_is_tried_both_ways)
+{
+	struct fl_config cfg;
+	struct fl_stats s1, s2;
+	struct h_file f;
+	unsigned char *p, *q;
+	fl_object *o;
+	fl_engine *e;
+
+	restore_poll_local(); /* reads the suite's value first */
+	setenv("FAULTLINE_POLL_LOCAL", "0", 1);
+	h_file_create(&f, 1024 * PG, 111);
+	fl_config_init(&cfg);
+	cfg.handler_poll_us = 10000;
+	cfg.fault_around_pages = 1;
+	cfg.readahead_pages = 1;
+	e = fl_engine_create(&cfg);
+	restore_poll_local();
+	REQUIRE(e != NULL);
+	o = h_open(e, &f, O_RDONLY);
+	p = h_map(e, 1024 * PG, PROT_READ, MAP_SHARED, o, 0);
+	CHECK_EQ(fl_madvise(e, p, 1024 * PG, MADV_RANDOM), 0);
+	read_every_other_page(p, 1024, 111);
+	s1 = h_estats(e);
+	CHECK_EQ(s1.major_faults, 512);
+	CHECK_EQ(s1.pages_read, 512);
+	CHECK_GE(s1.polls_skipped, 128);
+	CHECK_GE(s1.handler_wakeups, 128);
+
+	q = h_map(e, 1024 * PG, PROT_READ, MAP_SHARED, o, 0);
+	read_every_other_page(q, 1024, 111);
+	s2 = h_estats(e);
+	CHECK_EQ(s2.major_faults, 512); /* all from the cache */
+	CHECK_EQ(s2.pages_read, 512);
+	CHECK_GE(s2.fault_messages, s1.fault_messages + 512);
+	CHECK_LE(s2.polls_skipped - s1.polls_skipped, 16);
+	h_note("reading: %llu skipped, %llu wake-ups; cached: %llu skipped",
+	       (unsigned long long)s1.polls_skipped,
+	       (unsigned long long)s1.handler_wakeups,
+	       (unsigned long long)(s2.polls_skipped - s1.polls_skipped));
+	CHECK_EQ(fl_munmap(e, q, 1024 * PG), 0);
+	CHECK_EQ(fl_munmap(e, p, 1024 * PG), 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
 /* FAULTLINE_READAHEAD=1: one page read per major fault. */
 TEST(env_readahead_honoured)
 {

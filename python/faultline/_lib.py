@@ -144,6 +144,7 @@ STATS_FIELDS = [
     "late_reads",
     "handed_wakes",
     "poller_moves",
+    "polls_skipped",
 ]
 
 
