@@ -144,10 +144,10 @@ void redis_conn_put(struct redis_client *cl, struct redis_node *node,
 void redis_conn_drop(struct redis_client *cl, struct redis_node *node,
 		     struct redis_conn *conn, int timed_out);
 /*
- * Write ctx's buffered commands out (redisBufferWrite until done), with
- * SIGPIPE blocked in the calling thread meanwhile: a connection the server
- * closed, or one redis_client_cancel shut down, fails with EPIPE instead
- * of killing the program.  REDIS_OK, or REDIS_ERR with ctx->err set and
+ * Write ctx's buffered commands out (send with MSG_NOSIGNAL until all are
+ * sent): a connection the server closed, or one redis_client_cancel shut
+ * down, fails with EPIPE instead of raising SIGPIPE, which would kill the
+ * program.  REDIS_OK, or REDIS_ERR with ctx->err set (REDIS_ERR_IO) and
  * errno kept.
  */
 int redis_conn_flush(redisContext *ctx);

@@ -18,10 +18,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -276,29 +276,28 @@ int redis_conn_get(struct redis_client *cl, struct redis_node *nd,
 
 int redis_conn_flush(redisContext *ctx)
 {
-	sigset_t pipe_set, old, pending;
-	int done = 0, rc = REDIS_OK, saved, was_pending;
+	size_t left = sdslen(ctx->obuf);
 
-	if (sdslen(ctx->obuf) == 0) /* nothing to send: no system call */
-		return REDIS_OK;
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	sigpending(&pending);
-	was_pending = sigismember(&pending, SIGPIPE);
-	while (!done && rc == REDIS_OK)
-		rc = redisBufferWrite(ctx, &done);
-	saved = errno;
-	/* The signal a write to a closed connection raised, taken back
-	 * (not one that was pending already) before it is unblocked. */
-	if (rc != REDIS_OK && saved == EPIPE && !was_pending) {
-		struct timespec now = {0, 0};
+	/* send, not hiredis's write: MSG_NOSIGNAL keeps SIGPIPE away in one
+	 * system call where blocking it took three more per flush. */
+	while (left) {
+		ssize_t n = send(ctx->fd, ctx->obuf, left, MSG_NOSIGNAL);
 
-		sigtimedwait(&pipe_set, NULL, &now);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) { /* as hiredis reports it, errno kept */
+			int saved = errno;
+
+			ctx->err = REDIS_ERR_IO;
+			snprintf(ctx->errstr, sizeof(ctx->errstr), "%s",
+				 strerror(saved));
+			errno = saved;
+			return REDIS_ERR;
+		}
+		sdsrange(ctx->obuf, (int)n, -1);
+		left -= (size_t)n;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	errno = saved;
-	return rc;
+	return REDIS_OK;
 }
 
 int redis_conn_read(struct redis_conn *conn)
