@@ -33,6 +33,30 @@
 
 #define PG ((size_t)4096)
 
+/* Whether the tests run under AddressSanitizer or ThreadSanitizer: gcc
+ * defines __SANITIZE_ADDRESS__ and __SANITIZE_THREAD__, clang answers
+ * __has_feature.  1 or 0. */
+#if defined(__SANITIZE_ADDRESS__)
+#define H_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define H_UNDER_ASAN 1
+#endif
+#endif
+#ifndef H_UNDER_ASAN
+#define H_UNDER_ASAN 0
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define H_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define H_UNDER_TSAN 1
+#endif
+#endif
+#ifndef H_UNDER_TSAN
+#define H_UNDER_TSAN 0
+#endif
+
 /* ---- registration and checks ------------------------------------------ */
 
 void h_register(const char *name, void (*fn)(void));

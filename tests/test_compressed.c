@@ -435,19 +435,6 @@ struct mutate_arg {
 	atomic_int stop;
 };
 
-/* The page changes under the store's reads on purpose: a data race, which
- * ThreadSanitizer would report, so the case does not run under it. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
 static void *page_mutator(void *arg)
 {
 	struct mutate_arg *ma = arg;
@@ -461,7 +448,9 @@ TEST(store_write_of_a_changing_page)
 {
 	unsigned char *src, *back;
 
-	if (UNDER_TSAN) {
+	/* The page changes under the store's reads on purpose: a data race,
+	 * which ThreadSanitizer would report. */
+	if (H_UNDER_TSAN) {
 		h_note("a race on purpose: not run under ThreadSanitizer");
 		return;
 	}
