@@ -568,7 +568,7 @@ void bench_readahead_summary(fl_engine *engine, const char *row,
 	       "unused %llu; store reads %llu, mean queue depth %.2f; "
 	       "handler events %llu polled, %llu woke a handler; "
 	       "idle-class polls %llu, starved %llu, poller moves %llu, "
-	       "skipped (faults waiting) %llu; "
+	       "skipped (random reads) %llu; "
 	       "fault messages read on their CPU %llu, late %llu\n",
 	       row, label, (unsigned long long)s.readahead_pages,
 	       (unsigned long long)s.readahead_used,

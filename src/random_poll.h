@@ -27,7 +27,7 @@ struct random_poll {
 	uint64_t last_at;     /* the last random read's fault, or 0 */
 	uint64_t sum, n;      /* this epoch's gaps between them (ns) */
 	uint64_t mean_off;    /* the mean gap of the last epoch not polling */
-	unsigned phase;	      /* RP_TRY_OFF, RP_TRY_ON or RP_KEEP */
+	unsigned phase;	      /* RP_TRY_OFF, RP_TRY_ON or RP_KEEP_BEST */
 	unsigned kept;	      /* epochs kept since the trial */
 };
 
