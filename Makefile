@@ -114,6 +114,11 @@ $(PROGRAM): $(TOOL_OBJ) $(STATIC)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(INJ_LIB)
 	$(Q)$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lm
 
+# The bench's uffd-minimal baseline is tested on its own.
+$(BUILD)/tests/test_uffd_minimal: $(BUILD)/tests/test_uffd_minimal.o \
+		$(BUILD)/bench/uffd_minimal.o $(TESTLIB_OBJ) $(INJ_LIB)
+	$(Q)$(CC) $(ALLCFLAGS) -o $@ $^ $(LDLIBS) -lm
+
 EXAMPLE    := $(BUILD)/examples/hello
 
 $(EXAMPLE): $(BUILD)/examples/hello.o $(STATIC)

@@ -8,7 +8,11 @@
  * (`faultline-random`).  Baselines: the kernel's mmap of the same file in
  * a memory cgroup of the same limit, plain (`kernel`, with its
  * read-around) and with MADV_RANDOM (`kernel-random`), and pread of each
- * page on an O_DIRECT descriptor (`odirect`).  With --threads N every
+ * page on an O_DIRECT descriptor (`odirect`), and the least a userfaultfd
+ * server does (`uffd-minimal`: uffd_minimal.c, one server thread per
+ * reader, each page read with O_DIRECT): what faultline is measured
+ * against, and how near to the kernel serving faults from user space can
+ * come at all on this machine.  With --threads N every
  * configuration reads with N threads, each its own sequence of pages over
  * the same mapping (or descriptor).  Caches are dropped before every run;
  * every word read is summed and the sum checked.
@@ -16,6 +20,7 @@
 #define _GNU_SOURCE /* O_DIRECT */
 #include "bench.h"
 #include "../tools/cli_util.h"
+#include "uffd_minimal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +48,7 @@ enum {
 	CFG_KERNEL,
 	CFG_KERNEL_RANDOM,
 	CFG_ODIRECT,
+	CFG_UFFD_MINIMAL,
 	CFG_FL,
 	CFG_FL_RANDOM,
 	NR_CFG
@@ -309,6 +315,54 @@ static int randread_odirect(void *arg, struct bench_run *out)
 	return ret;
 }
 
+/* uffd-minimal's source: pages read with O_DIRECT. */
+struct file_source {
+	int fd;
+	size_t page;
+};
+
+static int file_fill(void *state, void *page, uint64_t offset)
+{
+	const struct file_source *f = state;
+
+	return pread(f->fd, page, f->page, (off_t)offset) == (ssize_t)f->page
+		       ? 0
+		       : -1;
+}
+
+/* One server thread per reader, as many reads in flight as readers. */
+static int randread_uffd_minimal(void *arg, struct bench_run *out)
+{
+	struct randread_ctx *c = arg;
+	double t0 = now_seconds();
+	struct file_source f = {.fd = open(c->path, O_RDONLY | O_DIRECT),
+				.page = c->page};
+	struct uffd_minimal_source src = {.fill = file_fill, .arg = &f};
+	struct uffd_minimal m;
+	void *p;
+	int ret;
+
+	if (f.fd < 0) {
+		cli_error("bench randread: O_DIRECT open %s: %s", c->path,
+			  strerror(errno));
+		return -1;
+	}
+	p = uffd_minimal_map(&m, c->size, c->page, c->threads, &src);
+	if (p == NULL) {
+		cli_error("bench randread: uffd-minimal: %s", strerror(errno));
+		close(f.fd);
+		return -1;
+	}
+	ret = run_readers(c, p, -1, t0, out);
+	note_cap(c, CFG_UFFD_MINIMAL);
+	if (uffd_minimal_unmap(&m) < 0) {
+		cli_error("bench randread: uffd-minimal: a read failed");
+		ret = -1;
+	}
+	close(f.fd);
+	return ret;
+}
+
 /* A faultline run: which row, and the advice it gives (none: 0). */
 struct fl_run {
 	struct randread_ctx *c;
@@ -354,13 +408,18 @@ static int randread_faultline(void *arg, struct bench_run *out)
 static void randread_report(const struct randread_ctx *c,
 			    const struct bench_config *cfg, const char *name)
 {
-	char random_name[48], figure[80];
+	char random_name[48], minimal_name[48], figure[80];
 
 	snprintf(random_name, sizeof(random_name), "%s-random", name);
+	snprintf(minimal_name, sizeof(minimal_name), "%s-uffd-minimal", name);
 	bench_ratio(name, &cfg[CFG_FL], &cfg[CFG_KERNEL]);
 	bench_ratio(name, &cfg[CFG_FL], &cfg[CFG_KERNEL_RANDOM]);
 	bench_ratio(name, &cfg[CFG_FL], &cfg[CFG_ODIRECT]);
+	bench_ratio(name, &cfg[CFG_FL], &cfg[CFG_UFFD_MINIMAL]);
 	bench_ratio(random_name, &cfg[CFG_FL_RANDOM], &cfg[CFG_KERNEL_RANDOM]);
+	/* The most any engine serving faults from user space gets here. */
+	bench_ratio(minimal_name, &cfg[CFG_UFFD_MINIMAL],
+		    &cfg[CFG_KERNEL_RANDOM]);
 	snprintf(figure, sizeof(figure), "%s-faultline-reads-per-s", name);
 	if (cfg[CFG_FL].best > 0)
 		bench_figure(figure, (double)c->reads / cfg[CFG_FL].best);
@@ -392,10 +451,13 @@ static int randread_prepare(struct randread_ctx *c, struct bench_config *cfg,
 		       o->dir);
 	fd = open(data->path, O_RDONLY | O_DIRECT);
 	if (fd < 0) {
-		printf("  odirect baseline: skipped (O_DIRECT not supported "
+		printf("  odirect and uffd-minimal baselines: skipped "
+		       "(O_DIRECT "
+		       "not supported "
 		       "in %s)\n",
 		       o->dir);
 		cfg[CFG_ODIRECT].skipped = 1;
+		cfg[CFG_UFFD_MINIMAL].skipped = 1;
 	} else {
 		close(fd);
 	}
@@ -420,6 +482,8 @@ int bench_randread(const struct bench_opts *o)
 				       0,
 				       {0}},
 		[CFG_ODIRECT] = {"odirect", randread_odirect, &c, 0, 0, {0}},
+		[CFG_UFFD_MINIMAL] =
+			{"uffd-minimal", randread_uffd_minimal, &c, 0, 0, {0}},
 		[CFG_FL] = {"faultline", randread_faultline, &plain, 0, 0, {0}},
 		[CFG_FL_RANDOM] = {"faultline-random",
 				   randread_faultline,
