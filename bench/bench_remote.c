@@ -15,13 +15,18 @@
  *               plain hiredis, one GET of the page's block at a time (as
  *               BENCHMARKS.md's baseline reads the same blocks);
  *               direct-page: one GETRANGE of the page alone at a time,
- *               the same bytes faultline reads (a ratio of its own).
+ *               the same bytes faultline reads (a ratio of its own);
+ *               uffd-minimal: the least a userfaultfd server does, one
+ *               GETRANGE of the page per fault (bench/uffd_minimal.c):
+ *               how near to direct serving faults from user space can
+ *               come here.
  *
  * The object is written once before the runs and deleted after.  Without
  * FL_REDIS_URL the scenario says "skipped" and succeeds.
  */
 #include "bench.h"
 #include "../tools/cli_util.h"
+#include "uffd_minimal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -187,6 +192,82 @@ static int direct_rand(void *arg, struct bench_run *out)
 static int direct_rand_page(void *arg, struct bench_run *out)
 {
 	return direct_rand_run(arg, 0, out);
+}
+
+/* ---- uffd-minimal ----------------------------------------------------- */
+
+/* A server's own connection. */
+struct minimal_server {
+	const struct remote_ctx *c;
+	redisContext *rc;
+};
+
+static void *minimal_open(void *arg)
+{
+	struct minimal_server *ms = malloc(sizeof(*ms));
+
+	if (ms) {
+		ms->c = arg;
+		ms->rc = direct_connect(ms->c->base);
+		if (!ms->rc) {
+			free(ms);
+			ms = NULL;
+		}
+	}
+	return ms;
+}
+
+static int minimal_fill(void *state, void *page, uint64_t offset)
+{
+	struct minimal_server *ms = state;
+	size_t len = ms->c->page;
+	uint64_t block = offset / REMOTE_BLOCK, in = offset % REMOTE_BLOCK;
+	redisReply *r = redisCommand(ms->rc, "GETRANGE %s:%llu %llu %llu",
+				     ms->c->prefix, (unsigned long long)block,
+				     (unsigned long long)in,
+				     (unsigned long long)(in + len - 1));
+	int ok = r && r->type == REDIS_REPLY_STRING && r->len == len;
+
+	if (ok)
+		memcpy(page, r->str, len);
+	if (r)
+		freeReplyObject(r);
+	return ok ? 0 : -1;
+}
+
+static void minimal_close(void *state)
+{
+	struct minimal_server *ms = state;
+
+	redisFree(ms->rc);
+	free(ms);
+}
+
+static int minimal_rand(void *arg, struct bench_run *out)
+{
+	struct remote_ctx *c = arg;
+	struct uffd_minimal_source src = {minimal_open, minimal_fill,
+					  minimal_close, c};
+	double t0 = now_seconds();
+	struct uffd_minimal m;
+	const char *p;
+
+	p = uffd_minimal_map(&m, c->size, c->page, 1, &src);
+	if (!p) {
+		cli_error("bench remote: uffd-minimal: %s", strerror(errno));
+		return -1;
+	}
+	out->checksum = 0;
+	for (unsigned i = 0; i < c->nreads; i++)
+		out->checksum += *(
+			const volatile uint64_t *)(p + rand_offset(c->pages[i],
+								   c->page));
+	out->seconds = now_seconds() - t0;
+	if (uffd_minimal_unmap(&m) < 0) {
+		cli_error("bench remote: uffd-minimal: a read failed");
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- faultline --------------------------------------------------------- */
@@ -404,6 +485,7 @@ int bench_remote(const struct bench_opts *o)
 	struct bench_config rnd[] = {
 		{"direct", direct_rand, &c, 0, 0, {0}},
 		{"direct-page", direct_rand_page, &c, 0, 0, {0}},
+		{"uffd-minimal", minimal_rand, &c, 0, 0, {0}},
 		{"faultline", fl_rand, &c, 0, 0, {0}},
 	};
 	uint64_t seq_sum, rand_sum;
@@ -442,22 +524,26 @@ int bench_remote(const struct bench_opts *o)
 		       DIRECT_WINDOW);
 		bench_table(seq, 2, c.size / c.page, c.size);
 		store_summary(&c, "faultline sequential");
-		if (bench_run_all(o, rnd, 3, rand_sum, 0) == 0)
+		if (bench_run_all(o, rnd, 4, rand_sum, 0) == 0)
 			ret = 0;
 	}
 	if (ret == 0) {
 		printf("  random (direct: one GET of the page's block at a "
 		       "time; direct-page: one\n  GETRANGE of the page at a "
-		       "time; faultline: MADV_RANDOM, reads the page):\n");
-		bench_table(rnd, 3, c.nreads, (uint64_t)c.nreads * c.page);
+		       "time; uffd-minimal: one GETRANGE a fault; faultline:\n"
+		       "  MADV_RANDOM, reads the page):\n");
+		bench_table(rnd, 4, c.nreads, (uint64_t)c.nreads * c.page);
 		store_summary(&c, "faultline random");
 		bench_ratio("remote-seq", &seq[1], &seq[0]);
 		bench_target("remote-seq/direct",
 			     bench_ratio_value(&seq[1], &seq[0]), 0.8);
-		bench_ratio("remote-rand", &rnd[2], &rnd[0]);
+		bench_ratio("remote-rand", &rnd[3], &rnd[0]);
 		bench_target("remote-rand/direct",
-			     bench_ratio_value(&rnd[2], &rnd[0]), 0.8);
-		bench_ratio("remote-rand", &rnd[2], &rnd[1]);
+			     bench_ratio_value(&rnd[3], &rnd[0]), 0.8);
+		bench_ratio("remote-rand", &rnd[3], &rnd[1]);
+		bench_ratio("remote-rand", &rnd[3], &rnd[2]);
+		/* The most a user-space fault server gets here. */
+		bench_ratio("remote-rand-uffd-minimal", &rnd[2], &rnd[0]);
 	}
 	remote_teardown(&c);
 	if (ret == 0)
