@@ -68,7 +68,11 @@ static const struct scenario scenarios[] = {
 	 "memory\n"
 	 "                cgroup of the same limit), odirect (O_DIRECT "
 	 "pread, N\n"
-	 "                threads); `all` runs it with 1 and 4 threads"},
+	 "                threads), uffd-minimal (the least a userfaultfd "
+	 "server\n"
+	 "                does: a thread per reader, O_DIRECT pread, "
+	 "UFFDIO_COPY);\n"
+	 "                `all` runs it with 1 and 4 threads"},
 	{"randwrite", bench_randwrite, 3,
 	 "random page writes, one word per random page (0.375 writes per\n"
 	 "                page of the file), to a MAP_SHARED mapping under a "
@@ -100,8 +104,10 @@ static const struct scenario scenarios[] = {
 	 "(default 256M, 3\n"
 	 "                runs); baseline: direct (plain hiredis: pipelined "
 	 "GETs of\n"
-	 "                the blocks, or one GETRANGE of the page at a "
-	 "time)"},
+	 "                the blocks, or one GET of the block or GETRANGE "
+	 "of the\n"
+	 "                page at a time), uffd-minimal (one GETRANGE a "
+	 "fault)"},
 	{"retry", bench_retry, 3,
 	 "map/write/unmap loop of a 16-page anonymous mapping (B, 2 s)\n"
 	 "                while A reads random pages through a 10 ms-per-read "
