@@ -51,6 +51,10 @@ struct aio {
 	pthread_mutex_t done_lock;
 	struct store_req *done;		 /* completed by stores, not yet run */
 	_Atomic unsigned long in_flight; /* submitted, not yet run */
+	pthread_mutex_t bounce_lock;
+	void *bounce_free; /* spare bounce buffers, linked through their
+			      first word */
+	unsigned bounce_nr_free;
 #ifdef FL_HAVE_LIBURING
 	int have_ring;
 	struct io_uring ring;
@@ -129,6 +133,7 @@ int aio_init(struct fl_engine *e)
 	}
 	pthread_mutex_init(&a->done_lock, NULL);
 	pthread_mutex_init(&a->reap_lock, NULL);
+	pthread_mutex_init(&a->bounce_lock, NULL);
 	ring_init(a);
 	e->aio = a;
 	return 0;
@@ -147,6 +152,13 @@ void aio_destroy(struct fl_engine *e)
 		pthread_mutex_destroy(&a->cq_lock);
 	}
 #endif
+	while (a->bounce_free) {
+		void *b = a->bounce_free;
+
+		a->bounce_free = *(void **)b;
+		free(b);
+	}
+	pthread_mutex_destroy(&a->bounce_lock);
 	pthread_mutex_destroy(&a->done_lock);
 	pthread_mutex_destroy(&a->reap_lock);
 	close(a->fd);
@@ -242,6 +254,98 @@ int aio_submit(struct store_req *req)
 	}
 	object_put(o); /* if not started, req's reference remains */
 	return err;
+}
+
+/*
+ * Bounce buffers.  A ring read of a few pages would map them in the
+ * engine's view, which must then be emptied again (object_view_drop): on
+ * Linux 6.14 and later that zap also frees the view's emptied page
+ * tables, so the next small reads allocate them again, and on a PVM guest
+ * the whole-view zap took 1 to 2 ms (after every 256 random reads: about
+ * 8 us a read, on the handler's path, traced).  So a read of up to
+ * BOUNCE_BYTES into an object's memfd (buf_fd) goes to a spare buffer
+ * instead, and its bytes are written into the memfd (pwrite, which makes
+ * the cache page without mapping it anywhere) by the thread that reaps
+ * it.  Larger reads (readahead windows) still go through the view, which
+ * they empty of their own range at once.  Without a spare buffer and no
+ * memory for one, a read goes through the view as before.
+ */
+#define BOUNCE_BYTES	(64u << 10)
+#define BOUNCE_KEEP_MAX 16 /* spares kept: 1 MiB at most */
+
+static void bounce_put(struct aio *a, void *b)
+{
+	pthread_mutex_lock(&a->bounce_lock);
+	if (a->bounce_nr_free < BOUNCE_KEEP_MAX) {
+		*(void **)b = a->bounce_free;
+		a->bounce_free = b;
+		a->bounce_nr_free++;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&a->bounce_lock);
+	free(b);
+}
+
+#ifdef FL_HAVE_LIBURING
+static void *bounce_get(struct aio *a)
+{
+	void *b;
+
+	pthread_mutex_lock(&a->bounce_lock);
+	b = a->bounce_free;
+	if (b) {
+		a->bounce_free = *(void **)b;
+		a->bounce_nr_free--;
+	}
+	pthread_mutex_unlock(&a->bounce_lock);
+	if (!b && posix_memalign(&b, 4096, BOUNCE_BYTES))
+		b = NULL;
+	return b;
+}
+
+/* Where a ring read of io goes: a bounce buffer (noted in its request),
+ * or io->buf. */
+static void *read_buffer(struct aio *a, struct fl_store_io *io)
+{
+	struct store_req *req = req_of(io);
+
+	req->bounce = NULL;
+	/* Only an object's reads: their completion lands the bytes. */
+	if (req->o && io->buf_fd >= 0 && io->len <= BOUNCE_BYTES)
+		req->bounce = bounce_get(a);
+	/* Bounced so far, and this part too (a short read's rest may not). */
+	req->bounced = req->bounce && (req->done == 0 || req->bounced);
+	return req->bounce ? req->bounce : io->buf;
+}
+
+/* A read that was not started after all: its bounce buffer back. */
+static void unbounce(struct aio *a, struct store_req *req)
+{
+	if (req->bounce)
+		bounce_put(a, req->bounce);
+	req->bounce = NULL;
+	req->bounced = 0;
+}
+
+#endif
+
+/* Write a completed bounced read's bytes into the memfd (a failure fails
+ * the read), and give the buffer back.  Run by the reaper. */
+static void bounce_land(struct store_req *req, int cancelled)
+{
+	void *b = req->bounce;
+	ssize_t n;
+
+	if (!b)
+		return;
+	req->bounce = NULL;
+	if (req->result > 0 && !cancelled) {
+		n = pwrite(req->io.buf_fd, b, (size_t)req->result,
+			   (off_t)req->io.buf_fd_off);
+		if (n != req->result)
+			req->result = n < 0 ? -errno : -EIO;
+	}
+	bounce_put(req->e->aio, b);
 }
 
 #ifdef FL_HAVE_LIBURING
@@ -415,7 +519,7 @@ int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 			io_uring_prep_write(sqe, fd, ios[i]->buf,
 					    (unsigned)ios[i]->len, ios[i]->off);
 		else
-			io_uring_prep_read(sqe, fd, ios[i]->buf,
+			io_uring_prep_read(sqe, fd, read_buffer(a, ios[i]),
 					   (unsigned)ios[i]->len, ios[i]->off);
 		io_uring_sqe_set_data(sqe, req_of(ios[i]));
 		hand_over(req_of(ios[i]));
@@ -428,7 +532,13 @@ int aio_ring_rw(struct fl_store_io *const *ios, unsigned n, int fd)
 	} else if (i) {
 		while (io_uring_submit(&a->ring) == -EINTR)
 			;
-		i = ring_take_back(&a->ring, sqes, i, tail0);
+		unsigned taken = ring_take_back(&a->ring, sqes, i, tail0);
+
+		/* Not started: the caller reads them, into the view. */
+		for (unsigned k = taken; k < i; k++)
+			if (!ios[k]->write)
+				unbounce(a, req_of(ios[k]));
+		i = taken;
 	}
 	sq_note(a);
 	pthread_mutex_unlock(&a->sq_lock);
@@ -467,6 +577,7 @@ static void req_run(struct fl_engine *e, struct store_req *req, int cancelled)
 		return;
 	}
 	store_read_leave(e);
+	bounce_land(req, cancelled);
 	pagecache_read_complete(req, cancelled);
 }
 
@@ -645,7 +756,8 @@ void pagecache_read_complete(struct store_req *req, int cancelled)
 		if (valid < len)
 			memset(object_page_data(o, req->index) + valid, 0,
 			       len - valid);
-		pagecache_mark_uptodate(o, req->index, req->count);
+		pagecache_mark_uptodate(o, req->index, req->count,
+					!req->bounced);
 	} else if (req->count > 1 && !cancelled) {
 		/* The batch failed: the faulting page may be readable alone. */
 		uint64_t end = req->index + req->count;

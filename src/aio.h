@@ -38,6 +38,11 @@ struct store_req {
 	/* Completed unstarted by aio_unplug (result -EAGAIN): started
 	 * again once, from the completion. */
 	int unstarted;
+	/* A small ring read lands in bounce, not in the engine's view, and
+	 * is written into the memfd when it completes (aio.c, "Bounce
+	 * buffers"); bounced: every part of the read went that way. */
+	void *bounce;
+	int bounced;
 	void (*finish)(void *arg, int err, int cancelled);
 	void *arg;
 	struct store_req *next; /* on the engine's completed list */
@@ -114,8 +119,10 @@ int pagecache_read_start(struct fl_object *o, uint64_t index,
 			 void *arg);
 /* What a completion does with the data (aio.c); frees req. */
 void pagecache_read_complete(struct store_req *req, int cancelled);
-/* pagecache.c: the locked pages were read: up to date, unlocked. */
+/* pagecache.c: the locked pages were read: up to date, unlocked.
+ * via_view: the read mapped them in the engine's view (see
+ * object_view_drop). */
 void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
-			     unsigned long count);
+			     unsigned long count, int via_view);
 
 #endif /* FL_AIO_H */

@@ -237,14 +237,14 @@ void pagecache_abandon_read(struct fl_object *o, uint64_t index,
 }
 
 void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
-			     unsigned long count)
+			     unsigned long count, int via_view)
 {
 	/* Counted before any waiter can see the pages. */
 	if (o->store)
 		count_add(&o->engine->stats, pages_read, count);
 	else
 		count_add(&o->engine->stats, zero_fills, count);
-	if (o->store) /* the read is done with the engine's view */
+	if (o->store && via_view) /* the read is done with the view */
 		object_view_drop(o, index, count, 0);
 	pthread_rwlock_rdlock(&o->lock);
 	for (unsigned long i = 0; i < count; i++) {
@@ -262,7 +262,7 @@ int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 	int err = store_read_pages(o, index, count);
 
 	if (err == 0) {
-		pagecache_mark_uptodate(o, index, count);
+		pagecache_mark_uptodate(o, index, count, 1);
 		return 0;
 	}
 	/* The batch failed: the faulting page may still be readable alone. */
@@ -270,7 +270,7 @@ int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 		pagecache_abandon_read(o, index, must_have - index);
 		pagecache_abandon_read(o, must_have + 1,
 				       index + count - must_have - 1);
-		pagecache_mark_uptodate(o, must_have, 1);
+		pagecache_mark_uptodate(o, must_have, 1, 1);
 		return 0;
 	}
 	pagecache_abandon_read(o, index, count);

@@ -662,3 +662,84 @@ TEST(read_whose_ring_submit_fails_is_served)
 	CHECK_EQ(fl_engine_destroy(e), 0);
 	h_file_remove(&f);
 }
+
+/* 1 if this engine's file reads go through the ring (else a note). */
+static int ring_in_use(fl_engine *e)
+{
+	check_ring(e);
+	if (aio_has_ring(e))
+		return 1;
+	h_note("no ring: the bounce buffers are not used");
+	return 0;
+}
+
+/*
+ * Small ring reads land in bounce buffers and are written into the cache
+ * with pwrite, never through the engine's view: 600 random pages (more
+ * than twice the 256 small reads after which a view would be emptied)
+ * make no madvise at all, one pwrite per page read, and read right.
+ */
+TEST(small_ring_reads_bypass_the_engines_view)
+{
+	struct h_file f;
+	fl_engine *e = h_engine_cfg(2, 1, 1);
+	struct random_read rr = {.pages = 2048, .per_thread = 600, .seed = 77};
+	unsigned long madvises, pwrites;
+	struct fl_stats s;
+	fl_object *o;
+
+	h_file_create(&f, rr.pages * PG, rr.seed);
+	o = h_open(e, &f, O_RDONLY);
+	rr.p = h_map(e, rr.pages * PG, PROT_READ, MAP_SHARED, o, 0);
+	CHECK_EQ(fl_madvise(e, rr.p, rr.pages * PG, MADV_RANDOM), 0);
+	madvises = inject_calls(INJ_MADVISE);
+	pwrites = inject_calls(INJ_PWRITE);
+	random_reader(0, &rr);
+	s = h_estats(e);
+	CHECK_GE(s.pages_read, 500);
+	if (ring_in_use(e)) {
+		CHECK_EQ(inject_calls(INJ_MADVISE) - madvises, 0);
+		CHECK_EQ(inject_calls(INJ_PWRITE) - pwrites, s.pages_read);
+	}
+	CHECK_EQ(h_mismatch(rr.p, rr.pages * PG, rr.seed, 0), -1);
+	CHECK_EQ(fl_munmap(e, rr.p, rr.pages * PG), 0);
+	fl_object_close(o);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+/*
+ * A bounced read whose bytes cannot be written into the cache (pwrite
+ * fails: the memfd is out of space, say) fails like a failed store read:
+ * the faulting thread gets SIGBUS, counted; once the page is dropped from
+ * the mapping (the SIGBUS stays until then, as with mmap), a fault reads
+ * it again and gets the data.
+ */
+TEST(bounced_read_whose_copy_fails_raises_sigbus)
+{
+	struct h_file f;
+	fl_engine *e = h_engine_cfg(1, 1, 1);
+	unsigned char *p, v = 0;
+	struct h_sig sig;
+	fl_object *o;
+
+	h_file_create(&f, 64 * PG, 78);
+	o = h_open(e, &f, O_RDONLY);
+	p = h_map(e, 64 * PG, PROT_READ, MAP_SHARED, o, 0);
+	CHECK_EQ(fl_madvise(e, p, 64 * PG, MADV_RANDOM), 0);
+	if (ring_in_use(e)) {
+		inject_set(INJ_PWRITE, 1, ENOSPC);
+		CHECK_EQ(h_try_read(p + 9 * PG + 5, &v, &sig), SIGBUS);
+		CHECK(sig.addr == p + 9 * PG + 5 || sig.addr == p + 9 * PG);
+		CHECK_EQ(inject_fired(INJ_PWRITE), 1);
+		inject_clear();
+		CHECK_EQ(h_estats(e).errors, 1);
+		CHECK_EQ(fl_madvise(e, p + 9 * PG, PG, MADV_DONTNEED), 0);
+	}
+	CHECK_EQ(h_try_read(p + 9 * PG + 5, &v, &sig), 0);
+	CHECK_EQ(v, h_pattern(78, 9 * PG + 5));
+	CHECK_EQ(fl_munmap(e, p, 64 * PG), 0);
+	fl_object_close(o);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
