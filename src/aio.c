@@ -753,11 +753,13 @@ void pagecache_read_complete(struct store_req *req, int cancelled)
 	}
 	if (!err) {
 		/* Beyond the end of the object: zeros, as mmap. */
+		/* The zeros go through the view: a bounced read past the
+		 * end maps that page there too, and is counted so. */
 		if (valid < len)
 			memset(object_page_data(o, req->index) + valid, 0,
 			       len - valid);
 		pagecache_mark_uptodate(o, req->index, req->count,
-					!req->bounced);
+					!req->bounced || valid < len);
 	} else if (req->count > 1 && !cancelled) {
 		/* The batch failed: the faulting page may be readable alone. */
 		uint64_t end = req->index + req->count;
