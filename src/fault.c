@@ -1011,6 +1011,7 @@ int fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
 {
 	__u64 flags = msg->arg.pagefault.flags;
 
+	fault_check_unowned(f); /* a handler's spare record */
 	*f = (struct fault){
 		.e = e,
 		.addr = (uintptr_t)msg->arg.pagefault.address & PAGE_MASK,

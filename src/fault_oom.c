@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "fault.h"
 #include "fault_priv.h"
 #include "flusher.h"
 #include "group.h"
@@ -57,6 +58,7 @@ static void fault_memory_woken(struct page_waiter *waiter)
 {
 	struct fault *f = fault_of(waiter, waiter);
 
+	fault_check_unowned(f);
 	f->work = (struct work){.fn = fault_memory_resume_work,
 				.cancel = fault_memory_cancel};
 	threads_post_work(f->e, &f->work);

@@ -49,11 +49,23 @@ struct fault *fault_alloc(void)
 		record_pool_nr--;
 	}
 	pthread_mutex_unlock(&record_pool_lock);
-	return f ? f : malloc(sizeof(struct fault));
+	if (!f && (f = malloc(sizeof(struct fault))))
+		*f = (struct fault){0}; /* debug builds: its waiter idle */
+	return f;
+}
+
+/* Debug builds: a record is free, reused or resumed only while nothing
+ * else holds it (no list has its waiter, no queue its work). */
+void fault_check_unowned(const struct fault *f)
+{
+	fl_assert(waiter_is_idle(&f->waiter));
+	fl_assert(!work_is_queued(&f->work));
+	(void)f;
 }
 
 void fault_free(struct fault *f)
 {
+	fault_check_unowned(f);
 	pthread_mutex_lock(&record_pool_lock);
 	if (record_pool_nr < RECORD_POOL_MAX) {
 		f->parked_page = (struct fl_page *)record_pool;
@@ -174,6 +186,7 @@ static void fault_page_woken(struct page_waiter *waiter)
 {
 	struct fault *f = fault_of(waiter, waiter);
 
+	fault_check_unowned(f);
 	f->work = (struct work){.fn = fault_resume_work,
 				.cancel = fault_resume_cancel};
 	threads_post_work(f->e, &f->work);

@@ -154,6 +154,7 @@ static void group_wake_all(struct fl_group *g)
 	while (w) {
 		struct page_waiter *next = w->next;
 
+		waiter_move(w, WAITER_PARKED, WAITER_IDLE);
 		w->wake(w);
 		w = next;
 	}
@@ -188,6 +189,7 @@ int group_wait(struct fl_group *g, uint64_t n, struct page_waiter *w)
 		pthread_mutex_unlock(&g->wait_lock);
 		return -1;
 	}
+	waiter_move(w, WAITER_IDLE, WAITER_PARKED);
 	w->next = g->waiters;
 	g->waiters = w;
 	pthread_mutex_unlock(&g->wait_lock);

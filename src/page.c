@@ -106,6 +106,7 @@ int page_park(struct fl_page *page, uint32_t flag, struct page_waiter *w)
 		pthread_mutex_unlock(&b->lock);
 		return -1;
 	}
+	waiter_move(w, WAITER_IDLE, WAITER_PARKED);
 	w->page = page;
 	w->next = b->head;
 	b->head = w;
@@ -125,6 +126,7 @@ static void page_wake_parked(struct fl_page *page)
 
 		if (w->page == page) {
 			*pp = w->next;
+			waiter_move(w, WAITER_PARKED, WAITER_TAKEN);
 			w->next = woken;
 			woken = w;
 		} else {
@@ -136,6 +138,7 @@ static void page_wake_parked(struct fl_page *page)
 		struct page_waiter *w = woken;
 
 		woken = w->next;
+		waiter_move(w, WAITER_TAKEN, WAITER_IDLE);
 		w->wake(w);
 	}
 }

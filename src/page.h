@@ -12,6 +12,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "debug.h"
+
 enum page_flag {
 	PG_LOCKED = 1u << 0,
 	PG_UPTODATE = 1u << 1,
@@ -102,7 +104,34 @@ struct page_waiter {
 	struct page_waiter *next;
 	struct fl_page *page;
 	void (*wake)(struct page_waiter *waiter);
+	int state; /* enum waiter_state, kept by debug builds only */
 };
+
+/*
+ * Debug builds track who owns a waiter, so that a waiter on two lists at
+ * once (its fault owned twice: parked and running, or freed while parked)
+ * fails at once where it happens.  A livelock seen (rarely, in the Python
+ * tests under load) looked like the work of one: a waker's private list
+ * ran on into another page's live one, and the waker woke, without end,
+ * faults that parked again on the list it was walking.
+ *
+ *   IDLE    its fault runs, or is queued as work, or is free
+ *   PARKED  on a page's bucket (page_park) or a group's list (group_wait)
+ *   TAKEN   off the list, in a waker's hands until its wake runs
+ */
+enum waiter_state { WAITER_IDLE, WAITER_PARKED, WAITER_TAKEN };
+
+#ifdef FL_DEBUG
+#define waiter_move(w, from, to)                                               \
+	do {                                                                   \
+		fl_assert((w)->state == (from));                               \
+		(w)->state = (to);                                             \
+	} while (0)
+#define waiter_is_idle(w) ((w)->state == WAITER_IDLE)
+#else
+#define waiter_move(w, from, to) ((void)(w))
+#define waiter_is_idle(w)	 1
+#endif
 
 /*
  * Park waiter until flag clears on page.  Returns 0 if parked (wake will

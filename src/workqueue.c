@@ -6,6 +6,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#ifdef FL_DEBUG
+#define work_set_queued(w, on) ((w)->queued_here = (on))
+#else
+#define work_set_queued(w, on) ((void)(w))
+#endif
+
 int workqueue_init(struct workqueue *wq)
 {
 	pthread_mutex_init(&wq->lock, NULL);
@@ -35,6 +41,7 @@ void workqueue_destroy(struct workqueue *wq)
 			if (!wq->head)
 				wq->tail = NULL;
 			atomic_fetch_sub(&wq->queued, 1);
+			work_set_queued(w, 0);
 		}
 		pthread_mutex_unlock(&wq->lock);
 		if (!w)
@@ -50,8 +57,10 @@ void workqueue_post(struct workqueue *wq, struct work *w)
 {
 	uint64_t one = 1;
 
+	fl_assert(!work_is_queued(w)); /* one item, posted twice */
 	w->next = NULL;
 	pthread_mutex_lock(&wq->lock);
+	work_set_queued(w, 1);
 	if (wq->tail)
 		wq->tail->next = w;
 	else
@@ -78,6 +87,7 @@ struct work *workqueue_take(struct workqueue *wq)
 		if (!wq->head)
 			wq->tail = NULL;
 		atomic_fetch_sub(&wq->queued, 1);
+		work_set_queued(w, 0);
 	}
 	pthread_mutex_unlock(&wq->lock);
 	return w;

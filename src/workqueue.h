@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "debug.h"
+
 struct fl_engine;
 struct fl_object;
 
@@ -28,7 +30,14 @@ struct work {
 	uintptr_t addr;	    /* where the mapping that asked showed index */
 	void *arg;
 	struct work *next;
+	int queued_here; /* on a workqueue now: kept by debug builds only */
 };
+
+#ifdef FL_DEBUG
+#define work_is_queued(w) ((w)->queued_here)
+#else
+#define work_is_queued(w) 0
+#endif
 
 struct workqueue {
 	pthread_mutex_t lock;
