@@ -170,8 +170,13 @@ static void object_delete(const char *base, const char *prefix,
 static struct fl_store *open_store(const char *base, const char *prefix,
 				   uint64_t create, uint32_t block)
 {
+	/* A timeout far above any wait a loaded machine makes: these cases
+	 * test no timeout (those that do set their own), and with the default
+	 * 2 s, swap_standalone once failed 78 writes and reads beside a CPU
+	 * hog, a stress loop and two sanitizer runs. */
 	struct fl_redis_options o = {.create_size = create,
-				     .block_size = block};
+				     .block_size = block,
+				     .timeout_ms = 30000};
 	char url[512];
 	struct fl_store *s;
 
