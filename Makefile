@@ -210,7 +210,7 @@ test-local-poller:
 # these tests; a record owned twice would abort at its source instead.
 DEBUG_SHARED := $(BUILD)-debug/libfaultline.so
 
-test-python: $(SHARED)
+test-python:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)-debug \
 	    CFLAGS="$(CFLAGS) -DFL_DEBUG" $(DEBUG_SHARED)
 	@FAULTLINE_LIBRARY=$(abspath $(DEBUG_SHARED)) tests/python/run.sh

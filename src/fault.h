@@ -15,9 +15,6 @@ struct fault;
  */
 struct fault *fault_alloc(void);
 void fault_free(struct fault *f);
-/* Debug builds: assert that nothing holds f (no list has its waiter, no
- * queue its work); release builds check nothing. */
-void fault_check_unowned(const struct fault *f);
 
 /*
  * Serve one page-fault message, read in the given batch (see msg_batches),

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "engine.h"
-#include "fault.h"
 #include "fault_priv.h"
 #include "flusher.h"
 #include "group.h"

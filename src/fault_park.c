@@ -49,18 +49,8 @@ struct fault *fault_alloc(void)
 		record_pool_nr--;
 	}
 	pthread_mutex_unlock(&record_pool_lock);
-	if (!f && (f = malloc(sizeof(struct fault))))
-		*f = (struct fault){0}; /* debug builds: its waiter idle */
-	return f;
-}
-
-/* Debug builds: a record is free, reused or resumed only while nothing
- * else holds it (no list has its waiter, no queue its work). */
-void fault_check_unowned(const struct fault *f)
-{
-	fl_assert(waiter_is_idle(&f->waiter));
-	fl_assert(!work_is_queued(&f->work));
-	(void)f;
+	/* Zeroed: its waiter idle and its work not queued (debug builds). */
+	return f ? f : calloc(1, sizeof(struct fault));
 }
 
 void fault_free(struct fault *f)

@@ -75,6 +75,16 @@ struct fault {
 	uint64_t mem_wait_t0; /* when this wait for memory began (ns) */
 };
 
+/* Debug builds: a record is freed, reused or woken only while nothing
+ * else holds it (no list has its waiter, no queue its work); release
+ * builds check nothing. */
+static inline void fault_check_unowned(const struct fault *f)
+{
+	fl_assert(waiter_is_idle(&f->waiter));
+	fl_assert(!work_is_queued(&f->work));
+	(void)f;
+}
+
 /* fault.c: one attempt.  Map lock held on entry; see the table above. */
 enum fault_result fault_once(struct fault *f);
 /* fault.c: SIGBUS for the faulting thread, counted.  Map lock held on
