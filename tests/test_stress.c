@@ -6,9 +6,12 @@
  * msync while writers write, a round, a churn) is waited for or counted,
  * never assumed from the time: a busy machine may run a thread late.
  */
+#define _GNU_SOURCE
 #include "harness.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define NPAGES	    32
 #define WRITERS	    4
@@ -388,4 +391,127 @@ TEST(map_churn_with_faults)
 	CHECK_EQ(fl_object_close(o), 0);
 	CHECK_EQ(fl_engine_destroy(c.e), 0);
 	h_file_remove(&f);
+}
+
+/*
+ * Engines live and die side by side.  What parked faults use is the
+ * process's, not an engine's (the table of waiters parked on pages, the
+ * pool of fault records), so each thread here runs engines of its own,
+ * round after round, while the others do: shared anonymous memory filled
+ * by the kernel's copy from a memfd (faults taken inside read(2), as the
+ * Python binding's Mapping.write does), a hole punched in it, a file read
+ * through readahead from two threads of the round, and every other
+ * engine destroyed with its mapping and object still open.
+ */
+#define SIDE_ENGINES	3
+#define SIDE_ANON_PAGES 256
+#define SIDE_FILE_PAGES 512
+
+struct side_ctx {
+	struct h_file file;
+	double end;
+	unsigned long rounds[SIDE_ENGINES];
+};
+
+struct side_round {
+	const unsigned char *view;
+	uint64_t sum[2];
+};
+
+/* Half of the file each, in opposite directions: two streams at once. */
+static void side_reader(int idx, void *arg)
+{
+	struct side_round *r = arg;
+	uint64_t sum = 0;
+
+	for (int i = 0; i < SIDE_FILE_PAGES / 2; i++) {
+		int pg = idx ? SIDE_FILE_PAGES - 1 - i : i;
+
+		sum += r->view[(size_t)pg * PG + (size_t)(pg % 61) * 64];
+	}
+	r->sum[idx] = sum;
+}
+
+static uint64_t side_expected(int idx)
+{
+	uint64_t sum = 0;
+
+	for (int i = 0; i < SIDE_FILE_PAGES / 2; i++) {
+		int pg = idx ? SIDE_FILE_PAGES - 1 - i : i;
+		uint64_t off = (uint64_t)pg * PG + (uint64_t)(pg % 61) * 64;
+
+		sum += h_pattern(145, off);
+	}
+	return sum;
+}
+
+/* Fill m (n bytes, seed) with read(2) from a memfd: the kernel's copy
+ * takes the faults. */
+static void side_fill_by_read(unsigned char *m, size_t n, uint32_t seed)
+{
+	const size_t chunk_len = 64 * PG;
+	unsigned char *chunk = malloc(chunk_len);
+	int fd = memfd_create("side", 0);
+
+	REQUIRE(chunk && fd >= 0);
+	for (size_t o = 0; o < n; o += chunk_len) {
+		size_t len = n - o < chunk_len ? n - o : chunk_len;
+
+		h_fill(chunk, len, seed, o);
+		REQUIRE(pwrite(fd, chunk, len, 0) == (ssize_t)len);
+		REQUIRE(pread(fd, m + o, len, 0) == (ssize_t)len);
+	}
+	close(fd);
+	free(chunk);
+}
+
+static void side_round(struct side_ctx *c, int idx, unsigned long round)
+{
+	size_t anon_len = SIDE_ANON_PAGES * PG;
+	uint32_t seed = 146 + (uint32_t)idx;
+	fl_engine *e = h_engine_cfg(2, 0, 32);
+	fl_object *o = h_open(e, &c->file, O_RDONLY);
+	struct side_round r = {0};
+	unsigned char *anon;
+
+	anon = h_map(e, anon_len, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, NULL, 0);
+	r.view = h_map(e, SIDE_FILE_PAGES * PG, PROT_READ, MAP_SHARED, o, 0);
+	side_fill_by_read(anon, anon_len, seed);
+	CHECK_EQ(fl_madvise(e, anon + 8 * PG, 16 * PG, MADV_REMOVE), 0);
+	h_run_threads(2, side_reader, &r);
+	CHECK_EQ(r.sum[0], side_expected(0));
+	CHECK_EQ(r.sum[1], side_expected(1));
+	CHECK_EQ(h_mismatch(anon, 8 * PG, seed, 0), -1);
+	CHECK_EQ(h_nonzero(anon + 8 * PG, 16 * PG), -1); /* the hole */
+	CHECK_EQ(h_mismatch(anon + 24 * PG, anon_len - 24 * PG, seed, 24 * PG),
+		 -1);
+	CHECK_EQ(h_estats(e).errors, 0);
+	if (round % 2 == 0) { /* the tidy way */
+		CHECK_EQ(fl_munmap(e, anon, anon_len), 0);
+		CHECK_EQ(fl_munmap(e, (void *)r.view, SIDE_FILE_PAGES * PG), 0);
+		CHECK_EQ(fl_object_close(o), 0);
+	}
+	CHECK_EQ(fl_engine_destroy(e), 0); /* and the other: it closes all */
+}
+
+static void side_thread(int idx, void *arg)
+{
+	struct side_ctx *c = arg;
+
+	while (!h_failures() &&
+	       (h_now() < c->end || c->rounds[idx] < MIN_ROUNDS))
+		side_round(c, idx, c->rounds[idx]++);
+}
+
+TEST(engines_live_and_die_side_by_side)
+{
+	struct side_ctx c = {0};
+
+	h_file_create(&c.file, SIDE_FILE_PAGES * PG, 145);
+	c.end = h_now() + RUN_SECONDS;
+	h_run_threads(SIDE_ENGINES, side_thread, &c);
+	for (int i = 0; i < SIDE_ENGINES; i++)
+		CHECK_GE(c.rounds[i], MIN_ROUNDS);
+	h_file_remove(&c.file);
 }
