@@ -187,14 +187,12 @@ check-exports: $(SHARED)
 	    grep -c ' fl_') fl_ symbols, nothing else)"
 
 # What CI runs: the exports, then the suite four times (gcc, gcc with
-# ASan+UBSan, clang, clang with ASan+UBSan), one after the other, and the
-# plain gcc suite twice more: with io_uring turned off (FAULTLINE_IO_URING=0:
-# the I/O-thread path for file stores), and with local polling turned on
-# (FAULTLINE_POLL_LOCAL=1: a poller on every CPU; off by default).  Every
-# run goes on after a failure; the last line adds them up.  Each run builds
-# with a job per CPU (CHECK_JOBS); the tests themselves run one at a time.
-CHECK_RUNS := test sanitize clang clang-sanitize test-no-io-uring \
-	test-local-poller test-python
+# ASan+UBSan, clang, clang with ASan+UBSan), and the plain gcc suite twice
+# more: with io_uring turned off (FAULTLINE_IO_URING=0: the I/O-thread path
+# for file stores), and with local polling turned on (FAULTLINE_POLL_LOCAL=1:
+# a poller on every CPU; off by default); and the Python package's tests.
+# Every run goes on after a failure; the last line adds them up.  Each run
+# builds with a job per CPU (CHECK_JOBS); a run's tests run one at a time.
 CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 test-no-io-uring:
@@ -215,26 +213,14 @@ test-python:
 	    CFLAGS="$(CFLAGS) -DFL_DEBUG" $(DEBUG_SHARED)
 	@FAULTLINE_LIBRARY=$(abspath $(DEBUG_SHARED)) tests/python/run.sh
 
+# The runs go in groups, a group's runs side by side (tests/check.sh says
+# why; CHECK_PARALLEL=0: one at a time): each heavy sanitizer run beside a
+# light one, then the three that reuse builds made before.
+CHECK_GROUPS := sanitize:clang clang-sanitize:test \
+	test-no-io-uring:test-local-poller:test-python
+
 check:
-	@tally=$$(mktemp "$${TMPDIR:-/tmp}/faultline-check.XXXXXX") || exit 2; \
-	rc=0; \
-	if $(MAKE) --no-print-directory check-exports; then \
-	    echo "1 0 0 check-exports" >> "$$tally"; \
-	else echo "0 1 0 check-exports" >> "$$tally"; rc=1; fi; \
-	for run in $(CHECK_RUNS); do \
-	    echo "==== make $$run"; \
-	    before=$$(wc -l < "$$tally"); \
-	    FL_TALLY=$$tally FL_TALLY_NAME=$$run \
-	        $(MAKE) --no-print-directory -j$(CHECK_JOBS) $$run || rc=1; \
-	    if [ "$$(wc -l < "$$tally")" -eq "$$before" ]; then \
-	        echo "0 1 0 $$run(no-result)" >> "$$tally"; rc=1; fi; \
-	done; \
-	echo "==== make check"; \
-	awk '{ printf "  %-24s %s passed, %s failed, %s skipped\n", $$4, $$1, $$2, $$3; \
-	       p += $$1; f += $$2; s += $$3 } \
-	     END { printf "check: %d passed, %d failed, %d skipped\n", p, f, s }' \
-	    "$$tally"; \
-	rm -f "$$tally"; exit $$rc
+	@MAKE="$(MAKE)" CHECK_JOBS=$(CHECK_JOBS) tests/check.sh $(CHECK_GROUPS)
 
 # ---- UMap-compatible library, man pages, packaging (umap/, man/) --------
 # libfaultline-umap.so: LLNL UMap's C API (umap/umap.h) on faultline,
