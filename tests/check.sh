@@ -30,11 +30,14 @@ else
 	rc=1
 fi
 
-# Run target $1 (output in $logs/$1); its exit status in $logs/$1.rc.
+# Run target $1 (output in $logs/$1); its exit status in $logs/$1.rc,
+# how long it took (seconds) in $logs/$1.s.
 run_target() {
+	t0=$(date +%s)
 	FL_TALLY=$tally FL_TALLY_NAME=$1 \
 		$MAKE --no-print-directory -j"$JOBS" "$1" >"$logs/$1" 2>&1
 	echo $? >"$logs/$1.rc"
+	echo $(($(date +%s) - t0)) >"$logs/$1.s"
 }
 
 run_group() {
@@ -48,7 +51,7 @@ run_group() {
 	done
 	wait
 	for t in $targets; do
-		echo "==== make $t"
+		echo "==== make $t ($(cat "$logs/$t.s") s)"
 		cat "$logs/$t"
 		[ "$(cat "$logs/$t.rc" 2>/dev/null)" = 0 ] || rc=1
 		# A run that printed no tally line ran no test: a failure.
@@ -61,7 +64,9 @@ run_group() {
 
 start=$(date +%s)
 for group in "$@"; do
+	g0=$(date +%s)
 	run_group "$group"
+	echo "==== group $group: $(($(date +%s) - g0)) s"
 done
 
 echo "==== make check ($(($(date +%s) - start)) s after check-exports)"
