@@ -153,6 +153,8 @@ long pagecache_start_run(struct fl_object *o, struct ra_run *run,
  * to date and unlock them.  If the store fails, the pages are removed
  * (so that a later fault tries again) and a negative errno is returned,
  * unless the page must_have (within the run) could be read on its own.
+ * Pages of anonymous shared memory swapped in before a failure stay (up to
+ * date): their slots went as they came in.
  * Blocks on the store: no map lock held, except by the comparison mode.
  */
 int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,

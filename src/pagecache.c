@@ -178,16 +178,19 @@ long pagecache_start_run(struct fl_object *o, struct ra_run *run,
 	return (long)n;
 }
 
-/* Read [index, index+count) from the store into the memfd. */
+/* Read [index, index+count) from the store into the memfd.  On failure,
+ * *kept: the pages from index that must stay all the same (swap-ins of
+ * anonymous shared memory that gave their slots up); 0 for a store. */
 static int store_read_pages(struct fl_object *o, uint64_t index,
-			    unsigned long count)
+			    unsigned long count, unsigned long *kept)
 {
 	uint64_t off = index << PAGE_SHIFT, len = count << PAGE_SHIFT;
 	uint64_t valid = o->size - off < len ? o->size - off : len, done = 0;
 	char *buf = object_page_data(o, index);
 
+	*kept = 0;
 	if (!o->store) /* anonymous shared memory: zeros, or swapped out */
-		return swap_object_fill(o, index, count);
+		return swap_object_fill(o, index, count, kept);
 	while (done < valid) {
 		ssize_t r;
 
@@ -259,14 +262,26 @@ void pagecache_mark_uptodate(struct fl_object *o, uint64_t index,
 int pagecache_read(struct fl_object *o, uint64_t index, unsigned long count,
 		   uint64_t must_have)
 {
-	int err = store_read_pages(o, index, count);
+	unsigned long kept, unused;
+	int err = store_read_pages(o, index, count, &kept);
 
 	if (err == 0) {
 		pagecache_mark_uptodate(o, index, count, 1);
 		return 0;
 	}
+	/* Pages swapped in before the failure have no slot left: they stay,
+	 * and the rest is read as if the batch had started after them. */
+	if (kept) {
+		pagecache_mark_uptodate(o, index, kept, 1);
+		index += kept;
+		count -= kept;
+		if (must_have < index) { /* the faulting page is in */
+			pagecache_abandon_read(o, index, count);
+			return 0;
+		}
+	}
 	/* The batch failed: the faulting page may still be readable alone. */
-	if (count > 1 && store_read_pages(o, must_have, 1) == 0) {
+	if (count > 1 && store_read_pages(o, must_have, 1, &unused) == 0) {
 		pagecache_abandon_read(o, index, must_have - index);
 		pagecache_abandon_read(o, must_have + 1,
 				       index + count - must_have - 1);

@@ -155,12 +155,14 @@ uint64_t swap_reclaim(struct fl_group *g, uint64_t want);
 /*
  * Shared anonymous memory (swap_object.c).  The store read of a store-less
  * object: fill the locked pages [index, index + count) from their slots,
- * or with zeros; the entries of the pages read go.  No lock held (blocks
- * on the device).  0 or a negative errno.
+ * or with zeros, in order; the entries of the pages read go.  No lock held
+ * (blocks on the device).  0, or a negative errno with *filled the pages
+ * filled before the one that failed (the cache holds their only copy now).
  */
 struct fl_object;
 struct fl_page;
-int swap_object_fill(struct fl_object *o, uint64_t index, unsigned long count);
+int swap_object_fill(struct fl_object *o, uint64_t index, unsigned long count,
+		     unsigned long *filled);
 /*
  * Evict a run of isolated pages of one store-less object (a reference on
  * each is the caller's) to their groups' swap devices.  No lock held.

@@ -221,13 +221,16 @@ int swap_object_punch(struct fl_object *o, uint64_t first, uint64_t last)
 	return punch_uncached(o, first, last);
 }
 
-int swap_object_fill(struct fl_object *o, uint64_t index, unsigned long count)
+int swap_object_fill(struct fl_object *o, uint64_t index, unsigned long count,
+		     unsigned long *filled)
 {
 	for (unsigned long i = 0; i < count; i++) {
 		int rc = fill_page(o, index + i);
 
-		if (rc)
+		if (rc) {
+			*filled = i;
 			return rc;
+		}
 	}
 	return 0;
 }
