@@ -653,6 +653,8 @@ static unsigned reap_ring(struct fl_engine *e, int cancelled)
  * reaps; that one runs what is ready when it looks, and what completes
  * after its reset signals the eventfd again).
  */
+static __thread const struct aio *reaping; /* reap_lock held, running */
+
 static void reap(struct fl_engine *e, int cancelled, int try)
 {
 	struct aio *a = e->aio;
@@ -666,9 +668,16 @@ static void reap(struct fl_engine *e, int cancelled, int try)
 		pthread_mutex_unlock(&a->reap_lock);
 		return;
 	}
+	reaping = a;
 	while (reap_list(e, cancelled) + reap_ring(e, cancelled))
 		;
+	reaping = NULL;
 	pthread_mutex_unlock(&a->reap_lock);
+}
+
+int aio_reaping(const struct fl_engine *e)
+{
+	return e->aio && reaping == e->aio;
 }
 
 int aio_ready(const struct fl_engine *e)

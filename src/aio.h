@@ -68,6 +68,9 @@ void aio_reap(struct fl_engine *e);
 /* A polling handler: the same, unless another thread is reaping (it then
  * returns at once: it would only wait for that one). */
 void aio_reap_polling(struct fl_engine *e);
+/* 1 if the calling thread is running completions of e (reaping them):
+ * what would wait for more completions must not run there. */
+int aio_reaping(const struct fl_engine *e);
 /* 1 if completions may be ready to reap; no system call, no lock (a
  * polling handler asks it between reads of its userfaultfd). */
 int aio_ready(const struct fl_engine *e);

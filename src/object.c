@@ -3,10 +3,13 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "aio.h"
 #include "engine.h"
 #include "object.h"
 #include "swap.h"
@@ -95,10 +98,24 @@ struct fl_object *object_new(struct fl_engine *e, struct fl_store *store,
 	return o;
 }
 
+/*
+ * Release o: write back, then free.  From here the object is dying: a
+ * reference its writeback takes (each submitted write holds one) goes back
+ * without releasing it again, and object_tryget takes none.  Those
+ * references come back just after their writes end: wait for them before
+ * taking anything down.
+ */
 int object_release(struct fl_object *o)
 {
-	int rc = object_writeback(o, 0, UINT64_MAX);
-	int saved = errno;
+	long held;
+	int rc, saved;
+
+	atomic_store(&o->dying, 1);
+	held = atomic_load(&o->refs); /* 0, or the handle at engine teardown */
+	rc = object_writeback(o, 0, UINT64_MAX);
+	saved = errno;
+	while (atomic_load(&o->refs) > held)
+		sched_yield();
 
 	engine_unlink_object(o->engine, o);
 	pagecache_destroy(o);
@@ -110,10 +127,42 @@ int object_release(struct fl_object *o)
 	return rc;
 }
 
+static struct fl_object *release_work_object(struct work *w)
+{
+	return (struct fl_object *)((char *)w -
+				    offsetof(struct fl_object, release_work));
+}
+
+static void object_release_work(struct fl_engine *e, struct work *w)
+{
+	(void)e;
+	object_release(release_work_object(w));
+}
+
+static void object_release_cancel(struct work *w)
+{
+	object_release(release_work_object(w)); /* engine teardown: here */
+}
+
 int object_put(struct fl_object *o)
 {
 	if (atomic_fetch_sub(&o->refs, 1) != 1)
 		return 0;
+	if (atomic_exchange(&o->dying, 1))
+		return 0; /* its release's own reference, given back */
+	/*
+	 * The last reference went with a store completion, on the thread
+	 * that reaps them: the release's writeback would wait there for
+	 * completions that only a reaper runs (and would hold up the
+	 * others' faults meanwhile).  An I/O thread releases it instead.
+	 */
+	if (aio_reaping(o->engine)) {
+		o->release_work =
+			(struct work){.fn = object_release_work,
+				      .cancel = object_release_cancel};
+		threads_post_work(o->engine, &o->release_work);
+		return 0;
+	}
 	return object_release(o);
 }
 

@@ -15,6 +15,7 @@
 #include "page.h"
 #include "pagesize.h"
 #include "radix.h"
+#include "workqueue.h"
 
 struct fl_engine;
 struct fl_mapping;
@@ -32,6 +33,11 @@ struct fl_object {
 	char *view;	     /* the engine's view of [0, nr_pages) */
 
 	_Atomic long refs; /* caller's handle + mappings + in-flight uses */
+	/* Being released (object_put, object_release): a reference its
+	 * release takes and gives back (its writeback's) releases nothing
+	 * more, and object_tryget takes none. */
+	_Atomic int dying;
+	struct work release_work; /* a release handed to an I/O thread */
 	/* The caller still holds the handle: fl_object_close takes it, once
 	 * (an atomic exchange: racing closes, one wins, the others EINVAL). */
 	_Atomic int user_ref;
@@ -72,8 +78,14 @@ static inline int object_tryget(struct fl_object *o)
 	long refs = atomic_load(&o->refs);
 
 	while (refs > 0)
-		if (atomic_compare_exchange_weak(&o->refs, &refs, refs + 1))
-			return 1;
+		if (atomic_compare_exchange_weak(&o->refs, &refs, refs + 1)) {
+			if (!atomic_load(&o->dying))
+				return 1;
+			/* Its release's writeback holds the object up:
+			 * give the reference back (the release waits). */
+			atomic_fetch_sub(&o->refs, 1);
+			return 0;
+		}
 	return 0;
 }
 /* Drop a reference; the last one writes back and frees.  0 or -1/EIO. */

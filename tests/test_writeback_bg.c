@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -272,13 +273,20 @@ TEST(writers_are_throttled_above_the_limit_and_released_below)
  * A file store with an asynchronous path of its own: submit does each
  * request at once and completes it inline; writes touching the failing
  * range fail.  So the flusher's submitted writes and their errors are
- * tested whether or not the library has io_uring.
+ * tested whether or not the library has io_uring.  While hold_reads is
+ * set, reads are kept (in flight) until inline_release_reads.
  */
+#define HELD_MAX 16
+
 struct inline_store {
 	struct fl_store base;
 	struct fl_store *inner;
 	_Atomic uint64_t fail_offset, fail_length;
 	_Atomic unsigned long submitted_writes;
+	pthread_mutex_t lock;
+	int hold_reads;
+	unsigned nr_held;
+	struct fl_store_io *held[HELD_MAX];
 };
 
 static struct inline_store *to_inline(struct fl_store *s)
@@ -326,7 +334,57 @@ static void inline_destroy(struct fl_store *s)
 	struct fl_store *in = to_inline(s)->inner;
 
 	in->ops->destroy(in);
+	pthread_mutex_destroy(&to_inline(s)->lock);
 	free(s);
+}
+
+/* A read to keep (hold_reads): 1 if kept. */
+static int inline_hold(struct inline_store *st, struct fl_store_io *io)
+{
+	int held = 0;
+
+	pthread_mutex_lock(&st->lock);
+	if (st->hold_reads && st->nr_held < HELD_MAX) {
+		st->held[st->nr_held++] = io;
+		held = 1;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return held;
+}
+
+static unsigned inline_nr_held(struct inline_store *st)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&st->lock);
+	n = st->nr_held;
+	pthread_mutex_unlock(&st->lock);
+	return n;
+}
+
+static int some_read_held(void *arg)
+{
+	return inline_nr_held(arg) > 0;
+}
+
+/* Hold no more reads; do and complete those kept, from this thread. */
+static void inline_release_reads(struct inline_store *st)
+{
+	struct fl_store_io *ios[HELD_MAX];
+	unsigned n;
+
+	pthread_mutex_lock(&st->lock);
+	st->hold_reads = 0;
+	n = st->nr_held;
+	memcpy(ios, st->held, n * sizeof(ios[0]));
+	st->nr_held = 0;
+	pthread_mutex_unlock(&st->lock);
+	for (unsigned i = 0; i < n; i++) {
+		ssize_t r = st->inner->ops->read(st->inner, ios[i]->buf,
+						 ios[i]->len, ios[i]->off);
+
+		fl_store_io_complete(ios[i], r < 0 ? -errno : r);
+	}
 }
 
 static int inline_submit(struct fl_store *s, struct fl_store_io *const *ios,
@@ -339,6 +397,8 @@ static int inline_submit(struct fl_store *s, struct fl_store_io *const *ios,
 			atomic_fetch_add(&to_inline(s)->submitted_writes, 1);
 			r = inline_write(s, ios[i]->buf, ios[i]->len,
 					 ios[i]->off);
+		} else if (inline_hold(to_inline(s), ios[i])) {
+			continue; /* completed by inline_release_reads */
 		} else {
 			r = inline_read(s, ios[i]->buf, ios[i]->len,
 					ios[i]->off);
@@ -364,6 +424,7 @@ static fl_object *inline_object(fl_engine *e, const struct h_file *f,
 	*st = calloc(1, sizeof(**st));
 	REQUIRE(*st != NULL);
 	(*st)->base.ops = &inline_ops;
+	pthread_mutex_init(&(*st)->lock, NULL);
 	(*st)->inner = fl_store_file_open(f->path, O_RDWR);
 	REQUIRE((*st)->inner != NULL);
 	o = fl_object_create(e, &(*st)->base, O_RDWR);
@@ -488,6 +549,120 @@ TEST(nothing_dirty_lost_when_submitted_writes_fail)
 	/* The flusher's writes went through submit. */
 	CHECK_GT(atomic_load(&st->submitted_writes), 0);
 	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+/*
+ * An object whose writeback failed at munmap still has dirty pages when its
+ * last reference goes.  Its release writes them back through submit: each
+ * write took a reference on the object (already at none) and gave it back
+ * at its completion, which released the object a second time, on the
+ * handler thread, in the middle of the first release (a use after free).
+ * Now the pages are written, and the engine goes on serving.  The release
+ * may come after fl_object_close returns: the engine's own work (the
+ * flusher, say) may hold the last reference a moment longer.
+ */
+static const char *release_path;
+
+static int released_pages_written(void *arg)
+{
+	(void)arg;
+	for (unsigned pg = 8; pg < 24; pg++)
+		if (!file_page_new(release_path, pg, 197))
+			return 0;
+	return 1;
+}
+
+TEST(release_with_dirty_pages_writes_them)
+{
+	fl_engine *e = h_engine_cfg(2, 1, 1);
+	struct inline_store *st;
+	struct h_file f;
+	fl_object *o, *o2;
+	unsigned char *p;
+
+	h_file_create(&f, 64 * PG, 96);
+	release_path = f.path;
+	o = inline_object(e, &f, &st);
+	p = h_map(e, 64 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	inline_set_fail(st, 1); /* pages [10, 20) cannot be written */
+	for (unsigned pg = 8; pg < 24; pg++)
+		dirty_page(p, pg, 197);
+	CHECK_ERR(fl_munmap(e, p, 64 * PG), EIO);
+	CHECK_EQ(h_estats(e).dirty_pages, 10);
+	inline_set_fail(st, 0);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK(h_wait_until(released_pages_written, NULL));
+	/* Still serving: a new object's pages read right. */
+	o2 = h_open(e, &f, O_RDONLY);
+	p = h_map(e, 64 * PG, PROT_READ, MAP_SHARED, o2, 0);
+	CHECK_EQ(h_mismatch(p, 8 * PG, 96, 0), -1);
+	CHECK_EQ(fl_munmap(e, p, 64 * PG), 0);
+	CHECK_EQ(fl_object_close(o2), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+/*
+ * The last reference goes with a read's completion, on the thread that
+ * reaps completions, while the object still has dirty pages (their
+ * writeback failed at munmap): its release writes them back through
+ * submit and waits for the writes, whose completions only a reaper runs.
+ * It deadlocked there (the reaper waiting for itself, every other handler
+ * waiting for the reaper's lock); now an I/O thread releases the object.
+ * Map A (written, writeback failing) and view B (read, its read held) of
+ * one object; both unmapped and the handle closed, the held read is the
+ * last reference.
+ */
+struct held_reader {
+	const unsigned char *p;
+	int signo;
+	unsigned char val;
+};
+
+static void *held_reader_main(void *arg)
+{
+	struct held_reader *r = arg;
+
+	r->signo = h_try_read(r->p, &r->val, NULL);
+	return NULL;
+}
+
+TEST(release_in_a_completion_goes_to_an_io_thread)
+{
+	fl_engine *e = h_engine_cfg(2, 1, 1);
+	struct inline_store *st;
+	struct held_reader r = {0};
+	struct h_file f;
+	unsigned char *a, *b;
+	pthread_t t;
+	fl_object *o;
+
+	h_file_create(&f, 64 * PG, 98);
+	release_path = f.path;
+	o = inline_object(e, &f, &st);
+	a = h_map(e, 64 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	b = h_map(e, 64 * PG, PROT_READ, MAP_SHARED, o, 0);
+	inline_set_fail(st, 1);
+	for (unsigned pg = 8; pg < 24; pg++)
+		dirty_page(a, pg, 197);
+	pthread_mutex_lock(&st->lock);
+	st->hold_reads = 1;
+	pthread_mutex_unlock(&st->lock);
+	r.p = b + 40 * PG;
+	REQUIRE(pthread_create(&t, NULL, held_reader_main, &r) == 0);
+	REQUIRE(h_wait_until(some_read_held, st));
+	CHECK_EQ(fl_munmap(e, a, 64 * PG), 0); /* b maps the object still */
+	CHECK_EQ(fl_object_close(o), 0);
+	/* The last view (under the reader's fault) writes back: fails. */
+	CHECK_ERR(fl_munmap(e, b, 64 * PG), EIO);
+	CHECK_EQ(h_estats(e).dirty_pages, 10);
+	inline_set_fail(st, 0);
+	inline_release_reads(st); /* its completion drops the last reference */
+	CHECK(h_wait_until(released_pages_written, NULL));
+	pthread_join(t, NULL);
+	CHECK_EQ(r.signo, SIGSEGV); /* its view went before its read came */
 	CHECK_EQ(fl_engine_destroy(e), 0);
 	h_file_remove(&f);
 }
