@@ -47,6 +47,7 @@ struct fault *fault_alloc(void)
 	if (f) {
 		record_pool = (struct fault *)f->parked_page;
 		record_pool_nr--;
+		waiter_move(&f->waiter, WAITER_FREE, WAITER_IDLE);
 	}
 	pthread_mutex_unlock(&record_pool_lock);
 	/* malloc, not calloc: tests fail every calloc (radix nodes) and still
@@ -58,7 +59,8 @@ struct fault *fault_alloc(void)
 
 void fault_free(struct fault *f)
 {
-	fault_check_unowned(f);
+	fault_check_unowned(f); /* and not free already (WAITER_FREE) */
+	waiter_move(&f->waiter, WAITER_IDLE, WAITER_FREE);
 	pthread_mutex_lock(&record_pool_lock);
 	if (record_pool_nr < RECORD_POOL_MAX) {
 		f->parked_page = (struct fl_page *)record_pool;

@@ -115,11 +115,13 @@ struct page_waiter {
  * ran on into another page's live one, and the waker woke, without end,
  * faults that parked again on the list it was walking.
  *
- *   IDLE    its fault runs, or is queued as work, or is free
+ *   IDLE    its fault runs, or is queued as work, or is a spare record
  *   PARKED  on a page's bucket (page_park) or a group's list (group_wait)
  *   TAKEN   off the list, in a waker's hands until its wake runs
+ *   FREE    its fault record is freed (fault_free): a second free, or a
+ *           use before fault_alloc hands it out again, fails
  */
-enum waiter_state { WAITER_IDLE, WAITER_PARKED, WAITER_TAKEN };
+enum waiter_state { WAITER_IDLE, WAITER_PARKED, WAITER_TAKEN, WAITER_FREE };
 
 #ifdef FL_DEBUG
 #define waiter_move(w, from, to)                                               \
