@@ -647,14 +647,15 @@ static unsigned reap_ring(struct fl_engine *e, int cancelled)
 #endif
 }
 
+/* The engine whose completions this thread runs now (reap_lock held). */
+static __thread const struct aio *reaping;
+
 /*
  * Run every completion that is ready, as the one reaper (reap_lock held:
  * taken, or tried if try is set, returning at once if another thread
  * reaps; that one runs what is ready when it looks, and what completes
  * after its reset signals the eventfd again).
  */
-static __thread const struct aio *reaping; /* reap_lock held, running */
-
 static void reap(struct fl_engine *e, int cancelled, int try)
 {
 	struct aio *a = e->aio;
