@@ -7,10 +7,12 @@
 #        (MAKE, CHECK_JOBS: the make to call and its jobs per target;
 #        CHECK_PARALLEL=0 runs every target on its own, one after another)
 #
-# Why groups: a run of the suite leaves most of a CPU idle (its tests wait
-# for faults, timers and I/O: `make test` used 85% of one of two CPUs), so
-# two runs side by side take little longer than one.  The suite passes on a
-# busy machine by design (it is run beside a CPU hog), and the runs share
+# Why groups: a plain run's tests leave a CPU partly idle (they wait for
+# faults, timers and I/O: `make test` used 85% of one of two CPUs), which a
+# sanitizer run beside it takes.  Measured on two CPUs: 575 s one at a
+# time, 539 s so (the sanitizer runs are CPU-bound: beside another run their
+# tests take nearly twice as long).  The suite passes on a busy machine by
+# design (it is run beside a CPU hog), and the runs share
 # nothing but the Redis servers, whose test binary takes a lock
 # (tests/run.sh).  Targets of a group must not build into the same build
 # directory, unless it is built already (as below, before any group).
