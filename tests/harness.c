@@ -244,6 +244,27 @@ int h_count_threads(void)
 	return count_dir("/proc/self/task");
 }
 
+int h_maps_name_at(const void *p, const char *name)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 &&
+		    (uintptr_t)p >= lo && (uintptr_t)p < hi) {
+			found = strstr(line, name) != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
 int h_settle_threads(int want)
 {
 	int n = h_count_threads();

@@ -214,6 +214,10 @@ int h_try_read(const void *p, unsigned char *val, struct h_sig *sig);
 int h_try_write(void *p, unsigned char val, struct h_sig *sig);
 /* Signals that arrived in a thread that was not probing (should stay 0). */
 unsigned long h_stray_signals(void);
+/* 1 if the mapping (/proc/self/maps) that holds p names name: whether a
+ * range is unmapped, asked so that another mapping placed in the hole
+ * since (a thread's, the allocator's) does not count. */
+int h_maps_name_at(const void *p, const char *name);
 
 /* ---- faultline helpers ------------------------------------------------ */
 
