@@ -380,8 +380,8 @@ static void inline_release_reads(struct inline_store *st)
 	st->nr_held = 0;
 	pthread_mutex_unlock(&st->lock);
 	for (unsigned i = 0; i < n; i++) {
-		ssize_t r = st->inner->ops->read(st->inner, ios[i]->buf,
-						 ios[i]->len, ios[i]->off);
+		ssize_t r = inline_read(&st->base, ios[i]->buf, ios[i]->len,
+					ios[i]->off);
 
 		fl_store_io_complete(ios[i], r < 0 ? -errno : r);
 	}
