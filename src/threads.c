@@ -479,9 +479,11 @@ static void handler_poll(struct fl_engine *e, struct fault_reserve *r,
 		return;
 	e->follow_skip = 0; /* wherever this poller runs, look first */
 	if (may_idle && !atomic_load(&e->poll_quit)) {
+		/* Counted first: once in the idle class, a busy machine may
+		 * not run this thread again for a long while. */
 		idle = 1;
-		set_idle_class(1);
 		count_add(&e->stats, polls_idle, 1);
+		set_idle_class(1);
 	}
 	/* In the idle class (free to the machine), up to POLL_IO_NS while a
 	 * fault waits for work in flight, as the CPU pollers do (see
@@ -764,8 +766,8 @@ static void local_poll(struct handler *h, struct fault_reserve *r,
 		return;
 	atomic_fetch_add(&e->local_pollers, 1);
 	issue_handed_wakes(h, 1);
+	count_add(&e->stats, polls_idle, 1); /* first, as handler_poll */
 	set_idle_class(1);
-	count_add(&e->stats, polls_idle, 1);
 	found_at = atomic_load(&e->poll_last_found);
 	while (spun < (faults_waiting(e) && budget < POLL_IO_NS ? POLL_IO_NS
 								: budget) &&
