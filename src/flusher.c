@@ -289,7 +289,6 @@ void flusher_group_stats(struct fl_group *g, struct fl_group_stats *s)
 		limit == UINT64_MAX ? FL_GROUP_UNLIMITED : limit << PAGE_SHIFT;
 	s->dirty_background =
 		bg == UINT64_MAX ? FL_GROUP_UNLIMITED : bg << PAGE_SHIFT;
-	s->pages_flushed = atomic_load(&g->pages_flushed);
 	s->throttled = atomic_load(&g->throttled);
 	s->throttle_ns = atomic_load(&g->throttle_ns);
 	s->max_mem_wait_ns = atomic_load(&g->max_mem_wait_ns);
@@ -377,8 +376,11 @@ static uint64_t flush_group(struct fl_engine *e, struct fl_group *g)
 			for (unsigned k = 0; k < n; k++)
 				page_put(pages[k]);
 			started += s;
-			atomic_fetch_add(&g->pages_flushed, s);
+			/* The whole first: fl_group_stats reads the part
+			 * first, so it never sees more flushed than written
+			 * back. */
 			atomic_fetch_add(&g->pages_written_back, s);
+			atomic_fetch_add(&g->pages_flushed, s);
 			paused_release_due(e, 0);
 			if (!s)
 				break; /* all busy: next object */

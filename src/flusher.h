@@ -53,7 +53,8 @@ void flusher_group_changed(struct fl_group *g);
 /* A fault of g waited wait_ns for memory: the longest is kept. */
 void flusher_note_mem_wait(struct fl_group *g, uint64_t wait_ns);
 
-/* group.c: the dirty figures of fl_group_stats. */
+/* group.c: the dirty figures of fl_group_stats (but pages_flushed, which
+ * it reads itself, before pages_written_back). */
 void flusher_group_stats(struct fl_group *g, struct fl_group_stats *s);
 
 #endif /* FL_FLUSHER_H */

@@ -396,11 +396,17 @@ int fl_group_set_oom(fl_group *g, enum fl_oom_policy policy,
 
 int fl_group_stats(fl_group *g, struct fl_group_stats *s)
 {
+	uint64_t flushed;
+
 	if (!g || !s) {
 		errno = EINVAL;
 		return -1;
 	}
+	/* Read before pages_written_back, of which it is a part (the
+	 * flusher adds to that first). */
+	flushed = atomic_load(&g->pages_flushed);
 	*s = (struct fl_group_stats){
+		.pages_flushed = flushed,
 		.usage = pages_to_bytes(atomic_load(&g->usage)),
 		.peak = pages_to_bytes(atomic_load(&g->peak)),
 		.max = pages_to_bytes(atomic_load(&g->max)),

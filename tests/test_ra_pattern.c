@@ -70,14 +70,27 @@ TEST(sequential_reader_runs_into_pages_read_ahead)
 	 * read only after its pages can be seen. */
 	s = h_estats(e);
 	CHECK_EQ(s.pages_read, NPAGES);
-	/* Every page but the first fault's was read ahead, and used. */
-	CHECK_EQ(s.readahead_pages, NPAGES - 1);
-	CHECK_EQ(s.readahead_used, NPAGES - 1);
+	/* Every page but the first fault's was read ahead, and used; save,
+	 * on a busy machine, the first page of each window the reader
+	 * overtook before an I/O thread started it (the fault read on from
+	 * there itself, and the window was dropped).  A 16 MiB scan in
+	 * windows growing to 2 MiB has fewer than 16. */
+	CHECK_LE(s.pages_read - s.readahead_pages, 16);
+	CHECK_EQ(s.readahead_used, s.readahead_pages);
 	CHECK_EQ(h_estats(e).readahead_evicted, 0);
 	CHECK_EQ(fl_munmap(e, p, NPAGES * PG), 0);
 	CHECK_EQ(fl_object_close(o), 0);
 	CHECK_EQ(fl_engine_destroy(e), 0);
 	h_file_remove(&f);
+}
+
+/* No read in flight: with no memory limit, every page in the cache was
+ * read, and windows are counted in readahead_pages when they start. */
+static int reads_done(void *arg)
+{
+	struct fl_stats s = h_estats(arg);
+
+	return s.cached_pages == s.pages_read;
 }
 
 TEST(read_around_comes_back_after_a_random_phase)
@@ -98,7 +111,9 @@ TEST(read_around_comes_back_after_a_random_phase)
 		CHECK_EQ(p[pg * PG], h_pattern(83, pg * PG));
 	}
 	/* Now sequential through the second half: after a page or two it
-	 * is a stream again, read ahead in windows. */
+	 * is a stream again, read ahead in windows.  (A window of the
+	 * random phase may still be in flight: counted once it is read.) */
+	REQUIRE(h_wait_until(reads_done, e));
 	s = h_estats(e);
 	ra0 = s.readahead_pages;
 	read0 = s.pages_read;
@@ -108,6 +123,7 @@ TEST(read_around_comes_back_after_a_random_phase)
 	/* Nearly every page it read was read ahead: only a few faults
 	 * waited for their own page (the random phase may have read some
 	 * of the second half already). */
+	REQUIRE(h_wait_until(reads_done, e));
 	s = h_estats(e);
 	CHECK_LE((s.pages_read - read0) - (s.readahead_pages - ra0), 8);
 	CHECK_GE(s.readahead_pages - ra0, 512);
