@@ -187,12 +187,15 @@ void swap_object_release(struct fl_object *o);
  * it may stall (sleep, wait for the test) to open a race window.
  */
 enum swap_hook_point {
-	SWAP_HOOK_ALLOC,     /* slot allocation, at swap-out */
-	SWAP_HOOK_CHARGE,    /* the memory charge of a page read in */
-	SWAP_HOOK_WRITE,     /* the slot write */
-	SWAP_HOOK_READ,	     /* the slot read */
-	SWAP_HOOK_CONFIRMED, /* read and confirmed, not yet installed (no
-				lock held: races with unmap and the like) */
+	SWAP_HOOK_ALLOC,      /* slot allocation, at swap-out */
+	SWAP_HOOK_CHARGE,     /* the memory charge of a page read in */
+	SWAP_HOOK_WRITE,      /* the slot write */
+	SWAP_HOOK_READ,	      /* the slot read */
+	SWAP_HOOK_CONFIRMED,  /* read and confirmed, not yet installed (no
+				 lock held: races with unmap and the like) */
+	SWAP_HOOK_PUNCH_PAGE, /* a hole punch, its entries dropped, about to
+				 lock a cached page (slot: its index; the
+				 hook's result is ignored) */
 };
 #ifdef FL_INJECT
 extern int (*swap_test_hook)(enum swap_hook_point point, uint64_t slot);

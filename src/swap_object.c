@@ -152,6 +152,7 @@ static void punch_page(struct fl_object *o, struct fl_page *page)
 {
 	int gone = 0;
 
+	(void)swap_hook(SWAP_HOOK_PUNCH_PAGE, page->index);
 	page_lock(page);
 	pthread_rwlock_wrlock(&o->lock);
 	if (radix_lookup(&o->pages, page->index) == page) {

@@ -174,15 +174,17 @@ static void inner_done(struct inner *in)
 		CHECK_EQ(in->destroyed, 1);
 }
 
-/* Poll (bounded: 10 s) until n reads wait in the hold of st. */
+/* Poll (bounded: H_WAIT_SECONDS) until n reads wait in the hold of st. */
 static int wait_held(struct fl_store *st, long n)
 {
-	for (int i = 0; i < 10000; i++) {
-		if (fl_store_faulty_held(st) == n)
-			return 1;
+	double end = h_now() + H_WAIT_SECONDS;
+
+	while (fl_store_faulty_held(st) != n) {
+		if (h_now() > end)
+			return fl_store_faulty_held(st) == n;
 		usleep(1000);
 	}
-	return 0;
+	return 1;
 }
 
 /* ---- the operations, called directly ---------------------------------- */
@@ -625,7 +627,7 @@ static void hold_keeps_engine_going(int file, unsigned threads, int nheld)
 		h_fail(__FILE__, __LINE__, "%ld of %d reads held",
 		       fl_store_faulty_held(c.st), nheld);
 	REQUIRE(pthread_create(&worker, NULL, hold_worker, &c) == 0);
-	if (!wait_done(&c, 10))
+	if (!wait_done(&c, H_WAIT_SECONDS))
 		h_fail(__FILE__, __LINE__,
 		       "map/unmap/faults stuck behind a held store read");
 	CHECK_EQ(fl_store_faulty_held(c.st), nheld); /* still held meanwhile */
@@ -790,7 +792,7 @@ static void destroy_while_held(int file)
 	REQUIRE(wait_held(st, 1));
 	/* the object is left open: destroy releases it, store and all */
 	REQUIRE(pthread_create(&destroyer, NULL, destroyer_main, &d) == 0);
-	if (!wait_destroyed(&d, 10)) {
+	if (!wait_destroyed(&d, H_WAIT_SECONDS)) {
 		h_fail(__FILE__, __LINE__,
 		       "fl_engine_destroy waits for the held read");
 		fl_store_faulty_release(st); /* still there: destroy is stuck */

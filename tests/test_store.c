@@ -435,10 +435,10 @@ TEST(blocked_store_read_does_not_block_map_lock)
 	c.m->block_page = 10;
 	pthread_mutex_unlock(&c.m->lock);
 	REQUIRE(pthread_create(&reader, NULL, blocked_reader, &c) == 0);
-	if (!wait_flag(&c.m->lock, &c.m->cond, &c.m->blocked, 10))
+	if (!wait_flag(&c.m->lock, &c.m->cond, &c.m->blocked, H_WAIT_SECONDS))
 		h_fail(__FILE__, __LINE__, "the store read never started");
 	REQUIRE(pthread_create(&worker, NULL, map_worker, &c) == 0);
-	if (!wait_flag(&c.lock, &c.cond, &c.done, 10))
+	if (!wait_flag(&c.lock, &c.cond, &c.done, H_WAIT_SECONDS))
 		h_fail(__FILE__, __LINE__,
 		       "map/fault/unmap stuck behind a blocked store read");
 	pthread_mutex_lock(&c.m->lock);
@@ -522,7 +522,8 @@ TEST(msync_waits_for_writeback_in_flight)
 	set_int(m, &m->block_writes, 1);
 	a = b = (struct wb_ctx){e, p, 0, 0};
 	REQUIRE(pthread_create(&ta, NULL, msync_thread, &a) == 0);
-	REQUIRE(wait_flag(&m->lock, &m->cond, &m->write_blocked, 10));
+	REQUIRE(wait_flag(&m->lock, &m->cond, &m->write_blocked,
+			  H_WAIT_SECONDS));
 	REQUIRE(pthread_create(&tb, NULL, msync_thread, &b) == 0);
 	usleep(50000); /* let b find the page clean, under writeback */
 	pthread_mutex_lock(&m->lock);
@@ -557,7 +558,7 @@ static int open_refused_in_child(const char *path, int flags)
 		fl_engine *e;
 		int bad = 0;
 
-		alarm(5); /* a blocked open(2) ends here, as a failure */
+		alarm(H_WAIT_SECONDS); /* a blocked open(2) ends here: fails */
 		errno = 0;
 		bad |= fl_store_file_open(path, flags) != NULL ||
 		       errno != EINVAL;

@@ -432,13 +432,17 @@ TEST(swap_cold_cache_goes_first)
 /* ---- races, on purpose (the library's swap hooks) ------------------------ */
 
 static _Atomic int hk_stall = -1, hk_fail = -1, hk_fail_left, hk_pass_left;
-static _Atomic int hk_reached, hk_release;
+static _Atomic int hk_reached, hk_release, hk_punch_pages;
 
 static int hook(enum swap_hook_point point, uint64_t slot)
 {
 	int want = (int)point;
 
 	(void)slot;
+	if (point == SWAP_HOOK_PUNCH_PAGE) { /* only counted */
+		atomic_fetch_add(&hk_punch_pages, 1);
+		return 0;
+	}
 	/* The failing point fails fail_count times, after pass_count. */
 	if (atomic_load(&hk_fail) == want &&
 	    atomic_fetch_sub(&hk_pass_left, 1) <= 0 &&
@@ -458,6 +462,7 @@ static void hooks_arm(int stall, int fail, int fail_count)
 {
 	atomic_store(&hk_reached, 0);
 	atomic_store(&hk_release, 0);
+	atomic_store(&hk_punch_pages, 0);
 	atomic_store(&hk_fail_left, fail_count);
 	atomic_store(&hk_pass_left, 0);
 	atomic_store(&hk_fail, fail);
@@ -477,6 +482,13 @@ static int reached(void *arg)
 {
 	(void)arg;
 	return atomic_load(&hk_reached);
+}
+
+/* A hole punch dropped its entries and is at a cached page. */
+static int punch_at_page(void *arg)
+{
+	(void)arg;
+	return atomic_load(&hk_punch_pages) > 0;
 }
 
 struct reader {
@@ -906,6 +918,11 @@ TEST(swap_race_shared_swapin_vs_hole_punch)
 	rm.v = &v;
 	rm.p = p;
 	REQUIRE(pthread_create(&rm.thread, NULL, remover_main, &rm) == 0);
+	/* Its entry is gone once the punch is at the page; then it waits
+	 * for the page's lock, which the stalled swap-in holds.  (Its
+	 * sleeping alone was not enough: it may sleep on the cache lock
+	 * before, while reclaim holds it.) */
+	CHECK(h_wait_until(punch_at_page, NULL));
 	while (!atomic_load(&rm.tid))
 		usleep(100);
 	CHECK(h_wait_thread_blocked(atomic_load(&rm.tid))); /* on the page */
