@@ -28,7 +28,8 @@
  * FL_INJECT_GDB=1 adds the threads' backtraces of a hung run (gdb).
  * FL_INJECT_FULL=1 sweeps every n, not a sample; FL_INJECT_JOBS=N runs N
  * runs at a time (default 2); FL_INJECT_TIMEOUT=seconds per run
- * (default 5: a run takes well under a second, also under the sanitizers);
+ * (default H_WAIT_SECONDS: a run takes well under a second, also under
+ * the sanitizers, but a busy machine may delay it by seconds);
  * FL_INJECT_LEAK_CHECK=0: the runs do not check for leaks as they exit.
  */
 #define _GNU_SOURCE
@@ -805,14 +806,15 @@ static void describe(char *buf, size_t len, const struct scenario *sc,
 			 err_name(inj->err), mode_suffix(inj->mode), sc->name);
 }
 
-/* Seconds a run may take before it counts as hung: generous, since a
- * loaded machine (a sanitizer build beside other work) is many times
- * slower; a run takes well under a second when nothing is wrong. */
+/* Seconds a run may take before it counts as hung: generous, as every
+ * wait of the suite (H_WAIT_SECONDS), since a loaded machine (a sanitizer
+ * build beside other work) is many times slower; a run takes well under a
+ * second when nothing is wrong. */
 static int run_timeout(void)
 {
 	const char *s = getenv("FL_INJECT_TIMEOUT");
 
-	return s && atoi(s) > 0 ? atoi(s) : 20;
+	return s && atoi(s) > 0 ? atoi(s) : H_WAIT_SECONDS;
 }
 
 static char self_path[PATH_MAX];
