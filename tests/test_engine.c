@@ -234,19 +234,21 @@ static void hammer_thread(int idx, void *arg)
 		}
 }
 
+static int idle_poll_counted(void *e)
+{
+	return h_estats(e).polls_idle > 0;
+}
+
 /*
  * e's statistics, once a poll in the idle class was counted if wait is
  * set: the first fault served starts one, but on a busy machine its
- * handler may get a CPU again only after the last fault is done.  (No
- * time limit: the harness's catches a poll that never comes.)
+ * handler may get a CPU again only after the last fault is done.
  */
 static struct fl_stats stats_after_idle_poll(fl_engine *e, int wait)
 {
-	struct fl_stats s;
-
-	while ((s = h_estats(e)).polls_idle == 0 && wait)
-		usleep(1000);
-	return s;
+	if (wait)
+		CHECK(h_wait_until(idle_poll_counted, e));
+	return h_estats(e);
 }
 
 /*

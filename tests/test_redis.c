@@ -167,9 +167,11 @@ static void object_delete(const char *base, const char *prefix,
 	}
 }
 
-/* Options of a store that opens an existing object with a timeout far
- * above any wait a loaded machine makes (see open_store). */
-static const struct fl_redis_options patient = {.timeout_ms = 30000};
+/* A timeout far above any wait a loaded machine makes, for cases that
+ * test no timeout (see open_store); and the options of a store that opens
+ * an existing object with it. */
+#define PATIENT_MS 30000
+static const struct fl_redis_options patient = {.timeout_ms = PATIENT_MS};
 
 static struct fl_store *open_store(const char *base, const char *prefix,
 				   uint64_t create, uint32_t block)
@@ -180,7 +182,7 @@ static struct fl_store *open_store(const char *base, const char *prefix,
 	 * hog, a stress loop and two sanitizer runs. */
 	struct fl_redis_options o = {.create_size = create,
 				     .block_size = block,
-				     .timeout_ms = 30000};
+				     .timeout_ms = PATIENT_MS};
 	char url[512];
 	struct fl_store *s;
 
@@ -1299,7 +1301,7 @@ TEST(server_killed_and_restarted)
 	/* A killed server refuses at once: no wait comes near the timeout,
 	 * which is long, as open_store's. */
 	struct fl_redis_options ro = {.create_size = 2 * MIB,
-				      .timeout_ms = 30000};
+				      .timeout_ms = PATIENT_MS};
 	struct own_server sv = {0};
 	struct h_file f;
 	char url[256];
