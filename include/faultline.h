@@ -970,6 +970,10 @@ struct fl_stats {
 	 * tried, or had been found the faster (see handler_poll_us; engine
 	 * only). */
 	uint64_t polls_skipped;
+	/* Store reads whose completion ran on the store's own thread as the
+	 * data arrived, resuming the fault there: no handler thread was
+	 * woken for it (engine only; the Redis store's reads). */
+	uint64_t store_reads_inline;
 };
 
 /* Statistics of the whole engine (counters since creation). */

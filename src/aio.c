@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,10 @@ struct aio {
 	_Atomic int sq_queued;
 	pthread_mutex_t cq_lock; /* one reaper at a time */
 #endif
+	/* aio_complete_here: completions running on stores' threads, and
+	 * whether they may (cleared by aio_stop_here). */
+	_Atomic unsigned here_running;
+	_Atomic int here_stopped;
 };
 
 static struct store_req *req_of(struct fl_store_io *io)
@@ -569,6 +574,10 @@ void fl_store_io_complete(struct fl_store_io *io, ssize_t result)
 
 /* ---- completion ---------------------------------------------------------- */
 
+/* The engine whose completions this thread runs now (reaping them, or in
+ * aio_complete_here). */
+static __thread const struct aio *reaping;
+
 static void req_run(struct fl_engine *e, struct store_req *req, int cancelled)
 {
 	atomic_fetch_sub(&e->aio->in_flight, 1);
@@ -647,9 +656,6 @@ static unsigned reap_ring(struct fl_engine *e, int cancelled)
 #endif
 }
 
-/* The engine whose completions this thread runs now (reap_lock held). */
-static __thread const struct aio *reaping;
-
 /*
  * Run every completion that is ready, as the one reaper (reap_lock held:
  * taken, or tried if try is set, returning at once if another thread
@@ -674,6 +680,52 @@ static void reap(struct fl_engine *e, int cancelled, int try)
 		;
 	reaping = NULL;
 	pthread_mutex_unlock(&a->reap_lock);
+}
+
+/* 1 if req's completion may run on the calling store thread. */
+static int may_complete_here(const struct store_req *req)
+{
+	return !req->write && req->o && !reaping &&
+	       !req->e->config.hold_map_lock_for_io;
+}
+
+void aio_complete_here(struct fl_store_io *io, ssize_t result)
+{
+	struct store_req *req = req_of(io);
+	struct fl_engine *e = req->e;
+	struct aio *a = e->aio;
+
+	if (!may_complete_here(req)) {
+		fl_store_io_complete(io, result);
+		return;
+	}
+	/* Counted running before stopped is read, and aio_stop_here sets
+	 * stopped before it reads running (both sequentially consistent):
+	 * one of the two sees the other. */
+	atomic_fetch_add(&a->here_running, 1);
+	if (atomic_load(&a->here_stopped)) {
+		atomic_fetch_sub(&a->here_running, 1);
+		fl_store_io_complete(io, result);
+		return;
+	}
+	req->result = result;
+	count_add(&e->stats, store_reads_inline, 1);
+	reaping = a; /* what would wait for completions goes elsewhere */
+	req_run(e, req, 0);
+	reaping = NULL;
+	atomic_fetch_sub(&a->here_running, 1); /* e may be going after this */
+}
+
+void aio_stop_here(struct fl_engine *e)
+{
+	struct aio *a = e->aio;
+
+	if (!a)
+		return;
+	atomic_store(&a->here_stopped, 1);
+	/* A resumed fault never blocks (it parks): the wait is short. */
+	while (atomic_load(&a->here_running))
+		sched_yield();
 }
 
 int aio_reaping(const struct fl_engine *e)

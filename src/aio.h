@@ -78,6 +78,23 @@ int aio_ready(const struct fl_engine *e);
  * request in flight and finish it cancelled. */
 void aio_drain(struct fl_engine *e);
 
+/*
+ * A store's own thread completes io, as fl_store_io_complete does, but
+ * runs a read's completion on the spot when it may: the fault that waited
+ * is resumed and mapped there, and no handler thread is woken for it
+ * (one wake-up less on the way of every read a fault waits for).  Only
+ * for a thread of the store's own, holding no lock of the store's or the
+ * engine's, that is not the engine's (not inside submit).  Writes, reads
+ * of no object, the comparison mode (hold_map_lock_for_io: a resumed
+ * fault may then read from the store, and wait for a connection the
+ * store's threads hold) and every completion once aio_stop_here has run
+ * go to the handler threads as before.
+ */
+void aio_complete_here(struct fl_store_io *io, ssize_t result);
+/* fl_engine_destroy, before it cancels the stores: wait for completions
+ * running in aio_complete_here, and queue every later one. */
+void aio_stop_here(struct fl_engine *e);
+
 /* Submit req to its object's store; 0, or a negative errno (none started:
  * the caller reads (or writes) synchronously instead). */
 int aio_submit(struct store_req *req);

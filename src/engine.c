@@ -301,6 +301,7 @@ int fl_engine_destroy(fl_engine *e)
 	/* Stores stop waiting (a held or stalled read), so that the I/O
 	 * threads can finish; then no thread may touch an object freed
 	 * below. */
+	aio_stop_here(e); /* completions go to the handlers from now */
 	engine_cancel_stores(e);
 	/* Paused writers resume, and the flusher's writes complete on the
 	 * handler threads, before these stop. */

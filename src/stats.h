@@ -35,7 +35,8 @@
 	X(late_reads)                                                          \
 	X(handed_wakes)                                                        \
 	X(poller_moves)                                                        \
-	X(polls_skipped)
+	X(polls_skipped)                                                       \
+	X(store_reads_inline)
 
 struct counters {
 #define FL_COUNTER_FIELD(name) _Atomic uint64_t name;

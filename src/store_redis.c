@@ -17,9 +17,11 @@
  * Threads: submit (the engine's handler and I/O threads) only queues a
  * request and signals; the store's own threads (io_threads) take what is
  * queued (small requests together, a readahead window alone: take_batch),
- * run it as one batch and complete each request with fl_store_io_complete
- * as soon as its own replies are in.  read and write run in the caller's
- * thread.  Every thread takes a connection from the
+ * run it as one batch and complete each request as soon as its own
+ * replies are in: a read's completion runs right there (aio_complete_here:
+ * the fault it resumes is mapped without waking a handler thread), others
+ * go to the engine (fl_store_io_complete).  read and write run in the
+ * caller's thread.  Every thread takes a connection from the
  * pool (redis_link.c) for each batch and gives it back.  The queue's
  * mutex is held only to queue and take requests.
  */
@@ -34,6 +36,7 @@
 #include "faultline.h"
 
 #ifdef FL_HAVE_HIREDIS
+#include "aio.h"
 #include "redis_client.h"
 #include "redis_object.h"
 
@@ -236,8 +239,8 @@ static void request_done(struct batch *b, unsigned r)
 
 	b->results[r] = finish(b->rs, b->size, b->ios[r], b->a + k,
 			       b->first[r + 1] - k);
-	if (b->complete)
-		fl_store_io_complete(b->ios[r], b->results[r]);
+	if (b->complete) /* on the store's thread, no lock held */
+		aio_complete_here(b->ios[r], b->results[r]);
 }
 
 /*

@@ -145,6 +145,7 @@ STATS_FIELDS = [
     "handed_wakes",
     "poller_moves",
     "polls_skipped",
+    "store_reads_inline",
 ]
 
 
