@@ -437,6 +437,11 @@ struct fl_redis_stats {
 	uint64_t timeouts;	   /* waits for a reply that timed out */
 	uint64_t blocks_read, blocks_written; /* block commands that did */
 	uint64_t block_size;		      /* of the object */
+	/* Submitted reads (of one or two blocks) whose commands the
+	 * submitting thread sent itself, a waiting store thread then
+	 * reading the replies; the others wait for a store thread to send
+	 * them. */
+	uint64_t reads_sent_at_submit;
 };
 
 /* The counters of a store made by fl_store_redis_open; EINVAL if not. */

@@ -135,6 +135,10 @@ int redis_node_get(struct redis_client *cl, const char *host, int port);
  * for the timeout).  *fresh: 1 if just connected. */
 int redis_conn_get(struct redis_client *cl, struct redis_node *node,
 		   struct redis_conn *conn, int *fresh);
+/* An idle connection to node only: never waits, never connects; 0, or -1
+ * with errno EAGAIN. */
+int redis_conn_get_idle(struct redis_client *cl, struct redis_node *node,
+			struct redis_conn *conn);
 /* Give back a healthy connection. */
 void redis_conn_put(struct redis_client *cl, struct redis_node *node,
 		    struct redis_conn *conn);
@@ -229,6 +233,20 @@ struct redis_hooks {
  */
 unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
 		    const struct redis_hooks *hooks);
+/*
+ * redis_exec in two halves, for a thread that must not wait (a fault
+ * handler): redis_exec_start sends the first round's commands, and only
+ * if it can without waiting: every connection they need is idle in its
+ * pool (none is made or waited for) and the cluster's slot map is not to
+ * be reloaded.  NULL, with nothing sent and no hook called, otherwise
+ * (errno EAGAIN, or ENOMEM); cmds and hooks must then stay valid until
+ * redis_exec_finish, on any thread, reads the replies, runs the later
+ * rounds and returns as redis_exec does.
+ */
+struct redis_exec *redis_exec_start(struct redis_client *cl,
+				    struct redis_cmd *cmds, unsigned n,
+				    const struct redis_hooks *hooks);
+unsigned redis_exec_finish(struct redis_exec *x);
 /*
  * Cancel: abortable batches in flight end now (their connections are
  * shut down, so that a wait for a hung server returns), and later ones

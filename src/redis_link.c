@@ -222,6 +222,19 @@ static int take_idle(struct redis_client *cl, struct redis_node *nd,
 	return 0;
 }
 
+int redis_conn_get_idle(struct redis_client *cl, struct redis_node *nd,
+			struct redis_conn *conn)
+{
+	int got;
+
+	pthread_mutex_lock(&nd->lock);
+	got = take_idle(cl, nd, conn);
+	pthread_mutex_unlock(&nd->lock);
+	if (!got)
+		errno = EAGAIN;
+	return got ? 0 : -1;
+}
+
 int redis_conn_get(struct redis_client *cl, struct redis_node *nd,
 		   struct redis_conn *conn, int *fresh)
 {

@@ -61,7 +61,17 @@ struct round {
 	struct redis_cmd *cmds; /* the batch */
 	const struct redis_hooks *hooks;
 	int abortable;
+	int nowait;	    /* idle connections only (redis_exec_start) */
 	struct round *next; /* on the client's abortable list */
+};
+
+/* A batch between redis_exec_start and redis_exec_finish. */
+struct redis_exec {
+	struct round rd;
+	struct redis_client *cl;
+	struct redis_cmd *cmds;
+	unsigned n;
+	unsigned round; /* the round sent, its replies not read yet */
 };
 
 /* Tell the caller once that command i is final. */
@@ -95,7 +105,11 @@ static struct round_conn *round_conn(struct redis_client *cl, struct round *rd,
 			return &rd->c[i];
 	rc = &rd->c[rd->n];
 	rc->node = node;
-	rc->got = !redis_conn_get(cl, cl->nodes[node], &rc->conn, &rc->fresh);
+	rc->fresh = 0;
+	rc->got = rd->nowait
+			  ? !redis_conn_get_idle(cl, cl->nodes[node], &rc->conn)
+			  : !redis_conn_get(cl, cl->nodes[node], &rc->conn,
+					    &rc->fresh);
 	rc->ok = rc->got;
 	rc->err = rc->ok ? 0 : errno;
 	if (!rd->abortable) {
@@ -192,13 +206,14 @@ static int conn_fill(struct redis_client *cl, struct round *rd, unsigned k,
 	return any;
 }
 
-/* Give the pending commands their connections, and send the first
- * SEND_WINDOW of each. */
-static void round_send(struct redis_client *cl, struct round *rd,
-		       struct redis_cmd *cmds, unsigned n)
+/* Take a connection to every node the pending commands go to; 1 if all
+ * were taken. */
+static int round_connect(struct redis_client *cl, struct round *rd,
+			 struct redis_cmd *cmds, unsigned n)
 {
 	uint64_t need = 0;
 	unsigned i;
+	int all = 1;
 
 	for (i = 0; i < n; i++) {
 		cmds[i].sent = -1;
@@ -212,7 +227,17 @@ static void round_send(struct redis_client *cl, struct round *rd,
 	 * two full pools never wait for each other. */
 	for (i = 0; i < REDIS_MAX_NODES; i++)
 		if (need & (1ull << i))
-			round_conn(cl, rd, i);
+			all &= round_conn(cl, rd, i)->ok;
+	return all;
+}
+
+/* Give the pending commands their connections (round_connect took
+ * them), and send the first SEND_WINDOW of each. */
+static void round_send(struct redis_client *cl, struct round *rd,
+		       struct redis_cmd *cmds, unsigned n)
+{
+	unsigned i;
+
 	for (i = 0; i < n; i++) {
 		struct redis_cmd *c = &cmds[i];
 		struct round_conn *rc;
@@ -264,10 +289,37 @@ static void cmd_reply(struct redis_client *cl, struct redis_cmd *c,
 	}
 }
 
+/* The round's connections go back to their pools (or are closed, if
+ * they failed); the next round starts with none, and cancel must not
+ * touch these any more. */
+static void round_release(struct redis_client *cl, struct round *rd)
+{
+	unsigned i, nconn = rd->n;
+
+	if (rd->abortable)
+		pthread_mutex_lock(&cl->abort_lock);
+	rd->n = 0;
+	if (rd->abortable)
+		pthread_mutex_unlock(&cl->abort_lock);
+	for (i = 0; i < nconn; i++) {
+		struct redis_node *nd = cl->nodes[rd->c[i].node];
+
+		if (!rd->c[i].got)
+			continue;
+		/* After a cancel it may be shut down: never back to the pool */
+		if (rd->c[i].ok &&
+		    !(rd->abortable && atomic_load(&cl->cancelled)))
+			redis_conn_put(cl, nd, &rd->c[i].conn);
+		else
+			redis_conn_drop(cl, nd, &rd->c[i].conn,
+					rd->c[i].err == ETIMEDOUT);
+	}
+}
+
 static void round_receive(struct redis_client *cl, struct round *rd,
 			  struct redis_cmd *cmds, unsigned n)
 {
-	unsigned i, nconn;
+	unsigned i;
 
 	for (i = 0; i < n; i++) {
 		struct redis_cmd *c = &cmds[i];
@@ -303,27 +355,7 @@ static void round_receive(struct redis_client *cl, struct round *rd,
 		}
 		notify(rd, i);
 	}
-	/* The next round starts with none; cancel must not touch these
-	 * any more. */
-	nconn = rd->n;
-	if (rd->abortable)
-		pthread_mutex_lock(&cl->abort_lock);
-	rd->n = 0;
-	if (rd->abortable)
-		pthread_mutex_unlock(&cl->abort_lock);
-	for (i = 0; i < nconn; i++) {
-		struct redis_node *nd = cl->nodes[rd->c[i].node];
-
-		if (!rd->c[i].got)
-			continue;
-		/* After a cancel it may be shut down: never back to the pool */
-		if (rd->c[i].ok &&
-		    !(rd->abortable && atomic_load(&cl->cancelled)))
-			redis_conn_put(cl, nd, &rd->c[i].conn);
-		else
-			redis_conn_drop(cl, nd, &rd->c[i].conn,
-					rd->c[i].err == ETIMEDOUT);
-	}
+	round_release(cl, rd);
 }
 
 /* An abortable round goes on (on) or off the client's list. */
@@ -356,55 +388,135 @@ void redis_client_cancel(struct redis_client *cl)
 	pthread_mutex_unlock(&cl->abort_lock);
 }
 
-unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
-		    const struct redis_hooks *hooks)
+/* A batch of n commands, on the client's abortable list if it is one;
+ * NULL if no memory. */
+static struct redis_exec *exec_new(struct redis_client *cl,
+				   struct redis_cmd *cmds, unsigned n,
+				   const struct redis_hooks *hooks)
 {
-	struct round *rd = calloc(1, sizeof(*rd));
-	int abortable = hooks && hooks->abortable;
-	unsigned i, round, left = n, failed = 0;
+	struct redis_exec *x = calloc(1, sizeof(*x));
 
-	for (i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		cmds[i].reply = NULL;
 		cmds[i].err = cmds[i].dst_err = 0;
 		cmds[i].pending = 1;
 		cmds[i].asking = cmds[i].retried = cmds[i].notified = 0;
 	}
-	if (rd && abortable) {
-		rd->abortable = 1;
-		round_list(cl, rd, 1);
+	if (!x)
+		return NULL;
+	*x = (struct redis_exec){.cl = cl, .cmds = cmds, .n = n};
+	x->rd.cmds = cmds;
+	x->rd.hooks = hooks;
+	if (hooks && hooks->abortable) {
+		x->rd.abortable = 1;
+		round_list(cl, &x->rd, 1);
 	}
-	for (round = 0; rd && left && round < MAX_ROUNDS; round++) {
-		if (abortable && atomic_load(&cl->cancelled))
-			break;
-		if (cl->cluster && atomic_load(&cl->slots_stale))
-			redis_slots_load(cl); /* the MOVED already applied */
-		/* n is 0 between rounds (round_receive): nothing for
-		 * cancel to look at, and no connection of the last round */
-		memset(rd->c, 0, sizeof(rd->c));
-		rd->cmds = cmds;
-		rd->hooks = hooks;
-		round_send(cl, rd, cmds, n);
-		if (round == 0 && hooks && hooks->sent)
-			hooks->sent(hooks->arg);
-		round_receive(cl, rd, cmds, n);
-		for (left = 0, i = 0; i < n; i++)
-			left += cmds[i].pending;
-	}
-	if (rd && abortable)
-		round_list(cl, rd, 0);
+	return x;
+}
+
+/* Send round x->round: its connections taken (round_connect), then its
+ * commands. */
+static void exec_send(struct redis_exec *x)
+{
+	round_send(x->cl, &x->rd, x->cmds, x->n);
+	if (x->round == 0 && x->rd.hooks && x->rd.hooks->sent)
+		x->rd.hooks->sent(x->rd.hooks->arg);
+}
+
+/* 1 if the batch stops before round x->round (cancelled); otherwise the
+ * round's state is fresh, the slot map reloaded if a MOVED asked. */
+static int exec_round_begin(struct redis_exec *x)
+{
+	struct redis_client *cl = x->cl;
+
+	if (x->rd.abortable && atomic_load(&cl->cancelled))
+		return 1;
+	if (!x->rd.nowait && cl->cluster && atomic_load(&cl->slots_stale))
+		redis_slots_load(cl); /* the MOVED already applied */
+	/* n is 0 between rounds (round_release): nothing for cancel to
+	 * look at, and no connection of the last round */
+	memset(x->rd.c, 0, sizeof(x->rd.c));
+	return 0;
+}
+
+/* Fail what is still pending, tell the caller of every command not told
+ * yet, and free x; returns how many commands failed. */
+static unsigned exec_end(struct redis_client *cl, struct redis_exec *x,
+			 struct redis_cmd *cmds, unsigned n,
+			 const struct redis_hooks *hooks)
+{
+	int abortable = hooks && hooks->abortable;
+	unsigned i, failed = 0;
+
+	if (x && abortable)
+		round_list(cl, &x->rd, 0);
 	for (i = 0; i < n; i++) {
 		if (cmds[i].pending) /* cancelled, redirected too often, or
 					no memory */
 			cmd_fail(cl, &cmds[i],
-				 !rd			      ? ENOMEM
+				 !x			      ? ENOMEM
 				 : abortable && cl->cancelled ? ECANCELED
 							      : EIO);
 		failed += cmds[i].err != 0;
 		if (!cmds[i].notified && hooks && hooks->done)
 			hooks->done(hooks->arg, i);
 	}
-	free(rd);
+	free(x);
 	return failed;
+}
+
+struct redis_exec *redis_exec_start(struct redis_client *cl,
+				    struct redis_cmd *cmds, unsigned n,
+				    const struct redis_hooks *hooks)
+{
+	struct redis_exec *x = exec_new(cl, cmds, n, hooks);
+
+	if (!x) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	x->rd.nowait = 1;
+	if ((cl->cluster && atomic_load(&cl->slots_stale)) ||
+	    exec_round_begin(x) || !round_connect(cl, &x->rd, cmds, n)) {
+		round_release(cl, &x->rd); /* unused: back to the pool */
+		if (x->rd.abortable)
+			round_list(cl, &x->rd, 0);
+		free(x);
+		errno = EAGAIN;
+		return NULL;
+	}
+	x->rd.nowait = 0; /* later rounds run where it is finished */
+	exec_send(x);
+	return x;
+}
+
+unsigned redis_exec_finish(struct redis_exec *x)
+{
+	struct redis_client *cl = x->cl;
+	unsigned i, left;
+
+	for (;;) {
+		round_receive(cl, &x->rd, x->cmds, x->n);
+		for (left = 0, i = 0; i < x->n; i++)
+			left += x->cmds[i].pending;
+		if (!left || ++x->round >= MAX_ROUNDS || exec_round_begin(x))
+			break;
+		round_connect(cl, &x->rd, x->cmds, x->n);
+		exec_send(x);
+	}
+	return exec_end(cl, x, x->cmds, x->n, x->rd.hooks);
+}
+
+unsigned redis_exec(struct redis_client *cl, struct redis_cmd *cmds, unsigned n,
+		    const struct redis_hooks *hooks)
+{
+	struct redis_exec *x = exec_new(cl, cmds, n, hooks);
+
+	if (!x || !n || exec_round_begin(x))
+		return exec_end(cl, x, cmds, n, hooks);
+	round_connect(cl, &x->rd, cmds, n);
+	exec_send(x);
+	return redis_exec_finish(x);
 }
 
 #endif /* FL_HAVE_HIREDIS */

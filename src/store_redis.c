@@ -47,6 +47,24 @@
 #define BATCH_BLOCKS	   512u	       /* most block commands in one batch */
 #define SPLIT_BLOCKS	   16u	       /* a batch this large takes no more */
 #define POPULATE_MIN	   (64u << 10) /* reads this large are populated */
+#define SEND_AT_SUBMIT	   2u	       /* blocks of a read sent at submit */
+
+struct redis_store;
+struct started_read;
+
+/*
+ * A store thread.  Waiting, it is on the store's idle list; a submitter
+ * takes it off (reserved), sends a read's commands itself, and hands it
+ * the started read (handoff) to wait for the replies.
+ */
+struct store_worker {
+	struct redis_store *rs;
+	pthread_t thread;
+	pthread_cond_t cond;
+	struct store_worker *next_idle;
+	int idle, reserved; /* under the store's qlock, as handoff */
+	struct started_read *handoff;
+};
 
 struct redis_store {
 	struct fl_store base;
@@ -57,11 +75,12 @@ struct redis_store {
 	_Atomic uint64_t blocks_read, blocks_written;
 	/* submitted requests, linked through store_data */
 	pthread_mutex_t qlock;
-	pthread_cond_t qcond;
 	struct fl_store_io *head, *tail;
 	int stopping, cancelled; /* under qlock */
-	pthread_t threads[MAX_THREADS];
+	struct store_worker workers[MAX_THREADS];
+	struct store_worker *idle; /* waiting, under qlock */
 	unsigned nthreads;
+	_Atomic uint64_t sent_at_submit;
 };
 
 /* One block command's own strings. */
@@ -230,7 +249,9 @@ struct batch {
 	unsigned *req_of; /* the request of each command */
 	int complete;	  /* complete each request as soon as it is done */
 	unsigned n;	  /* requests */
+	unsigned total;	  /* commands */
 	uint64_t size;	  /* the object's, when the batch began */
+	struct redis_hooks hooks;
 };
 
 static void request_done(struct batch *b, unsigned r)
@@ -274,61 +295,126 @@ static void command_done(void *arg, unsigned k)
 }
 
 /*
+ * Set b up for n requests, their commands built; requests with nothing
+ * to ask are done at once.  0, or -1 if there is no memory (nothing done
+ * then).  batch_free frees what it holds either way.
+ */
+static int batch_init(struct batch *b, struct redis_store *rs,
+		      struct fl_store_io *const *ios, unsigned n,
+		      ssize_t *results, int complete)
+{
+	unsigned i, total = 0;
+
+	*b = (struct batch){.rs = rs,
+			    .ios = ios,
+			    .results = results,
+			    .complete = complete,
+			    .size = atomic_load(&rs->size),
+			    .hooks = {.sent = commands_sent,
+				      .done = command_done,
+				      .arg = b,
+				      .abortable = complete}};
+	for (i = 0; i < n; i++)
+		total += range_blocks(rs, b->size, ios[i]->off, ios[i]->len);
+	b->c = calloc(total + 1, sizeof(*b->c));
+	b->a = malloc((total + 1) * sizeof(*b->a));
+	b->first = malloc((2 * n + 1 + total) * sizeof(unsigned));
+	if (!b->c || !b->a || !b->first)
+		return -1;
+	b->n = n;
+	b->left = b->first + n + 1;
+	b->req_of = b->left + n;
+	for (total = 0, i = 0; i < n; i++) {
+		unsigned k =
+			build(rs, b->size, ios[i], b->c + total, b->a + total);
+
+		b->first[i] = total;
+		b->left[i] = k;
+		for (unsigned j = 0; j < k; j++)
+			b->req_of[total + j] = i;
+		total += k;
+	}
+	b->first[n] = total;
+	b->total = total;
+	for (i = 0; i < n; i++) /* nothing to ask: done now */
+		if (b->left[i] == 0)
+			request_done(b, i);
+	return 0;
+}
+
+static void batch_free(struct batch *b)
+{
+	free(b->c);
+	free(b->a);
+	free(b->first);
+}
+
+/*
  * Run n requests as one batch: their commands in one pipelined round
  * trip (more only for redirections); results[i] as read/write return it,
- * or a negative errno.  complete: each request is completed (with
- * fl_store_io_complete) as soon as its own replies are in, while the
- * batch's later replies are still coming.  No lock held.
+ * or a negative errno.  complete: each request is completed (on this
+ * thread, a store thread: aio_complete_here) as soon as its own replies
+ * are in, while the batch's later replies are still coming.  No lock
+ * held.
  */
 static void run_batch(struct redis_store *rs, struct fl_store_io *const *ios,
 		      unsigned n, ssize_t *results, int complete)
 {
-	struct batch b = {.rs = rs,
-			  .ios = ios,
-			  .results = results,
-			  .complete = complete,
-			  .size = atomic_load(&rs->size)};
-	struct redis_hooks hooks = {.sent = commands_sent,
-				    .done = command_done,
-				    .abortable = complete};
-	unsigned i, total = 0;
+	struct batch b;
 
-	for (i = 0; i < n; i++)
-		total += range_blocks(rs, b.size, ios[i]->off, ios[i]->len);
-	b.c = calloc(total + 1, sizeof(*b.c));
-	b.a = malloc((total + 1) * sizeof(*b.a));
-	b.first = malloc((2 * n + 1 + total) * sizeof(unsigned));
-	if (!b.c || !b.a || !b.first) {
-		for (i = 0; i < n; i++) {
+	if (batch_init(&b, rs, ios, n, results, complete) == 0) {
+		redis_exec(&rs->cl, b.c, b.total, &b.hooks);
+	} else {
+		for (unsigned i = 0; i < n; i++) {
 			results[i] = -ENOMEM;
 			if (complete)
 				fl_store_io_complete(ios[i], -ENOMEM);
 		}
-		goto out;
 	}
-	b.n = n;
-	b.left = b.first + n + 1;
-	b.req_of = b.left + n;
-	for (total = 0, i = 0; i < n; i++) {
-		unsigned k =
-			build(rs, b.size, ios[i], b.c + total, b.a + total);
+	batch_free(&b);
+}
 
-		b.first[i] = total;
-		b.left[i] = k;
-		for (unsigned j = 0; j < k; j++)
-			b.req_of[total + j] = i;
-		total += k;
+/*
+ * A read whose commands the submitting thread sent itself (send_read),
+ * handed to a waiting store thread, which reads the replies and
+ * completes it (started_read_finish).
+ */
+struct started_read {
+	struct batch b;
+	struct fl_store_io *io; /* b.ios points here */
+	ssize_t result;
+	struct redis_exec *x;
+};
+
+/* Send io's commands from this thread, without waiting for anything: a
+ * read of 1 to SEND_AT_SUBMIT blocks (so it has commands: none is done
+ * here), on an idle connection.  NULL if it cannot (nothing sent, nothing
+ * done: queue it as usual). */
+static struct started_read *send_read(struct redis_store *rs,
+				      struct fl_store_io *io)
+{
+	struct started_read *sr = malloc(sizeof(*sr));
+
+	if (!sr)
+		return NULL;
+	sr->io = io;
+	if (batch_init(&sr->b, rs, &sr->io, 1, &sr->result, 1) == 0 &&
+	    (sr->x = redis_exec_start(&rs->cl, sr->b.c, sr->b.total,
+				      &sr->b.hooks))) {
+		atomic_fetch_add(&rs->sent_at_submit, 1);
+		return sr;
 	}
-	b.first[n] = total;
-	for (i = 0; i < n; i++) /* nothing to ask: done now */
-		if (b.left[i] == 0)
-			request_done(&b, i);
-	hooks.arg = &b;
-	redis_exec(&rs->cl, b.c, total, &hooks);
-out:
-	free(b.c);
-	free(b.a);
-	free(b.first);
+	batch_free(&sr->b);
+	free(sr);
+	return NULL;
+}
+
+/* On a store thread, no lock held: the replies, and the completion. */
+static void started_read_finish(struct started_read *sr)
+{
+	redis_exec_finish(sr->x);
+	batch_free(&sr->b);
+	free(sr);
 }
 
 /* Make the object at least end bytes long (the metadata, then rs->size);
@@ -387,10 +473,64 @@ static int64_t redis_size(struct fl_store *s)
 	return (int64_t)atomic_load(&to_redis(s)->size);
 }
 
+/* Called with qlock held: queue io. */
+static void queue_io(struct redis_store *rs, struct fl_store_io *io)
+{
+	io->store_data = NULL;
+	if (rs->tail)
+		rs->tail->store_data = io;
+	else
+		rs->head = io;
+	rs->tail = io;
+}
+
+/* Called with qlock held: wake a waiting store thread, if any. */
+static void wake_idle(struct redis_store *rs)
+{
+	struct store_worker *w = rs->idle;
+
+	if (w) {
+		rs->idle = w->next_idle;
+		w->idle = 0;
+		pthread_cond_signal(&w->cond);
+	}
+}
+
+/* A read the submitter may send itself (send_read): alone, of one or two
+ * blocks, nothing queued before it, and a store thread waiting to take
+ * the replies (taken off the idle list: reserved, returned).  Called with
+ * qlock held. */
+static struct store_worker *
+reserve_for(struct redis_store *rs, struct fl_store_io *const *ios, unsigned n)
+{
+	struct store_worker *w = rs->idle;
+	unsigned blocks;
+
+	if (n != 1 || ios[0]->write || !w || rs->head || rs->cancelled)
+		return NULL;
+	blocks = range_blocks(rs, atomic_load(&rs->size), ios[0]->off,
+			      ios[0]->len);
+	if (blocks == 0 || blocks > SEND_AT_SUBMIT)
+		return NULL;
+	rs->idle = w->next_idle;
+	w->idle = 0;
+	w->reserved = 1;
+	return w;
+}
+
+/*
+ * Queue the requests for the store's threads; or, for a small read when
+ * a thread waits, send its commands here and hand the thread only the
+ * wait for the replies: the read reaches the server without waiting for
+ * that thread to wake up.  Never waits (the engine's handler threads
+ * call it).
+ */
 static int redis_submit(struct fl_store *s, struct fl_store_io *const *ios,
 			unsigned n)
 {
 	struct redis_store *rs = to_redis(s);
+	struct started_read *sr = NULL;
+	struct store_worker *w;
 	unsigned i;
 
 	pthread_mutex_lock(&rs->qlock);
@@ -400,15 +540,19 @@ static int redis_submit(struct fl_store *s, struct fl_store_io *const *ios,
 			fl_store_io_complete(ios[i], -ECANCELED);
 		return (int)n;
 	}
-	for (i = 0; i < n; i++) {
-		ios[i]->store_data = NULL;
-		if (rs->tail)
-			rs->tail->store_data = ios[i];
-		else
-			rs->head = ios[i];
-		rs->tail = ios[i];
+	w = reserve_for(rs, ios, n);
+	if (w) {
+		pthread_mutex_unlock(&rs->qlock);
+		sr = send_read(rs, ios[0]);
+		pthread_mutex_lock(&rs->qlock);
+		w->reserved = 0;
+		w->handoff = sr;
+		pthread_cond_signal(&w->cond);
 	}
-	pthread_cond_signal(&rs->qcond);
+	for (i = 0; i < n && !sr; i++)
+		queue_io(rs, ios[i]);
+	if (!w && !sr)
+		wake_idle(rs);
 	pthread_mutex_unlock(&rs->qlock);
 	return (int)n;
 }
@@ -442,33 +586,65 @@ static unsigned take_batch(struct redis_store *rs, struct fl_store_io **ios,
 	return n;
 }
 
-/* The store's thread: run what is queued, batch by batch, until destroy. */
+/* Called with qlock held: wait on the idle list until woken (wake_idle,
+ * stop_threads), or, reserved, until the submitter hands something over. */
+static void worker_wait(struct store_worker *w)
+{
+	struct redis_store *rs = w->rs;
+
+	if (!w->reserved) {
+		w->idle = 1;
+		w->next_idle = rs->idle;
+		rs->idle = w;
+	}
+	while (w->idle || w->reserved)
+		pthread_cond_wait(&w->cond, &rs->qlock);
+}
+
+/*
+ * The store's thread: run what is handed to it (a read its submitter
+ * sent) or queued (batch by batch), until destroy.  Reserved, it takes
+ * nothing queued: it waits for what its submitter hands over, whose
+ * connection a queued batch could otherwise wait for.
+ */
 static void *store_thread(void *arg)
 {
-	struct redis_store *rs = arg;
+	struct store_worker *w = arg;
+	struct redis_store *rs = w->rs;
 	struct fl_store_io *ios[BATCH_BLOCKS];
 	ssize_t results[BATCH_BLOCKS];
 
 	pthread_mutex_lock(&rs->qlock);
 	for (;;) {
+		struct started_read *sr = w->handoff;
 		unsigned n, i;
 		int cancelled;
 
-		while (!rs->head && !rs->stopping)
-			pthread_cond_wait(&rs->qcond, &rs->qlock);
-		if (!rs->head)
+		if (sr) {
+			w->handoff = NULL;
+			pthread_mutex_unlock(&rs->qlock);
+			started_read_finish(sr);
+			pthread_mutex_lock(&rs->qlock);
+			continue;
+		}
+		if (!w->reserved && rs->head) {
+			n = take_batch(rs, ios, BATCH_BLOCKS);
+			cancelled = rs->cancelled;
+			if (rs->head) /* more for another thread */
+				wake_idle(rs);
+			pthread_mutex_unlock(&rs->qlock);
+			if (!cancelled)
+				run_batch(rs, ios, n, results, 1);
+			else
+				for (i = 0; i < n; i++)
+					fl_store_io_complete(ios[i],
+							     -ECANCELED);
+			pthread_mutex_lock(&rs->qlock);
+			continue;
+		}
+		if (rs->stopping && !w->reserved)
 			break;
-		n = take_batch(rs, ios, BATCH_BLOCKS);
-		cancelled = rs->cancelled;
-		if (rs->head) /* more for another thread */
-			pthread_cond_signal(&rs->qcond);
-		pthread_mutex_unlock(&rs->qlock);
-		if (!cancelled)
-			run_batch(rs, ios, n, results, 1);
-		else
-			for (i = 0; i < n; i++)
-				fl_store_io_complete(ios[i], -ECANCELED);
-		pthread_mutex_lock(&rs->qlock);
+		worker_wait(w);
 	}
 	pthread_mutex_unlock(&rs->qlock);
 	return NULL;
@@ -483,7 +659,6 @@ static void redis_cancel(struct fl_store *s)
 
 	pthread_mutex_lock(&rs->qlock);
 	rs->cancelled = 1;
-	pthread_cond_broadcast(&rs->qcond);
 	pthread_mutex_unlock(&rs->qlock);
 	redis_client_cancel(&rs->cl); /* submitted reads in flight end */
 }
@@ -492,10 +667,13 @@ static void stop_threads(struct redis_store *rs)
 {
 	pthread_mutex_lock(&rs->qlock);
 	rs->stopping = 1;
-	pthread_cond_broadcast(&rs->qcond);
+	while (rs->idle)
+		wake_idle(rs);
 	pthread_mutex_unlock(&rs->qlock);
-	for (unsigned i = 0; i < rs->nthreads; i++)
-		pthread_join(rs->threads[i], NULL);
+	for (unsigned i = 0; i < rs->nthreads; i++) {
+		pthread_join(rs->workers[i].thread, NULL);
+		pthread_cond_destroy(&rs->workers[i].cond);
+	}
 	rs->nthreads = 0;
 }
 
@@ -503,7 +681,6 @@ static void store_free(struct redis_store *rs)
 {
 	stop_threads(rs);
 	redis_client_fini(&rs->cl);
-	pthread_cond_destroy(&rs->qcond);
 	pthread_mutex_destroy(&rs->qlock);
 	free(rs);
 }
@@ -600,10 +777,15 @@ static int threads_start(struct redis_store *rs, unsigned n)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (rs->nthreads = 0; rs->nthreads < n; rs->nthreads++) {
-		err = pthread_create(&rs->threads[rs->nthreads], NULL,
-				     store_thread, rs);
-		if (err)
+		struct store_worker *w = &rs->workers[rs->nthreads];
+
+		w->rs = rs;
+		pthread_cond_init(&w->cond, NULL);
+		err = pthread_create(&w->thread, NULL, store_thread, w);
+		if (err) {
+			pthread_cond_destroy(&w->cond);
 			break;
+		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
@@ -628,7 +810,6 @@ static struct redis_store *store_new(const struct fl_redis_options *o)
 		return NULL;
 	}
 	pthread_mutex_init(&rs->qlock, NULL);
-	pthread_cond_init(&rs->qcond, NULL);
 	rs->base.ops = &redis_store_ops;
 	rs->base.read_only = o->read_only != 0;
 	return rs;
@@ -698,6 +879,7 @@ int fl_store_redis_stats(struct fl_store *store, struct fl_redis_stats *st)
 		.blocks_read = atomic_load(&rs->blocks_read),
 		.blocks_written = atomic_load(&rs->blocks_written),
 		.block_size = rs->block,
+		.reads_sent_at_submit = atomic_load(&rs->sent_at_submit),
 	};
 	return 0;
 }

@@ -757,26 +757,47 @@ TEST(one_connection)
 	CHECK_EQ(fl_store_redis_remove(url, NULL), 0);
 }
 
-/* A mapping of a new 8 MiB object of seed 90 (as reader reads it) in e: its
+/* A mapping of a new 16 MiB object of seed 90 (as reader reads it) in e: its
  * store in *s. */
 static unsigned char *inline_map(fl_engine *e, const char *url,
 				 struct fl_store **s, fl_object **obj)
 {
-	struct fl_redis_options o = {.create_size = 8 * MIB};
+	struct fl_redis_options o = {.create_size = 16 * MIB};
 
 	*s = fl_store_redis_open(url, &o);
 	REQUIRE(*s);
-	store_fill(*s, 8 * MIB, 90);
+	store_fill(*s, 16 * MIB, 90);
 	*obj = fl_object_create(e, *s, O_RDONLY);
 	REQUIRE(*obj);
-	return h_map(e, 8 * MIB, PROT_READ, MAP_SHARED, *obj, 0);
+	return h_map(e, 16 * MIB, PROT_READ, MAP_SHARED, *obj, 0);
+}
+
+/* The next page of the second half (which the readers leave alone) read,
+ * until one read went out from the submitting thread. */
+struct sent_at_submit {
+	struct fl_store *s;
+	unsigned char *p;
+	size_t pg;
+};
+
+static int read_sent_at_submit(void *arg)
+{
+	struct sent_at_submit *t = arg;
+	unsigned char *page = t->p + 8 * MIB + t->pg++ % (8 * MIB / PG) * PG;
+
+	if (h_mismatch(page, PG, 90, (size_t)(page - t->p)) != -1)
+		h_fail(__FILE__, __LINE__, "page at %zu wrong",
+		       (size_t)(page - t->p));
+	return rstats(t->s).reads_sent_at_submit > 0;
 }
 
 /*
  * A read's completion runs on the store's own thread, which resumes the
  * fault there (aio_complete_here): every store read of random faults is
- * counted so, and the data is right.  In the comparison mode
- * (hold_map_lock_for_io) none is.
+ * counted so, and the data is right.  Reads are sent by their submitter
+ * when a store thread waits (the first one can be: the four threads wait
+ * and the pool has the connection that read the metadata).  In the
+ * comparison mode (hold_map_lock_for_io) none of either is.
  */
 TEST(reads_complete_on_the_store_thread)
 {
@@ -796,14 +817,21 @@ TEST(reads_complete_on_the_store_thread)
 		make_prefix(prefix, sizeof(prefix), "inl");
 		make_url(url, sizeof(url), url_standalone, prefix);
 		p = inline_map(e, url, &s, &obj);
-		REQUIRE(fl_madvise(e, p, 8 * MIB, MADV_RANDOM) == 0);
+		REQUIRE(fl_madvise(e, p, 16 * MIB, MADV_RANDOM) == 0);
 		r = (struct readers){p, 8 * MIB / PG};
 		h_run_threads(4, reader, &r);
+		if (!locked) {
+			struct sent_at_submit t = {s, p, 0};
+
+			CHECK(h_wait_until(read_sent_at_submit, &t));
+		}
 		st = h_estats(e);
 		CHECK_EQ(st.errors, 0);
 		CHECK(st.store_reads > 0 || locked);
 		CHECK_EQ(st.store_reads_inline, locked ? 0 : st.store_reads);
-		CHECK_EQ(fl_munmap(e, p, 8 * MIB), 0);
+		if (locked)
+			CHECK_EQ(rstats(s).reads_sent_at_submit, 0);
+		CHECK_EQ(fl_munmap(e, p, 16 * MIB), 0);
 		CHECK_EQ(fl_object_close(obj), 0);
 		CHECK_EQ(fl_engine_destroy(e), 0);
 		CHECK_EQ(fl_store_redis_remove(url, NULL), 0);
@@ -835,7 +863,7 @@ TEST(destroy_while_reads_complete_on_the_store_thread)
 				h_fail(__FILE__, __LINE__, "page %zu wrong",
 				       pg);
 		inline_reads += h_estats(e).store_reads_inline;
-		CHECK_EQ(fl_munmap(e, p, 8 * MIB), 0);
+		CHECK_EQ(fl_munmap(e, p, 16 * MIB), 0);
 		CHECK_EQ(fl_object_close(obj), 0);
 		CHECK_EQ(fl_engine_destroy(e), 0);
 		CHECK_EQ(fl_store_redis_remove(url, NULL), 0);

@@ -266,6 +266,7 @@ REDIS_STATS_FIELDS = [
     "blocks_read",
     "blocks_written",
     "block_size",
+    "reads_sent_at_submit",
 ]
 
 
