@@ -7,7 +7,8 @@
  * does.  Completions are run by the handler threads, which poll the
  * engine's completion eventfd beside the userfaultfd: they check the
  * data, mark the pages up to date (or handle the error) and resume the
- * fault that waited, on the spot.
+ * fault that waited, on the spot.  A store's own thread may run a read's
+ * completion itself instead (aio_complete_here: the Redis store's).
  */
 #ifndef FL_AIO_H
 #define FL_AIO_H
