@@ -139,9 +139,10 @@ int redis_conn_get(struct redis_client *cl, struct redis_node *node,
  * with errno EAGAIN. */
 int redis_conn_get_idle(struct redis_client *cl, struct redis_node *node,
 			struct redis_conn *conn);
-/* Give back a healthy connection. */
+/* Give back a healthy connection; answered: a command succeeded on it
+ * (which ends the node's backoff), 0 for one taken and not used. */
 void redis_conn_put(struct redis_client *cl, struct redis_node *node,
-		    struct redis_conn *conn);
+		    struct redis_conn *conn, int answered);
 /* Close a connection that failed; idle connections older than it are
  * closed as they are taken (the server may have restarted).  timed_out:
  * a command timed out on it: start (or lengthen) the node's backoff. */

@@ -389,11 +389,13 @@ int redis_conn_reply(struct redis_conn *conn, void **reply)
 }
 
 void redis_conn_put(struct redis_client *cl, struct redis_node *nd,
-		    struct redis_conn *conn)
+		    struct redis_conn *conn, int answered)
 {
 	pthread_mutex_lock(&nd->lock);
-	nd->backoff_ms = 0; /* it answered: the node is fine */
-	nd->retry_at_ns = 0;
+	if (answered) { /* the node is fine */
+		nd->backoff_ms = 0;
+		nd->retry_at_ns = 0;
+	}
 	if (conn->gen == nd->gen && nd->nidle < cl->max_conns) {
 		nd->idle[nd->nidle++] = *conn;
 	} else {
@@ -446,7 +448,7 @@ redisReply *redis_node_command(struct redis_client *cl, unsigned node, int argc,
 		errno = err;
 		return NULL;
 	}
-	redis_conn_put(cl, nd, &conn);
+	redis_conn_put(cl, nd, &conn, 1);
 	if (r->type == REDIS_REPLY_ERROR) {
 		freeReplyObject(r);
 		atomic_fetch_add(&cl->n.errors, 1);

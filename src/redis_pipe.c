@@ -43,6 +43,7 @@ struct round_conn {
 	unsigned node;
 	struct redis_conn conn;
 	int got;	    /* a connection was taken */
+	int used;	    /* a command was appended to it */
 	int ok, fresh, err; /* ok: none of its I/O failed */
 	unsigned next;	    /* the next of its commands to send: from here */
 	unsigned in_flight; /* commands sent, their replies not read yet */
@@ -201,7 +202,7 @@ static int conn_fill(struct redis_client *cl, struct round *rd, unsigned k,
 				       c->argvlen);
 		atomic_fetch_add(&cl->n.commands, 1);
 		rc->in_flight++;
-		any = 1;
+		rc->used = any = 1;
 	}
 	return any;
 }
@@ -309,7 +310,7 @@ static void round_release(struct redis_client *cl, struct round *rd)
 		/* After a cancel it may be shut down: never back to the pool */
 		if (rd->c[i].ok &&
 		    !(rd->abortable && atomic_load(&cl->cancelled)))
-			redis_conn_put(cl, nd, &rd->c[i].conn);
+			redis_conn_put(cl, nd, &rd->c[i].conn, rd->c[i].used);
 		else
 			redis_conn_drop(cl, nd, &rd->c[i].conn,
 					rd->c[i].err == ETIMEDOUT);

@@ -37,6 +37,7 @@
 
 #ifdef FL_HAVE_HIREDIS
 #include "aio.h"
+#include "debug.h"
 #include "redis_client.h"
 #include "redis_object.h"
 
@@ -398,6 +399,7 @@ static struct started_read *send_read(struct redis_store *rs,
 	if (!sr)
 		return NULL;
 	sr->io = io;
+	fl_assert(range_blocks(rs, atomic_load(&rs->size), io->off, io->len));
 	if (batch_init(&sr->b, rs, &sr->io, 1, &sr->result, 1) == 0 &&
 	    (sr->x = redis_exec_start(&rs->cl, sr->b.c, sr->b.total,
 				      &sr->b.hooks))) {
