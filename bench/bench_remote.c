@@ -345,15 +345,18 @@ static int fl_rand(void *arg, struct bench_run *out)
 static void store_summary(const struct remote_ctx *c, const char *row)
 {
 	printf("  # %s (last run): %llu block commands in %llu round trips "
-	       "(%.1f per trip), %llu connections made; engine: %llu store "
-	       "reads, mean queue depth %.2f\n",
+	       "(%.1f per trip), %llu connections made, %llu reads sent by "
+	       "their submitter; engine: %llu store reads (%llu completed on "
+	       "the store's threads), mean queue depth %.2f\n",
 	       row, (unsigned long long)c->st.commands,
 	       (unsigned long long)c->st.round_trips,
 	       c->st.round_trips
 		       ? (double)c->st.commands / (double)c->st.round_trips
 		       : 0.0,
 	       (unsigned long long)c->st.connects,
+	       (unsigned long long)c->st.reads_sent_at_submit,
 	       (unsigned long long)c->es.store_reads,
+	       (unsigned long long)c->es.store_reads_inline,
 	       c->es.store_reads ? (double)c->es.store_read_depth /
 					   (double)c->es.store_reads
 				 : 0.0);
