@@ -563,6 +563,73 @@ TEST(write_to_a_closed_connection_raises_no_sigpipe)
 	redisFree(c);
 }
 
+struct exec_calls {
+	int sent, done;
+};
+
+static void exec_sent(void *arg)
+{
+	((struct exec_calls *)arg)->sent++;
+}
+
+static void exec_done(void *arg, unsigned i)
+{
+	(void)i;
+	((struct exec_calls *)arg)->done++;
+}
+
+/*
+ * redis_exec_start (a send at submit, on a fault handler) never waits:
+ * with no idle connection in the pool (none made yet, or its only one
+ * taken) it sends nothing, calls no hook and makes no connection
+ * (EAGAIN); with one idle it sends, and redis_exec_finish reads the
+ * reply; once the client is cancelled it sends nothing.
+ */
+TEST(exec_start_never_waits)
+{
+	struct exec_calls calls = {0, 0};
+	struct redis_hooks hooks = {.sent = exec_sent,
+				    .done = exec_done,
+				    .arg = &calls,
+				    .abortable = 1};
+	struct redis_cmd c = {.argc = 1, .argv = {"PING"}, .argvlen = {4}};
+	struct redis_client cl;
+	struct redis_conn held;
+	struct redis_exec *x;
+	char host[128];
+	int port, node, fresh;
+
+	url_server(url_standalone, 0, host, sizeof(host), &port);
+	REQUIRE(redis_client_init(&cl, 0, 30000, 1) == 0);
+	node = redis_node_get(&cl, host, port);
+	REQUIRE(node >= 0);
+	errno = 0;
+	CHECK(redis_exec_start(&cl, &c, 1, &hooks) == NULL);
+	CHECK_EQ(errno, EAGAIN);
+	CHECK_EQ(atomic_load(&cl.n.connects), 0);
+	REQUIRE(redis_conn_get(&cl, cl.nodes[node], &held, &fresh) == 0);
+	errno = 0;
+	CHECK(redis_exec_start(&cl, &c, 1, &hooks) == NULL);
+	CHECK_EQ(errno, EAGAIN);
+	CHECK_EQ(atomic_load(&cl.n.commands), 0);
+	CHECK_EQ(calls.sent + calls.done, 0);
+	redis_conn_put(&cl, cl.nodes[node], &held, 0);
+	x = redis_exec_start(&cl, &c, 1, &hooks);
+	REQUIRE(x);
+	CHECK_EQ(calls.sent, 1);
+	CHECK_EQ(atomic_load(&cl.n.commands), 1);
+	CHECK_EQ(redis_exec_finish(x), 0);
+	CHECK_EQ(calls.done, 1);
+	CHECK(c.reply && c.reply->type == REDIS_REPLY_STATUS);
+	if (c.reply)
+		freeReplyObject(c.reply);
+	CHECK_EQ(atomic_load(&cl.n.connects), 1);
+	redis_client_cancel(&cl);
+	CHECK(redis_exec_start(&cl, &c, 1, &hooks) == NULL);
+	CHECK_EQ(calls.sent, 1);
+	redis_client_fini(&cl);
+}
+
 /*
  * A batch of many more commands than a connection keeps in flight
  * (redis_pipe.c's SEND_WINDOW, 32): each connection is sent its next
