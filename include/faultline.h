@@ -979,6 +979,11 @@ struct fl_stats {
 	 * data arrived, resuming the fault there: no handler thread was
 	 * woken for it (engine only; the Redis store's reads). */
 	uint64_t store_reads_inline;
+	/* Write-protect faults found stale: read before writeback cleaned the
+	 * page, their store had already been let through by another
+	 * thread's fault on the page.  Answered with a wake-up only, so
+	 * they do not dirty the clean page again. */
+	uint64_t wp_stale;
 };
 
 /* Statistics of the whole engine (counters since creation). */

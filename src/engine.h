@@ -124,8 +124,9 @@ struct fl_engine {
 	pthread_mutex_t objects_lock; /* guards the list of live objects */
 	struct fl_object *objects;
 
-	/* Batches of fault messages read so far: orders messages against
-	 * writeback's write-protection (see fault_mkwrite). */
+	/* Batches of fault messages read so far, and writeback's cleans:
+	 * orders messages against writeback's write-protection (see
+	 * read_messages and fault_predates_clean). */
 	_Atomic uint64_t msg_batches;
 	/*
 	 * Write-protect faults dismissed as possibly stale, by thread: the

@@ -745,8 +745,8 @@ static int fault_predates_clean(const struct fault *f, struct fl_page *page)
  * through.
  */
 #define DISMISS_HORIZON                                                        \
-	64 /* message batches: a waiting thread's next                         \
-		   fault comes at once after its wake */
+	64 /* batch numbers (reads and cleans): a waiting                      \
+		   thread's next fault comes at once after its wake */
 
 static int fault_dismiss(struct fault *f, int stale)
 {
@@ -781,6 +781,7 @@ static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
 	if (!page_trylock(page))
 		return fault_wait_page(f, page);
 	if (mapped && fault_dismiss(f, fault_predates_clean(f, page))) {
+		COUNT(f, wp_stale, 1);
 		page_unlock(page);
 		page_put(page);
 		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);

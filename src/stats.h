@@ -36,7 +36,8 @@
 	X(handed_wakes)                                                        \
 	X(poller_moves)                                                        \
 	X(polls_skipped)                                                       \
-	X(store_reads_inline)
+	X(store_reads_inline)                                                  \
+	X(wp_stale)
 
 struct counters {
 #define FL_COUNTER_FIELD(name) _Atomic uint64_t name;

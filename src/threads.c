@@ -103,12 +103,15 @@ static int local_mode(struct fl_engine *e)
 	       lockstat_now() >= atomic_load(&e->shared_until);
 }
 
+/* The batch of the messages this thread read last (read_messages). */
+static __thread uint64_t read_batch;
+
 /* Serve the messages read (on cpu, as their threads' own CPU, or -1: see
  * fault_handle); a record that parked is gone from r. */
 static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
 			   const struct uffd_msg *msgs, size_t n, int cpu)
 {
-	uint64_t batch = atomic_fetch_add(&e->msg_batches, 1) + 1;
+	uint64_t batch = read_batch;
 
 	aio_plug(); /* the batch's reads go to the device together */
 	for (size_t i = 0; i < n; i++) {
@@ -307,13 +310,29 @@ static void poll_serve(struct fl_engine *e, struct fault_reserve *r,
 	}
 }
 
-/* Read up to have messages (have > 0) without waiting; how many. */
+/*
+ * Read up to have messages (have > 0) without waiting; how many.  Their
+ * batch (read_batch) is the engine's count as it was before the read: a
+ * message read before writeback cleaned its page then has a batch no
+ * later than the clean's (fault_predates_clean), however late this thread
+ * serves it.  Taken after the read, a handler preempted as the read
+ * returned would date the message after a clean that came meanwhile, and
+ * its store, let through long before, would dirty the clean page again.
+ */
 static size_t read_messages(struct fl_engine *e, struct uffd_msg *msgs,
 			    unsigned have)
 {
+	uint64_t batch = atomic_load(&e->msg_batches) + 1;
 	ssize_t got = read(e->uffd, msgs, have * sizeof(msgs[0]));
 
-	return got > 0 ? (size_t)got / sizeof(msgs[0]) : 0;
+	if (got <= 0)
+		return 0;
+	read_batch = batch;
+	atomic_fetch_add(&e->msg_batches, 1);
+#ifdef FL_INJECT
+	inject_reached(INJ_MSGS_READ); /* a test may stall the handler here */
+#endif
+	return (size_t)got / sizeof(msgs[0]);
 }
 
 /* Read up to have messages (have > 0) and serve them; returns how many

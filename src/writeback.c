@@ -114,6 +114,7 @@ static int wb_start(struct fl_object *o, struct fl_page **pages, unsigned n,
 		    uint64_t index, unsigned *skipped)
 {
 	unsigned locked = 0;
+	uint64_t cleaned;
 	int rc = 0;
 
 	map_read_lock(o->engine);
@@ -124,12 +125,14 @@ static int wb_start(struct fl_object *o, struct fl_page **pages, unsigned n,
 		}
 		locked++;
 	}
+	/* A message read from now on has a later batch than this clean's;
+	 * one read before has this batch or an earlier one. */
+	cleaned = atomic_fetch_add(&o->engine->msg_batches, 1) + 1;
 	for (unsigned i = 0; i < locked; i++) {
 		pagecache_clear_dirty(o, pages[i]);
 		page_test_and_set(pages[i], PG_WRITEBACK);
 		writeback_account(pages[i], 1);
-		atomic_store(&pages[i]->cleaned_batch,
-			     atomic_load(&o->engine->msg_batches));
+		atomic_store(&pages[i]->cleaned_batch, cleaned);
 	}
 	if (locked)
 		rc = object_mkclean(o, index, index + locked - 1);

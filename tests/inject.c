@@ -64,6 +64,7 @@ static const char *const names[INJ_NR] = {
 	[INJ_EVENTFD] = "eventfd",
 	[INJ_IO_URING_SUBMIT] = "io_uring_submit",
 	[INJ_PWRITE] = "pwrite",
+	[INJ_MSGS_READ] = "msgs_read",
 };
 
 void inject_set_mode(enum inject_point point, unsigned long nth, int err,
@@ -140,6 +141,11 @@ static int inject_hit(enum inject_point point)
 	if (fn)
 		fn(atomic_load(&s->on_fire_arg));
 	return atomic_load(&s->err);
+}
+
+void inject_reached(enum inject_point point)
+{
+	(void)inject_hit(point);
 }
 
 /* Allocations count at their own point and at INJ_ALLOC. */

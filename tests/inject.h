@@ -64,6 +64,9 @@ enum inject_point {
 	INJ_EVENTFD,
 	INJ_IO_URING_SUBMIT, /* liburing's io_uring_submit (with liburing) */
 	INJ_PWRITE,
+	/* Not a call but a place: a handler has read fault messages and not
+	 * yet served them.  Nothing fails there; its on_fire hook runs. */
+	INJ_MSGS_READ,
 	INJ_NR
 };
 
@@ -79,6 +82,9 @@ enum inject_mode {
 void inject_set(enum inject_point point, unsigned long nth, int err);
 void inject_set_mode(enum inject_point point, unsigned long nth, int err,
 		     enum inject_mode mode);
+/* The library reached point (a place, not a call): counted, and its
+ * on_fire hook runs if this is the nth time. */
+void inject_reached(enum inject_point point);
 /* Disarm every point and restart every count. */
 void inject_clear(void);
 /*

@@ -3,8 +3,11 @@
  * pread(2) on a separate descriptor) on msync, last munmap, object close
  * and engine destroy; the tail of a file not a multiple of the page size. */
 #include "harness.h"
+#include "inject.h"
 
+#include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define NPAGES 64
 
@@ -282,6 +285,114 @@ TEST(threads_then_msync)
 	check_file(&f, range(0, NPAGES), 140);
 	CHECK_EQ(fl_object_close(o), 0);
 	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+/* ---- a write-protect fault read before writeback cleans its page ------- */
+
+struct stale_wp {
+	unsigned char *p;
+	int stalled, release;
+};
+
+/* On the handler that read the first message: wait until released. */
+static void stall_reader(void *arg)
+{
+	struct stale_wp *c = arg;
+
+	__atomic_store_n(&c->stalled, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&c->release, __ATOMIC_ACQUIRE))
+		usleep(1000);
+}
+
+static int reader_stalled(void *arg)
+{
+	return __atomic_load_n(&((struct stale_wp *)arg)->stalled,
+			       __ATOMIC_ACQUIRE);
+}
+
+static void *store_first_word(void *arg)
+{
+	struct stale_wp *c = arg;
+
+	__atomic_store_n((uint64_t *)c->p, 0x1111, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+struct stale_wp_end {
+	fl_engine *e;
+	uint64_t decided; /* wp_faults + wp_stale before the release */
+};
+
+static int stale_message_decided(void *arg)
+{
+	struct stale_wp_end *w = arg;
+	struct fl_stats s = h_estats(w->e);
+
+	return s.wp_faults + s.wp_stale > w->decided;
+}
+
+/*
+ * Two threads store to one clean page.  The first one's fault message is
+ * read by a handler that then stalls (as one preempted as its read
+ * returns); the second one's is served, which lets both stores through.
+ * Then msync cleans the page.  When the stalled handler goes on, the
+ * message it holds is stale: it must not dirty the clean page again (it
+ * did when the message was dated after the read: a dirty page after the
+ * last msync, with no store since).
+ */
+TEST(stale_wp_fault_does_not_redirty)
+{
+	struct fl_config cfg;
+	struct stale_wp c = {0};
+	struct stale_wp_end w;
+	struct h_file f;
+	struct fl_stats s;
+	pthread_t t;
+	fl_engine *e;
+	fl_object *o;
+
+	fl_config_init(&cfg);
+	cfg.handler_threads = 2;
+	cfg.handler_poll_us = -1; /* the other handler reads at once */
+	e = w.e = h_engine_create(&cfg);
+	h_file_create(&f, 4 * PG, 43);
+	o = h_open(e, &f, O_RDWR);
+	c.p = h_map(e, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	c.p[100] = 0x43; /* dirty, then clean and write-protected */
+	CHECK_EQ(fl_msync(e, c.p, 4 * PG, MS_SYNC), 0);
+	inject_on_fire(INJ_MSGS_READ, stall_reader, &c);
+	inject_set(INJ_MSGS_READ, 1, 0);
+	REQUIRE(pthread_create(&t, NULL, store_first_word, &c) == 0);
+	REQUIRE(h_wait_until(reader_stalled, &c));
+	/* The second store: served by the other handler, both go on. */
+	__atomic_store_n((uint64_t *)(c.p + 8), 0x2222, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	s = h_estats(e);
+	CHECK_EQ(s.dirty_pages, 1);
+	CHECK_EQ(fl_msync(e, c.p, 4 * PG, MS_SYNC), 0);
+	s = h_estats(e);
+	CHECK_EQ(s.dirty_pages, 0);
+	w.decided = s.wp_faults + s.wp_stale;
+	__atomic_store_n(&c.release, 1, __ATOMIC_RELEASE);
+	CHECK(h_wait_until(stale_message_decided, &w));
+	CHECK_EQ(inject_fired(INJ_MSGS_READ), 1);
+	inject_clear();
+	CHECK_EQ(h_estats(e).wp_stale, s.wp_stale + 1);
+	CHECK_EQ(h_estats(e).wp_faults, s.wp_faults);
+	CHECK_EQ(h_estats(e).dirty_pages, 0);
+	CHECK_EQ(h_mstats(e, c.p).wp_stale, 1);
+	/* Both stores are in the file, and the page still dirties. */
+	CHECK_EQ(h_pread(f.path, filebuf, PG, 0), PG);
+	CHECK_EQ(*(uint64_t *)filebuf, 0x1111);
+	CHECK_EQ(*(uint64_t *)(filebuf + 8), 0x2222);
+	CHECK_EQ(filebuf[100], 0x43);
+	c.p[200] = 0x44;
+	CHECK_EQ(h_estats(e).dirty_pages, 1);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	CHECK_EQ(h_pread(f.path, filebuf, PG, 0), PG);
+	CHECK_EQ(filebuf[200], 0x44);
 	h_file_remove(&f);
 }
 

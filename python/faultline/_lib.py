@@ -146,6 +146,7 @@ STATS_FIELDS = [
     "poller_moves",
     "polls_skipped",
     "store_reads_inline",
+    "wp_stale",
 ]
 
 
