@@ -737,18 +737,30 @@ static int fault_predates_clean(const struct fault *f, struct fl_page *page)
 }
 
 /*
- * Whether to dismiss a write-protect fault that may be stale: yes, unless
- * this thread's last dismissed fault was on this very page, a moment ago
- * (then it really waits: it faulted again at once).  Nobody is dismissed
- * forever, however often writeback cleans the page under it; and serving a
- * thread clears its record, so no old dismissal lets a later stale message
+ * Whether a fault at this very address lifted the page's protection after
+ * f's message was read: that lift woke f's thread, so the message is
+ * stale for sure.  Page lock held.
+ */
+static int fault_lifted_since(const struct fault *f, struct fl_page *page)
+{
+	return page->lifted_addr == f->addr && f->batch <= page->lifted_batch;
+}
+
+/*
+ * Whether to dismiss a write-protect fault that may be stale (read before
+ * writeback last cleaned the page): yes, unless this thread's last
+ * dismissed fault was on this very page, a moment ago (then it really
+ * waits: it faulted again at once).  One that is stale for sure (lifted
+ * since it was read) is always dismissed.  Nobody is dismissed forever,
+ * however often writeback cleans the page under it; and serving a thread
+ * clears its record, so no old dismissal lets a later stale message
  * through.
  */
 #define DISMISS_HORIZON                                                        \
-	64 /* batch numbers (reads and cleans): a waiting                      \
+	64 /* batch numbers (reads, cleans, lifts): a waiting                  \
 		   thread's next fault comes at once after its wake */
 
-static int fault_dismiss(struct fault *f, int stale)
+static int fault_dismiss(struct fault *f, int stale, int lifted)
 {
 	unsigned slot = f->tid % 256;
 	uint64_t key = f->addr | (f->tid & (PAGE_SIZE - 1));
@@ -756,7 +768,7 @@ static int fault_dismiss(struct fault *f, int stale)
 		    f->batch - atomic_load(&f->e->dismissed_batch[slot]) <=
 			    DISMISS_HORIZON;
 
-	if (!stale || again) {
+	if (!lifted && (!stale || again)) {
 		/* Served: no dismissal of this thread on this page stands. */
 		if (atomic_load(&f->e->dismissed[slot]) == key)
 			atomic_store(&f->e->dismissed[slot], 0);
@@ -780,7 +792,8 @@ static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
 
 	if (!page_trylock(page))
 		return fault_wait_page(f, page);
-	if (mapped && fault_dismiss(f, fault_predates_clean(f, page))) {
+	if (mapped && fault_dismiss(f, fault_predates_clean(f, page),
+				    fault_lifted_since(f, page))) {
 		COUNT(f, wp_stale, 1);
 		page_unlock(page);
 		page_put(page);
@@ -808,11 +821,15 @@ static enum fault_result fault_mkwrite(struct fault *f, struct fl_object *o,
 	/* Only a clean page's first store counts, however many race. */
 	if (o->store && pagecache_mark_dirty(o, page))
 		COUNT(f, wp_faults, 1);
-	if (mapped) /* write-protected in this view: lift it (wakes) */
+	if (mapped) { /* write-protected in this view: lift it (wakes) */
+		page->lifted_addr = f->addr;
+		page->lifted_batch =
+			atomic_fetch_add(&f->e->msg_batches, 1) + 1;
 		failed = uffd_writeprotect(f->e->uffd, f->addr, PAGE_SIZE, 0);
-	else
+	} else {
 		failed = uffd_continue(f->e->uffd, f->e->pagemap_fd, f->addr,
 				       PAGE_SIZE, 0) < 0;
+	}
 	page_unlock(page);
 	page_put(page);
 	if (failed) /* dirty, but not writable here: it cannot go on */

@@ -20,6 +20,8 @@ struct fl_page *page_alloc(struct fl_object *object, uint64_t index,
 	atomic_init(&page->flags, 0);
 	atomic_init(&page->refcount, 1);
 	atomic_init(&page->cleaned_batch, 0);
+	page->lifted_batch = 0;
+	page->lifted_addr = 0;
 	page->object = object;
 	page->index = index;
 	page->group = group;

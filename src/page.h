@@ -39,9 +39,14 @@ struct fl_object;
 struct fl_page {
 	_Atomic uint32_t flags;
 	_Atomic uint32_t refcount; /* the cache holds one reference */
-	/* Message batch last read when writeback write-protected the page
-	 * (64 bits: it must never wrap). */
+	/* The batch number writeback's last clean of the page took (64
+	 * bits: it must never wrap; see read_messages). */
 	_Atomic uint64_t cleaned_batch;
+	/* The last lift of the page's write-protection by a fault (at
+	 * lifted_addr, a view's address; the batch number taken just
+	 * before it).  Under the page lock. */
+	uint64_t lifted_batch;
+	uintptr_t lifted_addr;
 	/* Charged to group at creation, uncharged when freed. */
 	struct fl_group *group;
 	struct fl_object *object;
@@ -50,7 +55,7 @@ struct fl_page {
 	/* The fault that started the page's read, by its thread and address
 	 * (0: none, or readahead): a fault of the same thread at the same
 	 * address while the read is in flight is that fault again (see
-	 * fault_file).  The address costs no memory: calloc hands out 80
+	 * fault_file).  The address costs no memory: calloc hands out 96
 	 * bytes for this struct with or without it. */
 	_Atomic uint32_t read_tid;
 	_Atomic uintptr_t read_addr;

@@ -397,6 +397,106 @@ TEST(stale_wp_fault_does_not_redirty)
 }
 
 /*
+ * A thread dismissed on a page that faults there again at once is served
+ * whatever its message's date (else cleans in a loop could dismiss it
+ * forever).  But if a fault in the same view let the store through after
+ * its message was read, it is stale for sure: it must not dirty the page
+ * that writeback cleaned meanwhile either.
+ */
+struct stepper {
+	unsigned char *p;
+	int go, done, quit;
+};
+
+/* Store to the first word of the page once per step asked. */
+static void *store_on_each_step(void *arg)
+{
+	struct stepper *t = arg;
+
+	for (int step = 1;; step++) {
+		while (__atomic_load_n(&t->go, __ATOMIC_ACQUIRE) < step)
+			if (__atomic_load_n(&t->quit, __ATOMIC_ACQUIRE))
+				return NULL;
+			else
+				usleep(1000);
+		__atomic_store_n((uint64_t *)t->p, 0x1110u + (unsigned)step,
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&t->done, step, __ATOMIC_RELEASE);
+	}
+}
+
+static int step_done(void *arg)
+{
+	struct stepper *t = arg;
+
+	return __atomic_load_n(&t->done, __ATOMIC_ACQUIRE) ==
+	       __atomic_load_n(&t->go, __ATOMIC_ACQUIRE);
+}
+
+/* The thread's store faults; the handler that reads its message stalls,
+ * and the main thread's store to the page is served meanwhile (which
+ * lets the thread's store through too); then msync cleans the page. */
+static void stale_step(fl_engine *e, struct stepper *t, struct stale_wp *c,
+		       uint64_t word)
+{
+	__atomic_store_n(&c->stalled, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->release, 0, __ATOMIC_RELEASE);
+	inject_on_fire(INJ_MSGS_READ, stall_reader, c);
+	inject_set(INJ_MSGS_READ, 1, 0);
+	__atomic_add_fetch(&t->go, 1, __ATOMIC_RELEASE);
+	REQUIRE(h_wait_until(reader_stalled, c));
+	__atomic_store_n((uint64_t *)(t->p + 8), word, __ATOMIC_RELAXED);
+	REQUIRE(h_wait_until(step_done, t));
+	CHECK_EQ(fl_msync(e, t->p, PG, MS_SYNC), 0);
+	CHECK_EQ(h_estats(e).dirty_pages, 0);
+}
+
+TEST(stale_wp_fault_again_does_not_redirty)
+{
+	struct fl_config cfg;
+	struct stale_wp c = {0};
+	struct stepper t = {0};
+	struct stale_wp_end w;
+	struct h_file f;
+	pthread_t tid;
+	fl_engine *e;
+	fl_object *o;
+
+	fl_config_init(&cfg);
+	cfg.handler_threads = 2;
+	cfg.handler_poll_us = -1;
+	e = w.e = h_engine_create(&cfg);
+	h_file_create(&f, 4 * PG, 44);
+	o = h_open(e, &f, O_RDWR);
+	t.p = h_map(e, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	t.p[100] = 0x44;
+	CHECK_EQ(fl_msync(e, t.p, 4 * PG, MS_SYNC), 0);
+	REQUIRE(pthread_create(&tid, NULL, store_on_each_step, &t) == 0);
+	for (int round = 0; round < 2; round++) {
+		/* Round 0 dismisses the thread's message on the page; in
+		 * round 1 its next one there is the one that faults again. */
+		struct fl_stats s;
+
+		stale_step(e, &t, &c, 0x2220u + (unsigned)round);
+		s = h_estats(e);
+		w.decided = s.wp_faults + s.wp_stale;
+		__atomic_store_n(&c.release, 1, __ATOMIC_RELEASE);
+		CHECK(h_wait_until(stale_message_decided, &w));
+		inject_clear();
+		CHECK_EQ(h_estats(e).wp_stale, s.wp_stale + 1);
+		CHECK_EQ(h_estats(e).dirty_pages, 0);
+	}
+	__atomic_store_n(&t.quit, 1, __ATOMIC_RELEASE);
+	pthread_join(tid, NULL);
+	CHECK_EQ(h_pread(f.path, filebuf, PG, 0), PG);
+	CHECK_EQ(*(uint64_t *)filebuf, 0x1112);
+	CHECK_EQ(*(uint64_t *)(filebuf + 8), 0x2221);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+/*
  * A file of 10000 bytes: 2 pages and 1808 bytes.  The bytes of the last
  * page beyond the end read as zeros; stores there are not written back and
  * the file does not grow.
