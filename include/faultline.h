@@ -979,10 +979,11 @@ struct fl_stats {
 	 * data arrived, resuming the fault there: no handler thread was
 	 * woken for it (engine only; the Redis store's reads). */
 	uint64_t store_reads_inline;
-	/* Write-protect faults found stale: read before writeback cleaned the
-	 * page, their store had already been let through by another
-	 * thread's fault on the page.  Answered with a wake-up only, so
-	 * they do not dirty the clean page again. */
+	/* Write-protect faults answered with a wake-up only, as stale: read
+	 * before writeback cleaned the page, their store most likely let
+	 * through by another thread's fault on the page already, so they do
+	 * not dirty the clean page again (a thread that really waited
+	 * faults again, and is served). */
 	uint64_t wp_stale;
 };
 

@@ -738,12 +738,15 @@ static int fault_predates_clean(const struct fault *f, struct fl_page *page)
 
 /*
  * Whether a fault at this very address lifted the page's protection after
- * f's message was read: that lift woke f's thread, so the message is
- * stale for sure.  Page lock held.
+ * f's message had been read: that lift's wake, later still, woke f's
+ * thread, so the message is stale for sure.  The lift's number is taken
+ * before its wake (which a polling handler defers), and the read had
+ * ended before the number was taken.  Page lock held.
  */
 static int fault_lifted_since(const struct fault *f, struct fl_page *page)
 {
-	return page->lifted_addr == f->addr && f->batch <= page->lifted_batch;
+	return page->lifted_addr == f->addr &&
+	       f->batch_ended <= page->lifted_batch;
 }
 
 /*
@@ -757,15 +760,18 @@ static int fault_lifted_since(const struct fault *f, struct fl_page *page)
  * through.
  */
 #define DISMISS_HORIZON                                                        \
-	64 /* batch numbers (reads, cleans, lifts): a waiting                  \
+	1024 /* batch numbers (reads, cleans, lifts): a waiting                \
 		   thread's next fault comes at once after its wake */
 
 static int fault_dismiss(struct fault *f, int stale, int lifted)
 {
 	unsigned slot = f->tid % 256;
 	uint64_t key = f->addr | (f->tid & (PAGE_SIZE - 1));
+	/* Signed: a handler that dated its read before the dismissal may
+	 * have read the thread's fault that came after it. */
 	int again = atomic_load(&f->e->dismissed[slot]) == key &&
-		    f->batch - atomic_load(&f->e->dismissed_batch[slot]) <=
+		    (int64_t)(f->batch -
+			      atomic_load(&f->e->dismissed_batch[slot])) <=
 			    DISMISS_HORIZON;
 
 	if (!lifted && (!stale || again)) {
@@ -774,7 +780,8 @@ static int fault_dismiss(struct fault *f, int stale, int lifted)
 			atomic_store(&f->e->dismissed[slot], 0);
 		return 0;
 	}
-	atomic_store(&f->e->dismissed_batch[slot], f->batch);
+	atomic_store(&f->e->dismissed_batch[slot],
+		     atomic_load(&f->e->msg_batches));
 	atomic_store(&f->e->dismissed[slot], key);
 	return 1;
 }
@@ -1025,7 +1032,7 @@ enum fault_result fault_once(struct fault *f)
 }
 
 int fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
-		 uint64_t batch, struct fault *f, int cpu)
+		 const struct msg_batch *batch, struct fault *f, int cpu)
 {
 	__u64 flags = msg->arg.pagefault.flags;
 
@@ -1035,7 +1042,8 @@ int fault_handle(struct fl_engine *e, const struct uffd_msg *msg,
 		.addr = (uintptr_t)msg->arg.pagefault.address & PAGE_MASK,
 		.write = (flags & UFFD_PAGEFAULT_FLAG_WRITE) != 0,
 		.wp = (flags & UFFD_PAGEFAULT_FLAG_WP) != 0,
-		.batch = batch,
+		.batch = batch->begun,
+		.batch_ended = batch->ended,
 		.tid = msg->arg.pagefault.feat.ptid,
 		.cpu = cpu,
 	};

@@ -17,7 +17,17 @@ struct fault *fault_alloc(void);
 void fault_free(struct fault *f);
 
 /*
- * Serve one page-fault message, read in the given batch (see msg_batches),
+ * When a batch of fault messages was read, in the engine's msg_batches
+ * numbers: begun, the number before the read(2) (any later clean has a
+ * larger one); ended, the number once it had returned (a lift numbered
+ * ended or later came after the read).  See read_messages.
+ */
+struct msg_batch {
+	uint64_t begun, ended;
+};
+
+/*
+ * Serve one page-fault message, read in the given batch,
  * in the record rec; cpu is the CPU it was read on as the faulting
  * thread's own (local polling, threads.c), or -1: a fault that parks and
  * is resumed elsewhere has its wake offered to that CPU's poller.  No
@@ -31,6 +41,6 @@ void fault_free(struct fault *f);
  */
 #define FAULT_HANDLE_RANDOM_READ 2
 int fault_handle(struct fl_engine *engine, const struct uffd_msg *msg,
-		 uint64_t batch, struct fault *rec, int cpu);
+		 const struct msg_batch *batch, struct fault *rec, int cpu);
 
 #endif /* FL_FAULT_H */

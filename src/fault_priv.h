@@ -48,9 +48,10 @@ struct fault {
 	int wp;		/* a store to a write-protected page */
 	int major;	/* the first attempt had to read the store */
 	unsigned attempts;
-	uint64_t batch; /* when the message was read (engine msg_batches) */
-	uint32_t tid;	/* the faulting thread */
-	int cpu;	/* its CPU, if a CPU poller read it there; else -1 */
+	uint64_t batch;	      /* msg_batch begun: before its read */
+	uint64_t batch_ended; /* msg_batch ended: after its read */
+	uint32_t tid;	      /* the faulting thread */
+	int cpu; /* its CPU, if a CPU poller read it there; else -1 */
 	unsigned long pages_read;
 	const struct fl_object *read_object; /* what pages_read came from */
 	/* A store read failed for this page: deliver SIGBUS if still here. */

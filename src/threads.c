@@ -104,14 +104,14 @@ static int local_mode(struct fl_engine *e)
 }
 
 /* The batch of the messages this thread read last (read_messages). */
-static __thread uint64_t read_batch;
+static __thread struct msg_batch read_batch;
 
 /* Serve the messages read (on cpu, as their threads' own CPU, or -1: see
  * fault_handle); a record that parked is gone from r. */
 static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
 			   const struct uffd_msg *msgs, size_t n, int cpu)
 {
-	uint64_t batch = read_batch;
+	struct msg_batch batch = read_batch;
 
 	aio_plug(); /* the batch's reads go to the device together */
 	for (size_t i = 0; i < n; i++) {
@@ -120,7 +120,7 @@ static void serve_messages(struct fl_engine *e, struct fault_reserve *r,
 		if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 			continue; /* reading it was all it needed */
 		note_faulting_thread(e, msgs[i].arg.pagefault.feat.ptid);
-		parked = fault_handle(e, &msgs[i], batch, r->rec[r->nr - 1],
+		parked = fault_handle(e, &msgs[i], &batch, r->rec[r->nr - 1],
 				      cpu);
 		if (parked)
 			r->nr--; /* parked: the fault owns the record now */
@@ -312,23 +312,25 @@ static void poll_serve(struct fl_engine *e, struct fault_reserve *r,
 
 /*
  * Read up to have messages (have > 0) without waiting; how many.  Their
- * batch (read_batch) is the engine's count as it was before the read: a
- * message read before writeback cleaned its page then has a batch no
- * later than the clean's (fault_predates_clean), however late this thread
- * serves it.  Taken after the read, a handler preempted as the read
- * returned would date the message after a clean that came meanwhile, and
- * its store, let through long before, would dirty the clean page again.
+ * batch (read_batch) is dated twice.  begun, before the read: a message
+ * read before writeback cleaned its page has a number no later than the
+ * clean's (fault_predates_clean), however late this thread serves it.
+ * (Dated after the read, a handler preempted as the read returned dated
+ * the message after a clean that came meanwhile, and its store, let
+ * through long before, dirtied the clean page again.)  ended, a new
+ * number once the read returned: a lift numbered later came after the
+ * read (fault_lifted_since).
  */
 static size_t read_messages(struct fl_engine *e, struct uffd_msg *msgs,
 			    unsigned have)
 {
-	uint64_t batch = atomic_load(&e->msg_batches) + 1;
+	uint64_t begun = atomic_load(&e->msg_batches) + 1;
 	ssize_t got = read(e->uffd, msgs, have * sizeof(msgs[0]));
 
 	if (got <= 0)
 		return 0;
-	read_batch = batch;
-	atomic_fetch_add(&e->msg_batches, 1);
+	read_batch.begun = begun;
+	read_batch.ended = atomic_fetch_add(&e->msg_batches, 1) + 1;
 #ifdef FL_INJECT
 	inject_reached(INJ_MSGS_READ); /* a test may stall the handler here */
 #endif

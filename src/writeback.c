@@ -114,7 +114,7 @@ static int wb_start(struct fl_object *o, struct fl_page **pages, unsigned n,
 		    uint64_t index, unsigned *skipped)
 {
 	unsigned locked = 0;
-	uint64_t cleaned;
+	uint64_t cleaned = 0;
 	int rc = 0;
 
 	map_read_lock(o->engine);
@@ -125,17 +125,24 @@ static int wb_start(struct fl_object *o, struct fl_page **pages, unsigned n,
 		}
 		locked++;
 	}
-	/* A message read from now on has a later batch than this clean's;
-	 * one read before has this batch or an earlier one. */
-	cleaned = atomic_fetch_add(&o->engine->msg_batches, 1) + 1;
 	for (unsigned i = 0; i < locked; i++) {
 		pagecache_clear_dirty(o, pages[i]);
 		page_test_and_set(pages[i], PG_WRITEBACK);
 		writeback_account(pages[i], 1);
-		atomic_store(&pages[i]->cleaned_batch, cleaned);
 	}
 	if (locked)
 		rc = object_mkclean(o, index, index + locked - 1);
+	/*
+	 * Numbered once the views are protected, the page locks still held:
+	 * a message read before has this number or an earlier one
+	 * (fault_predates_clean).  So has one whose store a lift's deferred
+	 * wake let through just before the protection: it was read before
+	 * that wake, and the store is in this writeback.
+	 */
+	if (locked)
+		cleaned = atomic_fetch_add(&o->engine->msg_batches, 1) + 1;
+	for (unsigned i = 0; i < locked; i++)
+		atomic_store(&pages[i]->cleaned_batch, cleaned);
 	if (rc) /* a view may still be writable: the pages stay dirty */
 		wb_undo_start(o, pages, locked);
 	map_unlock(o->engine);
