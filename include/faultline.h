@@ -980,10 +980,10 @@ struct fl_stats {
 	 * woken for it (engine only; the Redis store's reads). */
 	uint64_t store_reads_inline;
 	/* Write-protect faults answered with a wake-up only, as stale: read
-	 * before writeback cleaned the page, their store most likely let
-	 * through by another thread's fault on the page already, so they do
-	 * not dirty the clean page again (a thread that really waited
-	 * faults again, and is served). */
+	 * before writeback cleaned the page, or before another thread's
+	 * fault at the same address let the store through, which it most
+	 * likely did already; so they do not dirty a clean page again (a
+	 * thread that really waited faults again, and is served). */
 	uint64_t wp_stale;
 };
 

@@ -124,9 +124,9 @@ struct fl_engine {
 	pthread_mutex_t objects_lock; /* guards the list of live objects */
 	struct fl_object *objects;
 
-	/* Batches of fault messages read so far, and writeback's cleans:
-	 * orders messages against writeback's write-protection (see
-	 * read_messages and fault_predates_clean). */
+	/* Numbers taken by reads of fault messages, writeback's cleans and
+	 * faults' lifts of write-protection: orders write-protect messages
+	 * against them (see read_messages and fault_dismiss). */
 	_Atomic uint64_t msg_batches;
 	/*
 	 * Write-protect faults dismissed as possibly stale, by thread: the

@@ -767,12 +767,12 @@ static int fault_dismiss(struct fault *f, int stale, int lifted)
 {
 	unsigned slot = f->tid % 256;
 	uint64_t key = f->addr | (f->tid & (PAGE_SIZE - 1));
-	/* Signed: a handler that dated its read before the dismissal may
+	/* Either way: a handler that dated its read before the dismissal may
 	 * have read the thread's fault that came after it. */
+	int64_t since =
+		(int64_t)(f->batch - atomic_load(&f->e->dismissed_batch[slot]));
 	int again = atomic_load(&f->e->dismissed[slot]) == key &&
-		    (int64_t)(f->batch -
-			      atomic_load(&f->e->dismissed_batch[slot])) <=
-			    DISMISS_HORIZON;
+		    since >= -DISMISS_HORIZON && since <= DISMISS_HORIZON;
 
 	if (!lifted && (!stale || again)) {
 		/* Served: no dismissal of this thread on this page stands. */

@@ -18,9 +18,10 @@ void fault_free(struct fault *f);
 
 /*
  * When a batch of fault messages was read, in the engine's msg_batches
- * numbers: begun, the number before the read(2) (any later clean has a
- * larger one); ended, the number once it had returned (a lift numbered
- * ended or later came after the read).  See read_messages.
+ * numbers: begun, the number before the read(2) (a clean numbered after
+ * the read has begun or a larger number); ended, a number taken once it
+ * had returned (a lift numbered later came after the read).  See
+ * read_messages.
  */
 struct msg_batch {
 	uint64_t begun, ended;

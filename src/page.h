@@ -40,7 +40,7 @@ struct fl_page {
 	_Atomic uint32_t flags;
 	_Atomic uint32_t refcount; /* the cache holds one reference */
 	/* The batch number writeback's last clean of the page took (64
-	 * bits: it must never wrap; see read_messages). */
+	 * bits: it must never wrap; see fault_predates_clean). */
 	_Atomic uint64_t cleaned_batch;
 	/* The last lift of the page's write-protection by a fault (at
 	 * lifted_addr, a view's address; the batch number taken just
