@@ -616,8 +616,9 @@ static enum fault_result fault_read(struct fault *f, struct fl_object *o,
 
 struct around {
 	struct fault *f;
-	int wp;
-	int failed; /* an ioctl failed: the faulting page may be unmapped */
+	unsigned flags; /* UFFD_MAP_*: write-protected; woken by the ioctl */
+	int failed;	/* an ioctl failed: the faulting page may be unmapped */
+	int woken;	/* the ioctl mapped the faulting page, and woke it */
 };
 
 /* Map a run of cached pages, stepping over poisoned ones (the poison
@@ -633,30 +634,48 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 						       at >> PAGE_SHIFT,
 						       (end >> PAGE_SHIFT) - 1);
 		uintptr_t stop = bad == UINT64_MAX ? end : bad << PAGE_SHIFT;
-		long n = stop > at ? uffd_continue(a->f->e->uffd,
-						   a->f->e->pagemap_fd, at,
-						   stop - at, a->wp)
-				   : 0;
+		long want = (long)((stop - at) >> PAGE_SHIFT), n;
 
-		if (n > 0)
+		/* Counted before an ioctl that wakes; taken back if short. */
+		if (a->flags & UFFD_MAP_WAKE)
+			COUNT(a->f, pages_mapped, (uint64_t)want);
+		n = want ? uffd_continue(a->f->e->uffd, a->f->e->pagemap_fd, at,
+					 stop - at, a->flags)
+			 : 0;
+		if (a->flags & UFFD_MAP_WAKE) {
+			if (n < want) /* what was not mapped */
+				COUNT(a->f, pages_mapped,
+				      (uint64_t)(n > 0 ? n : 0) -
+					      (uint64_t)want);
+			else
+				a->woken = 1;
+		} else if (n > 0) {
 			COUNT(a->f, pages_mapped, (uint64_t)n);
-		else if (n < 0)
+		}
+		if (n < 0)
 			a->failed = 1;
 		at = stop + PAGE_SIZE;
 	}
 }
 
-/* Map the cached pages of [lo, hi), then wake the threads waiting there.
+/*
+ * Map the cached pages of [lo, hi), then wake the threads waiting there.
  * Map lock held; takes the cache lock (read) while mapping, so that no
- * page is removed while it is being mapped. */
+ * page is removed while it is being mapped.  A window of the faulting
+ * page alone (a random fault's) is woken by its UFFDIO_CONTINUE itself,
+ * where this thread's wakes are direct: a system call fewer.  Nothing may
+ * be counted after that ioctl: the thread may already be looking.
+ */
 static int fault_around_range(struct fault *f, struct fl_object *o,
 			      uintptr_t lo, uintptr_t hi)
 {
-	struct around a = {f, o->store != NULL, 0};
+	struct around a = {.f = f, .flags = o->store ? UFFD_MAP_WP : 0};
 	uint64_t last = mapping_index(f->m, hi - 1);
 
 	if (last >= o->nr_pages)
 		last = o->nr_pages - 1;
+	if (hi - lo == PAGE_SIZE && uffd_wakes_direct())
+		a.flags |= UFFD_MAP_WAKE;
 	if (lo < hi && mapping_index(f->m, lo) <= last) {
 		unsigned long used = pagecache_for_each_run(
 			o, mapping_index(f->m, lo), last,
@@ -665,6 +684,8 @@ static int fault_around_range(struct fault *f, struct fl_object *o,
 		if (used)
 			COUNT(f, readahead_used, used);
 	}
+	if (a.woken)
+		return 0;
 	if (!a.failed || fault_is_stale(f)) {
 		uffd_wake(f->e->uffd, lo, hi - lo);
 		return 0;

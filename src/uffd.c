@@ -243,10 +243,13 @@ static long uffd_resolve_range(int uffd, int pagemap, uintptr_t start,
 static int continue_op(int uffd, uintptr_t start, size_t len, const void *arg,
 		       int64_t *done)
 {
+	unsigned flags = *(const unsigned *)arg;
 	struct uffdio_continue c = {
 		.range = {.start = start, .len = len},
-		.mode = UFFDIO_CONTINUE_MODE_DONTWAKE |
-			(*(const int *)arg ? UFFDIO_CONTINUE_MODE_WP : 0),
+		.mode = (flags & UFFD_MAP_WAKE
+				 ? 0
+				 : UFFDIO_CONTINUE_MODE_DONTWAKE) |
+			(flags & UFFD_MAP_WP ? UFFDIO_CONTINUE_MODE_WP : 0),
 	};
 	int rc = ioctl(uffd, UFFDIO_CONTINUE, &c);
 
@@ -254,9 +257,10 @@ static int continue_op(int uffd, uintptr_t start, size_t len, const void *arg,
 	return rc;
 }
 
-long uffd_continue(int uffd, int pagemap, uintptr_t start, size_t len, int wp)
+long uffd_continue(int uffd, int pagemap, uintptr_t start, size_t len,
+		   unsigned flags)
 {
-	return uffd_resolve_range(uffd, pagemap, start, len, &wp, 0,
+	return uffd_resolve_range(uffd, pagemap, start, len, &flags, 0,
 				  continue_op);
 }
 
@@ -354,6 +358,11 @@ void uffd_route_wakes(uffd_wake_route route, void *arg)
 void uffd_wakes_for_cpu(int cpu)
 {
 	deferred.cpu = cpu;
+}
+
+int uffd_wakes_direct(void)
+{
+	return !deferred.on && (deferred.cpu < 0 || !deferred.route);
 }
 
 /* Wake range, for cpu (-1: any): through the route if it takes it. */

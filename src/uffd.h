@@ -76,13 +76,20 @@ int uffd_open(void);
 int uffd_register(int uffd, uintptr_t start, size_t len, enum uffd_modes m);
 int uffd_unregister(int uffd, uintptr_t start, size_t len);
 
+/* How uffd_continue maps. */
+enum {
+	UFFD_MAP_WP = 1,   /* write-protected: a store to a page faults */
+	UFFD_MAP_WAKE = 2, /* wake the threads waiting on the pages mapped */
+};
 /*
- * Map the memfd pages behind [start, start+len) of a view; wp maps them
- * write-protected.  Populated pages are skipped.  Returns the number of
- * pages mapped, or -1 with errno (ENOENT: the range is no longer
- * registered; EFAULT: a page is not in the memfd).
+ * Map the memfd pages behind [start, start+len) of a view, as flags say
+ * (UFFD_MAP_*; without UFFD_MAP_WAKE nobody is woken).  Populated pages
+ * are skipped, and not woken.  Returns the number of pages mapped, or -1
+ * with errno (ENOENT: the range is no longer registered; EFAULT: a page
+ * is not in the memfd).
  */
-long uffd_continue(int uffd, int pagemap, uintptr_t start, size_t len, int wp);
+long uffd_continue(int uffd, int pagemap, uintptr_t start, size_t len,
+		   unsigned flags);
 /* Copy len bytes from src into unpopulated pages (skips populated ones). */
 long uffd_copy(int uffd, int pagemap, uintptr_t start, const void *src,
 	       size_t len);
@@ -105,6 +112,10 @@ int uffd_wake(int uffd, uintptr_t start, size_t len);
  */
 void uffd_defer_wakes(void);
 void uffd_flush_wakes(void);
+/* Whether the calling thread's wakes happen at once, from here (neither
+ * deferred nor routed to another CPU's poller): a resolving ioctl may
+ * then wake its own pages (UFFD_MAP_WAKE), a system call fewer. */
+int uffd_wakes_direct(void);
 /*
  * Where the calling thread's wakes go.  uffd_wakes_for_cpu names the CPU
  * the wakes from now on are for (a resumed fault's thread's, see
