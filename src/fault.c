@@ -647,7 +647,7 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 				COUNT(a->f, pages_mapped,
 				      (uint64_t)(n > 0 ? n : 0) -
 					      (uint64_t)want);
-			else
+			else if (want) /* mapped by the ioctl, so woken */
 				a->woken = 1;
 		} else if (n > 0) {
 			COUNT(a->f, pages_mapped, (uint64_t)n);
