@@ -634,23 +634,21 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 						       at >> PAGE_SHIFT,
 						       (end >> PAGE_SHIFT) - 1);
 		uintptr_t stop = bad == UINT64_MAX ? end : bad << PAGE_SHIFT;
-		long want = (long)((stop - at) >> PAGE_SHIFT), n;
+		long want = (long)((stop - at) >> PAGE_SHIFT), n = 0;
 
-		/* Counted before an ioctl that wakes; taken back if short. */
-		if (a->flags & UFFD_MAP_WAKE)
+		if (want) {
+			/* Counted first: the ioctl may wake the thread
+			 * (UFFD_MAP_WAKE).  What it did not map is taken
+			 * back. */
 			COUNT(a->f, pages_mapped, (uint64_t)want);
-		n = want ? uffd_continue(a->f->e->uffd, a->f->e->pagemap_fd, at,
-					 stop - at, a->flags)
-			 : 0;
-		if (a->flags & UFFD_MAP_WAKE) {
-			if (n < want) /* what was not mapped */
+			n = uffd_continue(a->f->e->uffd, a->f->e->pagemap_fd,
+					  at, stop - at, a->flags);
+			if (n < want)
 				COUNT(a->f, pages_mapped,
 				      (uint64_t)(n > 0 ? n : 0) -
 					      (uint64_t)want);
-			else if (want) /* mapped by the ioctl, so woken */
+			else if (a->flags & UFFD_MAP_WAKE)
 				a->woken = 1;
-		} else if (n > 0) {
-			COUNT(a->f, pages_mapped, (uint64_t)n);
 		}
 		if (n < 0)
 			a->failed = 1;

@@ -130,8 +130,6 @@ static int wb_start(struct fl_object *o, struct fl_page **pages, unsigned n,
 		page_test_and_set(pages[i], PG_WRITEBACK);
 		writeback_account(pages[i], 1);
 	}
-	if (locked)
-		rc = object_mkclean(o, index, index + locked - 1);
 	/*
 	 * Numbered once the views are protected, the page locks still held:
 	 * a message read before has this number or an earlier one
@@ -139,8 +137,10 @@ static int wb_start(struct fl_object *o, struct fl_page **pages, unsigned n,
 	 * wake let through just before the protection: it was read before
 	 * that wake, and the store is in this writeback.
 	 */
-	if (locked)
+	if (locked) {
+		rc = object_mkclean(o, index, index + locked - 1);
 		cleaned = atomic_fetch_add(&o->engine->msg_batches, 1) + 1;
+	}
 	for (unsigned i = 0; i < locked; i++)
 		atomic_store(&pages[i]->cleaned_batch, cleaned);
 	if (rc) /* a view may still be writable: the pages stay dirty */
