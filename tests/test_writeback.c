@@ -291,7 +291,6 @@ TEST(threads_then_msync)
 /* ---- a write-protect fault read before writeback cleans its page ------- */
 
 struct stale_wp {
-	unsigned char *p;
 	int stalled, release;
 };
 
@@ -311,104 +310,12 @@ static int reader_stalled(void *arg)
 			       __ATOMIC_ACQUIRE);
 }
 
-static void *store_first_word(void *arg)
-{
-	struct stale_wp *c = arg;
-
-	__atomic_store_n((uint64_t *)c->p, 0x1111, __ATOMIC_RELAXED);
-	return NULL;
-}
-
-struct stale_wp_end {
-	fl_engine *e;
-	uint64_t decided; /* wp_faults + wp_stale before the release */
-};
-
-static int stale_message_decided(void *arg)
-{
-	struct stale_wp_end *w = arg;
-	struct fl_stats s = h_estats(w->e);
-
-	return s.wp_faults + s.wp_stale > w->decided;
-}
-
-/*
- * Two threads store to one clean page.  The first one's fault message is
- * read by a handler that then stalls (as one preempted as its read
- * returns); the second one's is served, which lets both stores through.
- * Then msync cleans the page.  When the stalled handler goes on, the
- * message it holds is stale: it must not dirty the clean page again (it
- * did when the message was dated after the read: a dirty page after the
- * last msync, with no store since).
- */
-TEST(stale_wp_fault_does_not_redirty)
-{
-	struct fl_config cfg;
-	struct stale_wp c = {0};
-	struct stale_wp_end w;
-	struct h_file f;
-	struct fl_stats s;
-	pthread_t t;
-	fl_engine *e;
-	fl_object *o;
-
-	fl_config_init(&cfg);
-	cfg.handler_threads = 2;
-	cfg.handler_poll_us = -1; /* the other handler reads at once */
-	e = w.e = h_engine_create(&cfg);
-	h_file_create(&f, 4 * PG, 43);
-	o = h_open(e, &f, O_RDWR);
-	c.p = h_map(e, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
-	c.p[100] = 0x43; /* dirty, then clean and write-protected */
-	CHECK_EQ(fl_msync(e, c.p, 4 * PG, MS_SYNC), 0);
-	inject_on_fire(INJ_MSGS_READ, stall_reader, &c);
-	inject_set(INJ_MSGS_READ, 1, 0);
-	REQUIRE(pthread_create(&t, NULL, store_first_word, &c) == 0);
-	REQUIRE(h_wait_until(reader_stalled, &c));
-	/* The second store: served by the other handler, both go on. */
-	__atomic_store_n((uint64_t *)(c.p + 8), 0x2222, __ATOMIC_RELAXED);
-	pthread_join(t, NULL);
-	s = h_estats(e);
-	CHECK_EQ(s.dirty_pages, 1);
-	CHECK_EQ(fl_msync(e, c.p, 4 * PG, MS_SYNC), 0);
-	s = h_estats(e);
-	CHECK_EQ(s.dirty_pages, 0);
-	w.decided = s.wp_faults + s.wp_stale;
-	__atomic_store_n(&c.release, 1, __ATOMIC_RELEASE);
-	CHECK(h_wait_until(stale_message_decided, &w));
-	CHECK_EQ(inject_fired(INJ_MSGS_READ), 1);
-	inject_clear();
-	CHECK_EQ(h_estats(e).wp_stale, s.wp_stale + 1);
-	CHECK_EQ(h_estats(e).wp_faults, s.wp_faults);
-	CHECK_EQ(h_estats(e).dirty_pages, 0);
-	CHECK_EQ(h_mstats(e, c.p).wp_stale, 1);
-	/* Both stores are in the file, and the page still dirties. */
-	CHECK_EQ(h_pread(f.path, filebuf, PG, 0), PG);
-	CHECK_EQ(*(uint64_t *)filebuf, 0x1111);
-	CHECK_EQ(*(uint64_t *)(filebuf + 8), 0x2222);
-	CHECK_EQ(filebuf[100], 0x43);
-	c.p[200] = 0x44;
-	CHECK_EQ(h_estats(e).dirty_pages, 1);
-	CHECK_EQ(fl_object_close(o), 0);
-	CHECK_EQ(fl_engine_destroy(e), 0);
-	CHECK_EQ(h_pread(f.path, filebuf, PG, 0), PG);
-	CHECK_EQ(filebuf[200], 0x44);
-	h_file_remove(&f);
-}
-
-/*
- * A thread dismissed on a page that faults there again at once is served
- * whatever its message's date (else cleans in a loop could dismiss it
- * forever).  But if a fault in the same view let the store through after
- * its message was read, it is stale for sure: it must not dirty the page
- * that writeback cleaned meanwhile either.
- */
+/* A thread that stores to the first word of the page once per step. */
 struct stepper {
 	unsigned char *p;
 	int go, done, quit;
 };
 
-/* Store to the first word of the page once per step asked. */
 static void *store_on_each_step(void *arg)
 {
 	struct stepper *t = arg;
@@ -433,9 +340,12 @@ static int step_done(void *arg)
 	       __atomic_load_n(&t->go, __ATOMIC_ACQUIRE);
 }
 
-/* The thread's store faults; the handler that reads its message stalls,
- * and the main thread's store to the page is served meanwhile (which
- * lets the thread's store through too); then msync cleans the page. */
+/*
+ * Two threads store to one clean page.  The stepper's store faults and
+ * the handler that reads its message stalls (as one preempted as its read
+ * returns); the main thread's store (word, at byte 8) is served
+ * meanwhile, which lets both stores through.  Then msync cleans the page.
+ */
 static void stale_step(fl_engine *e, struct stepper *t, struct stale_wp *c,
 		       uint64_t word)
 {
@@ -447,42 +357,128 @@ static void stale_step(fl_engine *e, struct stepper *t, struct stale_wp *c,
 	REQUIRE(h_wait_until(reader_stalled, c));
 	__atomic_store_n((uint64_t *)(t->p + 8), word, __ATOMIC_RELAXED);
 	REQUIRE(h_wait_until(step_done, t));
+	CHECK_EQ(h_estats(e).dirty_pages, 1);
 	CHECK_EQ(fl_msync(e, t->p, PG, MS_SYNC), 0);
 	CHECK_EQ(h_estats(e).dirty_pages, 0);
 }
 
-TEST(stale_wp_fault_again_does_not_redirty)
+struct stale_wp_end {
+	fl_engine *e;
+	uint64_t decided; /* wp_faults + wp_stale before the release */
+};
+
+static int stale_message_decided(void *arg)
+{
+	struct stale_wp_end *w = arg;
+	struct fl_stats s = h_estats(w->e);
+
+	return s.wp_faults + s.wp_stale > w->decided;
+}
+
+/* Let the stalled handler go on, and wait until it has served or
+ * dismissed the message it holds.  Returns the stats from before. */
+static struct fl_stats release_stale_message(fl_engine *e, struct stale_wp *c)
+{
+	struct fl_stats s = h_estats(e);
+	struct stale_wp_end w = {e, s.wp_faults + s.wp_stale};
+
+	__atomic_store_n(&c->release, 1, __ATOMIC_RELEASE);
+	CHECK(h_wait_until(stale_message_decided, &w));
+	CHECK_EQ(inject_fired(INJ_MSGS_READ), 1);
+	inject_clear();
+	return s;
+}
+
+static fl_engine *stale_engine(void)
 {
 	struct fl_config cfg;
-	struct stale_wp c = {0};
-	struct stepper t = {0};
-	struct stale_wp_end w;
-	struct h_file f;
-	pthread_t tid;
-	fl_engine *e;
-	fl_object *o;
 
 	fl_config_init(&cfg);
 	cfg.handler_threads = 2;
-	cfg.handler_poll_us = -1;
-	e = w.e = h_engine_create(&cfg);
-	h_file_create(&f, 4 * PG, 44);
-	o = h_open(e, &f, O_RDWR);
-	t.p = h_map(e, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
-	t.p[100] = 0x44;
-	CHECK_EQ(fl_msync(e, t.p, 4 * PG, MS_SYNC), 0);
-	REQUIRE(pthread_create(&tid, NULL, store_on_each_step, &t) == 0);
+	cfg.handler_poll_us = -1; /* the other handler reads at once */
+	return h_engine_create(&cfg);
+}
+
+/* A shared mapping of a new file (seed) whose first page was written
+ * (byte 100: mark) and cleaned, so write-protected; the stepper started
+ * on that page. */
+static fl_object *stale_setup(fl_engine *e, struct h_file *f, uint32_t seed,
+			      unsigned char mark, struct stepper *t,
+			      pthread_t *tid)
+{
+	fl_object *o;
+
+	h_file_create(f, 4 * PG, seed);
+	o = h_open(e, f, O_RDWR);
+	t->p = h_map(e, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	t->p[100] = mark;
+	CHECK_EQ(fl_msync(e, t->p, 4 * PG, MS_SYNC), 0);
+	REQUIRE(pthread_create(tid, NULL, store_on_each_step, t) == 0);
+	return o;
+}
+
+/*
+ * When the stalled handler goes on, the message it holds is stale: it
+ * must not dirty the clean page again (it did when the message was dated
+ * after the read: a dirty page after the last msync, with no store since).
+ */
+TEST(stale_wp_fault_does_not_redirty)
+{
+	struct stale_wp c = {0};
+	struct stepper t = {0};
+	fl_engine *e = stale_engine();
+	struct h_file f;
+	struct fl_stats s;
+	pthread_t tid;
+	fl_object *o;
+
+	o = stale_setup(e, &f, 43, 0x43, &t, &tid);
+	stale_step(e, &t, &c, 0x2222);
+	s = release_stale_message(e, &c);
+	__atomic_store_n(&t.quit, 1, __ATOMIC_RELEASE);
+	pthread_join(tid, NULL);
+	CHECK_EQ(h_estats(e).wp_stale, s.wp_stale + 1);
+	CHECK_EQ(h_estats(e).wp_faults, s.wp_faults);
+	CHECK_EQ(h_estats(e).dirty_pages, 0);
+	CHECK_EQ(h_mstats(e, t.p).wp_stale, 1);
+	/* Both stores are in the file, and the page still dirties. */
+	CHECK_EQ(h_pread(f.path, filebuf, PG, 0), PG);
+	CHECK_EQ(*(uint64_t *)filebuf, 0x1111);
+	CHECK_EQ(*(uint64_t *)(filebuf + 8), 0x2222);
+	CHECK_EQ(filebuf[100], 0x43);
+	t.p[200] = 0x44;
+	CHECK_EQ(h_estats(e).dirty_pages, 1);
+	CHECK_EQ(fl_object_close(o), 0);
+	CHECK_EQ(fl_engine_destroy(e), 0);
+	CHECK_EQ(h_pread(f.path, filebuf, PG, 0), PG);
+	CHECK_EQ(filebuf[200], 0x44);
+	h_file_remove(&f);
+}
+
+/*
+ * A thread dismissed on a page that faults there again at once is served
+ * whatever its message's date (else cleans in a loop could dismiss it
+ * forever).  But if a fault in the same view let the store through after
+ * its message was read, it is stale for sure: it must not dirty the page
+ * that writeback cleaned meanwhile either.
+ */
+TEST(stale_wp_fault_again_does_not_redirty)
+{
+	struct stale_wp c = {0};
+	struct stepper t = {0};
+	fl_engine *e = stale_engine();
+	struct h_file f;
+	pthread_t tid;
+	fl_object *o;
+
+	o = stale_setup(e, &f, 44, 0x44, &t, &tid);
 	for (int round = 0; round < 2; round++) {
 		/* Round 0 dismisses the thread's message on the page; in
 		 * round 1 its next one there is the one that faults again. */
 		struct fl_stats s;
 
 		stale_step(e, &t, &c, 0x2220u + (unsigned)round);
-		s = h_estats(e);
-		w.decided = s.wp_faults + s.wp_stale;
-		__atomic_store_n(&c.release, 1, __ATOMIC_RELEASE);
-		CHECK(h_wait_until(stale_message_decided, &w));
-		inject_clear();
+		s = release_stale_message(e, &c);
 		CHECK_EQ(h_estats(e).wp_stale, s.wp_stale + 1);
 		CHECK_EQ(h_estats(e).dirty_pages, 0);
 	}
