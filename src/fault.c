@@ -399,13 +399,60 @@ static long anon_claim(struct fault *f, uintptr_t lo, size_t n,
 }
 
 /*
+ * What a fault's window mapped, to be woken: the threads waiting there,
+ * and the faulting one in any case (its page may have been mapped by
+ * another fault, or locked meanwhile: it then faults again).  Not the
+ * window's holes: a thread waiting at a page that is still being read (or
+ * swapped in), woken, would only fault again and park a second record on
+ * the page.  Records for one address multiplied so under load (each one
+ * resumed woke the next page's waiter again, through its own window)
+ * until the engine spent all its time waking them.
+ */
+#define WINDOW_WAKES 4 /* ranges woken apart; more are woken as one span */
+
+struct window_wakes {
+	unsigned nr;
+	struct {
+		uintptr_t lo, hi;
+	} range[WINDOW_WAKES];
+};
+
+/* Note [lo, hi), mapped now: joined to the last range if it follows it;
+ * past WINDOW_WAKES ranges, the last one stretches to cover it. */
+static void window_wakes_note(struct window_wakes *w, uintptr_t lo,
+			      uintptr_t hi)
+{
+	if (w->nr && (w->range[w->nr - 1].hi == lo || w->nr == WINDOW_WAKES)) {
+		w->range[w->nr - 1].hi = hi;
+		return;
+	}
+	w->range[w->nr].lo = lo;
+	w->range[w->nr++].hi = hi;
+}
+
+static void window_wakes_issue(struct fault *f, const struct window_wakes *w)
+{
+	int covered = 0;
+
+	for (unsigned i = 0; i < w->nr; i++) {
+		uffd_wake(f->e->uffd, w->range[i].lo,
+			  w->range[i].hi - w->range[i].lo);
+		covered |=
+			f->addr >= w->range[i].lo && f->addr < w->range[i].hi;
+	}
+	if (!covered)
+		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
+}
+
+/*
  * Fill [lo, hi): zeroed private pages, or the zero page.  Returns the
  * number of private pages made, or -EDQUOT with *over set (see anon_claim).
  * *failed is set if an ioctl failed (the pages it left are unclaimed).
+ * The runs filled are noted in wakes.
  */
 static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 			     enum pte_state state, struct fl_group **over,
-			     int *failed)
+			     int *failed, struct window_wakes *wakes)
 {
 	unsigned char claimed[ANON_WINDOW_MAX];
 	size_t n = (hi - lo) >> PAGE_SHIFT;
@@ -423,6 +470,7 @@ static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 		*failed = 1;
 	for (size_t i = 0, j; i < n; i = j) {
 		uintptr_t start = lo + (i << PAGE_SHIFT);
+		int run_failed = 0;
 		long done;
 
 		for (j = i; j < n && claimed[j]; j++)
@@ -436,14 +484,18 @@ static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 					 f->e->zero_buffer,
 					 (j - i) << PAGE_SHIFT);
 			if (done != (long)(j - i)) {
-				*failed = 1;
+				run_failed = 1;
 				anon_unclaim_unmapped(f, start, j - i,
 						      PTE_PRIVATE);
 			}
 		} else {
-			done = anon_zero_run(f, start, j - i, failed);
+			done = anon_zero_run(f, start, j - i, &run_failed);
 		}
 		filled += done > 0 ? done : 0;
+		if (run_failed)
+			*failed = 1;
+		else
+			window_wakes_note(wakes, start, lo + (j << PAGE_SHIFT));
 	}
 	return filled;
 }
@@ -528,6 +580,7 @@ static enum fault_result fault_anon_wp(struct fault *f)
  */
 static enum fault_result fault_anon(struct fault *f)
 {
+	struct window_wakes wakes = {.nr = 0};
 	struct fl_group *over;
 	uintptr_t lo, hi;
 	long filled;
@@ -547,13 +600,13 @@ static enum fault_result fault_anon(struct fault *f)
 		hi = lo + PAGE_SIZE;
 	}
 	filled = anon_fill_window(f, lo, hi, f->write ? PTE_PRIVATE : PTE_ZERO,
-				  &over, &failed);
+				  &over, &failed, &wakes);
 	if (filled == -EDQUOT)
 		return fault_wait_memory(f, over, 1);
 	if (failed && !fault_is_stale(f)) /* the faulting page is not there */
 		return fault_sigbus(f);
 	COUNT(f, zero_fills, (uint64_t)filled);
-	uffd_wake(f->e->uffd, lo, hi - lo);
+	window_wakes_issue(f, &wakes);
 	return FAULT_DONE;
 }
 
@@ -619,6 +672,7 @@ struct around {
 	unsigned flags; /* UFFD_MAP_*: write-protected; woken by the ioctl */
 	int failed;	/* an ioctl failed: the faulting page may be unmapped */
 	int woken;	/* the ioctl mapped the faulting page, and woke it */
+	struct window_wakes wakes;
 };
 
 /* Map a run of cached pages, stepping over poisoned ones (the poison
@@ -649,6 +703,9 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 					      (uint64_t)want);
 			else if (a->flags & UFFD_MAP_WAKE)
 				a->woken = 1;
+			if (n >= 0) /* mapped, here or before (or up to
+				     * an ioctl's failure, rarely) */
+				window_wakes_note(&a->wakes, at, stop);
 		}
 		if (n < 0)
 			a->failed = 1;
@@ -657,7 +714,8 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 }
 
 /*
- * Map the cached pages of [lo, hi), then wake the threads waiting there.
+ * Map the cached pages of [lo, hi), then wake the threads waiting at the
+ * pages mapped (window_wakes_issue).
  * Map lock held; takes the cache lock (read) while mapping, so that no
  * page is removed while it is being mapped.  A window of the faulting
  * page alone (a random fault's) is woken by its UFFDIO_CONTINUE itself,
@@ -667,7 +725,9 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 static int fault_around_range(struct fault *f, struct fl_object *o,
 			      uintptr_t lo, uintptr_t hi)
 {
-	struct around a = {.f = f, .flags = o->store ? UFFD_MAP_WP : 0};
+	struct around a = {.f = f,
+			   .flags = o->store ? UFFD_MAP_WP : 0,
+			   .wakes = {.nr = 0}};
 	uint64_t last = mapping_index(f->m, hi - 1);
 
 	if (last >= o->nr_pages)
@@ -685,7 +745,7 @@ static int fault_around_range(struct fault *f, struct fl_object *o,
 	if (a.woken)
 		return 0;
 	if (!a.failed || fault_is_stale(f)) {
-		uffd_wake(f->e->uffd, lo, hi - lo);
+		window_wakes_issue(f, &a.wakes);
 		return 0;
 	}
 	return -1; /* the faulting page is not mapped: not woken */

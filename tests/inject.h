@@ -94,6 +94,14 @@ void inject_clear(void);
  * the failing call.
  */
 void inject_on_fire(enum inject_point point, void (*fn)(void *arg), void *arg);
+/*
+ * Call fn(arg, request, call_arg) on the calling thread before every ioctl
+ * the library makes, failed or not (NULL: none; inject_clear removes it):
+ * a test sees which ranges were woken or mapped, and when.
+ */
+void inject_watch_ioctl(void (*fn)(void *arg, unsigned long request,
+				   unsigned long call_arg),
+			void *arg);
 /* Calls of point since it was last set or cleared (failed ones too). */
 unsigned long inject_calls(enum inject_point point);
 /* Failures injected at point since it was last set or cleared. */

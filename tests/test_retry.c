@@ -8,8 +8,11 @@
  */
 #define _GNU_SOURCE /* gettid */
 #include "harness.h"
+#include "inject.h"
 
+#include <linux/userfaultfd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -210,6 +213,80 @@ static int wait_pages_read(fl_engine *e, uint64_t n)
 
 	h_wait_until(pages_read_reached, &g);
 	return h_estats(e).pages_read == n;
+}
+
+/* ---- a window's wake-up leaves its holes alone ------------------------- */
+
+struct wake_watch {
+	uintptr_t hole;	   /* a page not mapped while the watch runs */
+	uintptr_t mapped;  /* and one mapped */
+	_Atomic int woken; /* 1: the hole's waiter woken; 2: the mapped's */
+};
+
+static void watch_wakes(void *arg, unsigned long request, unsigned long call)
+{
+	struct wake_watch *w = arg;
+	const struct uffdio_range *r = NULL;
+
+	if (request == UFFDIO_WAKE)
+		r = (const struct uffdio_range *)call;
+	else if (request == UFFDIO_CONTINUE &&
+		 !(((const struct uffdio_continue *)call)->mode &
+		   UFFDIO_CONTINUE_MODE_DONTWAKE))
+		r = &((const struct uffdio_continue *)call)->range;
+	if (r && w->hole >= r->start && w->hole < r->start + r->len)
+		atomic_fetch_or(&w->woken, 1);
+	if (r && w->mapped >= r->start && w->mapped < r->start + r->len)
+		atomic_fetch_or(&w->woken, 2);
+}
+
+/*
+ * Fault-around maps the cached pages of a window and wakes the threads
+ * waiting there, but not one waiting at a page of the window still being
+ * read: woken, it would fault again and park a second record on the page.
+ * Records so multiplied without end under load (each resumed one woke the
+ * next page's waiter again), until the engine did nothing but wake them.
+ */
+TEST(fault_around_wakes_only_what_it_maps)
+{
+	struct fl_config cfg;
+	struct held_file h = {0};
+	struct wake_watch watch = {0};
+	struct reader r;
+	fl_engine *e;
+	int woken;
+
+	fl_config_init(&cfg);
+	cfg.handler_threads = 2;
+	cfg.readahead_pages = 1; /* each miss reads its own page */
+	cfg.fault_around_pages = 16;
+	e = h_engine_create(&cfg);
+	held_open(&h, e, 77);
+	/* Pages 0-15 but 5 cached, then unmapped (they stay cached). */
+	for (int pg = 0; pg < 16; pg++)
+		if (pg != 5)
+			CHECK_EQ(h_mismatch(h.p + pg * PG, 1, 77, pg * PG), -1);
+	CHECK_EQ(fl_madvise(e, h.p, 16 * PG, MADV_DONTNEED), 0);
+	/* A thread waits at page 5, whose read is held. */
+	CHECK_EQ(fl_store_faulty_hold(h.store, 5 * PG, PG), 0);
+	reader_start(&r, h.p, 5 * PG + 9, 77);
+	REQUIRE(wait_held(h.store, 1));
+	/* A fault at page 0 maps its window, [0, 16) but page 5. */
+	watch.hole = (uintptr_t)h.p + 5 * PG;
+	watch.mapped = (uintptr_t)h.p + 6 * PG;
+	inject_watch_ioctl(watch_wakes, &watch);
+	CHECK_EQ(h_mismatch(h.p, 1, 77, 0), -1);
+	inject_watch_ioctl(NULL, NULL);
+	woken = atomic_load(&watch.woken);
+	CHECK_EQ(woken, 2); /* page 6's waiters, not page 5's */
+	CHECK_EQ(fl_store_faulty_held(h.store), 1);
+	CHECK_EQ(fl_store_faulty_release(h.store), 0);
+	pthread_join(r.thread, NULL);
+	CHECK_EQ(r.sig.signo, 0);
+	CHECK_EQ(r.wrong, 0);
+	CHECK_EQ(h_estats(e).errors, 0);
+	held_close(&h, e);
+	CHECK_EQ(fl_engine_destroy(e), 0);
 }
 
 /* Unmap while a fault waits on a held read: the unmap completes without
