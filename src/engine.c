@@ -179,7 +179,7 @@ fl_engine *fl_engine_create(const struct fl_config *config)
 	if (!e)
 		return NULL;
 	e->uffd = e->stop_fd = e->pagemap_fd = e->self_pidfd = e->work.fd = -1;
-	e->poll_start_fd = e->follow_fd = -1;
+	e->poll_start_fd = e->follow_fd = e->io_ep = -1;
 	engine_init_locks(e);
 	if (workqueue_init(&e->work) || groups_init(e))
 		goto fail;

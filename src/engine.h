@@ -102,6 +102,7 @@ struct fl_engine {
 	uint32_t follow_tid;
 	unsigned follow_skip; /* looks before the thread's CPU is read again */
 	int poll_start_fd;
+	int io_ep; /* the I/O threads' epoll descriptor (threads.c) */
 	_Atomic uint64_t poll_last_read;
 	_Atomic uint64_t poll_last_found;
 

@@ -980,21 +980,58 @@ static void *handler_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The I/O threads' epoll descriptor, one for all of them: the work queue's
+ * eventfd, and the stop eventfd.  An epoll descriptor wakes one of the
+ * threads waiting on it per event, not all; a woken one that leaves an
+ * event ready (the stop, never read; work, while items are left) wakes
+ * the next.  With poll on the eventfd, each item posted woke every idle
+ * I/O thread: a burst of faults resumed at a page's unlock cost about
+ * 300 us an item with 70 of them beside a busy CPU.  -1 with errno if it
+ * cannot be made.
+ */
+static int io_epoll(struct fl_engine *e)
+{
+	struct epoll_event work = {.events = EPOLLIN, .data.u32 = 0},
+			   stop = {.events = EPOLLIN, .data.u32 = 1};
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep >= 0 && (epoll_ctl(ep, EPOLL_CTL_ADD, e->work.fd, &work) ||
+			epoll_ctl(ep, EPOLL_CTL_ADD, e->stop_fd, &stop))) {
+		int err = errno;
+
+		close(ep);
+		errno = err;
+		ep = -1;
+	}
+	return ep;
+}
+
+/* Sleep until work is queued (0) or the engine stops (1). */
+static int io_wait(struct fl_engine *e)
+{
+	struct epoll_event ev[2];
+	int n = epoll_wait(e->io_ep, ev, 2, -1);
+
+	if (n < 0)
+		return errno != EINTR;
+	for (int i = 0; i < n; i++)
+		if (ev[i].data.u32 == 1)
+			return 1;
+	return 0;
+}
+
 /* I/O threads run store reads (for parked faults, and readahead). */
 static void *io_main(void *arg)
 {
 	struct fl_engine *e = arg;
-	struct pollfd pfd[2] = {{.fd = e->work.fd, .events = POLLIN},
-				{.fd = e->stop_fd, .events = POLLIN}};
 
 	if (e->nr_cpu_pollers)
 		uffd_route_wakes(hand_wake, e);
 	for (;;) {
 		struct work *w;
 
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (pfd[1].revents)
+		if (io_wait(e))
 			break;
 		/* Busy before taking: busy + queued never dips below the
 		 * work there is, or the pool could fail to grow. */
@@ -1095,6 +1132,9 @@ int threads_start(struct fl_engine *e)
 		if (e->poll_start_fd < 0)
 			return -1;
 	}
+	e->io_ep = io_epoll(e);
+	if (e->io_ep < 0)
+		return -1;
 	most = nr + MAX_IO_THREADS;
 	e->threads = calloc(most, sizeof(*e->threads));
 	e->handlers = calloc(nr, sizeof(*e->handlers));
@@ -1170,7 +1210,9 @@ void threads_stop(struct fl_engine *e)
 	}
 	if (e->poll_start_fd >= 0)
 		close(e->poll_start_fd);
-	e->poll_start_fd = -1;
+	if (e->io_ep >= 0)
+		close(e->io_ep);
+	e->poll_start_fd = e->io_ep = -1;
 	e->nr_handlers = 0;
 	e->nr_threads = 0;
 	atomic_store(&e->nr_io, 0);
