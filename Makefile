@@ -206,8 +206,7 @@ test-local-poller:
 # The Python package's tests (pytest; skipped, saying why, without it),
 # against the shared library built here with FL_DEBUG (in BUILD-debug): the
 # contracts and the ownership checks of fault records (page.h) are asserted
-# there too, as in the C tests.  A rare livelock has been seen only under
-# these tests; a record owned twice would abort at its source instead.
+# there too, as in the C tests.
 DEBUG_SHARED := $(BUILD)-debug/libfaultline.so
 
 test-python:

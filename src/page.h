@@ -115,10 +115,9 @@ struct page_waiter {
 /*
  * Debug builds track who owns a waiter, so that a waiter on two lists at
  * once (its fault owned twice: parked and running, or freed while parked)
- * fails at once where it happens.  A livelock seen (rarely, in the Python
- * tests under load) looked like the work of one: a waker's private list
- * ran on into another page's live one, and the waker woke, without end,
- * faults that parked again on the list it was walking.
+ * fails at once where it happens.  (A livelock once taken for the work
+ * of one, a waker waking records without end, was most likely records
+ * multiplying instead: see window_wakes_issue in fault.c.)
  *
  *   IDLE    its fault runs, or is queued as work, or is a spare record
  *   PARKED  on a page's bucket (page_park) or a group's list (group_wait)
