@@ -399,56 +399,47 @@ static long anon_claim(struct fault *f, uintptr_t lo, size_t n,
 }
 
 /*
- * What a fault's window mapped, to be woken: the threads waiting there,
- * and the faulting one in any case (its page may have been mapped by
- * another fault, or locked meanwhile: it then faults again).  Not the
- * window's holes: a thread waiting at a page that is still being read (or
- * swapped in), woken, would only fault again and park a second record on
- * the page.  Records for one address multiplied so under load (each one
- * resumed woke the next page's waiter again, through its own window)
- * until the engine spent all its time waking them.
+ * Waking what a fault's window mapped: each run as it is mapped, but the
+ * faulting thread's own run last (the whole window is mapped before it
+ * goes on: see fault_around), and its page alone if no run covered it
+ * (mapped by another fault, or locked meanwhile: it then faults again).
+ * Never the window's holes: a thread waiting at a page that is still
+ * being read (or swapped in), woken, would only fault again and park a
+ * second record on the page.  Records for one address multiplied so
+ * under load (each one resumed woke the next page's waiter again,
+ * through its own window) until the engine spent all its time waking
+ * them.
  */
-#define WINDOW_WAKES 4 /* ranges woken apart; more are woken as one span */
-
 struct window_wakes {
-	unsigned nr;
-	struct {
-		uintptr_t lo, hi;
-	} range[WINDOW_WAKES];
+	struct fault *f;
+	uintptr_t lo, hi; /* the faulting page's run, if mapped */
 };
 
-/* Note [lo, hi), mapped now: joined to the last range if it follows it;
- * past WINDOW_WAKES ranges, the last one stretches to cover it. */
-static void window_wakes_note(struct window_wakes *w, uintptr_t lo,
-			      uintptr_t hi)
+/* [lo, hi) is mapped now: wake it, unless it is the faulting page's. */
+static void window_wake_run(struct window_wakes *w, uintptr_t lo, uintptr_t hi)
 {
-	if (w->nr && (w->range[w->nr - 1].hi == lo || w->nr == WINDOW_WAKES)) {
-		w->range[w->nr - 1].hi = hi;
+	if (w->f->addr >= lo && w->f->addr < hi) {
+		w->lo = lo;
+		w->hi = hi;
 		return;
 	}
-	w->range[w->nr].lo = lo;
-	w->range[w->nr++].hi = hi;
+	uffd_wake(w->f->e->uffd, lo, hi - lo);
 }
 
-static void window_wakes_issue(struct fault *f, const struct window_wakes *w)
+/* The window is mapped: wake the faulting thread. */
+static void window_wake_fault(const struct window_wakes *w)
 {
-	int covered = 0;
-
-	for (unsigned i = 0; i < w->nr; i++) {
-		uffd_wake(f->e->uffd, w->range[i].lo,
-			  w->range[i].hi - w->range[i].lo);
-		covered |=
-			f->addr >= w->range[i].lo && f->addr < w->range[i].hi;
-	}
-	if (!covered)
-		uffd_wake(f->e->uffd, f->addr, PAGE_SIZE);
+	if (w->hi > w->lo)
+		uffd_wake(w->f->e->uffd, w->lo, w->hi - w->lo);
+	else
+		uffd_wake(w->f->e->uffd, w->f->addr, PAGE_SIZE);
 }
 
 /*
  * Fill [lo, hi): zeroed private pages, or the zero page.  Returns the
  * number of private pages made, or -EDQUOT with *over set (see anon_claim).
  * *failed is set if an ioctl failed (the pages it left are unclaimed).
- * The runs filled are noted in wakes.
+ * Each run filled is woken (window_wake_run).
  */
 static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 			     enum pte_state state, struct fl_group **over,
@@ -495,7 +486,7 @@ static long anon_fill_window(struct fault *f, uintptr_t lo, uintptr_t hi,
 		if (run_failed)
 			*failed = 1;
 		else
-			window_wakes_note(wakes, start, lo + (j << PAGE_SHIFT));
+			window_wake_run(wakes, start, lo + (j << PAGE_SHIFT));
 	}
 	return filled;
 }
@@ -580,7 +571,7 @@ static enum fault_result fault_anon_wp(struct fault *f)
  */
 static enum fault_result fault_anon(struct fault *f)
 {
-	struct window_wakes wakes = {.nr = 0};
+	struct window_wakes wakes = {.f = f};
 	struct fl_group *over;
 	uintptr_t lo, hi;
 	long filled;
@@ -606,7 +597,7 @@ static enum fault_result fault_anon(struct fault *f)
 	if (failed && !fault_is_stale(f)) /* the faulting page is not there */
 		return fault_sigbus(f);
 	COUNT(f, zero_fills, (uint64_t)filled);
-	window_wakes_issue(f, &wakes);
+	window_wake_fault(&wakes);
 	return FAULT_DONE;
 }
 
@@ -705,7 +696,7 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 				a->woken = 1;
 			if (n >= 0) /* mapped, here or before (or up to
 				     * an ioctl's failure, rarely) */
-				window_wakes_note(&a->wakes, at, stop);
+				window_wake_run(&a->wakes, at, stop);
 		}
 		if (n < 0)
 			a->failed = 1;
@@ -715,7 +706,7 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 
 /*
  * Map the cached pages of [lo, hi), then wake the threads waiting at the
- * pages mapped (window_wakes_issue).
+ * pages mapped (window_wake_run, window_wake_fault).
  * Map lock held; takes the cache lock (read) while mapping, so that no
  * page is removed while it is being mapped.  A window of the faulting
  * page alone (a random fault's) is woken by its UFFDIO_CONTINUE itself,
@@ -725,9 +716,8 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 static int fault_around_range(struct fault *f, struct fl_object *o,
 			      uintptr_t lo, uintptr_t hi)
 {
-	struct around a = {.f = f,
-			   .flags = o->store ? UFFD_MAP_WP : 0,
-			   .wakes = {.nr = 0}};
+	struct around a = {
+		.f = f, .flags = o->store ? UFFD_MAP_WP : 0, .wakes = {.f = f}};
 	uint64_t last = mapping_index(f->m, hi - 1);
 
 	if (last >= o->nr_pages)
@@ -745,7 +735,7 @@ static int fault_around_range(struct fault *f, struct fl_object *o,
 	if (a.woken)
 		return 0;
 	if (!a.failed || fault_is_stale(f)) {
-		window_wakes_issue(f, &a.wakes);
+		window_wake_fault(&a.wakes);
 		return 0;
 	}
 	return -1; /* the faulting page is not mapped: not woken */

@@ -984,11 +984,12 @@ static void *handler_main(void *arg)
  * The I/O threads' epoll descriptor, one for all of them: the work queue's
  * eventfd, and the stop eventfd.  An epoll descriptor wakes one of the
  * threads waiting on it per event, not all; a woken one that leaves an
- * event ready (the stop, never read; work, while items are left) wakes
- * the next.  With poll on the eventfd, each item posted woke every idle
- * I/O thread: a burst of faults resumed at a page's unlock cost about
- * 300 us an item with 70 of them beside a busy CPU.  -1 with errno if it
- * cannot be made.
+ * event ready (the stop, never read; work, until the woken thread has
+ * taken its item) wakes the next, so a post may wake a short chain of
+ * them, one after another.  With poll on the eventfd, each item posted
+ * woke every idle I/O thread at once: a burst of faults resumed at a
+ * page's unlock cost about 300 us an item with 70 of them beside a busy
+ * CPU.  -1 with errno if it cannot be made.
  */
 static int io_epoll(struct fl_engine *e)
 {
@@ -1007,7 +1008,8 @@ static int io_epoll(struct fl_engine *e)
 	return ep;
 }
 
-/* Sleep until work is queued (0) or the engine stops (1). */
+/* Sleep until work is queued (0), or the engine stops or the wait fails
+ * (1: the thread ends). */
 static int io_wait(struct fl_engine *e)
 {
 	struct epoll_event ev[2];

@@ -39,9 +39,7 @@ struct inject_state {
 
 static struct inject_state points[INJ_NR];
 
-static void (*_Atomic ioctl_watch)(void *arg, unsigned long request,
-				   unsigned long call_arg);
-static void *_Atomic ioctl_watch_arg;
+static const struct inject_ioctl_watch *_Atomic ioctl_watch;
 
 static const char *const names[INJ_NR] = {
 	[INJ_ALLOC] = "alloc",
@@ -97,16 +95,12 @@ void inject_clear(void)
 		inject_set_mode((enum inject_point)i, 0, 0, INJECT_ONCE);
 		inject_on_fire((enum inject_point)i, NULL, NULL);
 	}
-	inject_watch_ioctl(NULL, NULL);
+	inject_watch_ioctl(NULL);
 }
 
-void inject_watch_ioctl(void (*fn)(void *arg, unsigned long request,
-				   unsigned long call_arg),
-			void *arg)
+void inject_watch_ioctl(const struct inject_ioctl_watch *watch)
 {
-	atomic_store(&ioctl_watch, NULL);
-	atomic_store(&ioctl_watch_arg, arg);
-	atomic_store(&ioctl_watch, fn);
+	atomic_store(&ioctl_watch, watch);
 }
 
 void inject_on_fire(enum inject_point point, void (*fn)(void *arg), void *arg)
@@ -273,12 +267,11 @@ static int ioctl_resolves(enum inject_point point)
 int inject_ioctl(int fd, unsigned long request, unsigned long arg)
 {
 	enum inject_point point = ioctl_point(request);
-	void (*watch)(void *, unsigned long, unsigned long) =
-		atomic_load(&ioctl_watch);
+	const struct inject_ioctl_watch *watch = atomic_load(&ioctl_watch);
 	int err = inject_hit(point);
 
 	if (watch)
-		watch(atomic_load(&ioctl_watch_arg), request, arg);
+		watch->fn(watch->arg, request, arg);
 	if (!err)
 		return ioctl(fd, request, arg);
 	/*

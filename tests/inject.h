@@ -95,13 +95,17 @@ void inject_clear(void);
  */
 void inject_on_fire(enum inject_point point, void (*fn)(void *arg), void *arg);
 /*
- * Call fn(arg, request, call_arg) on the calling thread before every ioctl
- * the library makes, failed or not (NULL: none; inject_clear removes it):
- * a test sees which ranges were woken or mapped, and when.
+ * Watch every ioctl the library makes, failed or not: watch->fn(watch->arg,
+ * request, call_arg) runs on the calling thread before the call (NULL: no
+ * watch; inject_clear removes it), so that a test sees which ranges were
+ * woken or mapped, and when.  A call may still be in its watch after the
+ * watch is removed: keep *watch alive until the engine is destroyed.
  */
-void inject_watch_ioctl(void (*fn)(void *arg, unsigned long request,
-				   unsigned long call_arg),
-			void *arg);
+struct inject_ioctl_watch {
+	void (*fn)(void *arg, unsigned long request, unsigned long call_arg);
+	void *arg;
+};
+void inject_watch_ioctl(const struct inject_ioctl_watch *watch);
 /* Calls of point since it was last set or cleared (failed ones too). */
 unsigned long inject_calls(enum inject_point point);
 /* Failures injected at point since it was last set or cleared. */
