@@ -8,11 +8,9 @@
  */
 #define _GNU_SOURCE /* gettid */
 #include "harness.h"
-#include "inject.h"
+#include "wake_watch.h"
 
-#include <linux/userfaultfd.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -217,36 +215,6 @@ static int wait_pages_read(fl_engine *e, uint64_t n)
 
 /* ---- a window's wake-up leaves its holes alone ------------------------- */
 
-struct wake_watch {
-	uintptr_t hole;	   /* a page not mapped while the watch runs */
-	uintptr_t mapped;  /* and one mapped */
-	_Atomic int woken; /* 1: the hole's waiter woken; 2: the mapped's */
-};
-
-static void watch_wakes(void *arg, unsigned long request, unsigned long call)
-{
-	struct wake_watch *w = arg;
-	const struct uffdio_range *r = NULL;
-
-	if (request == UFFDIO_WAKE)
-		r = (const struct uffdio_range *)call;
-	else if (request == UFFDIO_CONTINUE &&
-		 !(((const struct uffdio_continue *)call)->mode &
-		   UFFDIO_CONTINUE_MODE_DONTWAKE))
-		r = &((const struct uffdio_continue *)call)->range;
-	if (r && w->hole >= r->start && w->hole < r->start + r->len)
-		atomic_fetch_or(&w->woken, 1);
-	if (r && w->mapped >= r->start && w->mapped < r->start + r->len)
-		atomic_fetch_or(&w->woken, 2);
-}
-
-static int mapped_woken(void *arg)
-{
-	struct wake_watch *w = arg;
-
-	return atomic_load(&w->woken) & 2;
-}
-
 /*
  * Fault-around maps the cached pages of a window and wakes the threads
  * waiting there, but not one waiting at a page of the window still being
@@ -258,11 +226,9 @@ TEST(fault_around_wakes_only_what_it_maps)
 {
 	struct fl_config cfg;
 	struct held_file h = {0};
-	struct wake_watch watch = {0};
-	struct inject_ioctl_watch watching = {watch_wakes, &watch};
+	struct wake_watch watch;
 	struct reader r;
 	fl_engine *e;
-	int woken;
 
 	fl_config_init(&cfg);
 	cfg.handler_threads = 2;
@@ -282,14 +248,9 @@ TEST(fault_around_wakes_only_what_it_maps)
 	/* A fault at page 0 maps its window, [0, 16) but page 5: page 6's
 	 * waiters are woken (maybe after the faulting thread, by a handler
 	 * preempted between two wakes), page 5's never. */
-	watch.hole = (uintptr_t)h.p + 5 * PG;
-	watch.mapped = (uintptr_t)h.p + 6 * PG;
-	inject_watch_ioctl(&watching);
+	wake_watch_start(&watch, h.p + 5 * PG, h.p + 6 * PG);
 	CHECK_EQ(h_mismatch(h.p, 1, 77, 0), -1);
-	CHECK(h_wait_until(mapped_woken, &watch));
-	inject_watch_ioctl(NULL);
-	woken = atomic_load(&watch.woken);
-	CHECK_EQ(woken, 2);
+	CHECK_EQ(wake_watch_end(&watch), WOKE_MAPPED);
 	CHECK_EQ(fl_store_faulty_held(h.store), 1);
 	CHECK_EQ(fl_store_faulty_release(h.store), 0);
 	pthread_join(r.thread, NULL);

@@ -10,6 +10,7 @@
 #include "inject.h"
 #include "reclaim.h"
 #include "swap.h"
+#include "wake_watch.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -630,6 +631,39 @@ static void op_second_reader(struct swap_env *v, unsigned char *p)
 	/* The page is in the swap cache, read: this fault installs it. */
 	CHECK_EQ(h_try_read(p, &val, &sig), 0);
 	CHECK_EQ(val, h_pattern(17, 0));
+}
+
+/*
+ * A read fault's window of zero pages wakes what it filled, not a page of
+ * it being swapped in: that page's waiter, woken, would fault again and
+ * park a second record on it (see window_wake_run in fault.c).
+ */
+TEST(swap_anon_window_leaves_swapin_waiter_asleep)
+{
+	struct swap_env v;
+	unsigned char *p = race_setup(&v, "window-wake");
+	struct wake_watch watch;
+	struct reader r;
+
+	/* Page 0 is in swap; pages 1-15 are emptied. */
+	CHECK_EQ(fl_madvise(v.e, p + PG, 15 * PG, MADV_DONTNEED), 0);
+	/* A thread's swap-in of page 0 stalls, read but not installed. */
+	hooks_arm(SWAP_HOOK_CONFIRMED, -1, 0);
+	reader_start(&r, p);
+	REQUIRE(h_wait_until(reached, NULL));
+	/* A read of page 1 fills its window, [0, 16) but page 0. */
+	wake_watch_start(&watch, p, p + 2 * PG);
+	CHECK_EQ(p[PG], 0);
+	CHECK_EQ(wake_watch_end(&watch), WOKE_MAPPED);
+	hooks_off();
+	pthread_join(r.thread, NULL);
+	CHECK_EQ(r.signo, 0);
+	CHECK_EQ(r.val, h_pattern(17, 0));
+	CHECK_EQ(h_nonzero(p + PG, 15 * PG), -1);
+	CHECK_EQ(h_mismatch(p + 16 * PG, 240 * PG, 17, 16 * PG), -1);
+	CHECK_EQ(fl_munmap(v.e, p, 256 * PG), 0);
+	check_totals_zero(&v);
+	env_close(&v);
 }
 
 TEST(swap_two_faults_read_a_slot_once)
