@@ -1055,6 +1055,11 @@ TEST(fault_messages_counted)
 
 /* Resource totals go back to their baseline: private pages when mappings
  * go, cache pages when objects go. */
+static int cache_empty(void *e)
+{
+	return h_estats(e).cached_pages == 0;
+}
+
 TEST(resource_totals_return_to_baseline)
 {
 	struct h_file f;
@@ -1094,6 +1099,9 @@ TEST(resource_totals_return_to_baseline)
 	CHECK_EQ(fl_munmap(e, s, 64 * PG), 0);
 	CHECK_EQ(h_estats(e).dirty_pages, 0);
 	CHECK_EQ(fl_object_close(o), 0);
+	/* The last reference may be an I/O thread's, dropped just after the
+	 * fault it resumed woke the reader: the object goes then. */
+	CHECK(h_wait_until(cache_empty, e));
 	st = h_estats(e);
 	CHECK_EQ(st.cached_pages, 0);
 	CHECK_EQ(st.private_pages, 0);
