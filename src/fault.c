@@ -679,9 +679,11 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 						       at >> PAGE_SHIFT,
 						       (end >> PAGE_SHIFT) - 1);
 		uintptr_t stop = bad == UINT64_MAX ? end : bad << PAGE_SHIFT;
-		long want = (long)((stop - at) >> PAGE_SHIFT), n = 0;
+		long want = (long)((stop - at) >> PAGE_SHIFT);
 
 		if (want) {
+			long n;
+
 			/* Counted first: the ioctl may wake the thread
 			 * (UFFD_MAP_WAKE).  What it did not map is taken
 			 * back. */
@@ -694,12 +696,12 @@ static void fault_around_run(uint64_t index, unsigned long count, void *arg)
 					      (uint64_t)want);
 			else if (a->flags & UFFD_MAP_WAKE)
 				a->woken = 1;
-			if (n >= 0) /* mapped, here or before (or up to
-				     * an ioctl's failure, rarely) */
+			if (n < 0)
+				a->failed = 1;
+			else /* mapped, here or before (or up to an
+			      * ioctl's failure, rarely) */
 				window_wake_run(&a->wakes, at, stop);
 		}
-		if (n < 0)
-			a->failed = 1;
 		at = stop + PAGE_SIZE;
 	}
 }

@@ -117,7 +117,7 @@ struct page_waiter {
  * once (its fault owned twice: parked and running, or freed while parked)
  * fails at once where it happens.  (A livelock once taken for the work
  * of one, a waker waking records without end, was most likely records
- * multiplying instead: see window_wakes_issue in fault.c.)
+ * multiplying instead: see window_wake_run in fault.c.)
  *
  *   IDLE    its fault runs, or is queued as work, or is a spare record
  *   PARKED  on a page's bucket (page_park) or a group's list (group_wait)

@@ -851,6 +851,27 @@ static unsigned local_poll_cpus(const struct fl_engine *e, int *cpus,
 
 enum { WOKE_UFFD = 1, WOKE_STOP = 2, WOKE_AIO = 4, WOKE_POLL = 8 };
 
+/* An epoll descriptor watching fds[0..n) for events[i], each reported as
+ * bit 1 << i in data.u32; -1 with errno if it cannot be made. */
+static int epoll_watching(const int *fds, const uint32_t *events, unsigned n)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	for (unsigned i = 0; ep >= 0 && i < n; i++) {
+		struct epoll_event ev = {.events = events[i],
+					 .data.u32 = 1u << i};
+
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev)) {
+			int err = errno;
+
+			close(ep);
+			errno = err;
+			ep = -1;
+		}
+	}
+	return ep;
+}
+
 /*
  * A handler's epoll descriptor: the userfaultfd and the completion eventfd
  * added exclusively, so that an event wakes one sleeping handler, not all;
@@ -865,21 +886,8 @@ static int handler_epoll(struct fl_engine *e, int cpu_poller)
 	int fds[4] = {e->uffd, e->stop_fd, aio_fd(e), e->poll_start_fd};
 	uint32_t events[4] = {EPOLLIN | EPOLLEXCLUSIVE, EPOLLIN,
 			      EPOLLIN | EPOLLEXCLUSIVE, EPOLLIN | EPOLLET};
-	int ep = epoll_create1(EPOLL_CLOEXEC);
 
-	for (int i = 0; ep >= 0 && i < (cpu_poller ? 4 : 3); i++) {
-		struct epoll_event ev = {.events = events[i],
-					 .data.u32 = 1u << i};
-
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev)) {
-			int err = errno;
-
-			close(ep);
-			errno = err;
-			ep = -1;
-		}
-	}
-	return ep;
+	return epoll_watching(fds, events, cpu_poller ? 4 : 3);
 }
 
 /* Sleep until an event (at most 1 ms without a record: have is 0);
@@ -993,19 +1001,10 @@ static void *handler_main(void *arg)
  */
 static int io_epoll(struct fl_engine *e)
 {
-	struct epoll_event work = {.events = EPOLLIN, .data.u32 = 0},
-			   stop = {.events = EPOLLIN, .data.u32 = 1};
-	int ep = epoll_create1(EPOLL_CLOEXEC);
+	int fds[2] = {e->work.fd, e->stop_fd};
+	uint32_t events[2] = {EPOLLIN, EPOLLIN};
 
-	if (ep >= 0 && (epoll_ctl(ep, EPOLL_CTL_ADD, e->work.fd, &work) ||
-			epoll_ctl(ep, EPOLL_CTL_ADD, e->stop_fd, &stop))) {
-		int err = errno;
-
-		close(ep);
-		errno = err;
-		ep = -1;
-	}
-	return ep;
+	return epoll_watching(fds, events, 2);
 }
 
 /* Sleep until work is queued (0), or the engine stops or the wait fails
@@ -1018,7 +1017,7 @@ static int io_wait(struct fl_engine *e)
 	if (n < 0)
 		return errno != EINTR;
 	for (int i = 0; i < n; i++)
-		if (ev[i].data.u32 == 1)
+		if (ev[i].data.u32 == 1u << 1) /* the stop eventfd */
 			return 1;
 	return 0;
 }

@@ -1053,13 +1053,13 @@ TEST(fault_messages_counted)
 	CHECK_EQ(fl_engine_destroy(e), 0);
 }
 
-/* Resource totals go back to their baseline: private pages when mappings
- * go, cache pages when objects go. */
 static int cache_empty(void *e)
 {
 	return h_estats(e).cached_pages == 0;
 }
 
+/* Resource totals go back to their baseline: private pages when mappings
+ * go, cache pages when objects go. */
 TEST(resource_totals_return_to_baseline)
 {
 	struct h_file f;
