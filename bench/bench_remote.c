@@ -9,6 +9,11 @@
  *               read-only mapping, no advice (readahead finds the
  *               stream).  direct: plain hiredis, GET of every block in
  *               order, pipelined (64 requests, 4 MiB, kept in flight).
+ *               direct-cache: direct, also writing each block into a
+ *               memfd of its own, the least any page cache does (a
+ *               ratio of its own: what a page cache costs here).  The
+ *               CPU seconds of the client and of the server are printed
+ *               beside them.
  *   random      one word of each of 8192 random pages (the same pages in
  *               the same order for every configuration).  faultline:
  *               MADV_RANDOM (each fault reads its page alone).  direct:
@@ -24,6 +29,7 @@
  * The object is written once before the runs and deleted after.  Without
  * FL_REDIS_URL the scenario says "skipped" and succeeds.
  */
+#define _GNU_SOURCE /* memfd_create */
 #include "bench.h"
 #include "../tools/cli_util.h"
 #include "uffd_minimal.h"
@@ -31,6 +37,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #ifdef FL_HAVE_HIREDIS
@@ -51,6 +58,9 @@ struct remote_ctx {
 	unsigned nreads;
 	struct fl_redis_stats st; /* of the last faultline run */
 	struct fl_stats es;	  /* its engine's */
+	double direct_cpu[2];	  /* last direct run: client, server */
+	double fl_cpu[2];	  /* last faultline run: process, server */
+	double cache_fill;	  /* last direct-cache run: pwrite seconds */
 };
 
 /* The word a random read reads in page pg (it moves within the page). */
@@ -99,44 +109,136 @@ static redisContext *direct_connect(const char *base)
 	return rc;
 }
 
-/* A block's reply: its bytes (a missing block is zeros: none here). */
-static int block_reply(redisContext *rc, uint64_t block, uint32_t bsize,
-		       uint64_t *sum)
+/* The server's CPU seconds so far (INFO cpu), or -1. */
+static double server_cpu(redisContext *rc)
 {
-	redisReply *r;
+	redisReply *r = redisCommand(rc, "INFO cpu");
+	double sys = -1, user = -1;
+	const char *p;
 
-	if (redisGetReply(rc, (void **)&r) != REDIS_OK ||
-	    r->type != REDIS_REPLY_STRING || r->len != bsize) {
-		cli_error("bench remote: direct GET of block %llu failed",
-			  (unsigned long long)block);
-		if (r)
-			freeReplyObject(r);
-		return -1;
+	if (r && r->type == REDIS_REPLY_STRING) {
+		p = strstr(r->str, "used_cpu_sys:");
+		if (p)
+			sys = atof(p + strlen("used_cpu_sys:"));
+		p = strstr(r->str, "used_cpu_user:");
+		if (p)
+			user = atof(p + strlen("used_cpu_user:"));
 	}
-	*sum += sum_stride64(r->str, r->len);
-	freeReplyObject(r);
-	return 0;
+	if (r)
+		freeReplyObject(r);
+	return sys < 0 || user < 0 ? -1 : sys + user;
 }
 
-static int direct_seq(void *arg, struct bench_run *out)
+/* This thread's CPU seconds so far. */
+static double thread_cpu(void)
 {
-	struct remote_ctx *c = arg;
+	struct timespec t;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* This process's CPU seconds so far (the engine's threads with it). */
+static double process_cpu(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int cluster_url(const char *base)
+{
+	return strncmp(base, "redis+cluster://", 16) == 0;
+}
+
+/*
+ * GET of every block in order, DIRECT_WINDOW kept in flight.  With
+ * cache_fd >= 0 each block is also written there (direct-cache), the
+ * time that takes added to *fill.  The client's and the server's CPU
+ * seconds go to *cpu (either -1 if unknown).
+ */
+static int pipelined_get(struct remote_ctx *c, int cache_fd,
+			 struct bench_run *out, double *fill, double cpu[2])
+{
 	uint64_t nblocks = c->size / REMOTE_BLOCK, sent = 0, got = 0;
-	double t0 = now_seconds();
+	double t0 = now_seconds(), c0 = thread_cpu(), s0, i0;
 	redisContext *rc = direct_connect(c->base);
 	int ret = 0;
 
 	if (!rc)
 		return -1;
+	i0 = now_seconds();
+	s0 = server_cpu(rc); /* not timed */
+	t0 += now_seconds() - i0;
 	out->checksum = 0;
-	while (got < nblocks && ret == 0) {
+	*fill = 0;
+	for (; got < nblocks && ret == 0; got++) {
+		off_t at = (off_t)(got * REMOTE_BLOCK);
+		redisReply *r;
+		double f0;
+
 		while (sent < nblocks && sent - got < DIRECT_WINDOW)
 			redisAppendCommand(rc, "GET %s:%llu", c->prefix,
 					   (unsigned long long)sent++);
-		ret = block_reply(rc, got++, REMOTE_BLOCK, &out->checksum);
+		if (redisGetReply(rc, (void **)&r) != REDIS_OK ||
+		    r->type != REDIS_REPLY_STRING || r->len != REMOTE_BLOCK) {
+			cli_error("bench remote: direct GET of block %llu "
+				  "failed",
+				  (unsigned long long)got);
+			ret = -1;
+		} else if (cache_fd >= 0) {
+			f0 = now_seconds();
+			if (pwrite(cache_fd, r->str, REMOTE_BLOCK, at) !=
+			    REMOTE_BLOCK) {
+				cli_error("bench remote: direct-cache: %s",
+					  strerror(errno));
+				ret = -1;
+			}
+			*fill += now_seconds() - f0;
+		}
+		if (ret == 0)
+			out->checksum += sum_stride64(r->str, r->len);
+		if (r)
+			freeReplyObject(r);
 	}
 	out->seconds = now_seconds() - t0;
+	cpu[0] = thread_cpu() - c0;
+	cpu[1] = s0 < 0 ? -1 : server_cpu(rc);
+	if (cpu[1] >= 0)
+		cpu[1] -= s0;
 	redisFree(rc);
+	return ret;
+}
+
+static int direct_seq(void *arg, struct bench_run *out)
+{
+	struct remote_ctx *c = arg;
+	double fill;
+
+	return pipelined_get(c, -1, out, &fill, c->direct_cpu);
+}
+
+/*
+ * direct-cache: direct's client, but each block it gets is also written
+ * into a memfd of its own: a page cache, a new page for every page read,
+ * as any design that keeps the data must allocate.  Not a baseline: the
+ * least such a design does in one thread, so what a page cache costs
+ * here.  The memfd is freed untimed, as faultline's cache is.
+ */
+static int direct_cache_seq(void *arg, struct bench_run *out)
+{
+	struct remote_ctx *c = arg;
+	int fd = memfd_create("flbench-cache", MFD_CLOEXEC);
+	double cpu[2];
+	int ret;
+
+	if (fd < 0) {
+		cli_error("bench remote: memfd_create: %s", strerror(errno));
+		return -1;
+	}
+	ret = pipelined_get(c, fd, out, &c->cache_fill, cpu);
+	close(fd);
 	return ret;
 }
 
@@ -282,6 +384,9 @@ static int fl_timed(void *arg, fl_engine *e, struct bench_run *out)
 {
 	struct fl_run *fr = arg;
 	struct remote_ctx *c = fr->c;
+	redisContext *info =
+		cluster_url(c->base) ? NULL : direct_connect(c->base);
+	double s0 = info ? server_cpu(info) : -1, c0 = process_cpu();
 	double t0 = now_seconds();
 	struct fl_store *s = fl_store_redis_open(c->url, NULL);
 	fl_object *o;
@@ -319,6 +424,10 @@ static int fl_timed(void *arg, fl_engine *e, struct bench_run *out)
 								   c->pages[i],
 								   c->page));
 	out->seconds = now_seconds() - t0;
+	c->fl_cpu[0] = process_cpu() - c0;
+	c->fl_cpu[1] = s0 < 0 ? -1 : server_cpu(info) - s0;
+	if (info)
+		redisFree(info);
 	fl_store_redis_stats(s, &c->st);
 	fl_engine_stats(e, &c->es);
 	if (fl_munmap(e, (void *)p, c->size) || fl_object_close(o)) {
@@ -360,6 +469,20 @@ static void store_summary(const struct remote_ctx *c, const char *row)
 	       c->es.store_reads ? (double)c->es.store_read_depth /
 					   (double)c->es.store_reads
 				 : 0.0);
+}
+
+/*
+ * What the sequential rows cost in CPU (last runs).  On a machine of few
+ * CPUs this is what bounds a design that fills a page cache: the
+ * server's, the client's and the fill's CPU seconds share those CPUs.
+ */
+static void seq_cpu_summary(const struct remote_ctx *c)
+{
+	printf("  # CPU seconds (last runs): direct's client %.3f, server "
+	       "%.3f; faultline's\n  # process %.3f, server %.3f; "
+	       "direct-cache's pwrite into its cache %.3f\n",
+	       c->direct_cpu[0], c->direct_cpu[1], c->fl_cpu[0], c->fl_cpu[1],
+	       c->cache_fill);
 }
 
 /* ---- setup ------------------------------------------------------------ */
@@ -483,6 +606,7 @@ int bench_remote(const struct bench_opts *o)
 			       .nreads = RAND_READS};
 	struct bench_config seq[] = {
 		{"direct", direct_seq, &c, 0, 0, {0}},
+		{"direct-cache", direct_cache_seq, &c, 0, 0, {0}},
 		{"faultline", fl_seq, &c, 0, 0, {0}},
 	};
 	struct bench_config rnd[] = {
@@ -522,11 +646,12 @@ int bench_remote(const struct bench_opts *o)
 	seq_sum = pattern_sum_stride64(REMOTE_SEED, c.size);
 	rand_sum = rand_expected(&c);
 	if (remote_setup(&c, base) == 0 &&
-	    bench_run_all(o, seq, 2, seq_sum, 0) == 0) {
+	    bench_run_all(o, seq, 3, seq_sum, 0) == 0) {
 		printf("  sequential (direct: pipelined GET, %u in flight):\n",
 		       DIRECT_WINDOW);
-		bench_table(seq, 2, c.size / c.page, c.size);
+		bench_table(seq, 3, c.size / c.page, c.size);
 		store_summary(&c, "faultline sequential");
+		seq_cpu_summary(&c);
 		if (bench_run_all(o, rnd, 4, rand_sum, 0) == 0)
 			ret = 0;
 	}
@@ -537,9 +662,12 @@ int bench_remote(const struct bench_opts *o)
 		       "  MADV_RANDOM, reads the page):\n");
 		bench_table(rnd, 4, c.nreads, (uint64_t)c.nreads * c.page);
 		store_summary(&c, "faultline random");
-		bench_ratio("remote-seq", &seq[1], &seq[0]);
+		bench_ratio("remote-seq", &seq[2], &seq[0]);
 		bench_target("remote-seq/direct",
-			     bench_ratio_value(&seq[1], &seq[0]), 0.8);
+			     bench_ratio_value(&seq[2], &seq[0]), 0.8);
+		bench_ratio("remote-seq", &seq[2], &seq[1]);
+		/* The most a design with a page cache gets here. */
+		bench_ratio("remote-seq-direct-cache", &seq[1], &seq[0]);
 		bench_ratio("remote-rand", &rnd[3], &rnd[0]);
 		bench_target("remote-rand/direct",
 			     bench_ratio_value(&rnd[3], &rnd[0]), 0.8);
