@@ -14,6 +14,10 @@
 #include "object.h"
 #include "swap.h"
 
+#ifdef FL_INJECT
+void (*object_test_hook_dying_put)(void);
+#endif
+
 static void engine_link_object(struct fl_engine *e, struct fl_object *o)
 {
 	pthread_mutex_lock(&e->objects_lock);
@@ -102,8 +106,8 @@ struct fl_object *object_new(struct fl_engine *e, struct fl_store *store,
  * Release o: write back, then free.  From here the object is dying: a
  * reference its writeback takes (each submitted write holds one) goes back
  * without releasing it again, and object_tryget takes none.  Those
- * references come back just after their writes end: wait for them before
- * taking anything down.
+ * references come back just after their writes end (object_put touches
+ * nothing after): wait for them before taking anything down.
  */
 int object_release(struct fl_object *o)
 {
@@ -146,10 +150,21 @@ static void object_release_cancel(struct work *w)
 
 int object_put(struct fl_object *o)
 {
+	/*
+	 * A dying object's references are its release's writeback's: the
+	 * release frees the object as soon as they are back, so giving one
+	 * back is the last touch.  (Otherwise o cannot be dying: a release
+	 * starts only when the references are gone, as here, or at engine
+	 * teardown, when none is in use.)
+	 */
+	if (atomic_load(&o->dying)) {
+		atomic_fetch_sub(&o->refs, 1);
+		object_hook_dying_put();
+		return 0;
+	}
 	if (atomic_fetch_sub(&o->refs, 1) != 1)
 		return 0;
-	if (atomic_exchange(&o->dying, 1))
-		return 0; /* its release's own reference, given back */
+	atomic_store(&o->dying, 1);
 	/*
 	 * The last reference went with a store completion, on the thread
 	 * that reaps them: the release's writeback would wait there for

@@ -90,6 +90,28 @@ static inline int object_tryget(struct fl_object *o)
 }
 /* Drop a reference; the last one writes back and frees.  0 or -1/EIO. */
 int object_put(struct fl_object *o);
+
+/*
+ * Test-only hook (builds with FL_INJECT): object_put has just given back
+ * a dying object's reference, after which it touches the object no more
+ * (its release may free it at once).  The hook may stall to open that
+ * window.
+ */
+#ifdef FL_INJECT
+extern void (*object_test_hook_dying_put)(void);
+static inline void object_hook_dying_put(void)
+{
+	void (*hook)(void) =
+		__atomic_load_n(&object_test_hook_dying_put, __ATOMIC_ACQUIRE);
+
+	if (hook)
+		hook();
+}
+#else
+static inline void object_hook_dying_put(void)
+{
+}
+#endif
 /* Free the object whatever its references (engine teardown). */
 int object_release(struct fl_object *o);
 /* Make the memfd at least end bytes long, so faults there reach us. */

@@ -341,10 +341,13 @@ static int64_t inline_size(struct fl_store *s)
 	return in->ops->size(in);
 }
 
+static _Atomic unsigned inline_stores_destroyed;
+
 static void inline_destroy(struct fl_store *s)
 {
 	struct fl_store *in = to_inline(s)->inner;
 
+	atomic_fetch_add(&inline_stores_destroyed, 1);
 	in->ops->destroy(in);
 	pthread_mutex_destroy(&to_inline(s)->lock);
 	free(s);
@@ -615,6 +618,62 @@ TEST(release_with_dirty_pages_writes_them)
 	CHECK_EQ(fl_munmap(e, p, 64 * PG), 0);
 	CHECK_EQ(fl_object_close(o2), 0);
 	CHECK_EQ(fl_engine_destroy(e), 0);
+	h_file_remove(&f);
+}
+
+/*
+ * A dying object's release frees it as soon as its writeback's references
+ * are back, so the put that gives one back must touch the object no more.
+ * object_put did (it set o->dying after its decrement): a write into freed
+ * memory when the release ran in between, which ThreadSanitizer reported
+ * here.  The hook makes every such put pause just after its decrement
+ * (only pause: the releasing thread's own puts go through it too), long
+ * enough for the release to free the object meanwhile, so that a
+ * sanitizer run catches any touch that follows.  What the test checks does
+ * not depend on how long the pause is.
+ */
+extern void (*object_test_hook_dying_put)(void);
+static _Atomic int dying_puts;
+
+static int object_gone(void *arg)
+{
+	(void)arg;
+	return atomic_load(&inline_stores_destroyed) > 0;
+}
+
+static void pause_dying_put(void)
+{
+	atomic_fetch_add(&dying_puts, 1);
+	usleep(20000);
+}
+
+TEST(dying_object_put_touches_nothing_after_its_decrement)
+{
+	fl_engine *e = h_engine_cfg(2, 1, 1);
+	struct inline_store *st;
+	struct h_file f;
+	unsigned char *p;
+	fl_object *o;
+
+	h_file_create(&f, 64 * PG, 95);
+	o = inline_object(e, &f, &st);
+	p = h_map(e, 64 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, o, 0);
+	/* One page stays dirty at munmap (writes of [10, 20) fail): the
+	 * release writes it back. */
+	inline_set_fail(st, 1);
+	dirty_page(p, 10, 197);
+	CHECK_ERR(fl_munmap(e, p, 64 * PG), EIO);
+	CHECK_EQ(h_estats(e).dirty_pages, 1);
+	inline_set_fail(st, 0);
+	atomic_store(&inline_stores_destroyed, 0);
+	__atomic_store_n(&object_test_hook_dying_put, pause_dying_put,
+			 __ATOMIC_RELEASE);
+	CHECK_EQ(fl_object_close(o), 0); /* its release writes it back */
+	CHECK(h_wait_until(object_gone, NULL));
+	CHECK(file_page_new(f.path, 10, 197));
+	CHECK_EQ(fl_engine_destroy(e), 0); /* every paused put returned */
+	__atomic_store_n(&object_test_hook_dying_put, NULL, __ATOMIC_RELEASE);
+	CHECK(atomic_load(&dying_puts) > 0);
 	h_file_remove(&f);
 }
 
