@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef FL_HAVE_HIREDIS
@@ -129,21 +130,13 @@ static double server_cpu(redisContext *rc)
 	return sys < 0 || user < 0 ? -1 : sys + user;
 }
 
-/* This thread's CPU seconds so far. */
-static double thread_cpu(void)
+/* CPU seconds so far of a clock: CLOCK_THREAD_CPUTIME_ID (this thread),
+ * CLOCK_PROCESS_CPUTIME_ID (the process, the engine's threads with it). */
+static double cpu_seconds(clockid_t clock)
 {
 	struct timespec t;
 
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* This process's CPU seconds so far (the engine's threads with it). */
-static double process_cpu(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	clock_gettime(clock, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
@@ -154,25 +147,29 @@ static int cluster_url(const char *base)
 
 /*
  * GET of every block in order, DIRECT_WINDOW kept in flight.  With
- * cache_fd >= 0 each block is also written there (direct-cache), the
- * time that takes added to *fill.  The client's and the server's CPU
- * seconds go to *cpu (either -1 if unknown).
+ * cache_fd >= 0 (direct-cache) each block is also written there, the
+ * time that takes going to c->cache_fill; without (direct), the client's
+ * and the server's CPU seconds go to c->direct_cpu (either -1 if
+ * unknown).
  */
 static int pipelined_get(struct remote_ctx *c, int cache_fd,
-			 struct bench_run *out, double *fill, double cpu[2])
+			 struct bench_run *out)
 {
 	uint64_t nblocks = c->size / REMOTE_BLOCK, sent = 0, got = 0;
-	double t0 = now_seconds(), c0 = thread_cpu(), s0, i0;
+	double t0 = now_seconds(), c0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+	double s0 = -1, i0;
 	redisContext *rc = direct_connect(c->base);
 	int ret = 0;
 
 	if (!rc)
 		return -1;
-	i0 = now_seconds();
-	s0 = server_cpu(rc); /* not timed */
-	t0 += now_seconds() - i0;
+	if (cache_fd < 0) {
+		i0 = now_seconds();
+		s0 = server_cpu(rc); /* not timed */
+		t0 += now_seconds() - i0;
+	}
 	out->checksum = 0;
-	*fill = 0;
+	c->cache_fill = 0;
 	for (; got < nblocks && ret == 0; got++) {
 		off_t at = (off_t)(got * REMOTE_BLOCK);
 		redisReply *r = NULL; /* hiredis sets it on success only */
@@ -195,7 +192,7 @@ static int pipelined_get(struct remote_ctx *c, int cache_fd,
 					  strerror(errno));
 				ret = -1;
 			}
-			*fill += now_seconds() - f0;
+			c->cache_fill += now_seconds() - f0;
 		}
 		if (ret == 0)
 			out->checksum += sum_stride64(r->str, r->len);
@@ -203,20 +200,19 @@ static int pipelined_get(struct remote_ctx *c, int cache_fd,
 			freeReplyObject(r);
 	}
 	out->seconds = now_seconds() - t0;
-	cpu[0] = thread_cpu() - c0;
-	cpu[1] = s0 < 0 ? -1 : server_cpu(rc);
-	if (cpu[1] >= 0)
-		cpu[1] -= s0;
+	if (cache_fd < 0) {
+		c->direct_cpu[0] = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - c0;
+		c->direct_cpu[1] = s0 < 0 ? -1 : server_cpu(rc);
+		if (c->direct_cpu[1] >= 0)
+			c->direct_cpu[1] -= s0;
+	}
 	redisFree(rc);
 	return ret;
 }
 
 static int direct_seq(void *arg, struct bench_run *out)
 {
-	struct remote_ctx *c = arg;
-	double fill;
-
-	return pipelined_get(c, -1, out, &fill, c->direct_cpu);
+	return pipelined_get(arg, -1, out);
 }
 
 /*
@@ -230,14 +226,13 @@ static int direct_cache_seq(void *arg, struct bench_run *out)
 {
 	struct remote_ctx *c = arg;
 	int fd = memfd_create("flbench-cache", MFD_CLOEXEC);
-	double cpu[2];
 	int ret;
 
 	if (fd < 0) {
 		cli_error("bench remote: memfd_create: %s", strerror(errno));
 		return -1;
 	}
-	ret = pipelined_get(c, fd, out, &c->cache_fill, cpu);
+	ret = pipelined_get(c, fd, out);
 	if (ret == 0) { /* untimed: the cache holds what was read */
 		void *m = mmap(NULL, c->size, PROT_READ, MAP_SHARED, fd, 0);
 
@@ -397,7 +392,8 @@ static int fl_timed(void *arg, fl_engine *e, struct bench_run *out)
 {
 	struct fl_run *fr = arg;
 	struct remote_ctx *c = fr->c;
-	double s0 = fr->info ? server_cpu(fr->info) : -1, c0 = process_cpu();
+	double s0 = fr->info ? server_cpu(fr->info) : -1;
+	double c0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
 	double t0 = now_seconds();
 	struct fl_store *s = fl_store_redis_open(c->url, NULL);
 	fl_object *o;
@@ -435,7 +431,7 @@ static int fl_timed(void *arg, fl_engine *e, struct bench_run *out)
 								   c->pages[i],
 								   c->page));
 	out->seconds = now_seconds() - t0;
-	c->fl_cpu[0] = process_cpu() - c0;
+	c->fl_cpu[0] = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - c0;
 	c->fl_cpu[1] = s0 < 0 ? -1 : server_cpu(fr->info) - s0;
 	fl_store_redis_stats(s, &c->st);
 	fl_engine_stats(e, &c->es);
